@@ -1,0 +1,38 @@
+# vramguard: `make` builds build/libvramguard.so; `make check` runs the tests
+# against the fake CUDA driver; `make demo`; `make gpu-test` on a GPU machine.
+CUDA_HOME ?= /usr/local/cuda
+CC ?= gcc
+BUILD := build
+PYTHON ?= python3
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -I$(CUDA_HOME)/include
+SHIM_CFLAGS := $(BASE_CFLAGS) $(WARN) -fvisibility=hidden -pthread
+# -Bsymbolic-functions: the shim's own references to its wrappers bind to
+# itself; -z now: no lazy binding inside someone else's process.
+SHIM_LDFLAGS := -shared -pthread -Wl,-Bsymbolic-functions -Wl,-z,now -Wl,-z,defs -Wl,--no-undefined
+SHIM_LIBS := -ldl
+
+SHIM_SRCS := $(wildcard shim/*.c)
+SHIM_OBJS := $(patsubst shim/%.c,$(BUILD)/shim/%.o,$(SHIM_SRCS)) $(BUILD)/shim/dlsym_trampoline.o
+SHIM := $(BUILD)/libvramguard.so
+
+.PHONY: all check demo gpu-test bench clean install-check-deps
+all: $(SHIM)
+
+$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) purpose_tags/vramguard.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SHIM_CFLAGS) -c $< -o $@
+
+$(BUILD)/shim/dlsym_trampoline.o: shim/dlsym_trampoline.S
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(SHIM): $(SHIM_OBJS)
+	$(CC) $(SHIM_LDFLAGS) -o $@ $^ $(SHIM_LIBS)
+
+-include tests/fakecuda/fakecuda.mk
+-include tests/tests.mk
+
+clean:
+	rm -rf $(BUILD)

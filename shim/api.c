@@ -1,0 +1,147 @@
+/* The exported vramguard_shim_* functions behind purpose_tags/vramguard.h,
+ * and the fork handlers. */
+#include "../purpose_tags/vramguard.h"
+#include "driver_hooks.h"
+#include "emit.h"
+#include "events.h"
+#include "log.h"
+#include "purposes.h"
+#include "real.h"
+#include "report.h"
+#include "table.h"
+
+#include <cuda.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT const char *vramguard_shim_version(void);
+EXPORT int vramguard_shim_purpose_push(int purpose, const char *label);
+EXPORT int vramguard_shim_purpose_pop(void);
+EXPORT int vramguard_shim_usage(struct vramguard_usage *usage);
+EXPORT size_t vramguard_shim_report(char *buf, size_t size);
+EXPORT int vramguard_shim_verify_residency(void);
+
+_Static_assert(VRAMGUARD_MAX_DEVICES == VG_MAX_DEVICES && VRAMGUARD_KIND_SLOTS == VG_KIND_SLOTS &&
+                   VRAMGUARD_PURPOSE_SLOTS == VG_PURPOSE_SLOTS,
+               "public and internal dimensions must agree");
+
+EXPORT const char *vramguard_shim_version(void)
+{
+    return VG_VERSION;
+}
+
+EXPORT int vramguard_shim_purpose_push(int purpose, const char *label)
+{
+    return vg_purpose_push(purpose, label);
+}
+
+EXPORT int vramguard_shim_purpose_pop(void)
+{
+    return vg_purpose_pop();
+}
+
+EXPORT int vramguard_shim_usage(struct vramguard_usage *usage)
+{
+    size_t header = offsetof(struct vramguard_usage, purpose_bytes);
+    if (usage == NULL || usage->size < header)
+        return -1;
+    struct vg_stats *s = malloc(sizeof(*s));
+    struct vramguard_usage *u = calloc(1, sizeof(*u));
+    if (s == NULL || u == NULL) {
+        free(s);
+        free(u);
+        return -1;
+    }
+    vg_table_stats(s);
+    u->device_count = (uint32_t)s->device_count;
+    u->violations = vg_violation_count();
+    u->oom_events = vg_oom_count();
+    for (int d = 0; d < VG_MAX_DEVICES; d++)
+        for (int k = 0; k < VG_KIND_SLOTS; k++)
+            for (int p = 0; p < VG_PURPOSE_SLOTS; p++) {
+                const struct vg_cell *c = &s->cell[d][k][p];
+                u->cell[d][k][p] = (struct vramguard_cell){c->live_bytes, c->live_count, c->peak_bytes};
+                if (k == VG_KIND_DEVICE) {
+                    u->vram_bytes += c->live_bytes;
+                    u->purpose_bytes[p] += c->live_bytes;
+                }
+            }
+    size_t n = usage->size < sizeof(*u) ? usage->size : sizeof(*u);
+    uint64_t caller_size = usage->size;
+    memcpy(usage, u, n);
+    usage->size = caller_size;
+    free(s);
+    free(u);
+    return 0;
+}
+
+EXPORT size_t vramguard_shim_report(char *buf, size_t size)
+{
+    struct vg_out *o = malloc(sizeof(*o));
+    if (o == NULL)
+        return 0;
+    vg_out_buffer(o, buf, size);
+    vg_report_text(o, "");
+    size_t total = o->total;
+    free(o);
+    return total;
+}
+
+EXPORT int vramguard_shim_verify_residency(void)
+{
+    struct vg_alloc *live = NULL;
+    size_t n = vg_table_snapshot(&live);
+    __typeof__(&cuPointerGetAttribute) attr = vg_helper_fn(VG_H_cuPointerGetAttribute);
+    int offenders = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned int type = 0, managed = 0;
+        CUresult r1 = attr ? attr(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, live[i].ptr) : CUDA_ERROR_NOT_INITIALIZED;
+        CUresult r2 = attr ? attr(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, live[i].ptr) : CUDA_ERROR_NOT_INITIALIZED;
+        if (r1 == CUDA_SUCCESS && r2 == CUDA_SUCCESS && type == CU_MEMORYTYPE_DEVICE && !managed)
+            continue;
+        offenders++;
+        char caller[512], size[32];
+        vg_describe_caller(live[i].caller, true, caller, sizeof(caller));
+        const char *why = r1 != CUDA_SUCCESS || r2 != CUDA_SUCCESS ? "the driver does not know this pointer"
+                          : managed                                 ? "managed (unified) memory"
+                          : type == CU_MEMORYTYPE_HOST             ? "host memory"
+                                                                    : "not device memory";
+        vg_log("residency: 0x%llx (%s, kind %s, purpose %s, %s from %s) is not VRAM: %s",
+               (unsigned long long)live[i].ptr, vg_format_bytes(live[i].size, size, sizeof(size)),
+               vg_kind_name(live[i].kind), vg_purpose_name(live[i].purpose), live[i].api, caller, why);
+    }
+    free(live);
+    vg_log("residency: %zu live allocations checked, %d not in VRAM", n, offenders);
+    return offenders;
+}
+
+/* ---- fork: the child owns none of its parent's allocations ---------------- */
+
+
+static void before_fork(void)
+{
+    vg_table_lock_for_fork();
+}
+
+static void in_parent(void)
+{
+    vg_table_unlock_after_fork();
+}
+
+static void in_child(void)
+{
+    vg_table_unlock_after_fork();
+    vg_table_reset();
+    vg_events_reset_after_fork();
+    vg_forget_reached_driver();
+}
+
+/* Registering fork handlers is all the constructor does: no driver, no
+ * environment, nothing a compiler inheriting LD_PRELOAD would notice. */
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    pthread_atfork(before_fork, in_parent, in_child);
+}

@@ -1,0 +1,217 @@
+#include "config.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A parser returns false for an invalid value; `cfg` is left unchanged then. */
+typedef bool (*vg_parse_fn)(struct vg_config *cfg, const char *value);
+
+struct vg_option {
+    const char *name;
+    vg_parse_fn parse;
+    const char *accepted; /* named in the warning */
+};
+
+static bool parse_policy(struct vg_config *cfg, const char *v)
+{
+    if (strcmp(v, "reject") == 0) cfg->policy = VG_POLICY_REJECT;
+    else if (strcmp(v, "warn") == 0) cfg->policy = VG_POLICY_WARN;
+    else if (strcmp(v, "off") == 0) cfg->policy = VG_POLICY_OFF;
+    else return false;
+    return true;
+}
+
+/* Parse a comma-separated list of words against `words`; "none" is the empty set. */
+static bool parse_flag_list(const char *v, const char *const *words, const unsigned *bits,
+                            int n, unsigned *out)
+{
+    if (strcmp(v, "none") == 0) {
+        *out = 0;
+        return true;
+    }
+    unsigned result = 0;
+    const char *p = v;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < n; i++)
+            if (strlen(words[i]) == len && strncmp(p, words[i], len) == 0)
+                found = i;
+        if (found < 0)
+            return false;
+        result |= bits[found];
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    *out = result;
+    return true;
+}
+
+static bool parse_allow(struct vg_config *cfg, const char *v)
+{
+    static const char *const words[] = {"pinned"};
+    static const unsigned bits[] = {VG_ALLOW_PINNED};
+    return parse_flag_list(v, words, bits, 1, &cfg->allow);
+}
+
+static bool parse_fail_on(struct vg_config *cfg, const char *v)
+{
+    static const char *const words[] = {"violation", "oom", "leak"};
+    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM, VG_FAIL_ON_LEAK};
+    return parse_flag_list(v, words, bits, 3, &cfg->fail_on);
+}
+
+static bool copy_path(char *dst, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= VG_PATH_MAX)
+        return false;
+    memcpy(dst, v, n + 1);
+    return true;
+}
+
+static bool parse_report(struct vg_config *cfg, const char *v)
+{
+    return copy_path(cfg->report_path, v);
+}
+
+static bool parse_log(struct vg_config *cfg, const char *v)
+{
+    if (strcmp(v, "stderr") == 0) {
+        cfg->log_path[0] = '\0';
+        return true;
+    }
+    return copy_path(cfg->log_path, v);
+}
+
+/* The option table: every VRAMGUARD_* variable the shim reads. */
+static const struct vg_option options[] = {
+    {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off"},
+    {"VRAMGUARD_ALLOW", parse_allow, "pinned, none"},
+    {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak; or none"},
+    {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
+    {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
+};
+
+static void set_defaults(struct vg_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->policy = VG_POLICY_REJECT;
+    cfg->fail_on = VG_FAIL_ON_VIOLATION;
+}
+
+int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
+{
+    int invalid = 0;
+    set_defaults(cfg);
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        const char *value = get(options[i].name);
+        if (value == NULL || value[0] == '\0')
+            continue; /* unset or empty: the default */
+        if (!options[i].parse(cfg, value)) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s=\"%.200s\" is not valid (accepted: %s); using the default",
+                     options[i].name, value, options[i].accepted);
+            if (warn)
+                warn(msg);
+            invalid++;
+        }
+    }
+    return invalid;
+}
+
+static struct vg_config process_config;
+static atomic_bool process_config_ready;
+static pthread_once_t process_config_once = PTHREAD_ONCE_INIT;
+
+static const char *real_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+static void warn_to_log(const char *message)
+{
+    vg_log("%s", message);
+}
+
+static void load_process_config(void)
+{
+    /* Parse silently first so the log destination is known before warning. */
+    vg_config_parse(&process_config, real_getenv, NULL);
+    vg_log_open(process_config.log_path);
+    vg_config_parse(&process_config, real_getenv, warn_to_log);
+    atomic_store_explicit(&process_config_ready, true, memory_order_release);
+}
+
+const struct vg_config *vg_config(void)
+{
+    if (!atomic_load_explicit(&process_config_ready, memory_order_acquire))
+        pthread_once(&process_config_once, load_process_config);
+    return &process_config;
+}
+
+bool vg_expand_path(const char *tmpl, int pid, char *out, size_t out_size)
+{
+    size_t o = 0;
+    for (const char *p = tmpl; *p; p++) {
+        char num[24];
+        const char *piece = NULL;
+        if (p[0] == '%' && p[1] == 'p') {
+            snprintf(num, sizeof(num), "%d", pid);
+            piece = num;
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            piece = "%";
+            p++;
+        }
+        if (piece) {
+            size_t n = strlen(piece);
+            if (o + n >= out_size)
+                return false;
+            memcpy(out + o, piece, n);
+            o += n;
+        } else {
+            if (o + 1 >= out_size)
+                return false;
+            out[o++] = *p;
+        }
+    }
+    if (o >= out_size)
+        return false;
+    out[o] = '\0';
+    return true;
+}
+
+const char *vg_policy_name(enum vg_policy_mode mode)
+{
+    switch (mode) {
+    case VG_POLICY_REJECT: return "reject";
+    case VG_POLICY_WARN: return "warn";
+    case VG_POLICY_OFF: return "off";
+    }
+    return "invalid";
+}
+
+char *vg_fail_on_string(unsigned fail_on, char *out, size_t out_size)
+{
+    static const char *const words[] = {"violation", "oom", "leak"};
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < 3; i++) {
+        if (!(fail_on & (1u << i)))
+            continue;
+        int n = snprintf(out + o, out_size - o, "%s%s", o ? "," : "", words[i]);
+        if (n < 0 || (size_t)n >= out_size - o)
+            break;
+        o += (size_t)n;
+    }
+    if (o == 0)
+        snprintf(out, out_size, "none");
+    return out;
+}

@@ -1,0 +1,42 @@
+/* Configuration: one option table (config.c), parsed once from the
+ * environment. Values are parsed, never presence; an invalid value gets one
+ * warning naming the variable and the accepted values, and the default stays. */
+#ifndef VG_CONFIG_H
+#define VG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum vg_policy_mode { VG_POLICY_REJECT = 0, VG_POLICY_WARN = 1, VG_POLICY_OFF = 2 };
+
+enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK = 1 << 2 };
+enum { VG_ALLOW_PINNED = 1 << 0 };
+
+enum { VG_PATH_MAX = 1024 };
+
+struct vg_config {
+    enum vg_policy_mode policy;
+    unsigned allow;                  /* VG_ALLOW_* */
+    unsigned fail_on;                /* VG_FAIL_ON_* */
+    char report_path[VG_PATH_MAX];   /* template, "" = no report */
+    char log_path[VG_PATH_MAX];      /* template, "" = stderr */
+};
+
+typedef const char *(*vg_getenv_fn)(const char *name);
+typedef void (*vg_warn_fn)(const char *message);
+
+/* Fill `cfg` with defaults, then apply every variable `get` returns.
+ * Returns the number of invalid values (each reported through `warn`). */
+int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn);
+
+/* The process configuration, loaded from the real environment on first use. */
+const struct vg_config *vg_config(void);
+
+/* Expand `%p` to the pid and `%%` to `%`. Returns false if it does not fit. */
+bool vg_expand_path(const char *tmpl, int pid, char *out, size_t out_size);
+
+const char *vg_policy_name(enum vg_policy_mode mode);
+/* Writes e.g. "violation,oom" or "none"; returns `out`. */
+char *vg_fail_on_string(unsigned fail_on, char *out, size_t out_size);
+
+#endif

@@ -1,0 +1,130 @@
+#include "devices.h"
+#include "real.h"
+
+#include <cuda.h>
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { UNSEEN = 0, LEARNING = 1, KNOWN = 2 };
+
+static struct vg_device_info devices[VG_MAX_DEVICES];
+static atomic_int device_state[VG_MAX_DEVICES];
+
+/* ---- NVML, loaded with dlopen when present ------------------------------- */
+
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} vg_nvml_process_info; /* nvmlProcessInfo_t as of NVML 11+ */
+
+typedef int (*nvml_init_fn)(void);
+typedef int (*nvml_by_pci_fn)(const char *, void **);
+typedef int (*nvml_procs_fn)(void *, unsigned int *, vg_nvml_process_info *);
+
+static nvml_procs_fn nvml_processes;
+static nvml_by_pci_fn nvml_by_pci;
+static void *nvml_handle[VG_MAX_DEVICES];
+static atomic_int nvml_state; /* 0 untried, 1 trying, 2 ready, 3 absent */
+
+static void nvml_learn(int device, const char *pci_bus_id)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&nvml_state, &expected, 1)) {
+        void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+        nvml_init_fn init = lib ? (nvml_init_fn)vg_real_dlsym(lib, "nvmlInit_v2") : NULL;
+        nvml_processes = lib ? (nvml_procs_fn)vg_real_dlsym(lib, "nvmlDeviceGetComputeRunningProcesses_v3") : NULL;
+        nvml_by_pci = lib ? (nvml_by_pci_fn)vg_real_dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2") : NULL;
+        bool ok = init && nvml_processes && nvml_by_pci && init() == 0;
+        atomic_store(&nvml_state, ok ? 2 : 3);
+    }
+    if (atomic_load(&nvml_state) != 2 || pci_bus_id[0] == '\0')
+        return;
+    void *h = NULL;
+    if (nvml_by_pci(pci_bus_id, &h) == 0)
+        nvml_handle[device] = h;
+}
+
+bool vg_device_process_usage(int device, uint64_t *used_bytes)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device])
+        return false;
+    vg_nvml_process_info procs[64];
+    unsigned int count = 64;
+    if (nvml_processes(nvml_handle[device], &count, procs) != 0)
+        return false;
+    unsigned int pid = (unsigned int)getpid();
+    for (unsigned int i = 0; i < count && i < 64; i++) {
+        if (procs[i].pid == pid && procs[i].usedGpuMemory != ~0ull) {
+            *used_bytes = procs[i].usedGpuMemory;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- device properties --------------------------------------------------- */
+
+static void learn_device(int d)
+{
+    struct vg_device_info *info = &devices[d];
+    CUdevice dev = d;
+    __typeof__(&cuDeviceGetName) get_name = vg_helper_fn(VG_H_cuDeviceGetName);
+    __typeof__(&cuDeviceTotalMem_v2) get_total = vg_helper_fn(VG_H_cuDeviceTotalMem_v2);
+    __typeof__(&cuDeviceGetAttribute) get_attr = vg_helper_fn(VG_H_cuDeviceGetAttribute);
+    __typeof__(&cuDeviceGetPCIBusId) get_pci = vg_helper_fn(VG_H_cuDeviceGetPCIBusId);
+
+    if (!get_name || get_name(info->name, sizeof(info->name), dev) != CUDA_SUCCESS)
+        strcpy(info->name, "unknown");
+    size_t total = 0;
+    if (get_total && get_total(&total, dev) == CUDA_SUCCESS)
+        info->total_bytes = total;
+    int value = 0;
+    info->pageable_memory_access = -1;
+    if (get_attr && get_attr(&value, CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, dev) == CUDA_SUCCESS)
+        info->pageable_memory_access = value != 0;
+    if (!get_pci || get_pci(info->pci_bus_id, sizeof(info->pci_bus_id), dev) != CUDA_SUCCESS)
+        info->pci_bus_id[0] = '\0';
+    nvml_learn(d, info->pci_bus_id);
+    info->known = true;
+}
+
+int vg_current_device(void)
+{
+    __typeof__(&cuCtxGetDevice) get_device = vg_helper_fn(VG_H_cuCtxGetDevice);
+    CUdevice dev = -1;
+    if (get_device == NULL || get_device(&dev) != CUDA_SUCCESS)
+        return -1;
+    if (dev >= 0 && dev < VG_MAX_DEVICES &&
+        atomic_load_explicit(&device_state[dev], memory_order_acquire) != KNOWN) {
+        int expected = UNSEEN;
+        if (atomic_compare_exchange_strong(&device_state[dev], &expected, LEARNING)) {
+            learn_device(dev);
+            atomic_store_explicit(&device_state[dev], KNOWN, memory_order_release);
+        }
+    }
+    return dev;
+}
+
+bool vg_device_info(int device, struct vg_device_info *out)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES ||
+        atomic_load_explicit(&device_state[device], memory_order_acquire) != KNOWN)
+        return false;
+    *out = devices[device];
+    return true;
+}
+
+bool vg_device_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    __typeof__(&cuMemGetInfo_v2) get_info = vg_helper_fn(VG_H_cuMemGetInfo_v2);
+    size_t f = 0, t = 0;
+    if (get_info == NULL || get_info(&f, &t) != CUDA_SUCCESS)
+        return false;
+    *free_bytes = f;
+    *total_bytes = t;
+    return true;
+}

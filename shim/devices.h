@@ -1,0 +1,29 @@
+/* What the shim knows of each device: learned once, when the program first
+ * allocates on it (outside any lock), so the OOM path only reads. */
+#ifndef VG_DEVICES_H
+#define VG_DEVICES_H
+
+#include "model.h"
+#include <stdbool.h>
+
+struct vg_device_info {
+    bool known;
+    char name[96];
+    uint64_t total_bytes;
+    int pageable_memory_access; /* 1, 0, or -1 when the driver did not say */
+    char pci_bus_id[32];
+};
+
+/* The calling thread's current device (cuCtxGetDevice), -1 without a
+ * context. Learns the device's properties the first time it is seen. */
+int vg_current_device(void);
+/* Snapshot of a device's properties; false if never seen. */
+bool vg_device_info(int device, struct vg_device_info *out);
+
+/* cuMemGetInfo_v2 for the calling thread's context. */
+bool vg_device_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
+/* This process's memory on `device` as nvidia-smi shows it (NVML). False
+ * without NVML or when the driver does not say. No heap. */
+bool vg_device_process_usage(int device, uint64_t *used_bytes);
+
+#endif

@@ -1,0 +1,53 @@
+/* The exported dlsym. See dlsym_hook.c: route, then tail-jump with the
+ * caller's return address untouched. */
+#if defined(__x86_64__)
+    .text
+    .globl dlsym
+    .type dlsym, @function
+dlsym:
+    .cfi_startproc
+#ifdef __CET__
+    endbr64
+#endif
+    push %rdi
+    .cfi_adjust_cfa_offset 8
+    push %rsi
+    .cfi_adjust_cfa_offset 8
+    sub $8, %rsp                /* keep the stack 16-byte aligned for the call */
+    .cfi_adjust_cfa_offset 8
+    mov %rsi, %rdi              /* vg_dlsym_route(name) */
+    call vg_dlsym_route
+    add $8, %rsp
+    .cfi_adjust_cfa_offset -8
+    pop %rsi
+    .cfi_adjust_cfa_offset -8
+    pop %rdi
+    .cfi_adjust_cfa_offset -8
+    jmp *%rax                   /* (handle, name) still in rdi, rsi */
+    .cfi_endproc
+    .size dlsym, .-dlsym
+#elif defined(__aarch64__)
+    .text
+    .globl dlsym
+    .type dlsym, %function
+dlsym:
+    .cfi_startproc
+    stp x29, x30, [sp, -32]!
+    .cfi_def_cfa_offset 32
+    .cfi_offset 29, -32
+    .cfi_offset 30, -24
+    mov x29, sp
+    stp x0, x1, [sp, 16]
+    mov x0, x1
+    bl vg_dlsym_route
+    mov x16, x0
+    ldp x0, x1, [sp, 16]
+    ldp x29, x30, [sp], 32
+    .cfi_def_cfa_offset 0
+    br x16
+    .cfi_endproc
+    .size dlsym, .-dlsym
+#else
+#error "vramguard's dlsym trampoline supports x86_64 and aarch64"
+#endif
+    .section .note.GNU-stack,"",%progbits

@@ -1,0 +1,33 @@
+/* Driver-level wrappers: the one place where the allocation table changes.
+ * Each has the exact prototype of the driver variant it stands for; the
+ * legacy 32-bit variants are exported under their driver names with asm
+ * labels (cuda.h #defines cuMemAlloc to cuMemAlloc_v2). */
+#ifndef VG_DRIVER_HOOKS_H
+#define VG_DRIVER_HOOKS_H
+
+#include <cuda.h>
+
+typedef unsigned int vg_devptr_v1; /* CUdeviceptr_v1: 32-bit */
+
+CUresult vg_cuGetProcAddress_v1(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
+    __asm__("cuGetProcAddress");
+CUresult vg_cuMemAlloc_v1(vg_devptr_v1 *dptr, unsigned int bytesize) __asm__("cuMemAlloc");
+CUresult vg_cuMemAllocPitch_v1(vg_devptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
+                               unsigned int Height, unsigned int ElementSizeBytes)
+    __asm__("cuMemAllocPitch");
+CUresult vg_cuMemFree_v1(vg_devptr_v1 dptr) __asm__("cuMemFree");
+CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize) __asm__("cuMemAllocHost");
+
+/* The other wrappers carry the driver's own names and prototypes from cuda.h:
+ * cuGetProcAddress_v2, cuInit, cuMemAlloc_v2, cuMemAllocPitch_v2, cuMemFree_v2,
+ * cuMemAllocHost_v2, cuMemHostAlloc, cuMemFreeHost, cuMemAllocManaged. */
+
+/* Called by every way in: marks that this process reached the driver (it
+ * then gets a report at exit) and loads the configuration. Cheap after the
+ * first call. */
+void vg_reached_driver(void);
+int vg_process_reached_driver(void);
+/* After fork: the child has not reached the driver itself yet. */
+void vg_forget_reached_driver(void);
+
+#endif

@@ -1,0 +1,52 @@
+#include "entry_table.h"
+#include "driver_hooks.h"
+#include "log.h"
+#include "real.h"
+
+#include <cuda.h>
+#include <stdatomic.h>
+#include <string.h>
+
+const struct vg_entry vg_entries[VG_FN_COUNT] = {
+#define ENTRY(base, symbol, version, ptsz, wrapper) {base, symbol, version, ptsz, (void *)wrapper},
+#include "entry_points.def"
+#undef ENTRY
+};
+
+int vg_entry_by_symbol(const char *symbol)
+{
+    if (symbol == NULL || symbol[0] != 'c' || symbol[1] != 'u')
+        return -1;
+    for (int i = 0; i < VG_FN_COUNT; i++)
+        if (strcmp(vg_entries[i].symbol, symbol) == 0)
+            return i;
+    return -1;
+}
+
+void *vg_entry_swap(const char *base, void *real, int version, uint64_t flags)
+{
+    if (base == NULL || real == NULL || base[0] != 'c' || base[1] != 'u')
+        return real;
+    int fallback = -1;
+    bool any = false;
+    bool want_ptsz = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
+    for (int i = 0; i < VG_FN_COUNT; i++) {
+        const struct vg_entry *e = &vg_entries[i];
+        if (strcmp(e->base, base) != 0)
+            continue;
+        any = true;
+        if (vg_real_fn(i) == real)
+            return e->wrapper;
+        if (e->min_version <= version && e->ptsz == want_ptsz &&
+            (fallback < 0 || e->min_version > vg_entries[fallback].min_version))
+            fallback = i;
+    }
+    if (!any)
+        return real;
+    static atomic_bool warned;
+    if (!atomic_exchange(&warned, true))
+        vg_log("cuGetProcAddress(\"%s\", %d) returned an address that is not an exported variant; "
+               "wrapping it as %s",
+               base, version, fallback >= 0 ? vg_entries[fallback].symbol : "(none: passed through)");
+    return fallback >= 0 ? vg_entries[fallback].wrapper : real;
+}

@@ -1,0 +1,244 @@
+#include "events.h"
+#include "config.h"
+#include "devices.h"
+#include "log.h"
+#include "purposes.h"
+#include "real.h"
+#include "emit.h"
+#include "report.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_ullong violations;
+static atomic_ullong ooms;
+static atomic_ullong ooms_per_device[VG_MAX_DEVICES];
+
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vg_event violations_kept[VG_EVENTS_KEPT];
+static struct vg_event ooms_kept[VG_EVENTS_KEPT];
+static int n_violations_kept, n_ooms_kept;
+
+/* The report path and its journal, resolved once per process. */
+static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
+static char report_path[VG_PATH_MAX];
+static bool report_path_ready;
+static int journal_fd = -1;
+static bool journal_tried;
+
+void vg_format_time(const struct timespec *t, char *out, size_t size)
+{
+    struct tm tm;
+    gmtime_r(&t->tv_sec, &tm);
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000000);
+}
+
+static void resolve_report_path_locked(void)
+{
+    if (report_path_ready)
+        return;
+    report_path_ready = true;
+    const struct vg_config *cfg = vg_config();
+    if (cfg->report_path[0] &&
+        !vg_expand_path(cfg->report_path, (int)getpid(), report_path, sizeof(report_path))) {
+        vg_log("VRAMGUARD_REPORT path is too long after expansion; no report will be written");
+        report_path[0] = '\0';
+    }
+}
+
+const char *vg_report_path(void)
+{
+    pthread_mutex_lock(&journal_lock);
+    resolve_report_path_locked();
+    pthread_mutex_unlock(&journal_lock);
+    return report_path;
+}
+
+/* Append one line to the journal (opened on first use). */
+static void journal_append(const char *line, size_t len)
+{
+    pthread_mutex_lock(&journal_lock);
+    resolve_report_path_locked();
+    if (!journal_tried && report_path[0]) {
+        journal_tried = true;
+        char path[VG_PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s.journal", report_path);
+        journal_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (journal_fd < 0)
+            vg_log("cannot open the journal %s; events are only logged", path);
+    }
+    if (journal_fd >= 0)
+        vg_write_all(journal_fd, line, len);
+    pthread_mutex_unlock(&journal_lock);
+}
+
+void vg_events_reset_after_fork(void)
+{
+    atomic_store(&violations, 0);
+    atomic_store(&ooms, 0);
+    for (int i = 0; i < VG_MAX_DEVICES; i++)
+        atomic_store(&ooms_per_device[i], 0);
+    n_violations_kept = n_ooms_kept = 0;
+    if (journal_fd >= 0)
+        close(journal_fd);
+    journal_fd = -1;
+    journal_tried = false;
+    report_path_ready = false;
+    report_path[0] = '\0';
+}
+
+static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult result)
+{
+    clock_gettime(CLOCK_REALTIME, &e->time);
+    e->api = c->api;
+    e->caller = c->caller;
+    e->size = c->size;
+    e->device = c->device;
+    e->kind = c->kind;
+    e->purpose = c->purpose;
+    e->label = c->label;
+    e->action = c->action;
+    e->result = result;
+}
+
+static void keep(struct vg_event *kept, int *n, const struct vg_event *e)
+{
+    pthread_mutex_lock(&kept_lock);
+    if (*n < VG_EVENTS_KEPT)
+        kept[(*n)++] = *e;
+    pthread_mutex_unlock(&kept_lock);
+}
+
+/* The journal line: {"event":TYPE,"pid":N, the report's fields for the event}. */
+static void journal_event(const char *type, const struct vg_event *e)
+{
+    char line[2048];
+    struct vg_out o;
+    vg_out_buffer(&o, line, sizeof(line));
+    vg_out_printf(&o, "{\"event\":\"%s\",\"pid\":%d,", type, (int)getpid());
+    vg_report_event_fields(&o, e, strcmp(type, "violation") == 0);
+    vg_out_str(&o, "}\n");
+    if (o.total < sizeof(line))
+        journal_append(line, o.total);
+}
+
+const char *vg_cuda_error_name(CUresult r)
+{
+    switch (r) {
+    case CUDA_SUCCESS: return "CUDA_SUCCESS";
+    case CUDA_ERROR_INVALID_VALUE: return "CUDA_ERROR_INVALID_VALUE";
+    case CUDA_ERROR_OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";
+    case CUDA_ERROR_NOT_INITIALIZED: return "CUDA_ERROR_NOT_INITIALIZED";
+    case CUDA_ERROR_INVALID_CONTEXT: return "CUDA_ERROR_INVALID_CONTEXT";
+    case CUDA_ERROR_NOT_PERMITTED: return "CUDA_ERROR_NOT_PERMITTED";
+    case CUDA_ERROR_NOT_SUPPORTED: return "CUDA_ERROR_NOT_SUPPORTED";
+    default: return "CUDA error";
+    }
+}
+
+void vg_event_violation(const struct vg_call *c, CUresult result)
+{
+    struct vg_event e;
+    fill_event(&e, c, result);
+    atomic_fetch_add(&violations, 1);
+    keep(violations_kept, &n_violations_kept, &e);
+
+    char caller[512], size[32];
+    const char *label = vg_label_text(c->label);
+    vg_describe_caller(c->caller, true, caller, sizeof(caller));
+    vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s",
+           c->api, c->api != c->driver_api ? " via " : "", c->api != c->driver_api ? c->driver_api : "",
+           vg_format_bytes(c->size, size, sizeof(size)), (unsigned long long)c->size, vg_kind_name(c->kind),
+           c->device, vg_purpose_name(c->purpose), label ? " (label \"" : "", label ? label : "",
+           label ? "\")" : "", caller,
+           c->action == VG_ACTION_REJECT ? "refused with" : "allowed by VRAMGUARD_POLICY=warn, driver returned");
+    vg_log("  -> %s (%d); %s", vg_cuda_error_name(result), (int)result,
+           c->kind == VG_KIND_MANAGED ? "managed (unified) memory can migrate to the host"
+                                      : "host-pinned memory is not VRAM (set VRAMGUARD_ALLOW=pinned to allow it)");
+    journal_event("violation", &e);
+}
+
+void vg_event_oom(const struct vg_call *c, CUresult result)
+{
+    struct vg_event e;
+    fill_event(&e, c, result);
+    unsigned long long total = atomic_fetch_add(&ooms, 1) + 1;
+    int d = (c->device >= 0 && c->device < VG_MAX_DEVICES) ? c->device : VG_MAX_DEVICES - 1;
+    unsigned long long on_device = atomic_fetch_add(&ooms_per_device[d], 1) + 1;
+    keep(ooms_kept, &n_ooms_kept, &e);
+
+    if (on_device == 1) {
+        vg_report_oom_breakdown(c);
+    } else {
+        char caller[512], size[32], free_s[32], total_s[32];
+        uint64_t free_b = 0, total_b = 0;
+        bool mem = vg_device_mem_info(&free_b, &total_b);
+        vg_describe_caller(c->caller, true, caller, sizeof(caller));
+        vg_log("out of memory again (#%llu on device %d, #%llu in all): %s of %s, purpose %s, from %s; "
+               "device free %s of %s; see the first breakdown above",
+               on_device, c->device, total, c->api, vg_format_bytes(c->size, size, sizeof(size)),
+               vg_purpose_name(c->purpose), caller,
+               mem ? vg_format_bytes(free_b, free_s, sizeof(free_s)) : "?",
+               mem ? vg_format_bytes(total_b, total_s, sizeof(total_s)) : "?");
+    }
+    journal_event("oom", &e);
+}
+
+void vg_events_process_start(void)
+{
+    char line[VG_PATH_MAX + 256], exe[VG_PATH_MAX], when[40];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vg_format_time(&now, when, sizeof(when));
+    struct vg_out o;
+    vg_out_buffer(&o, line, sizeof(line));
+    vg_out_printf(&o, "{\"event\":\"start\",\"pid\":%d,\"exe\":", (int)getpid());
+    vg_out_json_string(&o, exe);
+    vg_out_printf(&o, ",\"time\":\"%s\"}\n", when);
+    if (o.total < sizeof(line) && vg_report_path()[0])
+        journal_append(line, o.total);
+    vg_report_note_start(&now);
+}
+
+uint64_t vg_violation_count(void)
+{
+    return atomic_load(&violations);
+}
+
+uint64_t vg_oom_count(void)
+{
+    return atomic_load(&ooms);
+}
+
+uint64_t vg_oom_count_device(int device)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES)
+        return 0;
+    return atomic_load(&ooms_per_device[device]);
+}
+
+static int copy_kept(const struct vg_event *kept, const int *n, struct vg_event *out, int max)
+{
+    pthread_mutex_lock(&kept_lock);
+    int k = *n < max ? *n : max;
+    memcpy(out, kept, (size_t)k * sizeof(*out));
+    pthread_mutex_unlock(&kept_lock);
+    return k;
+}
+
+int vg_violations_kept(struct vg_event *out, int max)
+{
+    return copy_kept(violations_kept, &n_violations_kept, out, max);
+}
+
+int vg_ooms_kept(struct vg_event *out, int max)
+{
+    return copy_kept(ooms_kept, &n_ooms_kept, out, max);
+}

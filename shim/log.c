@@ -1,0 +1,84 @@
+#include "log.h"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int log_fd = 2;
+
+void vg_write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void vg_log_open(const char *path_template)
+{
+    if (path_template == NULL || path_template[0] == '\0')
+        return;
+    char path[VG_PATH_MAX];
+    if (!vg_expand_path(path_template, (int)getpid(), path, sizeof(path))) {
+        vg_log("VRAMGUARD_LOG path is too long; logging to stderr");
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        vg_log("cannot open VRAMGUARD_LOG file %s (%s); logging to stderr", path, strerror(errno));
+        return;
+    }
+    atomic_store(&log_fd, fd);
+}
+
+void vg_log_write(const char *text, size_t len)
+{
+    int saved = errno;
+    vg_write_all(atomic_load(&log_fd), text, len);
+    errno = saved;
+}
+
+void vg_log(const char *fmt, ...)
+{
+    char line[1024];
+    int saved = errno;
+    const size_t prefix = sizeof("vramguard: ") - 1;
+    memcpy(line, "vramguard: ", prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    size_t len = prefix + ((size_t)n < sizeof(line) - prefix - 1 ? (size_t)n : sizeof(line) - prefix - 2);
+    line[len++] = '\n';
+    vg_write_all(atomic_load(&log_fd), line, len);
+    errno = saved;
+}
+
+char *vg_format_bytes(unsigned long long bytes, char *out, size_t out_size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, out_size, "%llu B", bytes);
+    else
+        snprintf(out, out_size, "%.1f %s", v, units[u]);
+    return out;
+}

@@ -1,0 +1,18 @@
+/* Log lines: "vramguard: ..." to stderr or VRAMGUARD_LOG, written with
+ * write(2) from a stack buffer (no heap, usable on the OOM path). */
+#ifndef VG_LOG_H
+#define VG_LOG_H
+
+#include <stddef.h>
+
+/* Open the log at `path_template` ("" = stderr). Called once by config. */
+void vg_log_open(const char *path_template);
+void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write preformatted text as it is (each line must already carry the prefix). */
+void vg_log_write(const char *text, size_t len);
+/* write(2) until done or a real error; retries on EINTR. */
+void vg_write_all(int fd, const char *buf, size_t len);
+/* Human-readable byte count ("1.5 GiB") into `out`; returns `out`. */
+char *vg_format_bytes(unsigned long long bytes, char *out, size_t out_size);
+
+#endif

@@ -1,0 +1,49 @@
+/* The data model shared by every module: kinds of memory, purposes, and one
+ * tracked allocation. Dimensions are fixed so that later kinds slot in
+ * without changing the report's shape or the public usage struct. */
+#ifndef VG_MODEL_H
+#define VG_MODEL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define VG_EXPORT __attribute__((visibility("default")))
+#define VG_VERSION "0.1.0"
+
+enum { VG_MAX_DEVICES = 16, VG_KIND_SLOTS = 8, VG_PURPOSE_SLOTS = 8 };
+
+/* Where memory lives. Only VG_KIND_DEVICE is VRAM. */
+enum vg_kind {
+    VG_KIND_DEVICE = 0,      /* cuMemAlloc*, pitch */
+    VG_KIND_HOST_PINNED = 1, /* cuMemAllocHost*, cuMemHostAlloc */
+    VG_KIND_MANAGED = 2,     /* cuMemAllocManaged */
+    VG_KIND_COUNT = 3
+};
+
+/* Values match VRAMGUARD_* in purpose_tags/vramguard.h. */
+enum vg_purpose {
+    VG_PURPOSE_UNKNOWN = 0,
+    VG_PURPOSE_WEIGHTS = 1,
+    VG_PURPOSE_KV_CACHE = 2,
+    VG_PURPOSE_INTERMEDIATE = 3,
+    VG_PURPOSE_COUNT = 4
+};
+
+/* One live allocation. `api` and `label` point to static or interned
+ * strings that live as long as the process. */
+struct vg_alloc {
+    uintptr_t ptr;
+    uint64_t size;
+    const char *api;
+    void *caller;      /* return address at the outermost vramguard entry */
+    int16_t device;
+    uint8_t kind;
+    uint8_t purpose;
+    uint16_t label;    /* index into the label pool, 0 = none */
+};
+
+const char *vg_kind_name(int kind);
+const char *vg_purpose_name(int purpose);
+int vg_purpose_from_name(const char *name); /* -1 if unknown */
+
+#endif

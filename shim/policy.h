@@ -1,0 +1,27 @@
+/* Policy: the one place that decides what happens to an allocation of a
+ * given kind. */
+#ifndef VG_POLICY_H
+#define VG_POLICY_H
+
+#include "config.h"
+#include <cuda.h>
+#include <stdbool.h>
+
+enum vg_action {
+    VG_ACTION_ALLOW,  /* call the driver; not a violation */
+    VG_ACTION_WARN,   /* call the driver; a violation, logged and counted */
+    VG_ACTION_REJECT, /* do not call the driver; return `refusal`; a violation */
+};
+
+struct vg_decision {
+    enum vg_action action;
+    CUresult refusal; /* CUDA_SUCCESS unless action == VG_ACTION_REJECT */
+};
+
+/* VRAM (kind device) is always allowed. Managed memory is refused with
+ * CUDA_ERROR_NOT_SUPPORTED, host-pinned memory with CUDA_ERROR_NOT_PERMITTED
+ * (unless VRAMGUARD_ALLOW=pinned) under `reject`; let through as a violation
+ * under `warn`; let through silently (still tracked) under `off`. */
+struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind);
+
+#endif

@@ -1,0 +1,93 @@
+#include "purposes.h"
+#include "model.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <string.h>
+
+struct purpose_frame {
+    uint8_t purpose;
+    uint16_t label;
+};
+
+/* initial-exec: the shim is preloaded, and this is read on every allocation. */
+static __thread struct purpose_frame stack[VG_PURPOSE_STACK_DEPTH]
+    __attribute__((tls_model("initial-exec")));
+/* May exceed VG_PURPOSE_STACK_DEPTH: deeper pushes reuse the top frame but
+ * still pair with their pops. */
+static __thread int depth __attribute__((tls_model("initial-exec")));
+
+static char label_text[VG_LABEL_POOL][VG_LABEL_MAX];
+static atomic_int label_count = 1; /* slot 0 = no label */
+static pthread_mutex_t label_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int vg_purpose_push(int purpose, const char *label)
+{
+    bool valid = purpose >= 0 && purpose < VG_PURPOSE_COUNT;
+    if (depth < VG_PURPOSE_STACK_DEPTH) {
+        stack[depth].purpose = valid ? (uint8_t)purpose : VG_PURPOSE_UNKNOWN;
+        stack[depth].label = vg_label_intern(label);
+    }
+    ++depth;
+    return valid ? depth : -1;
+}
+
+int vg_purpose_pop(void)
+{
+    if (depth > 0)
+        depth--;
+    return depth;
+}
+
+void vg_purpose_current(uint8_t *purpose, uint16_t *label)
+{
+    if (depth == 0) {
+        *purpose = VG_PURPOSE_UNKNOWN;
+        *label = 0;
+        return;
+    }
+    int top = depth <= VG_PURPOSE_STACK_DEPTH ? depth - 1 : VG_PURPOSE_STACK_DEPTH - 1;
+    *purpose = stack[top].purpose;
+    *label = stack[top].label;
+}
+
+int vg_purpose_depth(void)
+{
+    return depth;
+}
+
+uint16_t vg_label_intern(const char *label)
+{
+    if (label == NULL || label[0] == '\0')
+        return 0;
+    char key[VG_LABEL_MAX];
+    strncpy(key, label, VG_LABEL_MAX - 1);
+    key[VG_LABEL_MAX - 1] = '\0';
+
+    pthread_mutex_lock(&label_lock);
+    int n = atomic_load(&label_count);
+    uint16_t found = 0;
+    for (int i = 1; i < n && !found; i++)
+        if (strcmp(label_text[i], key) == 0)
+            found = (uint16_t)i;
+    if (!found) {
+        if (n < VG_LABEL_POOL - 1) {
+            memcpy(label_text[n], key, sizeof(key));
+            atomic_store(&label_count, n + 1);
+            found = (uint16_t)n;
+        } else {
+            strcpy(label_text[VG_LABEL_POOL - 1], "(other labels)");
+            found = VG_LABEL_POOL - 1;
+        }
+    }
+    pthread_mutex_unlock(&label_lock);
+    return found;
+}
+
+const char *vg_label_text(uint16_t index)
+{
+    if (index == 0 || index >= VG_LABEL_POOL)
+        return NULL;
+    return label_text[index];
+}

@@ -1,0 +1,234 @@
+#include "real.h"
+#include "entry_table.h"
+#include "log.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void *(*dlsym_fn)(void *, const char *);
+
+static _Atomic(dlsym_fn) real_dlsym;
+
+void *vg_real_dlsym_fn(void)
+{
+    dlsym_fn f = atomic_load_explicit(&real_dlsym, memory_order_acquire);
+    if (f == NULL) {
+        /* dlvsym is not wrapped; RTLD_NEXT from the shim is libc's dlsym. */
+        f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+        if (f == NULL)
+            f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+        if (f != NULL)
+            atomic_store_explicit(&real_dlsym, f, memory_order_release);
+    }
+    return (void *)f;
+}
+
+void *vg_real_dlsym(void *handle, const char *name)
+{
+    dlsym_fn f = (dlsym_fn)vg_real_dlsym_fn();
+    return f ? f(handle, name) : NULL;
+}
+
+static _Atomic(void *) driver_handle;
+
+void *vg_driver_handle(void)
+{
+    void *h = atomic_load_explicit(&driver_handle, memory_order_acquire);
+    if (h == NULL) {
+        /* Racing threads may both dlopen: harmless, it only bumps a refcount. */
+        h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+        if (h == NULL)
+            h = dlopen("libcuda.so.1", RTLD_NOW);
+        if (h != NULL)
+            atomic_store_explicit(&driver_handle, h, memory_order_release);
+    }
+    return h;
+}
+
+static _Atomic(void *) real_fns[VG_FN_COUNT];
+
+void *vg_real_fn(int id)
+{
+    if (id < 0 || id >= VG_FN_COUNT)
+        return NULL;
+    void *f = atomic_load_explicit(&real_fns[id], memory_order_acquire);
+    if (f == NULL) {
+        void *h = vg_driver_handle();
+        f = h ? vg_real_dlsym(h, vg_entries[id].symbol) : NULL;
+        if (f == vg_entries[id].wrapper)
+            f = NULL; /* never "find" ourselves */
+        if (f != NULL)
+            atomic_store_explicit(&real_fns[id], f, memory_order_release);
+    }
+    return f;
+}
+
+static const char *const helper_names[VG_H_COUNT] = {
+    "cuCtxGetDevice",      "cuDeviceGetName", "cuDeviceTotalMem_v2", "cuDeviceGetAttribute",
+    "cuDeviceGetPCIBusId", "cuMemGetInfo_v2", "cuPointerGetAttribute",
+};
+static _Atomic(void *) helper_fns[VG_H_COUNT];
+
+void *vg_helper_fn(enum vg_helper id)
+{
+    void *f = atomic_load_explicit(&helper_fns[id], memory_order_acquire);
+    if (f == NULL) {
+        void *h = vg_driver_handle();
+        f = h ? vg_real_dlsym(h, helper_names[id]) : NULL;
+        if (f != NULL)
+            atomic_store_explicit(&helper_fns[id], f, memory_order_release);
+    }
+    return f;
+}
+
+/* ---- runtime functions, per calling module -------------------------------- */
+
+static const char *const runtime_names[VG_RT_COUNT] = {
+    "cudaMalloc", "cudaFree", "cudaMallocHost", "cudaMallocManaged",
+};
+
+/* One calling module: its address range and what its calls resolve to. */
+struct caller_scope {
+    uintptr_t lo, hi;
+    void *fn[VG_RT_COUNT];
+};
+
+enum { MAX_SCOPES = 64 };
+static struct caller_scope scopes[MAX_SCOPES];
+static atomic_int scope_count;
+static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct range_query {
+    uintptr_t addr;
+    uintptr_t lo, hi;
+    bool is_main;
+};
+
+static int find_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct range_query *q = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        uintptr_t end = start + ph->p_memsz;
+        if (start < lo) lo = start;
+        if (end > hi) hi = end;
+    }
+    if (q->addr >= lo && q->addr < hi) {
+        q->lo = lo;
+        q->hi = hi;
+        q->is_main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
+        return 1;
+    }
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : (path ? path : "");
+}
+
+static bool is_cudart(void *fn)
+{
+    Dl_info info;
+    return fn && dladdr(fn, &info) && strncmp(base_name(info.dli_fname), "libcudart", 9) == 0;
+}
+
+static bool same_module(void *a, void *b)
+{
+    Dl_info ia, ib;
+    return dladdr(a, &ia) && dladdr(b, &ib) && ia.dli_fbase == ib.dli_fbase;
+}
+
+/* Fill `s` for the module containing `caller`. Called under scope_lock; no
+ * CUDA call is made. */
+static void resolve_scope(struct caller_scope *s, void *caller, void *const *own_wrappers)
+{
+    struct range_query q = {.addr = (uintptr_t)caller};
+    if (dl_iterate_phdr(find_range, &q) == 0) {
+        /* Unknown code (JIT, anonymous mapping): cache only this address. */
+        q.lo = (uintptr_t)caller;
+        q.hi = q.lo + 1;
+    }
+    s->lo = q.lo;
+    s->hi = q.hi;
+
+    void *module = NULL;
+    Dl_info info;
+    if (!q.is_main && dladdr(caller, &info) && info.dli_fname && info.dli_fname[0])
+        module = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+
+    for (int i = 0; i < VG_RT_COUNT; i++) {
+        void *next = vg_real_dlsym(RTLD_NEXT, runtime_names[i]);
+        void *own = module ? vg_real_dlsym(module, runtime_names[i]) : NULL;
+        if (own == own_wrappers[i])
+            own = NULL;
+        void *chosen = next ? next : own;
+        /* Two cudart majors: the caller's versioned reference binds to its
+         * own cudart, not to another major that happens to be global. */
+        if (next && own && next != own && is_cudart(next) && is_cudart(own) &&
+            !same_module(next, own))
+            chosen = own;
+        s->fn[i] = chosen;
+    }
+    if (module)
+        dlclose(module);
+}
+
+/* Our own exported runtime wrappers, to avoid resolving to ourselves. */
+extern void *vg_runtime_wrappers[VG_RT_COUNT];
+
+void *vg_real_runtime(enum vg_runtime_fn fn, void *caller)
+{
+    uintptr_t a = (uintptr_t)caller;
+    int n = atomic_load_explicit(&scope_count, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (a >= scopes[i].lo && a < scopes[i].hi)
+            return scopes[i].fn[fn];
+
+    pthread_mutex_lock(&scope_lock);
+    n = atomic_load_explicit(&scope_count, memory_order_relaxed);
+    void *result = NULL;
+    bool done = false;
+    for (int i = 0; i < n && !done; i++)
+        if (a >= scopes[i].lo && a < scopes[i].hi) {
+            result = scopes[i].fn[fn];
+            done = true;
+        }
+    if (!done) {
+        struct caller_scope s;
+        resolve_scope(&s, caller, vg_runtime_wrappers);
+        result = s.fn[fn];
+        if (n < MAX_SCOPES) {
+            scopes[n] = s;
+            atomic_store_explicit(&scope_count, n + 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&scope_lock);
+    return result;
+}
+
+void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_size)
+{
+    Dl_info info;
+    if (caller && dladdr(caller, &info) && info.dli_fname) {
+        const char *name = info.dli_fname[0] ? info.dli_fname : "(main)";
+        if (offset)
+            snprintf(out, out_size, "%s+0x%lx", name,
+                     (unsigned long)((uintptr_t)caller - (uintptr_t)info.dli_fbase));
+        else
+            snprintf(out, out_size, "%s", base_name(name));
+    } else {
+        snprintf(out, out_size, caller ? "%p" : "(unknown)", caller);
+    }
+}

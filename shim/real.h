@@ -1,0 +1,52 @@
+/* Real-symbol resolution: glibc's dlsym, the real libcuda and its functions,
+ * and the cudart a runtime wrapper's caller would have reached. */
+#ifndef VG_REAL_H
+#define VG_REAL_H
+
+#include <stdbool.h>
+
+/* glibc's dlsym (versioned lookup, never a glibc-private symbol). NULL-safe:
+ * returns NULL when it cannot be found. Note: RTLD_NEXT/RTLD_DEFAULT resolve
+ * relative to the shim, not to the shim's caller. */
+void *vg_real_dlsym(void *handle, const char *name);
+void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
+
+/* The real libcuda.so.1: RTLD_NOLOAD first, plain dlopen as a fallback. NULL
+ * if there is none. Lazy; never called from a constructor. */
+void *vg_driver_handle(void);
+
+/* The real function behind row `id` of the interposition table. */
+void *vg_real_fn(int id);
+
+/* Driver functions the shim itself calls (never wrapped). */
+enum vg_helper {
+    VG_H_cuCtxGetDevice,
+    VG_H_cuDeviceGetName,
+    VG_H_cuDeviceTotalMem_v2,
+    VG_H_cuDeviceGetAttribute,
+    VG_H_cuDeviceGetPCIBusId,
+    VG_H_cuMemGetInfo_v2,
+    VG_H_cuPointerGetAttribute,
+    VG_H_COUNT
+};
+void *vg_helper_fn(enum vg_helper h);
+
+/* Runtime functions the shim wraps. */
+enum vg_runtime_fn {
+    VG_RT_cudaMalloc,
+    VG_RT_cudaFree,
+    VG_RT_cudaMallocHost,
+    VG_RT_cudaMallocManaged,
+    VG_RT_COUNT
+};
+/* The real runtime function the code at `caller` would have reached: the
+ * next definition after the shim (RTLD_NEXT), or the caller's own dependency
+ * scope when RTLD_NEXT finds none (cudart loaded RTLD_LOCAL) or finds a
+ * different cudart than the caller's own (two cudart majors). NULL if none. */
+void *vg_real_runtime(enum vg_runtime_fn fn, void *caller);
+
+/* "libfoo.so+0x1a2b" (or the absolute address) for a code address; the
+ * module's base name only when `offset` is false. No heap. */
+void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_size);
+
+#endif

@@ -1,0 +1,50 @@
+/* The allocation table: live allocations keyed by address (open addressing,
+ * O(1)), and per device x kind x purpose totals, counts and peaks. One mutex,
+ * never held across a CUDA call. */
+#ifndef VG_TABLE_H
+#define VG_TABLE_H
+
+#include "model.h"
+#include <stdbool.h>
+
+struct vg_cell {
+    uint64_t live_bytes;
+    uint64_t live_count;
+    uint64_t peak_bytes;
+    uint64_t allocations;
+    uint64_t frees;
+};
+
+struct vg_stats {
+    struct vg_cell cell[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_SLOTS];
+    uint64_t device_peak[VG_MAX_DEVICES]; /* peak of live VRAM (kind device) per device */
+    int device_count;                     /* highest device index seen + 1 */
+    uint64_t dropped;                     /* allocations not tracked: table could not grow */
+};
+
+/* Record a successful allocation. Returns false when it could not be stored
+ * (out of host memory); it is then counted in `dropped`. A device outside
+ * 0..VG_MAX_DEVICES-1 is stored as the last slot. */
+bool vg_table_insert(const struct vg_alloc *a);
+/* Remove `ptr` (before the real free) and return its entry in `out`. */
+bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out);
+/* Put back an entry whose real free failed; totals are restored too. */
+void vg_table_restore(const struct vg_alloc *a);
+bool vg_table_lookup(uintptr_t ptr, struct vg_alloc *out);
+
+void vg_table_stats(struct vg_stats *out);
+uint64_t vg_table_live_count(void);
+
+/* Copy up to `max` live entries, largest first, into `out` (caller's storage:
+ * no heap). `device` < 0 means all devices. Returns how many were copied. */
+int vg_table_largest(struct vg_alloc *out, int max, int device);
+/* Copy every live entry into a malloc'd array (not for the OOM path). Returns
+ * the count and sets *out (NULL when empty or out of memory). */
+size_t vg_table_snapshot(struct vg_alloc **out);
+
+/* Forget everything (a fork child owns none of its parent's allocations). */
+void vg_table_reset(void);
+void vg_table_lock_for_fork(void);
+void vg_table_unlock_after_fork(void);
+
+#endif
