@@ -31,8 +31,8 @@ $(BUILD)/shim/dlsym_trampoline.o: shim/dlsym_trampoline.S
 $(SHIM): $(SHIM_OBJS)
 	$(CC) $(SHIM_LDFLAGS) -o $@ $^ $(SHIM_LIBS)
 
--include tests/fakecuda/fakecuda.mk
--include tests/tests.mk
+include tests/fakecuda/fakecuda.mk
+include tests/tests.mk
 
 clean:
 	rm -rf $(BUILD)

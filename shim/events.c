@@ -151,15 +151,15 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);
     vg_describe_caller(c->caller, true, caller, sizeof(caller));
-    vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s",
+    vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s %s (%d); %s",
            c->api, c->api != c->driver_api ? " via " : "", c->api != c->driver_api ? c->driver_api : "",
            vg_format_bytes(c->size, size, sizeof(size)), (unsigned long long)c->size, vg_kind_name(c->kind),
            c->device, vg_purpose_name(c->purpose), label ? " (label \"" : "", label ? label : "",
            label ? "\")" : "", caller,
-           c->action == VG_ACTION_REJECT ? "refused with" : "allowed by VRAMGUARD_POLICY=warn, driver returned");
-    vg_log("  -> %s (%d); %s", vg_cuda_error_name(result), (int)result,
+           c->action == VG_ACTION_REJECT ? "refused with" : "allowed by VRAMGUARD_POLICY=warn, driver returned",
+           vg_cuda_error_name(result), (int)result,
            c->kind == VG_KIND_MANAGED ? "managed (unified) memory can migrate to the host"
-                                      : "host-pinned memory is not VRAM (set VRAMGUARD_ALLOW=pinned to allow it)");
+                                      : "host-pinned memory is not VRAM (VRAMGUARD_ALLOW=pinned allows it)");
     journal_event("violation", &e);
 }
 

@@ -1,0 +1,110 @@
+/* The one Check runner: every suite of the project. */
+#include "check_support.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+Suite *make_table_suite(void);
+Suite *make_purposes_suite(void);
+Suite *make_policy_suite(void);
+Suite *make_config_suite(void);
+Suite *make_report_suite(void);
+Suite *make_preload_suite(void);
+Suite *make_cli_suite(void);
+
+const char *vg_test_build(void)
+{
+    const char *b = getenv("VG_BUILD");
+    return b && *b ? b : "build";
+}
+
+const char *vg_test_root(void)
+{
+    const char *r = getenv("VG_ROOT");
+    return r && *r ? r : ".";
+}
+
+const char *vg_test_tmpdir(void)
+{
+    static char dir[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/vramguard-test.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        abort();
+    }
+    return dir;
+}
+
+int vg_test_run(const char *const *argv, const char *const *env, int preload, const char *out_path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char buf[4096];
+        if (preload) {
+            snprintf(buf, sizeof(buf), "%s/libvramguard.so", vg_test_build());
+            setenv("LD_PRELOAD", buf, 1);
+            snprintf(buf, sizeof(buf), "%s/fakecuda:%s/tests", vg_test_build(), vg_test_build());
+            setenv("LD_LIBRARY_PATH", buf, 1);
+        }
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
+        if (out_path) {
+            FILE *f = freopen(out_path, "w", stdout);
+            if (f == NULL || dup2(fileno(stdout), 2) < 0)
+                _exit(126);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *vg_test_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+int vg_test_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t len = strlen(needle);
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += len)
+        n++;
+    return n;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(make_table_suite());
+    srunner_add_suite(r, make_purposes_suite());
+    srunner_add_suite(r, make_policy_suite());
+    srunner_add_suite(r, make_config_suite());
+    srunner_add_suite(r, make_report_suite());
+    srunner_add_suite(r, make_preload_suite());
+    srunner_add_suite(r, make_cli_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

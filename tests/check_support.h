@@ -1,0 +1,27 @@
+/* Helpers for suites that run real programs: paths of the build, a scratch
+ * directory per test, running a command with extra environment and its
+ * output captured, reading files back. */
+#ifndef CHECK_SUPPORT_H
+#define CHECK_SUPPORT_H
+
+#include <stddef.h>
+
+/* $VG_BUILD (absolute build dir) and $VG_ROOT (repository root). */
+const char *vg_test_build(void);
+const char *vg_test_root(void);
+/* A fresh temporary directory (removed by the runner at exit is not
+ * attempted; they live under $TMPDIR). */
+const char *vg_test_tmpdir(void);
+
+/* Run argv with the current environment plus `env` ("NAME=value" strings,
+ * NULL-terminated; may be NULL), stdout+stderr into `out_path`. With
+ * `preload`, LD_PRELOAD is the shim and LD_LIBRARY_PATH the fake CUDA and
+ * the test libraries. Returns the exit status, or 128+N for a signal. */
+int vg_test_run(const char *const *argv, const char *const *env, int preload, const char *out_path);
+
+/* The whole file as a NUL-terminated malloc'd string ("" if missing). */
+char *vg_test_read(const char *path);
+/* Occurrences of `needle` in `hay`. */
+int vg_test_count(const char *hay, const char *needle);
+
+#endif

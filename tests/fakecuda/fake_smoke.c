@@ -1,0 +1,980 @@
+/*
+ * fake_smoke.c - self-checking smoke test of the fake CUDA driver/runtime.
+ *
+ * Linked with the static fake cudart (build/fakecuda/fake_smoke, -rdynamic)
+ * and, with -DFAKE_SMOKE_SHARED, with the shared one (fake_smoke_shared).
+ * Run with LD_LIBRARY_PATH=build/fakecuda.  Without arguments it re-executes
+ * itself once per scenario (the fakes read their environment once per
+ * process), each child printing PASS/FAIL lines; exit status 0 only if every
+ * check of every scenario passed.
+ */
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef FAKE_SMOKE_SHARED
+#define VARIANT "shared-cudart"
+#else
+#define VARIANT "static-cudart"
+#endif
+
+extern char **environ;
+
+static const char *g_scn = "main";
+static int g_fail, g_pass;
+
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        char m_[256];                                                                                                  \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                                                          \
+        if (cond) {                                                                                                    \
+            g_pass++;                                                                                                  \
+            printf("PASS %s/%s: %s\n", VARIANT, g_scn, m_);                                                            \
+        } else {                                                                                                       \
+            g_fail++;                                                                                                  \
+            printf("FAIL %s/%s: %s  [%s:%d: %s]\n", VARIANT, g_scn, m_, __FILE__, __LINE__, #cond);                    \
+        }                                                                                                              \
+    } while (0)
+
+/* evaluates a and b exactly once */
+#define EQ(a, b, what)                                                                                                 \
+    do {                                                                                                               \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                                            \
+        CHECK(a_ == b_, "%s (got %lld, want %lld)", what, a_, b_);                                                     \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Driver access through dlopen/dlsym (the smoke binary does not link libcuda) */
+
+static void *g_h;
+
+static void *dsym(const char *name)
+{
+    if (!g_h)
+        g_h = dlopen("libcuda.so.1", RTLD_NOW);
+    if (!g_h) {
+        printf("FAIL %s/%s: dlopen(libcuda.so.1): %s\n", VARIANT, g_scn, dlerror());
+        exit(1);
+    }
+    void *p = dlsym(g_h, name);
+    if (!p) {
+        printf("FAIL %s/%s: dlsym(%s) is NULL\n", VARIANT, g_scn, name);
+        exit(1);
+    }
+    return p;
+}
+
+/* Exported names as cuda.h declares them (post-#define), e.g. DRV(cuMemAlloc_v2). */
+#define DRV(fn) ((__typeof__(&fn))dsym(#fn))
+
+typedef unsigned int devptr_v1;
+typedef CUresult (*gpa_v1_t)(const char *, void **, int, cuuint64_t);
+typedef CUresult (*gpa_v2_t)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+typedef CUresult (*legacy_alloc_t)(devptr_v1 *, unsigned int);
+typedef CUresult (*legacy_pitch_t)(devptr_v1 *, unsigned int *, unsigned int, unsigned int, unsigned int);
+typedef CUresult (*legacy_free_t)(devptr_v1);
+typedef CUresult (*legacy_host_t)(void **, unsigned int);
+
+#define GIB 1073741824ULL
+#define DEV_BASE(n) (0x7e0000000000ULL + (unsigned long long)(n) * 0x10000000000ULL)
+
+static size_t mem_free_now(void)
+{
+    size_t f = 0, t = 0;
+    if (DRV(cuMemGetInfo_v2)(&f, &t) != CUDA_SUCCESS)
+        return (size_t)-1;
+    return f;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static int count_substr(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: bootstrap order seen by FAKECUDA_TRACE                           */
+
+static const char *const k_boot[] = {
+    "fakecuda: gpa abi=v2 symbol= version=0 flags=0 result=500 status=1",
+    "fakecuda: gpa abi=v2 symbol=cuInit version=2000 flags=0 result=0 status=0",
+    "fakecuda: cuInit",
+    "fakecuda: gpa abi=v2 symbol=cuGetProcAddress version=11030 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuGetProcAddress version=12000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAlloc version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocPitch version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemFree version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocHost version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemHostAlloc version=2020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemFreeHost version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocManaged version=6000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemHostRegister version=6050 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemHostUnregister version=4000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocAsync version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocAsync version=11020 flags=2 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemFreeAsync version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemFreeAsync version=11020 flags=2 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemGetInfo version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDeviceGetCount version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDeviceGet version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDevicePrimaryCtxRetain version=7000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuCtxSetCurrent version=4000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuCtxGetDevice version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuPointerGetAttribute version=4000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuCtxSynchronize version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDriverGetVersion version=2020 flags=0 result=0 status=0",
+};
+
+static void scn_trace(void)
+{
+    const char *path = getenv("FAKECUDA_TRACE");
+    CHECK(path && *path, "FAKECUDA_TRACE is set for this scenario");
+    if (!path)
+        return;
+    void *p = NULL;
+    EQ(cudaMalloc(&p, 4096), cudaSuccess, "first runtime call cudaMalloc(4096) bootstraps and succeeds");
+
+    char *t = read_file(path);
+    CHECK(t != NULL, "trace file readable");
+    if (!t)
+        return;
+    size_t nexp = sizeof k_boot / sizeof k_boot[0];
+    char *save = NULL, *line = strtok_r(t, "\n", &save);
+    size_t i = 0;
+    int ok = 1;
+    for (; i < nexp; i++, line = strtok_r(NULL, "\n", &save)) {
+        if (!line || strcmp(line, k_boot[i]) != 0) {
+            printf("     line %zu: got  '%s'\n     line %zu: want '%s'\n", i + 1, line ? line : "(eof)", i + 1, k_boot[i]);
+            ok = 0;
+            break;
+        }
+    }
+    CHECK(ok, "bootstrap trace is exactly dlopen/probe \"\"/cuInit/cuInit()/GPA 11030/GPA 12000/%zu fetches", nexp - 5);
+    CHECK(ok && line == NULL, "nothing else traced during bootstrap + cudaMalloc (next: %s)", line ? line : "none");
+
+    /* entry points through the 12000 pointer */
+    void *fp = (void *)1;
+    enum cudaDriverEntryPointQueryResult st = cudaDriverEntryPointSuccess;
+    EQ(cudaGetDriverEntryPointByVersion("cuMemAlloc", &fp, 12000, cudaEnableDefault, &st), cudaSuccess,
+       "cudaGetDriverEntryPointByVersion(cuMemAlloc, 12000)");
+    CHECK(fp == dsym("cuMemAlloc_v2") && st == cudaDriverEntryPointSuccess, "... returns cuMemAlloc_v2");
+    EQ(cudaGetDriverEntryPointByVersion("cuMemAlloc", &fp, 2000, cudaEnableDefault, &st), cudaSuccess,
+       "cudaGetDriverEntryPointByVersion(cuMemAlloc, 2000)");
+    CHECK(fp == dsym("cuMemAlloc"), "... returns the legacy cuMemAlloc");
+    EQ(cudaGetDriverEntryPointByVersion("cuMemAllocAsync", &fp, 12000, cudaEnablePerThreadDefaultStream, &st),
+       cudaSuccess, "cudaGetDriverEntryPointByVersion(cuMemAllocAsync, per-thread)");
+    CHECK(fp == dsym("cuMemAllocAsync_ptsz"), "... returns cuMemAllocAsync_ptsz");
+    fp = (void *)1;
+    EQ(cudaGetDriverEntryPointByVersion("cuMemCreate", &fp, 12000, 0, &st), cudaSuccess,
+       "unknown symbol: cudaSuccess");
+    CHECK(fp == NULL && st == cudaDriverEntryPointSymbolNotFound, "... NULL pointer, status SymbolNotFound");
+    fp = (void *)1;
+    EQ(cudaGetDriverEntryPointByVersion("cuMemAllocAsync", &fp, 11000, 0, &st), cudaSuccess,
+       "too-old version: cudaSuccess");
+    CHECK(fp == NULL && st == cudaDriverEntryPointVersionNotSufficent, "... NULL pointer, status VersionNotSufficent");
+    EQ(cudaGetDriverEntryPointByVersion("cuMemAlloc", &fp, 13010, 0, &st), cudaErrorInvalidValue,
+       "version above the driver's 13000: cudaErrorInvalidValue");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    EQ(cudaGetDriverEntryPoint("cuGetProcAddress", &fp, cudaEnableDefault, &st), cudaSuccess,
+       "cudaGetDriverEntryPoint(cuGetProcAddress)");
+#pragma GCC diagnostic pop
+    CHECK(fp == dsym("cuGetProcAddress_v2"), "... (version 13000) returns cuGetProcAddress_v2");
+
+    t = read_file(path);
+    CHECK(t && strstr(t, "fakecuda: gpa abi=v2 symbol=cuMemCreate version=12000 flags=0 result=500 status=1\n"),
+          "entry-point lookups went through the v2 GPA pointer (traced)");
+    CHECK(t && strstr(t, "symbol=cuGetProcAddress version=13000 flags=0 result=0 status=0\n"),
+          "cudaGetDriverEntryPoint asks version 13000");
+    CHECK(t && count_substr(t, "fakecuda: cuInit\n") == 1, "cuInit called exactly once");
+    CHECK(t && count_substr(t, "abi=v1") == 0, "no legacy-ABI GPA call by the runtime");
+    EQ(cudaFree(p), cudaSuccess, "cudaFree");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: cuGetProcAddress, both ABIs, versions, flags                     */
+
+static const struct {
+    const char *sym;
+    int version;
+    unsigned flags;
+    const char *exported;
+} k_gpa[] = {
+    {"cuGetProcAddress", 11030, 0, "cuGetProcAddress"},
+    {"cuGetProcAddress", 11080, 0, "cuGetProcAddress"},
+    {"cuGetProcAddress", 12000, 0, "cuGetProcAddress_v2"},
+    {"cuGetProcAddress", 13000, 0, "cuGetProcAddress_v2"},
+    {"cuInit", 2000, 0, "cuInit"},
+    {"cuDriverGetVersion", 2020, 0, "cuDriverGetVersion"},
+    {"cuDeviceGet", 2000, 0, "cuDeviceGet"},
+    {"cuDeviceGetCount", 2000, 0, "cuDeviceGetCount"},
+    {"cuDeviceGetName", 2000, 0, "cuDeviceGetName"},
+    {"cuDeviceTotalMem", 3020, 0, "cuDeviceTotalMem_v2"},
+    {"cuDeviceGetAttribute", 2000, 0, "cuDeviceGetAttribute"},
+    {"cuDeviceGetUuid", 9020, 0, "cuDeviceGetUuid"},
+    {"cuDeviceGetUuid", 11040, 0, "cuDeviceGetUuid_v2"},
+    {"cuDeviceGetPCIBusId", 4010, 0, "cuDeviceGetPCIBusId"},
+    {"cuDevicePrimaryCtxRetain", 7000, 0, "cuDevicePrimaryCtxRetain"},
+    {"cuDevicePrimaryCtxRelease", 7000, 0, "cuDevicePrimaryCtxRelease"},
+    {"cuDevicePrimaryCtxRelease", 11000, 0, "cuDevicePrimaryCtxRelease_v2"},
+    {"cuCtxSetCurrent", 4000, 0, "cuCtxSetCurrent"},
+    {"cuCtxGetCurrent", 4000, 0, "cuCtxGetCurrent"},
+    {"cuCtxGetDevice", 2000, 0, "cuCtxGetDevice"},
+    {"cuCtxPushCurrent", 4000, 0, "cuCtxPushCurrent_v2"},
+    {"cuCtxPopCurrent", 4000, 0, "cuCtxPopCurrent_v2"},
+    {"cuCtxSynchronize", 2000, 0, "cuCtxSynchronize"},
+    {"cuMemAlloc", 2000, 0, "cuMemAlloc"},
+    {"cuMemAlloc", 3010, 0, "cuMemAlloc"},
+    {"cuMemAlloc", 3020, 0, "cuMemAlloc_v2"},
+    {"cuMemAlloc", 13000, 2, "cuMemAlloc_v2"},
+    {"cuMemAllocPitch", 2000, 0, "cuMemAllocPitch"},
+    {"cuMemAllocPitch", 3020, 0, "cuMemAllocPitch_v2"},
+    {"cuMemFree", 2000, 0, "cuMemFree"},
+    {"cuMemFree", 3020, 0, "cuMemFree_v2"},
+    {"cuMemAllocHost", 2000, 0, "cuMemAllocHost"},
+    {"cuMemAllocHost", 3020, 0, "cuMemAllocHost_v2"},
+    {"cuMemHostAlloc", 2020, 0, "cuMemHostAlloc"},
+    {"cuMemFreeHost", 2000, 0, "cuMemFreeHost"},
+    {"cuMemAllocManaged", 6000, 0, "cuMemAllocManaged"},
+    {"cuMemGetInfo", 3020, 0, "cuMemGetInfo_v2"},
+    {"cuMemHostRegister", 4000, 0, "cuMemHostRegister"},
+    {"cuMemHostRegister", 6000, 0, "cuMemHostRegister"},
+    {"cuMemHostRegister", 6050, 0, "cuMemHostRegister_v2"},
+    {"cuMemHostUnregister", 4000, 0, "cuMemHostUnregister"},
+    {"cuPointerGetAttribute", 4000, 0, "cuPointerGetAttribute"},
+    {"cuPointerGetAttributes", 7000, 0, "cuPointerGetAttributes"},
+    {"cuMemAllocAsync", 11020, 0, "cuMemAllocAsync"},
+    {"cuMemAllocAsync", 11020, 1, "cuMemAllocAsync"},
+    {"cuMemAllocAsync", 11020, 2, "cuMemAllocAsync_ptsz"},
+    {"cuMemAllocAsync", 13000, 2, "cuMemAllocAsync_ptsz"},
+    {"cuMemFreeAsync", 11020, 0, "cuMemFreeAsync"},
+    {"cuMemFreeAsync", 11020, 2, "cuMemFreeAsync_ptsz"},
+    {"cuGetErrorName", 6000, 0, "cuGetErrorName"},
+    {"cuGetErrorString", 6000, 0, "cuGetErrorString"},
+};
+
+static void scn_gpa(void)
+{
+    gpa_v1_t gpa1 = (gpa_v1_t)dsym("cuGetProcAddress");
+    gpa_v2_t gpa2 = (gpa_v2_t)dsym("cuGetProcAddress_v2");
+    CHECK((void *)gpa1 != (void *)gpa2, "cuGetProcAddress (4-arg) and cuGetProcAddress_v2 (5-arg) are distinct");
+
+    /* before cuInit, as cudart's probe does */
+    void *p = (void *)1;
+    CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SUCCESS;
+    EQ(gpa2("", &p, 0, 0, NULL), CUDA_ERROR_NOT_FOUND, "probe GPA(\"\", 0, 0, NULL) before cuInit -> 500");
+    CHECK(p == NULL, "probe writes NULL");
+    EQ(gpa2("", &p, 0, 0, &st), CUDA_ERROR_NOT_FOUND, "GPA(\"\") with status -> 500");
+    EQ(st, CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, "... status SYMBOL_NOT_FOUND");
+
+    int all_v2 = 1, all_v1 = 1, nv1 = 0;
+    for (size_t i = 0; i < sizeof k_gpa / sizeof k_gpa[0]; i++) {
+        void *want = dsym(k_gpa[i].exported);
+        void *got = NULL;
+        st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+        CUresult r = gpa2(k_gpa[i].sym, &got, k_gpa[i].version, k_gpa[i].flags, &st);
+        if (r != CUDA_SUCCESS || got != want || st != CU_GET_PROC_ADDRESS_SUCCESS) {
+            all_v2 = 0;
+            printf("     v2 %s@%d flags=%u: r=%d st=%d got=%p want %s=%p\n", k_gpa[i].sym, k_gpa[i].version,
+                   k_gpa[i].flags, (int)r, (int)st, got, k_gpa[i].exported, want);
+        }
+        if (k_gpa[i].version < 12000) { /* the legacy ABI is what callers below 12000 use */
+            got = NULL;
+            r = gpa1(k_gpa[i].sym, &got, k_gpa[i].version, k_gpa[i].flags);
+            nv1++;
+            if (r != CUDA_SUCCESS || got != want) {
+                all_v1 = 0;
+                printf("     v1 %s@%d: r=%d got=%p want %p\n", k_gpa[i].sym, k_gpa[i].version, (int)r, got, want);
+            }
+        }
+    }
+    CHECK(all_v2, "GPA_v2: %zu (symbol, version, flags) lookups == dlsym(libcuda, exported variant)",
+          sizeof k_gpa / sizeof k_gpa[0]);
+    CHECK(all_v1, "GPA legacy 4-arg ABI: %d lookups == dlsym(libcuda, exported variant)", nv1);
+
+    p = (void *)1;
+    EQ(gpa2("cuMemAllocAsync", &p, 11010, 0, &st), CUDA_ERROR_NOT_FOUND, "cuMemAllocAsync@11010 -> 500");
+    CHECK(p == NULL && st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT, "... NULL, VERSION_NOT_SUFFICIENT");
+    p = (void *)1;
+    EQ(gpa2("cuMemAlloc", &p, 1000, 0, &st), CUDA_ERROR_NOT_FOUND, "cuMemAlloc@1000 -> 500");
+    CHECK(p == NULL && st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT, "... NULL, VERSION_NOT_SUFFICIENT");
+    p = (void *)1;
+    EQ(gpa2("cuNoSuchThing", &p, 13000, 0, &st), CUDA_ERROR_NOT_FOUND, "unknown symbol -> 500");
+    CHECK(p == NULL && st == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, "... NULL, SYMBOL_NOT_FOUND");
+    p = (void *)1;
+    EQ(gpa1("cuNoSuchThing", &p, 13000, 0), CUDA_ERROR_NOT_FOUND, "unknown symbol, legacy ABI -> 500");
+    CHECK(p == NULL, "... NULL");
+    EQ(gpa2("cuMemAlloc", NULL, 13000, 0, &st), CUDA_ERROR_INVALID_VALUE, "pfn NULL -> INVALID_VALUE");
+    EQ(gpa2("cuMemAlloc", &p, 13000, 4, &st), CUDA_ERROR_INVALID_VALUE, "flags 4 -> INVALID_VALUE");
+    EQ(gpa2("cuMemAlloc", &p, 13000, 0, NULL), CUDA_SUCCESS, "symbolStatus may be NULL");
+    /* the self-lookup hands back both ABIs; the 12000 one is callable with 5 args */
+    gpa_v2_t self = NULL;
+    EQ(gpa2("cuGetProcAddress", (void **)&self, 12000, 0, &st), CUDA_SUCCESS, "self-lookup at 12000");
+    p = NULL;
+    EQ(self ? (int)self("cuInit", &p, 2000, 0, &st) : -1, CUDA_SUCCESS, "the 12000 pointer works as the 5-arg ABI");
+    CHECK(p == dsym("cuInit"), "... and finds cuInit");
+
+    const char *path = getenv("FAKECUDA_TRACE");
+    char *t = path ? read_file(path) : NULL;
+    CHECK(t && count_substr(t, "abi=v1") == nv1 + 1, "trace shows %d legacy-ABI (abi=v1) calls", nv1 + 1);
+    CHECK(t && strstr(t, "fakecuda: gpa abi=v1 symbol=cuMemAlloc version=2000 flags=0 result=0 status=0\n"),
+          "trace line format (v1)");
+    CHECK(t && strstr(t, "fakecuda: gpa abi=v2 symbol=cuMemAllocAsync version=11020 flags=2 result=0 status=0\n"),
+          "trace line format (v2, flags 2)");
+    CHECK(t && strstr(t, "fakecuda: gpa abi=v2 symbol=cuMemAllocAsync version=11010 flags=0 result=500 status=2\n"),
+          "trace line format (version not sufficient)");
+    CHECK(t && !strstr(t, "fakecuda: cuInit"), "GPA needs no cuInit (nothing initialised yet)");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: driver API, default environment                                  */
+
+static void scn_driver(void)
+{
+    int n = -1;
+    EQ(DRV(cuDeviceGetCount)(&n), CUDA_ERROR_NOT_INITIALIZED, "cuDeviceGetCount before cuInit -> 3");
+    CUdeviceptr dp = 0x1234;
+    EQ(DRV(cuMemAlloc_v2)(&dp, 4096), CUDA_ERROR_NOT_INITIALIZED, "cuMemAlloc_v2 before cuInit -> 3");
+    EQ(DRV(cuInit)(1), CUDA_ERROR_INVALID_VALUE, "cuInit(1) -> INVALID_VALUE");
+    EQ(DRV(cuInit)(0), CUDA_SUCCESS, "cuInit(0)");
+    int v = 0;
+    EQ(DRV(cuDriverGetVersion)(&v), CUDA_SUCCESS, "cuDriverGetVersion");
+    EQ(v, 13000, "driver version 13000");
+    EQ(DRV(cuDeviceGetCount)(&n), CUDA_SUCCESS, "cuDeviceGetCount");
+    EQ(n, 1, "default FAKECUDA_DEVICES is 1");
+    CUdevice dev = -1;
+    EQ(DRV(cuDeviceGet)(&dev, 1), CUDA_ERROR_INVALID_DEVICE, "cuDeviceGet(1) -> 101");
+    EQ(DRV(cuDeviceGet)(&dev, 0), CUDA_SUCCESS, "cuDeviceGet(0)");
+    char name[64] = "";
+    DRV(cuDeviceGetName)(name, sizeof name, 0);
+    CHECK(strcmp(name, "FakeCUDA Device 0") == 0, "name '%s'", name);
+    size_t total = 0;
+    EQ(DRV(cuDeviceTotalMem_v2)(&total, 0), CUDA_SUCCESS, "cuDeviceTotalMem_v2");
+    EQ(total, GIB, "default capacity 1 GiB");
+    int a = -1;
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 0);
+    EQ(a, 0, "PAGEABLE_MEMORY_ACCESS defaults to 0");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING, 0);
+    EQ(a, 1, "UNIFIED_ADDRESSING 1");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, 0);
+    EQ(a, 1, "CONCURRENT_MANAGED_ACCESS 1");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, 0);
+    EQ(a, 0x10, "PCI_BUS_ID 0x10");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0);
+    EQ(a, 9, "CC major 9");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0);
+    EQ(a, 0, "other attributes 0");
+    char bus[32] = "";
+    DRV(cuDeviceGetPCIBusId)(bus, sizeof bus, 0);
+    CHECK(strcmp(bus, "0000:10:00.0") == 0, "PCI bus id '%s'", bus);
+    CUuuid u1, u2;
+    memset(&u1, 0, sizeof u1);
+    memset(&u2, 1, sizeof u2);
+    DRV(cuDeviceGetUuid_v2)(&u1, 0);
+    ((CUresult(*)(CUuuid *, CUdevice))dsym("cuDeviceGetUuid"))(&u2, 0);
+    CHECK(memcmp(&u1, &u2, sizeof u1) == 0, "cuDeviceGetUuid == cuDeviceGetUuid_v2 (deterministic)");
+
+    const char *s = NULL;
+    static const int codes[] = {0, 1, 2, 3, 100, 101, 200, 201, 400, 500, 800, 801, 999};
+    int names_ok = 1;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *nm = NULL, *st = NULL;
+        if (DRV(cuGetErrorName)((CUresult)codes[i], &nm) || DRV(cuGetErrorString)((CUresult)codes[i], &st) || !nm ||
+            !st)
+            names_ok = 0;
+    }
+    CHECK(names_ok, "cuGetErrorName/String know codes 0..999 of the brief");
+    DRV(cuGetErrorName)(CUDA_ERROR_OUT_OF_MEMORY, &s);
+    CHECK(s && strcmp(s, "CUDA_ERROR_OUT_OF_MEMORY") == 0, "cuGetErrorName(2)");
+    EQ(DRV(cuGetErrorName)((CUresult)12345, &s), CUDA_ERROR_INVALID_VALUE, "unknown code -> INVALID_VALUE");
+
+    /* no context yet */
+    EQ(DRV(cuCtxGetDevice)(&dev), CUDA_ERROR_INVALID_CONTEXT, "cuCtxGetDevice without context -> 201");
+    dp = 0x1234;
+    EQ(DRV(cuMemAlloc_v2)(&dp, 4096), CUDA_ERROR_INVALID_CONTEXT, "cuMemAlloc_v2 without context -> 201");
+    EQ(dp, 0x1234, "... nothing written");
+    CUcontext ctx = NULL, c2 = NULL;
+    EQ(DRV(cuDevicePrimaryCtxRetain)(&ctx, 0), CUDA_SUCCESS, "cuDevicePrimaryCtxRetain");
+    EQ(DRV(cuCtxPushCurrent_v2)(ctx), CUDA_SUCCESS, "cuCtxPushCurrent_v2");
+    DRV(cuCtxGetCurrent)(&c2);
+    CHECK(c2 == ctx, "pushed context is current");
+    EQ(DRV(cuCtxPopCurrent_v2)(&c2), CUDA_SUCCESS, "cuCtxPopCurrent_v2");
+    DRV(cuCtxGetCurrent)(&c2);
+    CHECK(c2 == NULL, "popped: no current context");
+    EQ(DRV(cuCtxSetCurrent)(ctx), CUDA_SUCCESS, "cuCtxSetCurrent(primary)");
+    EQ(DRV(cuCtxGetDevice)(&dev), CUDA_SUCCESS, "cuCtxGetDevice");
+    EQ(DRV(cuCtxSynchronize)(), CUDA_SUCCESS, "cuCtxSynchronize");
+
+    /* device memory */
+    size_t f0 = mem_free_now(), t0 = 0, f1;
+    DRV(cuMemGetInfo_v2)(&f1, &t0);
+    EQ(t0, GIB, "cuMemGetInfo_v2 total = capacity");
+    EQ(f0, GIB, "nothing charged yet");
+    EQ(DRV(cuMemAlloc_v2)(&dp, 1000), CUDA_SUCCESS, "cuMemAlloc_v2(1000)");
+    CHECK(dp >= DEV_BASE(0) && dp < DEV_BASE(1) && dp % 512 == 0, "address 0x%llx in device 0 range, 512-aligned",
+          (unsigned long long)dp);
+    EQ(mem_free_now(), GIB - 1024, "free = capacity - round_up(1000, 512)");
+    unsigned int mt = 0, managed = 7;
+    int ord = -1;
+    CUdeviceptr start = 0, devp = 0;
+    size_t rsize = 0;
+    void *hostp = (void *)1;
+    EQ(DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, dp + 100), CUDA_SUCCESS,
+       "interior device pointer is known");
+    EQ(mt, CU_MEMORYTYPE_DEVICE, "device: MEMORY_TYPE DEVICE");
+    DRV(cuPointerGetAttribute)(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, dp + 100);
+    EQ(managed, 0, "device: IS_MANAGED 0");
+    DRV(cuPointerGetAttribute)(&ord, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, dp);
+    EQ(ord, 0, "device: DEVICE_ORDINAL 0");
+    DRV(cuPointerGetAttribute)(&devp, CU_POINTER_ATTRIBUTE_DEVICE_POINTER, dp + 8);
+    EQ(devp, dp + 8, "device: DEVICE_POINTER = ptr");
+    DRV(cuPointerGetAttribute)(&start, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, dp + 999);
+    EQ(start, dp, "device: RANGE_START_ADDR");
+    DRV(cuPointerGetAttribute)(&rsize, CU_POINTER_ATTRIBUTE_RANGE_SIZE, dp + 999);
+    EQ(rsize, 1000, "device: RANGE_SIZE");
+    DRV(cuPointerGetAttribute)(&c2, CU_POINTER_ATTRIBUTE_CONTEXT, dp);
+    CHECK(c2 == ctx, "device: CONTEXT = primary context");
+    EQ(DRV(cuPointerGetAttribute)(&hostp, CU_POINTER_ATTRIBUTE_HOST_POINTER, dp), CUDA_ERROR_INVALID_VALUE,
+       "device: HOST_POINTER -> INVALID_VALUE");
+    {
+        CUpointer_attribute at[3] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_HOST_POINTER,
+                                     CU_POINTER_ATTRIBUTE_IS_MANAGED};
+        unsigned int m2 = 0, im = 9;
+        void *hp = (void *)1;
+        void *data[3] = {&m2, &hp, &im};
+        EQ(DRV(cuPointerGetAttributes)(3, at, data, dp), CUDA_SUCCESS, "cuPointerGetAttributes(device)");
+        CHECK(m2 == CU_MEMORYTYPE_DEVICE && hp == NULL && im == 0, "... DEVICE, host NULL, not managed");
+    }
+    EQ(DRV(cuMemFree_v2)(dp + 512), CUDA_ERROR_INVALID_VALUE, "cuMemFree_v2(interior) -> INVALID_VALUE");
+    EQ(DRV(cuMemFree_v2)(dp), CUDA_SUCCESS, "cuMemFree_v2");
+    EQ(mem_free_now(), GIB, "free restored");
+    EQ(DRV(cuMemFree_v2)(dp), CUDA_ERROR_INVALID_VALUE, "double free -> INVALID_VALUE");
+    EQ(DRV(cuMemFree_v2)(0), CUDA_SUCCESS, "cuMemFree_v2(0) -> success");
+    EQ(DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, dp), CUDA_ERROR_INVALID_VALUE,
+       "freed pointer unknown");
+    dp = 0x77;
+    EQ(DRV(cuMemAlloc_v2)(&dp, 0), CUDA_ERROR_INVALID_VALUE, "size 0 -> INVALID_VALUE");
+    EQ(DRV(cuMemAlloc_v2)(NULL, 16), CUDA_ERROR_INVALID_VALUE, "NULL out -> INVALID_VALUE");
+    EQ(dp, 0x77, "... nothing written");
+
+    /* OOM */
+    CUdeviceptr x = 0, y = 0, z = 0x99;
+    EQ(DRV(cuMemAlloc_v2)(&x, GIB / 2), CUDA_SUCCESS, "alloc 512 MiB");
+    EQ(DRV(cuMemAlloc_v2)(&y, GIB / 2 - 1000), CUDA_SUCCESS, "alloc 512 MiB - 1000 (charged rounded to 512)");
+    EQ(mem_free_now(), 512, "free = 512 bytes");
+    EQ(DRV(cuMemAlloc_v2)(&z, 513), CUDA_ERROR_OUT_OF_MEMORY, "513 bytes more -> OUT_OF_MEMORY (2)");
+    EQ(z, 0x99, "... nothing written");
+    EQ(DRV(cuMemAlloc_v2)(&z, 512), CUDA_SUCCESS, "exactly the remaining 512 bytes fit");
+    EQ(mem_free_now(), 0, "free = 0");
+    DRV(cuMemFree_v2)(x);
+    DRV(cuMemFree_v2)(y);
+    DRV(cuMemFree_v2)(z);
+    EQ(DRV(cuMemAlloc_v2)(&z, GIB + 1), CUDA_ERROR_OUT_OF_MEMORY, "capacity + 1 -> OUT_OF_MEMORY");
+    EQ(DRV(cuMemAlloc_v2)(&z, (size_t)-1), CUDA_ERROR_OUT_OF_MEMORY, "SIZE_MAX -> OUT_OF_MEMORY");
+
+    /* pitch, async */
+    size_t pitch = 0;
+    EQ(DRV(cuMemAllocPitch_v2)(&x, &pitch, 1000, 3, 16), CUDA_SUCCESS, "cuMemAllocPitch_v2(1000 x 3)");
+    EQ(pitch, 1024, "pitch = round_up(1000, 512)");
+    EQ(mem_free_now(), GIB - 3072, "charged pitch * height");
+    EQ(DRV(cuMemAllocPitch_v2)(&y, &pitch, 1000, 3, 3), CUDA_ERROR_INVALID_VALUE, "ElementSizeBytes 3 -> INVALID_VALUE");
+    DRV(cuMemFree_v2)(x);
+    EQ(DRV(cuMemAllocAsync)(&x, 4096, NULL), CUDA_SUCCESS, "cuMemAllocAsync");
+    EQ(((CUresult(*)(CUdeviceptr *, size_t, CUstream))dsym("cuMemAllocAsync_ptsz"))(&y, 4096, NULL), CUDA_SUCCESS,
+       "cuMemAllocAsync_ptsz");
+    EQ(mem_free_now(), GIB - 8192, "async allocations charged");
+    EQ(DRV(cuMemFreeAsync)(x, NULL), CUDA_SUCCESS, "cuMemFreeAsync");
+    EQ(((CUresult(*)(CUdeviceptr, CUstream))dsym("cuMemFreeAsync_ptsz"))(y, NULL), CUDA_SUCCESS, "cuMemFreeAsync_ptsz");
+    EQ(mem_free_now(), GIB, "async frees uncharge");
+
+    /* pinned host */
+    void *hp = NULL;
+    EQ(DRV(cuMemAllocHost_v2)(&hp, 10000), CUDA_SUCCESS, "cuMemAllocHost_v2");
+    memset(hp, 0xab, 10000);
+    CHECK(((unsigned char *)hp)[9999] == 0xab, "pinned memory is dereferenceable");
+    EQ(mem_free_now(), GIB, "pinned memory not charged to VRAM");
+    DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)hp + 5000);
+    EQ(mt, CU_MEMORYTYPE_HOST, "pinned: MEMORY_TYPE HOST");
+    managed = 7;
+    DRV(cuPointerGetAttribute)(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, (CUdeviceptr)(uintptr_t)hp);
+    EQ(managed, 0, "pinned: IS_MANAGED 0");
+    hostp = NULL;
+    DRV(cuPointerGetAttribute)(&hostp, CU_POINTER_ATTRIBUTE_HOST_POINTER, (CUdeviceptr)(uintptr_t)hp);
+    CHECK(hostp == hp, "pinned: HOST_POINTER = ptr");
+    devp = 0;
+    DRV(cuPointerGetAttribute)(&devp, CU_POINTER_ATTRIBUTE_DEVICE_POINTER, (CUdeviceptr)(uintptr_t)hp);
+    CHECK(devp == (CUdeviceptr)(uintptr_t)hp, "pinned: DEVICE_POINTER = ptr");
+    EQ(DRV(cuMemFree_v2)((CUdeviceptr)(uintptr_t)hp), CUDA_ERROR_INVALID_VALUE, "cuMemFree_v2(pinned) -> INVALID_VALUE");
+    EQ(DRV(cuMemFreeHost)(hp), CUDA_SUCCESS, "cuMemFreeHost");
+    EQ(DRV(cuMemFreeHost)(hp), CUDA_ERROR_INVALID_VALUE, "cuMemFreeHost twice -> INVALID_VALUE");
+    EQ(DRV(cuMemHostAlloc)(&hp, 64, 0x8), CUDA_ERROR_INVALID_VALUE, "cuMemHostAlloc bad flags -> INVALID_VALUE");
+    EQ(DRV(cuMemHostAlloc)(&hp, 64, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS,
+       "cuMemHostAlloc(PORTABLE|DEVICEMAP)");
+    EQ(DRV(cuMemFreeHost)(hp), CUDA_SUCCESS, "cuMemFreeHost");
+    hp = (void *)UINTPTR_MAX;
+    EQ(((legacy_host_t)dsym("cuMemAllocHost"))(&hp, 100), CUDA_SUCCESS, "legacy cuMemAllocHost works");
+    CHECK(hp != NULL && ((uintptr_t)hp >> 32) != 0xffffffffu, "... writes a full-width host pointer");
+    EQ(DRV(cuMemFreeHost)(hp), CUDA_SUCCESS, "cuMemFreeHost(legacy allocation)");
+
+    /* registered host */
+    char *buf = malloc(8192);
+    EQ(DRV(cuMemHostRegister_v2)(buf, 8192, 0), CUDA_SUCCESS, "cuMemHostRegister_v2");
+    DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)(buf + 100));
+    EQ(mt, CU_MEMORYTYPE_HOST, "registered: MEMORY_TYPE HOST");
+    EQ(DRV(cuMemHostRegister_v2)(buf + 4096, 100, 0), CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED,
+       "overlapping register -> 712");
+    EQ(DRV(cuMemHostUnregister)(buf), CUDA_SUCCESS, "cuMemHostUnregister");
+    EQ(DRV(cuMemHostUnregister)(buf), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "unregister twice -> 713");
+    EQ(((CUresult(*)(void *, size_t, unsigned))dsym("cuMemHostRegister"))(buf, 8192, 0), CUDA_SUCCESS,
+       "legacy cuMemHostRegister");
+    EQ(DRV(cuMemHostUnregister)(buf), CUDA_SUCCESS, "cuMemHostUnregister");
+
+    /* plain malloc */
+    EQ(DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)buf),
+       CUDA_ERROR_INVALID_VALUE, "malloc: cuPointerGetAttribute -> INVALID_VALUE");
+    {
+        CUpointer_attribute at[3] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_CONTEXT,
+                                     CU_POINTER_ATTRIBUTE_DEVICE_POINTER};
+        unsigned int m2 = 9;
+        CUcontext cc = (CUcontext)1;
+        CUdeviceptr dd = 1;
+        void *data[3] = {&m2, &cc, &dd};
+        EQ(DRV(cuPointerGetAttributes)(3, at, data, (CUdeviceptr)(uintptr_t)buf), CUDA_SUCCESS,
+           "malloc: cuPointerGetAttributes -> SUCCESS (cuda.h: default values)");
+        CHECK(m2 == 0 && cc == NULL && dd == 0, "... all zero/NULL");
+    }
+    free(buf);
+
+    /* managed */
+    CUdeviceptr mp = 0;
+    EQ(DRV(cuMemAllocManaged)(&mp, 5000, 0), CUDA_ERROR_INVALID_VALUE, "cuMemAllocManaged flags 0 -> INVALID_VALUE");
+    EQ(DRV(cuMemAllocManaged)(&mp, 5000, CU_MEM_ATTACH_GLOBAL), CUDA_SUCCESS, "cuMemAllocManaged(GLOBAL)");
+    CHECK(((unsigned char *)(uintptr_t)mp)[4999] == 0, "managed memory is zeroed and dereferenceable");
+    ((unsigned char *)(uintptr_t)mp)[0] = 1;
+    EQ(mem_free_now(), GIB, "managed memory not charged to VRAM");
+    DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, mp + 10);
+    EQ(mt, CU_MEMORYTYPE_DEVICE, "managed: MEMORY_TYPE DEVICE (as the real driver)");
+    DRV(cuPointerGetAttribute)(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, mp + 10);
+    EQ(managed, 1, "managed: IS_MANAGED 1");
+    EQ(DRV(cuMemFreeHost)((void *)(uintptr_t)mp), CUDA_ERROR_INVALID_VALUE, "cuMemFreeHost(managed) -> INVALID_VALUE");
+    EQ(DRV(cuMemFree_v2)(mp), CUDA_SUCCESS, "cuMemFree_v2 frees managed memory");
+    EQ(DRV(cuMemAllocManaged)(&mp, 64, CU_MEM_ATTACH_HOST), CUDA_SUCCESS, "cuMemAllocManaged(HOST)");
+    EQ(DRV(cuMemFree_v2)(mp), CUDA_SUCCESS, "cuMemFree_v2");
+
+    /* legacy 32-bit entry points, default: 201 and nothing written */
+    struct {
+        devptr_v1 out;
+        devptr_v1 canary;
+    } lg = {0xdeadbeefu, 0xcafef00du};
+    unsigned int lpitch[2] = {0xdeadbeefu, 0xcafef00du};
+    EQ(((legacy_alloc_t)dsym("cuMemAlloc"))(&lg.out, 4096), CUDA_ERROR_INVALID_CONTEXT,
+       "legacy cuMemAlloc (v2000) -> 201 like driver 580");
+    CHECK(lg.out == 0xdeadbeefu && lg.canary == 0xcafef00du, "... out-parameter and neighbouring canary untouched");
+    EQ(((legacy_pitch_t)dsym("cuMemAllocPitch"))(&lg.out, &lpitch[0], 100, 2, 4), CUDA_ERROR_INVALID_CONTEXT,
+       "legacy cuMemAllocPitch -> 201");
+    CHECK(lg.out == 0xdeadbeefu && lpitch[0] == 0xdeadbeefu && lpitch[1] == 0xcafef00du, "... nothing written");
+    EQ(((legacy_free_t)dsym("cuMemFree"))(0x10000000u), CUDA_ERROR_INVALID_CONTEXT, "legacy cuMemFree -> 201");
+    EQ(mem_free_now(), GIB, "nothing charged by legacy calls");
+
+    /* release */
+    EQ(DRV(cuDevicePrimaryCtxRelease_v2)(0), CUDA_SUCCESS, "cuDevicePrimaryCtxRelease_v2");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: runtime API (default environment)                                */
+
+struct thr_arg {
+    int iters;
+    int fails;
+    int had_ctx_before;
+};
+
+static void *thr_main(void *p)
+{
+    struct thr_arg *t = p;
+    CUcontext c = (CUcontext)1;
+    DRV(cuCtxGetCurrent)(&c);
+    t->had_ctx_before = c != NULL;
+    for (int i = 0; i < t->iters; i++) {
+        void *d = NULL;
+        if (cudaMalloc(&d, 4096 + (size_t)i) != cudaSuccess || cudaFree(d) != cudaSuccess)
+            t->fails++;
+    }
+    return NULL;
+}
+
+static void scn_runtime(void)
+{
+#ifdef FAKE_SMOKE_SHARED
+    CHECK(dlsym(RTLD_DEFAULT, "cudaMalloc") != NULL, "shared fake cudart exports cudaMalloc");
+#else
+    CHECK(dlsym(RTLD_DEFAULT, "cudaMalloc") == NULL, "static fake cudart: cudaMalloc not visible to dlsym (-rdynamic)");
+#endif
+    int v = 0;
+    EQ(cudaRuntimeGetVersion(&v), cudaSuccess, "cudaRuntimeGetVersion");
+    EQ(v, 13000, "runtime 13000");
+    void *p = NULL;
+    EQ(cudaMalloc(&p, 1000), cudaSuccess, "cudaMalloc(1000)");
+    CHECK((uintptr_t)p >= DEV_BASE(0) && (uintptr_t)p < DEV_BASE(1), "device address %p", p);
+    CUcontext c = NULL;
+    DRV(cuCtxGetCurrent)(&c);
+    CHECK(c != NULL, "cudart made device 0's primary context current on this thread");
+    EQ(cudaDriverGetVersion(&v), cudaSuccess, "cudaDriverGetVersion");
+    EQ(v, 13000, "driver 13000");
+    size_t f = 0, t = 0;
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
+    CHECK(t == GIB && f == GIB - 1024, "free %zu = total %zu - 1024", f, t);
+    struct cudaPointerAttributes at;
+    EQ(cudaPointerGetAttributes(&at, p), cudaSuccess, "cudaPointerGetAttributes(device)");
+    CHECK(at.type == cudaMemoryTypeDevice && at.device == 0 && at.devicePointer == p && at.hostPointer == NULL,
+          "device: type Device, devicePointer = ptr, hostPointer NULL");
+    EQ(cudaFree(p), cudaSuccess, "cudaFree");
+    EQ(cudaFree(NULL), cudaSuccess, "cudaFree(0)");
+    EQ(cudaFree(p), cudaErrorInvalidValue, "cudaFree twice -> cudaErrorInvalidValue");
+    EQ(cudaGetLastError(), cudaErrorInvalidValue, "cudaGetLastError returns it");
+    EQ(cudaGetLastError(), cudaSuccess, "... and resets");
+
+    void *q = (void *)0x55;
+    EQ(cudaMalloc(&q, 2 * GIB), cudaErrorMemoryAllocation, "cudaMalloc(2 GiB) -> cudaErrorMemoryAllocation (2)");
+    CHECK(q == (void *)0x55, "... nothing written");
+    EQ(cudaPeekAtLastError(), cudaErrorMemoryAllocation, "cudaPeekAtLastError");
+    EQ(cudaGetLastError(), cudaErrorMemoryAllocation, "cudaGetLastError");
+    CHECK(strcmp(cudaGetErrorName(cudaErrorMemoryAllocation), "cudaErrorMemoryAllocation") == 0 &&
+              strcmp(cudaGetErrorString(cudaErrorMemoryAllocation), "out of memory") == 0,
+          "cudaGetErrorName/String(2)");
+    EQ(cudaMalloc(&q, 0), cudaSuccess, "cudaMalloc(0) succeeds");
+    CHECK(q == NULL, "... with NULL");
+
+    size_t pitch = 0;
+    EQ(cudaMallocPitch(&p, &pitch, 100, 10), cudaSuccess, "cudaMallocPitch(100 x 10)");
+    EQ(pitch, 512, "pitch 512");
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
+    EQ(f, GIB - 5120, "charged 5120");
+    cudaFree(p);
+
+    EQ(cudaMallocAsync(&p, 4096, NULL), cudaSuccess, "cudaMallocAsync");
+    EQ(cudaFreeAsync(p, NULL), cudaSuccess, "cudaFreeAsync");
+
+    EQ(cudaMallocHost(&p, 4096), cudaSuccess, "cudaMallocHost");
+    EQ(cudaPointerGetAttributes(&at, p), cudaSuccess, "cudaPointerGetAttributes(pinned)");
+    CHECK(at.type == cudaMemoryTypeHost && at.hostPointer == p, "pinned: type Host");
+    EQ(cudaFreeHost(p), cudaSuccess, "cudaFreeHost");
+    EQ(cudaHostAlloc(&p, 4096, cudaHostAllocMapped), cudaSuccess, "cudaHostAlloc(Mapped)");
+    EQ(cudaFreeHost(p), cudaSuccess, "cudaFreeHost");
+
+    EQ(cudaMallocManaged(&p, 4096, cudaMemAttachGlobal), cudaSuccess, "cudaMallocManaged");
+    EQ(cudaPointerGetAttributes(&at, p), cudaSuccess, "cudaPointerGetAttributes(managed)");
+    CHECK(at.type == cudaMemoryTypeManaged && at.devicePointer == p && at.hostPointer == p, "managed: type Managed");
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
+    EQ(f, GIB, "managed not charged");
+    EQ(cudaFree(p), cudaSuccess, "cudaFree(managed)");
+
+    char *m = malloc(64);
+    EQ(cudaPointerGetAttributes(&at, m), cudaSuccess, "cudaPointerGetAttributes(malloc) -> cudaSuccess");
+    CHECK(at.type == cudaMemoryTypeUnregistered && at.devicePointer == NULL, "malloc: type Unregistered");
+    EQ(cudaHostRegister(m, 64, cudaHostRegisterDefault), cudaSuccess, "cudaHostRegister");
+    EQ(cudaPointerGetAttributes(&at, m), cudaSuccess, "cudaPointerGetAttributes(registered)");
+    EQ(at.type, cudaMemoryTypeHost, "registered: type Host");
+    EQ(cudaHostUnregister(m), cudaSuccess, "cudaHostUnregister");
+    free(m);
+
+    int n = 0, d = -1;
+    EQ(cudaGetDeviceCount(&n), cudaSuccess, "cudaGetDeviceCount");
+    EQ(n, 1, "one device");
+    EQ(cudaSetDevice(1), cudaErrorInvalidDevice, "cudaSetDevice(1) -> cudaErrorInvalidDevice");
+    cudaGetLastError();
+    EQ(cudaGetDevice(&d), cudaSuccess, "cudaGetDevice");
+    EQ(d, 0, "still device 0");
+    EQ(cudaDeviceSynchronize(), cudaSuccess, "cudaDeviceSynchronize");
+
+    /* threads: the driver's current context is per-thread; cudart binds on first call */
+    enum { NT = 8 };
+    pthread_t th[NT];
+    struct thr_arg ta[NT];
+    for (int i = 0; i < NT; i++) {
+        ta[i] = (struct thr_arg){.iters = 2000};
+        pthread_create(&th[i], NULL, thr_main, &ta[i]);
+    }
+    int fails = 0, had = 0;
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        fails += ta[i].fails;
+        had += ta[i].had_ctx_before;
+    }
+    EQ(had, 0, "new threads start without a current context");
+    EQ(fails, 0, "8 threads x 2000 cudaMalloc/cudaFree all succeed");
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
+    EQ(f, GIB, "everything uncharged after the threads");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: FAKECUDA_LEGACY_ALLOC=1                                          */
+
+static void scn_legacy(void)
+{
+    DRV(cuInit)(0);
+    CUcontext c;
+    DRV(cuDevicePrimaryCtxRetain)(&c, 0);
+    DRV(cuCtxSetCurrent)(c);
+    devptr_v1 w[3] = {0xdeadbeefu, 0xdeadbeefu, 0xdeadbeefu};
+    EQ(((legacy_alloc_t)dsym("cuMemAlloc"))(&w[1], 1000), CUDA_SUCCESS, "legacy cuMemAlloc succeeds");
+    CHECK(w[0] == 0xdeadbeefu && w[2] == 0xdeadbeefu && w[1] != 0xdeadbeefu, "exactly 4 bytes written");
+    CHECK(w[1] != 0 && w[1] % 512 == 0, "32-bit device address 0x%x, 512-aligned", w[1]);
+    EQ(mem_free_now(), GIB - 1024, "legacy allocation charged");
+    unsigned int mt = 0;
+    EQ(DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)w[1]), CUDA_SUCCESS,
+       "legacy address known to pointer attributes");
+    EQ(mt, CU_MEMORYTYPE_DEVICE, "... DEVICE");
+    devptr_v1 pw[3] = {0xdeadbeefu, 0xdeadbeefu, 0xdeadbeefu};
+    unsigned int pp[3] = {0xdeadbeefu, 0xdeadbeefu, 0xdeadbeefu};
+    EQ(((legacy_pitch_t)dsym("cuMemAllocPitch"))(&pw[1], &pp[1], 700, 2, 8), CUDA_SUCCESS, "legacy cuMemAllocPitch");
+    CHECK(pw[0] == 0xdeadbeefu && pw[2] == 0xdeadbeefu && pp[0] == 0xdeadbeefu && pp[2] == 0xdeadbeefu && pp[1] == 1024,
+          "4-byte pointer and pitch written, pitch 1024");
+    EQ(((legacy_free_t)dsym("cuMemFree"))(w[1]), CUDA_SUCCESS, "legacy cuMemFree");
+    EQ(((legacy_free_t)dsym("cuMemFree"))(pw[1]), CUDA_SUCCESS, "legacy cuMemFree (pitch)");
+    EQ(((legacy_free_t)dsym("cuMemFree"))(0), CUDA_SUCCESS, "legacy cuMemFree(0)");
+    EQ(mem_free_now(), GIB, "uncharged");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: FAKECUDA_DEVICES=2, 1 MiB each, pageable access                  */
+
+static void scn_twodev(void)
+{
+    const size_t cap = 1 << 20;
+    int n = 0, d = -1;
+    EQ(cudaGetDeviceCount(&n), cudaSuccess, "cudaGetDeviceCount");
+    EQ(n, 2, "FAKECUDA_DEVICES=2");
+    void *p0 = NULL, *p1 = NULL, *q = (void *)0x55;
+    EQ(cudaMalloc(&p0, 1000), cudaSuccess, "cudaMalloc on device 0");
+    EQ(cudaSetDevice(1), cudaSuccess, "cudaSetDevice(1)");
+    EQ(cudaGetDevice(&d), cudaSuccess, "cudaGetDevice");
+    EQ(d, 1, "device 1");
+    CUdevice cd = -1;
+    EQ(DRV(cuCtxGetDevice)(&cd), CUDA_SUCCESS, "cuCtxGetDevice");
+    EQ(cd, 1, "device 1's primary context is current");
+    EQ(cudaMalloc(&p1, 4096), cudaSuccess, "cudaMalloc on device 1");
+    CHECK((uintptr_t)p1 >= DEV_BASE(1) && (uintptr_t)p1 < DEV_BASE(2), "device 1 address %p", p1);
+    struct cudaPointerAttributes at;
+    EQ(cudaPointerGetAttributes(&at, p1), cudaSuccess, "cudaPointerGetAttributes");
+    EQ(at.device, 1, "attributes say device 1");
+    int ord = -1;
+    DRV(cuPointerGetAttribute)(&ord, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, (CUdeviceptr)(uintptr_t)p0);
+    EQ(ord, 0, "device 0 allocation keeps ordinal 0");
+    size_t f = 0, t = 0;
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo on device 1");
+    CHECK(t == cap && f == cap - 4096, "device 1: free %zu of %zu", f, t);
+    EQ(cudaMalloc(&q, cap - 4096 + 1), cudaErrorMemoryAllocation, "device 1 OOM at its own capacity");
+    CHECK(q == (void *)0x55, "... nothing written");
+    EQ(cudaSetDevice(0), cudaSuccess, "cudaSetDevice(0)");
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo on device 0");
+    EQ(f, cap - 1024, "device 0 charged only its own 1024");
+    EQ(cudaSetDevice(2), cudaErrorInvalidDevice, "cudaSetDevice(2) -> cudaErrorInvalidDevice");
+    cudaFree(p0);
+    cudaFree(p1);
+
+    char n0[64], n1[64], b1[32];
+    DRV(cuDeviceGetName)(n0, sizeof n0, 0);
+    DRV(cuDeviceGetName)(n1, sizeof n1, 1);
+    CHECK(strcmp(n1, "FakeCUDA Device 1") == 0 && strcmp(n0, n1) != 0, "names '%s' / '%s'", n0, n1);
+    DRV(cuDeviceGetPCIBusId)(b1, sizeof b1, 1);
+    CHECK(strcmp(b1, "0000:11:00.0") == 0, "PCI bus id '%s'", b1);
+    CUuuid u0, u1;
+    DRV(cuDeviceGetUuid_v2)(&u0, 0);
+    DRV(cuDeviceGetUuid_v2)(&u1, 1);
+    CHECK(memcmp(&u0, &u1, sizeof u0) != 0, "UUIDs differ");
+    int a = -1;
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, 1);
+    EQ(a, 0x11, "PCI_BUS_ID 0x11");
+    DRV(cuDeviceGetAttribute)(&a, CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 1);
+    EQ(a, 1, "FAKECUDA_PAGEABLE_ACCESS=1");
+    CUdevice dv;
+    EQ(DRV(cuDeviceGet)(&dv, 2), CUDA_ERROR_INVALID_DEVICE, "cuDeviceGet(2) -> 101");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: a preloaded library exports cuMemAlloc_v2/cuMemFree_v2/cuInit     */
+
+static void scn_preload(void)
+{
+    void *mine = dlsym(RTLD_DEFAULT, "cuMemAlloc_v2");
+    CHECK(mine != NULL && mine != dsym("cuMemAlloc_v2"), "interposer is preloaded and exports cuMemAlloc_v2");
+    gpa_v2_t gpa2 = (gpa_v2_t)dsym("cuGetProcAddress_v2");
+    void *p = NULL;
+    CUdriverProcAddressQueryResult st;
+    EQ(gpa2("cuMemAlloc", &p, 3020, 0, &st), CUDA_SUCCESS, "GPA(cuMemAlloc, 3020)");
+    CHECK(p == dsym("cuMemAlloc_v2") && p != mine, "... is libcuda's own cuMemAlloc_v2, not the preloaded one (-Bsymbolic)");
+    EQ(gpa2("cuInit", &p, 2000, 0, &st), CUDA_SUCCESS, "GPA(cuInit, 2000)");
+    CHECK(p == dsym("cuInit") && p != dlsym(RTLD_DEFAULT, "cuInit"), "... is libcuda's own cuInit");
+    /* the whole runtime path runs without ever reaching the interposer (it aborts if reached) */
+    void *d = NULL;
+    EQ(cudaMalloc(&d, 4096), cudaSuccess, "cudaMalloc under the interposer");
+    EQ(cudaMallocAsync(&d, 4096, NULL), cudaSuccess, "cudaMallocAsync (libcuda-internal cuMemAlloc_v2 call)");
+    EQ(cudaFreeAsync(d, NULL), cudaSuccess, "cudaFreeAsync (libcuda-internal cuMemFree_v2 call)");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenarios: invalid environment, no device, no driver                       */
+
+static void scn_badenv(void)
+{
+    int n = 0;
+    EQ(cudaGetDeviceCount(&n), cudaSuccess, "cudaGetDeviceCount");
+    EQ(n, 1, "FAKECUDA_DEVICES=two ignored: default 1");
+    size_t f = 0, t = 0;
+    EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
+    EQ(t, GIB, "FAKECUDA_VRAM_BYTES=1G ignored (plain integers only): default 1 GiB");
+}
+
+static void scn_nodevice(void)
+{
+    void *p = (void *)0x55;
+    EQ(cudaMalloc(&p, 16), cudaErrorNoDevice, "FAKECUDA_DEVICES=0: cudaMalloc -> cudaErrorNoDevice (100)");
+    CHECK(p == (void *)0x55, "... nothing written");
+    EQ(cudaGetLastError(), cudaErrorNoDevice, "cudaGetLastError");
+}
+
+static void scn_nodriver(void)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!h)
+        h = dlopen("libcuda.so.1", RTLD_NOW);
+    if (h) {
+        printf("SKIP %s/%s: a libcuda.so.1 is reachable without LD_LIBRARY_PATH\n", VARIANT, g_scn);
+        return;
+    }
+    void *p = (void *)0x55;
+    EQ(cudaMalloc(&p, 16), cudaErrorInsufficientDriver, "no libcuda.so.1: cudaMalloc -> cudaErrorInsufficientDriver");
+    EQ(cudaFree(NULL), cudaErrorInsufficientDriver, "... cudaFree too");
+    EQ(cudaGetLastError(), cudaErrorInsufficientDriver, "cudaGetLastError");
+    int v = -1;
+    EQ(cudaDriverGetVersion(&v), cudaSuccess, "cudaDriverGetVersion succeeds");
+    EQ(v, 0, "... with 0");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Driver: one child process per scenario                                     */
+
+static const struct scenario {
+    const char *name;
+    void (*fn)(void);
+    const char *env[4]; /* extra NAME=VALUE; "TRACE": a trace file; "PRELOAD": fake_interposer.so */
+    int no_ld_path;
+    int static_only;
+} k_scn[] = {
+    {"trace", scn_trace, {"TRACE"}, 0, 0},
+    {"gpa", scn_gpa, {"TRACE"}, 0, 0},
+    {"driver", scn_driver, {0}, 0, 0},
+    {"runtime", scn_runtime, {0}, 0, 0},
+    {"legacy", scn_legacy, {"FAKECUDA_LEGACY_ALLOC=1"}, 0, 0},
+    {"twodev", scn_twodev, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=1048576", "FAKECUDA_PAGEABLE_ACCESS=1"}, 0, 0},
+    {"badenv", scn_badenv, {"FAKECUDA_DEVICES=two", "FAKECUDA_VRAM_BYTES=1G"}, 0, 0},
+    {"nodevice", scn_nodevice, {"FAKECUDA_DEVICES=0"}, 0, 0},
+    {"nodriver", scn_nodriver, {0}, 1, 1},
+    {"preload", scn_preload, {"PRELOAD"}, 0, 0},
+};
+
+static int run_child(const struct scenario *s, const char *self)
+{
+    char trace_path[256] = "";
+    char trace_env[300], preload_env[4200];
+    const char *envp[256];
+    int n = 0;
+    for (char **e = environ; *e && n < 240; e++) {
+        if (strncmp(*e, "FAKECUDA_", 9) == 0 || strncmp(*e, "LD_PRELOAD=", 11) == 0)
+            continue;
+        if (s->no_ld_path && strncmp(*e, "LD_LIBRARY_PATH=", 16) == 0)
+            continue;
+        envp[n++] = *e;
+    }
+    for (int i = 0; i < 4 && s->env[i]; i++) {
+        if (strcmp(s->env[i], "TRACE") == 0) {
+            snprintf(trace_path, sizeof trace_path, "/tmp/fakecuda-smoke-%s-%d-%s.trace", VARIANT, (int)getpid(),
+                     s->name);
+            unlink(trace_path);
+            snprintf(trace_env, sizeof trace_env, "FAKECUDA_TRACE=%s", trace_path);
+            envp[n++] = trace_env;
+        } else if (strcmp(s->env[i], "PRELOAD") == 0) {
+            /* fake_interposer.so lives next to this binary */
+            char exe[4096];
+            snprintf(exe, sizeof exe, "%s", self);
+            char *slash = strrchr(exe, '/');
+            if (slash)
+                *slash = 0;
+            snprintf(preload_env, sizeof preload_env, "LD_PRELOAD=%s/fake_interposer.so", exe);
+            envp[n++] = preload_env;
+        } else {
+            envp[n++] = s->env[i];
+        }
+    }
+    envp[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {(char *)self, (char *)s->name, NULL};
+        execve(self, argv, (char **)envp);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (trace_path[0])
+        unlink(trace_path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    size_t ns = sizeof k_scn / sizeof k_scn[0];
+    if (argc > 1) {
+        for (size_t i = 0; i < ns; i++)
+            if (strcmp(argv[1], k_scn[i].name) == 0) {
+                g_scn = k_scn[i].name;
+                k_scn[i].fn();
+                printf("%s %s/%s: %d passed, %d failed\n", g_fail ? "FAIL" : "PASS", VARIANT, g_scn, g_pass, g_fail);
+                return g_fail ? 1 : 0;
+            }
+        fprintf(stderr, "unknown scenario %s\n", argv[1]);
+        return 2;
+    }
+    /* re-execute by path (not /proc/self/exe, which is valgrind's under valgrind) */
+    static char self[4096];
+    if (!realpath(strchr(argv[0], '/') ? argv[0] : "/proc/self/exe", self))
+        snprintf(self, sizeof self, "/proc/self/exe");
+    int bad = 0;
+    for (size_t i = 0; i < ns; i++) {
+#ifdef FAKE_SMOKE_SHARED
+        if (k_scn[i].static_only)
+            continue;
+#endif
+        int rc = run_child(&k_scn[i], self);
+        if (rc != 0) {
+            printf("FAIL %s/%s: scenario exited with %d\n", VARIANT, k_scn[i].name, rc);
+            bad++;
+        }
+    }
+    printf("%s %s: %d scenario(s) failed\n", bad ? "FAIL" : "PASS", VARIANT, bad);
+    return bad ? 1 : 0;
+}

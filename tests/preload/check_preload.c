@@ -1,0 +1,440 @@
+/* Preload suite: the self-checking programs of tests/preload run under
+ * LD_PRELOAD=libvramguard.so against the fake CUDA driver. Each test checks
+ * the program's exit status (its own PASS/FAIL lines) and what the shim
+ * logged or wrote. */
+#include "../check_support.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Suite *make_preload_suite(void);
+
+struct run {
+    int status;
+    char dir[512];
+    char log_path[600];
+    char *out; /* program output (stdout+stderr) */
+    char *log; /* the shim's log (VRAMGUARD_LOG) */
+};
+
+/* Run build/tests/<prog> under the shim with extra environment; the shim logs
+ * to <dir>/shim.log. */
+static struct run run_prog(const char *prog, const char *const *env)
+{
+    struct run r;
+    snprintf(r.dir, sizeof(r.dir), "%s", vg_test_tmpdir());
+    snprintf(r.log_path, sizeof(r.log_path), "%s/shim.log", r.dir);
+    char path[700], out_path[700], log_env[700];
+    snprintf(path, sizeof(path), "%s/tests/%s", vg_test_build(), prog);
+    snprintf(out_path, sizeof(out_path), "%s/out.txt", r.dir);
+    snprintf(log_env, sizeof(log_env), "VRAMGUARD_LOG=%s", r.log_path);
+    const char *all_env[32];
+    int n = 0;
+    all_env[n++] = log_env;
+    for (const char *const *e = env; e && *e && n < 31; e++)
+        all_env[n++] = *e;
+    all_env[n] = NULL;
+    const char *argv[] = {path, NULL};
+    r.status = vg_test_run(argv, all_env, 1, out_path);
+    r.out = vg_test_read(out_path);
+    r.log = vg_test_read(r.log_path);
+    return r;
+}
+
+#define ASSERT_PASSED(r)                                                                           \
+    ck_assert_msg((r).status == 0, "exit %d\n--- output ---\n%s\n--- shim log ---\n%s", (r).status, (r).out, \
+                  (r).log)
+
+/* ---- the three ways in, counting, policy ---------------------------------- */
+
+START_TEST(runtime_static_reject)
+{
+    struct run r = run_prog("prog_runtime_static", NULL);
+    ASSERT_PASSED(r);
+    /* Static cudart: the runtime call is invisible, the driver call is named. */
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: cuMemAllocManaged of 1.0 MiB"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: cuMemHostAlloc of 1.0 MiB"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "CUDA_ERROR_NOT_SUPPORTED (801)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "CUDA_ERROR_NOT_PERMITTED (800)"), 1);
+    ck_assert_msg(strstr(r.log, "from ") && strstr(r.log, "prog_runtime_static+0x"), "caller module missing:\n%s",
+                  r.log);
+}
+END_TEST
+
+START_TEST(runtime_shared_reject_names_runtime_call)
+{
+    struct run r = run_prog("prog_runtime_shared", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cudaMallocManaged via cuMemAllocManaged"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cudaMallocHost via cuMemHostAlloc"), 1);
+    ck_assert_msg(strstr(r.log, "prog_runtime_shared+0x"), "true caller missing:\n%s", r.log);
+}
+END_TEST
+
+START_TEST(runtime_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    struct run r = run_prog("prog_runtime_shared", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cudaMallocManaged"), 1);
+    /* The allowed pinned buffer is named by the residency check. */
+    ck_assert_int_eq(vg_test_count(r.log, "residency: 0x"), 1);
+    ck_assert_msg(strstr(r.log, "is not VRAM: host memory"), "%s", r.log);
+}
+END_TEST
+
+START_TEST(runtime_warn)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=warn", NULL};
+    struct run r = run_prog("prog_runtime_static", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 2);
+    ck_assert_msg(strstr(r.log, "is not VRAM: managed (unified) memory"), "%s", r.log);
+}
+END_TEST
+
+START_TEST(runtime_off)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=off", NULL};
+    struct run r = run_prog("prog_runtime_shared", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "violation"), 0);
+}
+END_TEST
+
+START_TEST(driver_api)
+{
+    struct run r = run_prog("prog_driver", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 3);
+}
+END_TEST
+
+START_TEST(driver_api_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    struct run r = run_prog("prog_driver", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 1);
+}
+END_TEST
+
+START_TEST(legacy_like_real_driver)
+{
+    struct run r = run_prog("prog_legacy", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_msg(strstr(r.out, "legacy cuMemAlloc answered 201"), "%s", r.out);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemAllocHost of 1.0 MiB"), 1);
+}
+END_TEST
+
+START_TEST(legacy_allocations_succeed)
+{
+    const char *env[] = {"FAKECUDA_LEGACY_ALLOC=1", "VRAMGUARD_ALLOW=pinned", NULL};
+    struct run r = run_prog("prog_legacy", env);
+    ASSERT_PASSED(r);
+    ck_assert_msg(strstr(r.out, "legacy cuMemAlloc succeeded"), "%s", r.out);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS legacy pitch counted"), 1);
+}
+END_TEST
+
+START_TEST(rtld_local_cudart)
+{
+    struct run r = run_prog("prog_rtld_local", NULL);
+    ASSERT_PASSED(r);
+}
+END_TEST
+
+START_TEST(other_libraries_dlsym_next)
+{
+    struct run r = run_prog("prog_dlsym_next", NULL);
+    ASSERT_PASSED(r);
+    /* Never reached the driver: nothing logged at exit. */
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard:"), 0);
+}
+END_TEST
+
+START_TEST(eight_threads_exact)
+{
+    struct run r = run_prog("prog_threads", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS purpose"), 4);
+}
+END_TEST
+
+START_TEST(fork_child_owns_nothing)
+{
+    struct run r = run_prog("prog_fork", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS child starts with no tracked memory"), 1);
+}
+END_TEST
+
+/* ---- OOM ---------------------------------------------------------------- */
+
+START_TEST(oom_breakdown_once_then_lines)
+{
+    const char *env[] = {"FAKECUDA_VRAM_BYTES=67108864", NULL};
+    struct run r = run_prog("prog_oom", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "==== out of memory on device 0"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: out of memory again"), 3);
+    ck_assert_msg(strstr(r.log, "failed request: cudaMalloc") == NULL, "static cudart names the driver call");
+    ck_assert_msg(strstr(r.log, "failed request: cuMemAlloc_v2 of 1.0 TiB (1099511627776 bytes)"), "%s", r.log);
+    ck_assert_msg(strstr(r.log, "purpose kv_cache"), "%s", r.log);
+    ck_assert_msg(strstr(r.log, "device 0: total 64.0 MiB, free 56.0 MiB"), "%s", r.log);
+    ck_assert_msg(strstr(r.log, "untracked (device-wide"), "%s", r.log);
+    ck_assert_msg(strstr(r.log, "\"embedding\""), "largest allocations missing:\n%s", r.log);
+    ck_assert_msg(strstr(r.log, "1 largest live allocations on device 0"), "%s", r.log);
+}
+END_TEST
+
+/* ---- reports and journals ---------------------------------------------------- */
+
+static int validate(const char *path)
+{
+    char script[600], out[700];
+    snprintf(script, sizeof(script), "%s/tests/cli/validate_report.py", vg_test_root());
+    snprintf(out, sizeof(out), "%s.validation", path);
+    const char *argv[] = {"/usr/bin/python3", script, path, NULL};
+    int st = vg_test_run(argv, NULL, 0, out);
+    if (st != 0) {
+        char *text = vg_test_read(out);
+        fprintf(stderr, "validation of %s failed:\n%s\n", path, text);
+        free(text);
+    }
+    return st;
+}
+
+/* The one file in `dir` whose name starts with `prefix` and ends with `suffix`. */
+static int find_file(const char *dir, const char *prefix, const char *suffix, char *out, size_t size)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && len > sl && strcmp(e->d_name + len - sl, suffix) == 0) {
+            snprintf(out, size, "%s/%s", dir, e->d_name);
+            n++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+START_TEST(json_report_and_journal)
+{
+    const char *tmp = vg_test_tmpdir();
+    char report_env[700];
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, NULL};
+    struct run r = run_prog("prog_runtime_shared", env);
+    ASSERT_PASSED(r);
+    char report[800], journal[800];
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json.journal", journal, sizeof(journal)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"status\": \"fail\", \"reasons\": [\"violation\"], \"violations\": 2"), "%s", json);
+    ck_assert_msg(strstr(json, "\"pageable_memory_access\": false"), "%s", json);
+    ck_assert_msg(strstr(json, "\"kind\": \"device\", \"purpose\": \"weights\""), "%s", json);
+    ck_assert_msg(strstr(json, "\"live_at_exit\": {\"count\": 0"), "%s", json);
+    char *jl = vg_test_read(journal);
+    ck_assert_int_eq(vg_test_count(jl, "{\"event\":\"start\""), 1);
+    ck_assert_int_eq(vg_test_count(jl, "{\"event\":\"violation\""), 2);
+    ck_assert_int_eq(vg_test_count(jl, "\"action\":\"rejected\",\"result\":801"), 1);
+    ck_assert_int_eq(vg_test_count(jl, "\"action\":\"rejected\",\"result\":800"), 1);
+    free(json);
+    free(jl);
+}
+END_TEST
+
+START_TEST(report_pass_with_allow_and_leak_fail)
+{
+    const char *tmp = vg_test_tmpdir();
+    char report_env[700];
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, "VRAMGUARD_POLICY=off", "FAKECUDA_PAGEABLE_ACCESS=1", NULL};
+    struct run r = run_prog("prog_runtime_static", env);
+    ASSERT_PASSED(r);
+    char report[800];
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"status\": \"pass\""), "%s", json);
+    ck_assert_msg(strstr(json, "\"pageable_memory_access\": true"), "%s", json);
+    ck_assert_msg(strstr(json, "\"kind\": \"managed\""), "%s", json);
+    free(json);
+
+    /* prog_oom leaves nothing live; prog_fork's parent neither: use the OOM
+     * program with fail-on leak and oom. */
+    const char *tmp2 = vg_test_tmpdir();
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp2);
+    const char *env2[] = {report_env, "VRAMGUARD_FAIL_ON=oom,leak", "FAKECUDA_VRAM_BYTES=67108864", NULL};
+    r = run_prog("prog_oom", env2);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(find_file(tmp2, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"status\": \"fail\", \"reasons\": [\"oom\"], \"violations\": 0, \"oom_events\": 4"),
+                  "%s", json);
+    free(json);
+}
+END_TEST
+
+START_TEST(no_report_without_driver)
+{
+    const char *tmp = vg_test_tmpdir();
+    char report_env[700], probe[800];
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, NULL};
+    const char *argv[] = {"/bin/sh", "-c", "echo hello; ls / >/dev/null", NULL};
+    char out[700];
+    snprintf(out, sizeof(out), "%s/out.txt", tmp);
+    ck_assert_int_eq(vg_test_run(argv, env, 1, out), 0);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", probe, sizeof(probe)), 0);
+    ck_assert_int_eq(find_file(tmp, "r.", ".journal", probe, sizeof(probe)), 0);
+    char *text = vg_test_read(out);
+    ck_assert_str_eq(text, "hello\n");
+    free(text);
+}
+END_TEST
+
+/* ---- bootstrap, configuration, exports ------------------------------------- */
+
+START_TEST(static_cudart_bootstrap_through_the_shim)
+{
+    const char *tmp = vg_test_tmpdir();
+    char trace_env[700], trace[700];
+    snprintf(trace, sizeof(trace), "%s/trace.txt", tmp);
+    snprintf(trace_env, sizeof(trace_env), "FAKECUDA_TRACE=%s", trace);
+    const char *env[] = {trace_env, NULL};
+    struct run r = run_prog("prog_runtime_static", env);
+    ASSERT_PASSED(r);
+    char *t = vg_test_read(trace);
+    /* The sequence DESIGN.md measured, as the shim forwarded it. */
+    const char *order[] = {"gpa abi=v2 symbol= version=0", "symbol=cuInit version=2000", "fakecuda: cuInit",
+                           "symbol=cuGetProcAddress version=11030", "symbol=cuGetProcAddress version=12000",
+                           "symbol=cuMemAlloc version=3020", "symbol=cuMemAllocAsync version=11020 flags=2"};
+    const char *at = t;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        const char *next = strstr(at, order[i]);
+        ck_assert_msg(next != NULL, "missing or out of order: %s\n%s", order[i], t);
+        at = next;
+    }
+    free(t);
+}
+END_TEST
+
+START_TEST(invalid_config_warns_once_keeps_default)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=everything", "VRAMGUARD_FAIL_ON=violation,never", NULL};
+    struct run r = run_prog("prog_driver", env);
+    ASSERT_PASSED(r); /* prog_driver expects the default: pinned refused */
+    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_ALLOW=\"everything\" is not valid (accepted: pinned, none)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_FAIL_ON=\"violation,never\" is not valid"), 1);
+}
+END_TEST
+
+START_TEST(exported_symbols_exact)
+{
+    const char *tmp = vg_test_tmpdir();
+    char cmd[1200], out[700];
+    snprintf(out, sizeof(out), "%s/nm.txt", tmp);
+    snprintf(cmd, sizeof(cmd), "nm -D --defined-only %s/libvramguard.so | awk '{print $3}' | sort", vg_test_build());
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(vg_test_run(argv, NULL, 0, out), 0);
+    char *got = vg_test_read(out);
+    const char *want = "cuGetProcAddress\ncuGetProcAddress_v2\ncuInit\ncuMemAlloc\ncuMemAllocHost\n"
+                       "cuMemAllocHost_v2\ncuMemAllocManaged\ncuMemAllocPitch\ncuMemAllocPitch_v2\n"
+                       "cuMemAlloc_v2\ncuMemFree\ncuMemFreeHost\ncuMemFree_v2\ncuMemHostAlloc\ncudaFree\n"
+                       "cudaMalloc\ncudaMallocHost\ncudaMallocManaged\ndlsym\nvramguard_shim_purpose_pop\n"
+                       "vramguard_shim_purpose_push\nvramguard_shim_report\nvramguard_shim_usage\n"
+                       "vramguard_shim_verify_residency\nvramguard_shim_version\n";
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+END_TEST
+
+START_TEST(runtime_dependencies_only_libc)
+{
+    const char *tmp = vg_test_tmpdir();
+    char cmd[1200], out[700];
+    snprintf(out, sizeof(out), "%s/needed.txt", tmp);
+    snprintf(cmd, sizeof(cmd), "readelf -d %s/libvramguard.so | grep NEEDED | grep -v -e libc.so -e libdl.so -e "
+                               "libpthread.so; true", vg_test_build());
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(vg_test_run(argv, NULL, 0, out), 0);
+    char *got = vg_test_read(out);
+    ck_assert_msg(got[0] == '\0', "unexpected dependencies: %s", got);
+    free(got);
+}
+END_TEST
+
+/* ---- the CLI with the real shim and the fake driver ---------------------- */
+
+START_TEST(cli_run_with_real_shim)
+{
+    const char *tmp = vg_test_tmpdir();
+    char cli[600], prog[600], dir[700], out[700], env_lib[700];
+    snprintf(cli, sizeof(cli), "%s/scripts/vramguard", vg_test_root());
+    snprintf(prog, sizeof(prog), "%s/tests/prog_runtime_shared", vg_test_build());
+    snprintf(dir, sizeof(dir), "%s/reports", tmp);
+    snprintf(out, sizeof(out), "%s/cli.txt", tmp);
+    snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s/fakecuda:%s/tests", vg_test_build(), vg_test_build());
+    const char *env[] = {env_lib, NULL};
+    const char *argv[] = {cli, "run", "--report-dir", dir, "--", prog, NULL};
+    int st = vg_test_run(argv, env, 0, out);
+    char *text = vg_test_read(out);
+    ck_assert_msg(st == 3, "exit %d (want 3: violations)\n%s", st, text);
+    ck_assert_msg(strstr(text, "verdict: fail"), "%s", text);
+    free(text);
+    char report[800];
+    ck_assert_int_eq(find_file(dir, "vramguard.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+
+    const char *argv2[] = {cli, "run", "--policy", "off", "--", prog, NULL};
+    st = vg_test_run(argv2, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 0, "exit %d (want 0 under --policy off)\n%s", st, text);
+    free(text);
+}
+END_TEST
+
+Suite *make_preload_suite(void)
+{
+    Suite *s = suite_create("preload");
+    TCase *t = tcase_create("programs");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, runtime_static_reject);
+    tcase_add_test(t, runtime_shared_reject_names_runtime_call);
+    tcase_add_test(t, runtime_allow_pinned);
+    tcase_add_test(t, runtime_warn);
+    tcase_add_test(t, runtime_off);
+    tcase_add_test(t, driver_api);
+    tcase_add_test(t, driver_api_allow_pinned);
+    tcase_add_test(t, legacy_like_real_driver);
+    tcase_add_test(t, legacy_allocations_succeed);
+    tcase_add_test(t, rtld_local_cudart);
+    tcase_add_test(t, other_libraries_dlsym_next);
+    tcase_add_test(t, eight_threads_exact);
+    tcase_add_test(t, fork_child_owns_nothing);
+    tcase_add_test(t, oom_breakdown_once_then_lines);
+    tcase_add_test(t, json_report_and_journal);
+    tcase_add_test(t, report_pass_with_allow_and_leak_fail);
+    tcase_add_test(t, no_report_without_driver);
+    tcase_add_test(t, static_cudart_bootstrap_through_the_shim);
+    tcase_add_test(t, invalid_config_warns_once_keeps_default);
+    tcase_add_test(t, exported_symbols_exact);
+    tcase_add_test(t, runtime_dependencies_only_libc);
+    tcase_add_test(t, cli_run_with_real_shim);
+    suite_add_tcase(s, t);
+    return s;
+}

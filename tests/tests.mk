@@ -1,0 +1,64 @@
+# Tests: `make check` builds the fake CUDA, the self-checking preload
+# programs and one Check runner, then runs it.
+TEST_DIR := $(BUILD)/tests
+FAKE := $(BUILD)/fakecuda
+TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -Ishim
+CHECK_FLAGS = $(shell pkg-config --cflags --libs check 2>/dev/null)
+
+PRELOAD_DEPS := tests/preload/preload_common.h purpose_tags/vramguard.h
+STATIC_FAKE := $(FAKE)/libcudart_static_fake.a -ldl -lpthread
+SHARED_FAKE := -L$(FAKE) -lcudart -ldl -lpthread
+DRIVER_FAKE := -L$(FAKE) -lcuda -ldl -lpthread
+
+PRELOAD_PROGS := $(addprefix $(TEST_DIR)/, prog_runtime_static prog_runtime_shared prog_driver prog_legacy \
+	prog_threads prog_oom prog_fork prog_rtld_local prog_dlsym_next libcudauser.so \
+	libnext_a.so libnext_b.so libnext_c.so libnext_d.so stub_shim.so)
+
+$(TEST_DIR)/prog_runtime_static: tests/preload/prog_runtime.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+$(TEST_DIR)/prog_runtime_shared: tests/preload/prog_runtime.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(SHARED_FAKE)
+$(TEST_DIR)/prog_threads $(TEST_DIR)/prog_oom $(TEST_DIR)/prog_fork: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+$(TEST_DIR)/prog_driver $(TEST_DIR)/prog_legacy: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/libcudauser.so: tests/preload/libcudauser.c $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(SHARED_FAKE)
+$(TEST_DIR)/prog_rtld_local: tests/preload/prog_rtld_local.c $(PRELOAD_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+$(TEST_DIR)/libnext_%.so: tests/preload/libnext_%.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -ldl
+$(TEST_DIR)/libnext_c.so: tests/preload/libnext_c.c $(TEST_DIR)/libnext_d.so
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -L$(TEST_DIR) -Wl,--no-as-needed -lnext_d -ldl
+$(TEST_DIR)/prog_dlsym_next: tests/preload/prog_dlsym_next.c $(TEST_DIR)/libnext_a.so $(TEST_DIR)/libnext_b.so $(PRELOAD_DEPS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -Wl,--no-as-needed -lnext_b -lnext_a -ldl
+$(TEST_DIR)/stub_shim.so: tests/cli/stub_shim.c
+	@mkdir -p $(@D)
+	$(CC) -fPIC -shared -o $@ $<
+
+# The Check runner: unit suites link the shim's objects directly.
+UNIT_ARCHIVE := $(TEST_DIR)/libvg_units.a
+$(UNIT_ARCHIVE): $(filter-out $(BUILD)/shim/dlsym_trampoline.o,$(SHIM_OBJS))
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+RUNNER_SRCS := tests/check_main.c $(wildcard tests/unit/check_*.c) tests/preload/check_preload.c tests/cli/check_cli.c
+$(TEST_DIR)/check_vramguard: $(RUNNER_SRCS) $(UNIT_ARCHIVE) tests/check_support.h | check-deps
+	$(CC) $(TEST_CFLAGS) -o $@ $(RUNNER_SRCS) $(UNIT_ARCHIVE) $(CHECK_FLAGS) -ldl -lpthread
+
+.PHONY: check-deps
+check-deps:
+	@pkg-config --exists check 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Check is missing: installing it (apt-get install -y check pkg-config python3-jsonschema)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq check pkg-config python3-jsonschema >/dev/null; \
+	  else echo "Check is missing. Install it with: sudo apt-get install -y check pkg-config python3-jsonschema"; exit 1; fi; }
+
+check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
+	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) $(TEST_DIR)/check_vramguard
