@@ -67,7 +67,44 @@ void vg_out_printf(struct vg_out *o, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    vg_out_mem(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    if ((size_t)n < sizeof(tmp)) {
+        vg_out_mem(o, tmp, (size_t)n);
+        return;
+    }
+    /* Longer than the stack buffer: format straight into the sink (no heap). */
+    if (o->fd >= 0)
+        vg_out_flush(o);
+    size_t room = o->size - o->len; /* includes the NUL's byte */
+    va_start(ap, fmt);
+    vsnprintf(o->buf + o->len, room, fmt, ap);
+    va_end(ap);
+    size_t kept = (size_t)n < room ? (size_t)n : (room ? room - 1 : 0);
+    o->len += kept;
+    o->total += (size_t)n;
+    if (o->fd >= 0)
+        vg_out_flush(o);
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+static size_t utf8_length(const unsigned char *p)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xE0) == 0xC0) { n = 2; cp = p[0] & 0x1F; min = 0x80; }
+    else if ((p[0] & 0xF0) == 0xE0) { n = 3; cp = p[0] & 0x0F; min = 0x800; }
+    else if ((p[0] & 0xF8) == 0xF0) { n = 4; cp = p[0] & 0x07; min = 0x10000; }
+    else return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
 }
 
 void vg_out_json_string(struct vg_out *o, const char *s)
@@ -86,7 +123,14 @@ void vg_out_json_string(struct vg_out *o, const char *s)
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             vg_out_str(o, esc);
         } else {
-            vg_out_mem(o, (const char *)p, 1);
+            /* Invalid UTF-8 (a truncated label, an odd path) becomes U+FFFD. */
+            size_t n = utf8_length(p);
+            if (n == 0) {
+                vg_out_str(o, "\\ufffd");
+            } else {
+                vg_out_mem(o, (const char *)p, n);
+                p += n - 1;
+            }
         }
     }
     vg_out_str(o, "\"");

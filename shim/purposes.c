@@ -64,7 +64,17 @@ uint16_t vg_label_intern(const char *label)
     char key[VG_LABEL_MAX];
     strncpy(key, label, VG_LABEL_MAX - 1);
     key[VG_LABEL_MAX - 1] = '\0';
-
+    /* Cut at a UTF-8 character boundary: if the character at the limit
+     * continues past it, drop its bytes that did fit. */
+    size_t len = strlen(key);
+    if (len == VG_LABEL_MAX - 1 && ((unsigned char)label[len] & 0xC0) == 0x80) {
+        size_t cut = len;
+        while (cut > 0 && ((unsigned char)key[cut - 1] & 0xC0) == 0x80)
+            cut--;
+        if (cut > 0 && (unsigned char)key[cut - 1] >= 0xC0)
+            cut--;
+        key[cut] = '\0';
+    }
     pthread_mutex_lock(&label_lock);
     int n = atomic_load(&label_count);
     uint16_t found = 0;

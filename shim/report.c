@@ -72,7 +72,7 @@ void vg_report_text(struct vg_out *o, const char *prefix)
 {
     pthread_mutex_lock(&scratch_lock);
     vg_table_stats(&scratch_stats);
-    char a[32], b[32];
+    char a[32], b[32], c[32];
     vg_out_printf(o, "%sVRAM by device, kind and purpose (pid %d): violations %llu, OOM events %llu\n",
                   prefix, (int)getpid(), (unsigned long long)vg_violation_count(),
                   (unsigned long long)vg_oom_count());
@@ -84,7 +84,7 @@ void vg_report_text(struct vg_out *o, const char *prefix)
         vg_out_printf(o, "%sdevice %d (%s): tracked VRAM %s, peak %s%s%s\n", prefix, d,
                       known ? info.name : "unknown", vg_format_bytes(tracked, a, sizeof(a)),
                       vg_format_bytes(scratch_stats.device_peak[d], b, sizeof(b)),
-                      known ? ", total " : "", known ? vg_format_bytes(info.total_bytes, a, sizeof(a)) : "");
+                      known ? ", device total " : "", known ? vg_format_bytes(info.total_bytes, c, sizeof(c)) : "");
         text_cells(o, prefix, &scratch_stats, d);
         int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
         if (n > 0) {

@@ -62,3 +62,19 @@ check-deps:
 
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) $(TEST_DIR)/check_vramguard
+
+# The demo: a sample worker on a 1 GiB fake device under `vramguard run`.
+DEMO_DIR := $(BUILD)/demo
+$(DEMO_DIR)/demo_worker: tests/demo/demo_worker.c purpose_tags/vramguard.h $(FAKECUDA_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+
+demo: $(SHIM) fakecuda $(DEMO_DIR)/demo_worker
+	@rm -rf $(DEMO_DIR)/reports
+	@echo "== make demo: scripts/vramguard run -- $(DEMO_DIR)/demo_worker (fake 1 GiB device)"
+	@LD_LIBRARY_PATH=$(FAKE) scripts/vramguard run --report-dir $(DEMO_DIR)/reports -- $(DEMO_DIR)/demo_worker; \
+	 status=$$?; echo; \
+	 if [ $$status -eq 3 ]; then \
+	   echo "demo: ok. vramguard exited 3 because the worker asked for managed memory (a violation):"; \
+	   echo "      that is the CI guard failing the build. Reports: $(DEMO_DIR)/reports"; \
+	 else echo "demo: unexpected exit status $$status (want 3)"; exit 1; fi

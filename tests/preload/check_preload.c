@@ -103,7 +103,7 @@ START_TEST(runtime_off)
     const char *env[] = {"VRAMGUARD_POLICY=off", NULL};
     struct run r = run_prog("prog_runtime_shared", env);
     ASSERT_PASSED(r);
-    ck_assert_int_eq(vg_test_count(r.log, "violation"), 0);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation"), 0);
 }
 END_TEST
 
@@ -231,7 +231,8 @@ static int find_file(const char *dir, const char *prefix, const char *suffix, ch
 
 START_TEST(json_report_and_journal)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char report_env[700];
     snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
     const char *env[] = {report_env, NULL};
@@ -258,7 +259,8 @@ END_TEST
 
 START_TEST(report_pass_with_allow_and_leak_fail)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char report_env[700];
     snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
     const char *env[] = {report_env, "VRAMGUARD_POLICY=off", "FAKECUDA_PAGEABLE_ACCESS=1", NULL};
@@ -275,7 +277,8 @@ START_TEST(report_pass_with_allow_and_leak_fail)
 
     /* prog_oom leaves nothing live; prog_fork's parent neither: use the OOM
      * program with fail-on leak and oom. */
-    const char *tmp2 = vg_test_tmpdir();
+    char tmp2[512];
+    snprintf(tmp2, sizeof(tmp2), "%s", vg_test_tmpdir());
     snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp2);
     const char *env2[] = {report_env, "VRAMGUARD_FAIL_ON=oom,leak", "FAKECUDA_VRAM_BYTES=67108864", NULL};
     r = run_prog("prog_oom", env2);
@@ -291,7 +294,8 @@ END_TEST
 
 START_TEST(no_report_without_driver)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char report_env[700], probe[800];
     snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
     const char *env[] = {report_env, NULL};
@@ -311,8 +315,9 @@ END_TEST
 
 START_TEST(static_cudart_bootstrap_through_the_shim)
 {
-    const char *tmp = vg_test_tmpdir();
-    char trace_env[700], trace[700];
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    char trace_env[800], trace[700];
     snprintf(trace, sizeof(trace), "%s/trace.txt", tmp);
     snprintf(trace_env, sizeof(trace_env), "FAKECUDA_TRACE=%s", trace);
     const char *env[] = {trace_env, NULL};
@@ -345,7 +350,8 @@ END_TEST
 
 START_TEST(exported_symbols_exact)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char cmd[1200], out[700];
     snprintf(out, sizeof(out), "%s/nm.txt", tmp);
     snprintf(cmd, sizeof(cmd), "nm -D --defined-only %s/libvramguard.so | awk '{print $3}' | sort", vg_test_build());
@@ -365,7 +371,8 @@ END_TEST
 
 START_TEST(runtime_dependencies_only_libc)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char cmd[1200], out[700];
     snprintf(out, sizeof(out), "%s/needed.txt", tmp);
     snprintf(cmd, sizeof(cmd), "readelf -d %s/libvramguard.so | grep NEEDED | grep -v -e libc.so -e libdl.so -e "
@@ -382,7 +389,8 @@ END_TEST
 
 START_TEST(cli_run_with_real_shim)
 {
-    const char *tmp = vg_test_tmpdir();
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     char cli[600], prog[600], dir[700], out[700], env_lib[700];
     snprintf(cli, sizeof(cli), "%s/scripts/vramguard", vg_test_root());
     snprintf(prog, sizeof(prog), "%s/tests/prog_runtime_shared", vg_test_build());

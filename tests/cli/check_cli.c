@@ -1,0 +1,928 @@
+/* Check suite for the vramguard CLI (scripts/vramguard).
+ *
+ * The shim is replaced by an empty shared object (tests/cli/stub_shim.c) given
+ * to the CLI through VRAMGUARD_LIBRARY, and the shimmed program by
+ * tests/cli/fake_worker.py, which writes reports and journals the way the
+ * shim does.  No CUDA is involved.
+ *
+ * Environment (all optional):
+ *   VRAMGUARD_TEST_SRCDIR     repository root (default: $VG_ROOT, else derived
+ *                             from __FILE__, else the current directory)
+ *   VRAMGUARD_TEST_STUB_SHIM  a prebuilt stub_shim.so (default:
+ *                             $VG_BUILD/tests/stub_shim.so if it exists, else
+ *                             built with ${CC:-cc} -shared -fPIC into the
+ *                             suite's temporary directory)
+ *   VRAMGUARD_TEST_PYTHON     python3 used for the fake worker and the schema
+ *                             validator (default /usr/bin/python3, which must
+ *                             have jsonschema)
+ *
+ * Entry point: Suite *make_cli_suite(void).
+ */
+#ifndef _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#endif
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+Suite *make_cli_suite(void);
+
+#define OUTMAX (256 * 1024)
+#define MAXARGS 64
+
+static char g_src[PATH_MAX];      /* repository root */
+static char g_cli[PATH_MAX];      /* scripts/vramguard */
+static char g_worker[PATH_MAX];   /* tests/cli/fake_worker.py */
+static char g_validate[PATH_MAX]; /* tests/cli/validate_report.py */
+static char g_schema[PATH_MAX];   /* docs/report.schema.json */
+static char g_stub[PATH_MAX];     /* the stand-in library */
+static char g_base[PATH_MAX];     /* suite temp dir: per-test dirs, built stub */
+static char g_py[PATH_MAX];
+static char g_tmp[PATH_MAX];      /* per-test scratch directory */
+static int g_calls;
+
+/* result of the last run */
+static int r_code;                /* exit status; -N when killed by signal N */
+static char r_out[OUTMAX], r_err[OUTMAX];
+
+/* snprintf that fails the test instead of truncating */
+__attribute__((format(printf, 3, 4)))
+static void fmt(char *buf, size_t cap, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(buf, cap, format, ap);
+    va_end(ap);
+    ck_assert_msg(n >= 0 && (size_t)n < cap, "path or command too long: %.80s...", buf);
+}
+
+static int path_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+static void spit(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    ck_assert_msg(fd >= 0, "cannot create %s: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static void tmp_path(char *out, const char *name)
+{
+    fmt(out, PATH_MAX, "%s/%s", g_tmp, name);
+}
+
+/* ---- locating things (once, in the parent: unchecked fixture) ---------- */
+
+static int try_srcdir(const char *dir)
+{
+    char probe[PATH_MAX];
+    fmt(probe, sizeof probe, "%s/scripts/vramguard", dir);
+    if (!path_exists(probe))
+        return 0;
+    return realpath(dir, g_src) != NULL;
+}
+
+static void find_srcdir(void)
+{
+    const char *env = getenv("VRAMGUARD_TEST_SRCDIR");
+    if (env && *env) {
+        ck_assert_msg(try_srcdir(env), "VRAMGUARD_TEST_SRCDIR=%s has no scripts/vramguard", env);
+        return;
+    }
+    env = getenv("VG_ROOT");
+    if (env && *env && try_srcdir(env))
+        return;
+    const char *file = __FILE__;
+    const char *tail = strstr(file, "tests/cli/check_cli.c");
+    if (tail) {
+        char dir[PATH_MAX];
+        fmt(dir, sizeof dir, "%.*s.", (int)(tail - file), file);
+        if (try_srcdir(dir))
+            return;
+    }
+    ck_assert_msg(try_srcdir("."), "cannot find the repository root (set VRAMGUARD_TEST_SRCDIR)");
+}
+
+static int run_plain(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void rm_rf(const char *dir);
+
+static void suite_setup(void)
+{
+    find_srcdir();
+    fmt(g_cli, sizeof g_cli, "%s/scripts/vramguard", g_src);
+    fmt(g_worker, sizeof g_worker, "%s/tests/cli/fake_worker.py", g_src);
+    fmt(g_validate, sizeof g_validate, "%s/tests/cli/validate_report.py", g_src);
+    fmt(g_schema, sizeof g_schema, "%s/docs/report.schema.json", g_src);
+    const char *py = getenv("VRAMGUARD_TEST_PYTHON");
+    fmt(g_py, sizeof g_py, "%s", py && *py ? py : "/usr/bin/python3");
+
+    const char *tmp = getenv("TMPDIR");
+    fmt(g_base, sizeof g_base, "%s/vramguard-cli.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ck_assert_msg(mkdtemp(g_base) != NULL, "mkdtemp: %s", strerror(errno));
+
+    const char *stub = getenv("VRAMGUARD_TEST_STUB_SHIM");
+    if (stub && *stub) {
+        ck_assert_msg(realpath(stub, g_stub) != NULL, "VRAMGUARD_TEST_STUB_SHIM=%s: %s",
+                      stub, strerror(errno));
+        return;
+    }
+    const char *build = getenv("VG_BUILD");
+    if (build && *build) {
+        char made[PATH_MAX];
+        fmt(made, sizeof made, "%s/tests/stub_shim.so", build);
+        if (realpath(made, g_stub) != NULL)
+            return;
+    }
+    fmt(g_stub, sizeof g_stub, "%s/stub_shim.so", g_base);
+    char src[PATH_MAX];
+    fmt(src, sizeof src, "%s/tests/cli/stub_shim.c", g_src);
+    char *argv[] = {"/bin/sh", "-c", "exec ${CC:-cc} -shared -fPIC -o \"$1\" \"$2\"", "sh",
+                    g_stub, src, NULL};
+    ck_assert_msg(run_plain(argv) == 0 && path_exists(g_stub), "cannot build %s", g_stub);
+}
+
+static void suite_teardown(void)
+{
+    if (g_base[0])
+        rm_rf(g_base);     /* also what failed tests (no checked teardown) left */
+}
+
+/* ---- per-test scratch directory (checked fixture) --------------------- */
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    chmod(path, 0700);
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_setup(void)
+{
+    fmt(g_tmp, sizeof g_tmp, "%s/test.XXXXXX", g_base);
+    ck_assert_msg(mkdtemp(g_tmp) != NULL, "mkdtemp: %s", strerror(errno));
+    g_calls = 0;
+}
+
+static void test_teardown(void)
+{
+    rm_rf(g_tmp);
+}
+
+/* ---- running things --------------------------------------------------- */
+
+/* env: NULL-terminated "NAME=value" (set) or "NAME" (unset) entries, or NULL.
+ * By default the CLI gets VRAMGUARD_LIBRARY=<stub>, no LD_PRELOAD and no
+ * VRAMGUARD_REPORT, default signal dispositions, stdin from /dev/null. */
+static pid_t spawn(const char *const *env, char *const argv[])
+{
+    char outp[PATH_MAX], errp[PATH_MAX];
+    fmt(outp, sizeof outp, "%s/.out.%d", g_tmp, g_calls);
+    fmt(errp, sizeof errp, "%s/.err.%d", g_tmp, g_calls);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || err < 0)
+            _exit(120);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        setenv("VRAMGUARD_LIBRARY", g_stub, 1);
+        unsetenv("LD_PRELOAD");
+        unsetenv("VRAMGUARD_REPORT");
+        unsetenv("VRAMGUARD_LOG");
+        for (const char *const *e = env; e && *e; e++) {
+            const char *eq = strchr(*e, '=');
+            if (eq) {
+                char name[256];
+                fmt(name, sizeof name, "%.*s", (int)(eq - *e), *e);
+                setenv(name, eq + 1, 1);
+            } else {
+                unsetenv(*e);
+            }
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        if (chdir(g_tmp) != 0)
+            _exit(120);
+        execv(argv[0], argv);
+        _exit(121);
+    }
+    return pid;
+}
+
+static int collect(pid_t pid)
+{
+    char outp[PATH_MAX], errp[PATH_MAX];
+    fmt(outp, sizeof outp, "%s/.out.%d", g_tmp, g_calls);
+    fmt(errp, sizeof errp, "%s/.err.%d", g_tmp, g_calls);
+    int st;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    ck_assert_msg(w == pid, "waitpid: %s", strerror(errno));
+    r_code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    slurp(outp, r_out, sizeof r_out);
+    slurp(errp, r_err, sizeof r_err);
+    ck_assert_msg(r_code != 120 && r_code != 121, "could not start %s", g_cli);
+    g_calls++;
+    return r_code;
+}
+
+static void build_argv(char **argv, const char *first, va_list ap)
+{
+    int n = 0;
+    argv[n++] = (char *)first;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        ck_assert_int_lt(n, MAXARGS - 1);
+        argv[n++] = (char *)a;
+    }
+    argv[n] = NULL;
+}
+
+/* vg(env, arg1, ..., NULL): run "vramguard arg1 ..." and wait */
+static int vg(const char *const *env, ...)
+{
+    char *argv[MAXARGS];
+    va_list ap;
+    va_start(ap, env);
+    build_argv(argv, g_cli, ap);
+    va_end(ap);
+    return collect(spawn(env, argv));
+}
+
+/* run any program (python helpers) the same way */
+static int prog(const char *path, ...)
+{
+    char *argv[MAXARGS];
+    va_list ap;
+    va_start(ap, path);
+    build_argv(argv, path, ap);
+    va_end(ap);
+    return collect(spawn(NULL, argv));
+}
+
+#define ERR_HAS(s) ck_assert_msg(strstr(r_err, (s)) != NULL, \
+                                 "stderr lacks \"%s\"; stderr was:\n%s", (s), r_err)
+#define ERR_LACKS(s) ck_assert_msg(strstr(r_err, (s)) == NULL, \
+                                   "stderr has \"%s\"; stderr was:\n%s", (s), r_err)
+#define OUT_HAS(s) ck_assert_msg(strstr(r_out, (s)) != NULL, \
+                                 "stdout lacks \"%s\"; stdout was:\n%s", (s), r_out)
+#define CODE_IS(n) ck_assert_msg(r_code == (n), "exit status %d, expected %d; stderr:\n%s", \
+                                 r_code, (n), r_err)
+#define NO_TRACEBACK() ERR_LACKS("Traceback")
+
+static int count_lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+START_TEST(test_help_and_version)
+{
+    vg(NULL, "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("exit status");
+    OUT_HAS("VRAMGUARD_LIBRARY");
+    OUT_HAS("VRAMGUARD_REPORT");
+    OUT_HAS("128+N");
+    OUT_HAS("125");
+    OUT_HAS("vramguard.<pid>.json.journal");
+    vg(NULL, "run", "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("--error-exitcode");
+    OUT_HAS("--report-dir");
+    OUT_HAS("--fail-on");
+    OUT_HAS("--policy");
+    vg(NULL, "report", "--help", NULL);
+    CODE_IS(0);
+    vg(NULL, "--version", NULL);
+    CODE_IS(0);
+    OUT_HAS("vramguard 0.1.0");
+}
+END_TEST
+
+START_TEST(test_clean_run_passes)
+{
+    vg(NULL, "run", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_HAS("vramguard: 1 process reached the CUDA driver");
+    ERR_HAS("peak tracked 3.0 MiB");
+    ERR_HAS("vramguard: verdict: pass");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_no_driver_passes)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(0);
+    ERR_HAS("0 processes reached the CUDA driver");
+    ERR_HAS("verdict: pass");
+}
+END_TEST
+
+START_TEST(test_violation_fails_with_3)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--violations", "2", NULL);
+    CODE_IS(3);
+    ERR_HAS("vramguard: verdict: fail");
+    /* counted from the report only, not again from its journal */
+    ERR_HAS("violation: 2 violations;");
+    ERR_HAS("violations 2;");
+    ERR_HAS("cuMemAllocManaged size 1.0 MiB (1048576 B)");
+    ERR_HAS("caller /opt/fake/libworker.so+0x1a2b");
+    ERR_HAS("action rejected");
+    ERR_HAS("purpose unknown");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_error_exitcode)
+{
+    vg(NULL, "run", "--error-exitcode", "7", "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(7);
+    vg(NULL, "run", "--error-exitcode", "7", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    vg(NULL, "run", "--error-exitcode", "0", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("1 to 255");
+    vg(NULL, "run", "--error-exitcode", "256", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+}
+END_TEST
+
+START_TEST(test_child_status_wins)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--violations", "1", "--exit", "5", NULL);
+    CODE_IS(5);
+    ERR_HAS("command exited with status 5");
+    ERR_HAS("verdict: fail");
+    vg(NULL, "run", "--", g_py, g_worker, "--exit", "9", NULL);
+    CODE_IS(9);
+}
+END_TEST
+
+START_TEST(test_missing_library)
+{
+    char marker[PATH_MAX];
+    tmp_path(marker, "ran");
+    const char *env[] = {"VRAMGUARD_LIBRARY=/nonexistent/libvramguard.so", NULL};
+    vg(env, "run", "--", g_py, g_worker, "--dump-env", marker, NULL);
+    CODE_IS(125);
+    ERR_HAS("/nonexistent/libvramguard.so");
+    ck_assert_msg(!path_exists(marker), "the command ran although the library is missing");
+}
+END_TEST
+
+START_TEST(test_library_not_preloadable)
+{
+    char bogus[PATH_MAX], marker[PATH_MAX], envv[PATH_MAX + 32];
+    tmp_path(bogus, "libnotreally.so");
+    tmp_path(marker, "ran");
+    spit(bogus, "this is not an ELF file\n", 0644);
+    fmt(envv, sizeof envv, "VRAMGUARD_LIBRARY=%s", bogus);
+    const char *env[] = {envv, NULL};
+    vg(env, "run", "--", g_py, g_worker, "--dump-env", marker, NULL);
+    CODE_IS(125);
+    ERR_HAS("cannot be preloaded");
+    ck_assert(!path_exists(marker));
+}
+END_TEST
+
+START_TEST(test_library_found_next_to_script)
+{
+    /* a copy of the CLI in <tmp>/scripts finds <tmp>/build/libvramguard.so,
+     * through a symlink to the script as well */
+    char d[PATH_MAX], f[PATH_MAX], link[PATH_MAX], cmd[4 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "mkdir -p '%s/scripts' '%s/build' '%s/bin' && cp '%s' '%s/scripts/' && "
+             "cp '%s' '%s/build/libvramguard.so'", g_tmp, g_tmp, g_tmp, g_cli, g_tmp, g_stub, g_tmp);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    fmt(f, sizeof f, "%s/scripts/vramguard", g_tmp);
+    fmt(link, sizeof link, "%s/bin/vramguard", g_tmp);
+    ck_assert_int_eq(symlink(f, link), 0);
+    fmt(d, sizeof d, "%s/env.json", g_tmp);
+    const char *env[] = {"VRAMGUARD_LIBRARY", NULL};
+    char *av[] = {link, "run", "--", g_py, g_worker, "--dump-env", d, NULL};
+    collect(spawn(env, av));
+    CODE_IS(0);
+    char dump[8192], want[PATH_MAX + 32];
+    slurp(d, dump, sizeof dump);
+    fmt(want, sizeof want, "\"LD_PRELOAD\": \"%s/build/libvramguard.so\"", g_tmp);
+    ck_assert_msg(strstr(dump, want) != NULL, "env dump %s lacks %s", dump, want);
+    /* and without any library: 125 */
+    fmt(f, sizeof f, "%s/build/libvramguard.so", g_tmp);
+    ck_assert_int_eq(unlink(f), 0);
+    collect(spawn(env, av));
+    CODE_IS(125);
+    ERR_HAS("libvramguard.so not found");
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    vg(NULL, "run", "--policy", "bogus", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("reject, warn, off");
+    vg(NULL, "run", "--allow", "managed", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("pinned, none");
+    vg(NULL, "run", "--fail-on", "violation,bogus", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("violation, oom, leak, or none");
+    vg(NULL, "run", "--frobnicate", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    vg(NULL, "run", g_py, g_worker, NULL);            /* no -- */
+    CODE_IS(125);
+    ERR_HAS("'--'");
+    vg(NULL, "run", "--policy", "warn", NULL);        /* no command */
+    CODE_IS(125);
+    vg(NULL, "run", "--", NULL);                      /* -- but no command */
+    CODE_IS(125);
+    vg(NULL, NULL);                                   /* nothing at all */
+    CODE_IS(125);
+    vg(NULL, "frob", NULL);
+    CODE_IS(125);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_not_executable_126)
+{
+    char f[PATH_MAX];
+    tmp_path(f, "script.sh");
+    spit(f, "#!/bin/sh\nexit 0\n", 0644);
+    vg(NULL, "run", "--", f, NULL);
+    CODE_IS(126);
+    ERR_HAS("script.sh");
+    vg(NULL, "run", "--", g_tmp, NULL);               /* a directory */
+    CODE_IS(126);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_missing_command_127)
+{
+    vg(NULL, "run", "--", "vramguard-no-such-command-xyz", NULL);
+    CODE_IS(127);
+    ERR_HAS("vramguard-no-such-command-xyz");
+    ERR_HAS("not found");
+    char f[PATH_MAX];
+    tmp_path(f, "missing/prog");
+    vg(NULL, "run", "--", f, NULL);
+    CODE_IS(127);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_command_killed_by_signal)
+{
+    vg(NULL, "run", "--", "/bin/sh", "-c", "kill -TERM $$", NULL);
+    CODE_IS(128 + SIGTERM);
+    vg(NULL, "run", "--", "/bin/sh", "-c", "kill -KILL $$", NULL);
+    CODE_IS(128 + SIGKILL);
+    ERR_HAS("SIGKILL");
+    /* the signal wins over a fail-on condition */
+    vg(NULL, "run", "--", g_py, g_worker, "--violations", "1", "--kill", "TERM", NULL);
+    CODE_IS(128 + SIGTERM);
+    ERR_HAS("killed, no report");
+}
+END_TEST
+
+START_TEST(test_sigterm_forwarded)
+{
+    char ready[PATH_MAX];
+    tmp_path(ready, "ready");
+    char *argv[] = {g_cli, "run", "--", g_py, g_worker, "--violations", "1",
+                    "--ready", ready, "--sleep", "20", NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = spawn(NULL, argv);
+    for (int i = 0; i < 200 && !path_exists(ready); i++)
+        usleep(50 * 1000);
+    ck_assert_msg(path_exists(ready), "the worker did not start");
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    collect(pid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* the CLI itself exits normally, reporting the command's death by SIGTERM */
+    CODE_IS(128 + SIGTERM);
+    ck_assert_msg(t1.tv_sec - t0.tv_sec < 15, "the worker was not stopped by the signal");
+    ERR_HAS("killed, no report");
+    ERR_HAS("killed by SIGTERM");
+    ERR_HAS("violations 1;");
+}
+END_TEST
+
+START_TEST(test_journal_only_counted)
+{
+    /* the parent is clean; its child dies by SIGKILL after 2 violations */
+    vg(NULL, "run", "--", g_py, g_worker, "--child", "--violations 2 --kill KILL", NULL);
+    CODE_IS(3);
+    ERR_HAS("2 processes reached the CUDA driver");
+    ERR_HAS("killed, no report");
+    ERR_HAS("leaked allocations unknown");
+    ERR_HAS("violation: 2 violations;");
+    vg(NULL, "run", "--fail-on", "none", "--", g_py, g_worker, "--child",
+       "--violations 2 --kill KILL", NULL);
+    CODE_IS(0);
+    ERR_HAS("killed, no report");
+    ERR_HAS("verdict: pass");
+}
+END_TEST
+
+START_TEST(test_two_processes_aggregated)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violations", "1",
+       "--child", "--violations 3 --ooms 1", NULL);
+    CODE_IS(3);
+    ERR_HAS("2 processes reached the CUDA driver");
+    ERR_HAS("violation: 4 violations;");
+    ERR_HAS("violations 3;");
+    ERR_HAS("violations 1;");
+    ERR_HAS("OOM events 1;");
+    ERR_HAS("oom: cuMemAlloc_v2 size 80.0 GiB");
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: pid "), 2);
+    /* the kept directory holds one report and one journal per process */
+    char cmd[PATH_MAX + 128];
+    fmt(cmd, sizeof cmd, "test $(ls '%s'/vramguard.*.json | wc -l) -eq 2 && "
+             "test $(ls '%s'/*.journal | wc -l) -eq 2", dir, dir);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_msg(run_plain(argv) == 0, "expected 2 reports and 2 journals in %s", dir);
+}
+END_TEST
+
+START_TEST(test_env_for_command)
+{
+    char dump[PATH_MAX], other[PATH_MAX], dir[PATH_MAX], log[PATH_MAX];
+    char pre[PATH_MAX + 16], text[16384], want[3 * PATH_MAX];
+    tmp_path(dump, "env.json");
+    tmp_path(other, "other.so");
+    tmp_path(dir, "a/b/c");
+    tmp_path(log, "vg.%p.log");
+    char cmd[3 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "cp '%s' '%s'", g_stub, other);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    fmt(pre, sizeof pre, "LD_PRELOAD=%s", other);
+    const char *env[] = {pre, NULL};
+    vg(env, "run", "--policy", "warn", "--allow", "pinned", "--fail-on", "oom,leak",
+       "--report-dir", "a/b/c", "--log", "vg.%p.log", "--", g_py, g_worker,
+       "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    fmt(want, sizeof want, "\"LD_PRELOAD\": \"%s:%s\"", g_stub, other);
+    ck_assert_msg(strstr(text, want), "%s lacks %s", text, want);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"warn\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"pinned\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"oom,leak\""), "%s", text);
+    fmt(want, sizeof want, "\"VRAMGUARD_REPORT\": \"%s/vramguard.%%p.json\"", dir);
+    ck_assert_msg(strstr(text, want), "%s lacks %s", text, want);
+    fmt(want, sizeof want, "\"VRAMGUARD_LOG\": \"%s\"", log);
+    ck_assert_msg(strstr(text, want), "%s lacks %s", text, want);
+    ck_assert_msg(path_exists(dir), "report dir %s not created", dir);
+
+    /* defaults; no VRAMGUARD_LOG unless --log */
+    vg(NULL, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    fmt(want, sizeof want, "\"LD_PRELOAD\": \"%s\"", g_stub);
+    ck_assert_msg(strstr(text, want), "%s lacks %s", text, want);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"none\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"violation\""), "%s", text);
+    ck_assert_msg(!strstr(text, "VRAMGUARD_LOG"), "%s", text);
+}
+END_TEST
+
+START_TEST(test_temporary_dir_removed)
+{
+    char dump[PATH_MAX], text[16384];
+    tmp_path(dump, "env.json");
+    vg(NULL, "run", "--", g_py, g_worker, "--violations", "1", "--dump-env", dump, NULL);
+    CODE_IS(3);
+    slurp(dump, text, sizeof text);
+    char *p = strstr(text, "\"VRAMGUARD_REPORT\": \"");
+    ck_assert_ptr_nonnull(p);
+    p += strlen("\"VRAMGUARD_REPORT\": \"");
+    char *end = strstr(p, "/vramguard.%p.json");
+    ck_assert_ptr_nonnull(end);
+    *end = '\0';
+    ck_assert_msg(!path_exists(p), "temporary report dir %s was not removed", p);
+}
+END_TEST
+
+START_TEST(test_report_dir_unusable)
+{
+    char f[PATH_MAX], sub[PATH_MAX];
+    tmp_path(f, "plainfile");
+    spit(f, "x\n", 0644);
+    fmt(sub, sizeof sub, "%s/sub", f);
+    vg(NULL, "run", "--report-dir", sub, "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("report directory");
+    vg(NULL, "run", "--report-dir", f, "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+}
+END_TEST
+
+START_TEST(test_fail_on_oom)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--ooms", "1", NULL);
+    CODE_IS(0);                                   /* default: violation only */
+    vg(NULL, "run", "--fail-on", "oom", "--", g_py, g_worker, "--ooms", "1", NULL);
+    CODE_IS(3);
+    ERR_HAS("oom: 1 OOM event");
+    vg(NULL, "run", "--fail-on", "oom", "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(0);                                   /* violations no longer fail */
+}
+END_TEST
+
+START_TEST(test_fail_on_leak)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--leaks", "2", NULL);
+    CODE_IS(0);
+    vg(NULL, "run", "--fail-on", "leak", "--", g_py, g_worker, "--leaks", "2", NULL);
+    CODE_IS(3);
+    ERR_HAS("leak: 2 allocations, 8.0 KiB");
+    ERR_HAS("leak: 4.0 KiB (4096 B) at 0x7f00");
+    vg(NULL, "run", "--fail-on", "violation,oom,leak", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    vg(NULL, "run", "--fail-on", "none", "--", g_py, g_worker, "--leaks", "1",
+       "--violations", "1", "--ooms", "1", NULL);
+    CODE_IS(0);
+}
+END_TEST
+
+START_TEST(test_quiet)
+{
+    vg(NULL, "run", "--quiet", "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(3);
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 1);
+    ck_assert_msg(strncmp(r_err, "vramguard: verdict: fail", 24) == 0, "%s", r_err);
+}
+END_TEST
+
+START_TEST(test_malformed_report)
+{
+    vg(NULL, "run", "--", g_py, g_worker, "--malformed", NULL);
+    CODE_IS(125);
+    ERR_HAS("cannot read report");
+    ERR_HAS("verdict: fail");
+    NO_TRACEBACK();
+    /* a real finding takes precedence over the unreadable report */
+    vg(NULL, "run", "--", g_py, g_worker, "--malformed", "--child", "--violations 1", NULL);
+    CODE_IS(3);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_report_subcommand)
+{
+    char dir[PATH_MAX], empty[PATH_MAX], one[PATH_MAX];
+    tmp_path(dir, "reports");
+    tmp_path(empty, "empty");
+    ck_assert_int_eq(mkdir(empty, 0755), 0);
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker,
+       "--leaks", "1", "--child", "--violations 2 --kill TERM", NULL);
+    CODE_IS(0);
+    vg(NULL, "report", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("2 processes reached the CUDA driver");
+    ERR_HAS("killed, no report");
+    ERR_HAS("violation: 2 violations;");
+    vg(NULL, "report", "--fail-on", "leak", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("leak: 1 allocation");
+    vg(NULL, "report", "--fail-on", "none", dir, NULL);
+    CODE_IS(0);
+    ERR_HAS("verdict: pass");
+    vg(NULL, "report", "--quiet", dir, NULL);
+    CODE_IS(3);
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 1);
+    vg(NULL, "report", empty, NULL);
+    CODE_IS(125);
+    vg(NULL, "report", NULL);
+    CODE_IS(125);
+    tmp_path(one, "nothing-here.json");
+    vg(NULL, "report", one, NULL);
+    CODE_IS(125);
+    /* a single report file, given directly */
+    char cmd[PATH_MAX + 64], list[4096];
+    fmt(cmd, sizeof cmd, "ls '%s'/vramguard.*.json > '%s/list'", dir, g_tmp);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    fmt(one, sizeof one, "%s/list", g_tmp);
+    slurp(one, list, sizeof list);
+    *strchrnul(list, '\n') = '\0';
+    vg(NULL, "report", list, NULL);
+    CODE_IS(0);
+    ERR_HAS("1 process reached the CUDA driver");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_reports_match_schema)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--fail-on", "violation,oom,leak", "--report-dir", dir, "--", g_py, g_worker,
+       "--violations", "70", "--ooms", "2", "--leaks", "3",
+       "--child", "--violations 1 --kill KILL", "--child", "", NULL);
+    CODE_IS(3);
+    /* every report and journal, with the reusable validator */
+    char cmd[4 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "n=$(ls '%s' | wc -l); test \"$n\" -eq 5 || { echo \"$n files\" >&2; exit 9; }; "
+             "exec '%s' '%s' '%s'/*", dir, g_py, g_validate, dir);
+    prog("/bin/sh", "-c", cmd, NULL);
+    CODE_IS(0);
+    ck_assert_int_eq(count_lines_with(r_out, ": valid"), 5);
+    /* and independently of validate_report.py, with jsonschema directly */
+    fmt(cmd, sizeof cmd,
+             "import glob, json, sys, jsonschema\n"
+             "s = json.load(open('%s'))\n"
+             "files = glob.glob('%s/vramguard.*.json')\n"
+             "assert len(files) == 2, files\n"
+             "for f in files: jsonschema.Draft202012Validator(s).validate(json.load(open(f)))\n",
+             g_schema, dir);
+    prog(g_py, "-c", cmd, NULL);
+    CODE_IS(0);
+}
+END_TEST
+
+START_TEST(test_validator_rejects_bad_reports)
+{
+    char dir[PATH_MAX], good[PATH_MAX], bad[PATH_MAX], cmd[4 * PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--leaks", "1", NULL);
+    CODE_IS(0);
+    fmt(cmd, sizeof cmd, "ls '%s'/vramguard.*.json > '%s/good'", dir, g_tmp);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    fmt(bad, sizeof bad, "%s/good", g_tmp);
+    slurp(bad, good, sizeof good);
+    *strchrnul(good, '\n') = '\0';
+    prog(g_py, g_validate, good, NULL);
+    CODE_IS(0);
+
+    /* each mutation of the good report must be refused */
+    static const char *const mutations[] = {
+        "del d['summary']",
+        "d['schema'] = 'vramguard.report/v2'",
+        "d['process']['pid'] = '12'",
+        "d['process']['started_at'] = 'yesterday'",
+        "d['config']['policy'] = 'maybe'",
+        "d['config']['fail_on'] = ['violation', 'crash']",
+        "d['devices'][0]['usage'][0]['purpose'] = 'misc'",
+        "d['devices'][0]['usage'][0]['kind'] = 'Device'",
+        "del d['devices'][0]['usage'][0]['peak_bytes']",
+        "d['devices'][0]['pageable_memory_access'] = 'no'",
+        "d['live_at_exit']['allocations'][0]['address'] = 4096",
+        "d['summary']['status'] = 'ok'",
+        "d['violations']['recorded'] = [{'api': 'cuMemAllocManaged'}]",
+        "d['summary']['leaked_bytes'] = 1",                 /* consistency */
+        "d['summary']['status'] = 'fail'",                 /* consistency */
+        "d['violations']['count'] = 3",                    /* consistency */
+    };
+    /* one mutated copy per rule, written by one python run, checked by one
+     * validator run: each copy must be reported invalid, none valid */
+    char script[16384];
+    fmt(script, sizeof script, "import copy, json\nsrc = json.load(open('%s'))\n", good);
+    size_t nmut = sizeof mutations / sizeof mutations[0];
+    for (size_t i = 0; i < nmut; i++) {
+        char part[1024];
+        fmt(part, sizeof part, "d = copy.deepcopy(src)\n%s\njson.dump(d, open('%s/bad%02zu.json', 'w'))\n",
+            mutations[i], g_tmp, i);
+        ck_assert_uint_lt(strlen(script) + strlen(part), sizeof script);
+        strcat(script, part);
+    }
+    prog(g_py, "-c", script, NULL);
+    CODE_IS(0);
+    fmt(cmd, sizeof cmd, "exec '%s' '%s' '%s'/bad*.json", g_py, g_validate, g_tmp);
+    prog("/bin/sh", "-c", cmd, NULL);
+    CODE_IS(1);
+    ck_assert_msg(strstr(r_out, ": valid") == NULL, "validator accepted a mutation: %s", r_out);
+    for (size_t i = 0; i < nmut; i++) {
+        char name[64];
+        fmt(name, sizeof name, "/bad%02zu.json: invalid", i);
+        ck_assert_msg(strstr(r_err, name) != NULL, "mutation `%s` not reported invalid:\n%s",
+                      mutations[i], r_err);
+    }
+    /* a bad journal line */
+    fmt(bad, sizeof bad, "%s/x.json.journal", g_tmp);
+    spit(bad, "{\"event\":\"start\",\"pid\":5,\"exe\":\"/x\",\"time\":\"2025-01-01T00:00:00Z\"}\n"
+              "{\"event\":\"oom\",\"pid\":5,\"time\":\"2025-01-01T00:00:01Z\",\"api\":\"cuMemAlloc_v2\"}\n",
+         0644);
+    prog(g_py, g_validate, bad, NULL);
+    CODE_IS(1);
+    ERR_HAS("line 2");
+}
+END_TEST
+
+START_TEST(test_stale_files_ignored)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(3);
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_HAS("ignored 2 files");
+    ERR_HAS("1 process reached the CUDA driver");
+    vg(NULL, "report", dir, NULL);                 /* 'report' reads everything */
+    CODE_IS(3);
+    ERR_HAS("2 processes reached the CUDA driver");
+}
+END_TEST
+
+Suite *make_cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    struct { const char *name; const TTest *tests[16]; } groups[] = {
+        {"cli_basics", {test_help_and_version, test_clean_run_passes, test_no_driver_passes,
+                        test_violation_fails_with_3, test_error_exitcode, test_child_status_wins,
+                        test_quiet, NULL}},
+        {"cli_errors", {test_missing_library, test_library_not_preloadable,
+                        test_library_found_next_to_script, test_bad_options,
+                        test_not_executable_126, test_missing_command_127,
+                        test_report_dir_unusable, test_malformed_report, NULL}},
+        {"cli_signals", {test_command_killed_by_signal, test_sigterm_forwarded, NULL}},
+        {"cli_aggregation", {test_journal_only_counted, test_two_processes_aggregated,
+                             test_env_for_command, test_temporary_dir_removed, test_fail_on_oom,
+                             test_fail_on_leak, test_report_subcommand, test_stale_files_ignored,
+                             NULL}},
+        {"cli_schema", {test_reports_match_schema, test_validator_rejects_bad_reports, NULL}},
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        TCase *tc = tcase_create(groups[g].name);
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_checked_fixture(tc, test_setup, test_teardown);
+        tcase_set_timeout(tc, 60);
+        for (const TTest *const *t = groups[g].tests; *t; t++)
+            tcase_add_test(tc, *t);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Imitates a process running under the vramguard shim, for tests/cli.
+
+It reads VRAMGUARD_REPORT (as the shim does), expands %p to its pid, appends
+events to <report>.journal and writes a vramguard.report/v1 report at exit,
+unless told to die by a signal first (journal only) or not to reach the
+"driver" at all (writes nothing).
+
+  fake_worker.py [--violations N] [--ooms N] [--leaks N] [--peak BYTES]
+                 [--exit N] [--kill SIGNAME] [--no-driver] [--malformed]
+                 [--child "ARGS"] [--dump-env FILE] [--ready FILE --sleep S]
+"""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--violations", type=int, default=0)
+    ap.add_argument("--ooms", type=int, default=0)
+    ap.add_argument("--leaks", type=int, default=0)
+    ap.add_argument("--peak", type=int, default=3 << 20)
+    ap.add_argument("--exit", type=int, default=0)
+    ap.add_argument("--kill", default=None, help="signal name, e.g. TERM or KILL")
+    ap.add_argument("--no-driver", action="store_true")
+    ap.add_argument("--malformed", action="store_true")
+    ap.add_argument("--child", action="append", default=[],
+                    help="arguments of a child fake_worker (may repeat)")
+    ap.add_argument("--dump-env", default=None)
+    ap.add_argument("--ready", default=None)
+    ap.add_argument("--sleep", type=float, default=0)
+    a = ap.parse_args()
+
+    if a.dump_env:
+        keep = dict((k, v) for k, v in os.environ.items()
+                    if k.startswith("VRAMGUARD_") or k == "LD_PRELOAD")
+        with open(a.dump_env, "w") as f:
+            json.dump(keep, f)
+
+    for child in a.child:
+        subprocess.call([sys.executable, os.path.abspath(__file__)] + shlex.split(child))
+
+    if a.no_driver:
+        return a.exit
+
+    pattern = os.environ.get("VRAMGUARD_REPORT")
+    if not pattern:
+        sys.stderr.write("fake_worker: VRAMGUARD_REPORT is not set\n")
+        return 99
+    pid = os.getpid()
+    report = pattern.replace("%p", str(pid))
+    journal = report + ".journal"
+    policy = os.environ.get("VRAMGUARD_POLICY", "reject")
+    fail_on_env = os.environ.get("VRAMGUARD_FAIL_ON", "violation")
+    fail_on = [] if fail_on_env == "none" else fail_on_env.split(",")
+    allow = [] if os.environ.get("VRAMGUARD_ALLOW", "none") == "none" else ["pinned"]
+    started = now()
+
+    jf = open(journal, "a")
+
+    def emit(ev):
+        jf.write(json.dumps(ev) + "\n")
+        jf.flush()
+
+    emit({"event": "start", "pid": pid, "exe": sys.executable, "time": started})
+    violations, ooms = [], []
+    for i in range(a.violations):
+        ev = {"time": now(), "api": "cuMemAllocManaged", "kind": "managed",
+              "size": 1048576 * (i + 1), "device": 0, "purpose": "unknown", "label": None,
+              "caller": "/opt/fake/libworker.so+0x1a2b",
+              "action": "rejected" if policy == "reject" else "allowed",
+              "result": 801 if policy == "reject" else 0}
+        violations.append(ev)
+        emit(dict({"event": "violation", "pid": pid}, **ev))
+    for i in range(a.ooms):
+        ev = {"time": now(), "api": "cuMemAlloc_v2", "size": 85899345920, "device": 0,
+              "purpose": "weights", "label": "layer.%d" % i, "caller": "/opt/fake/libworker.so+0x2b3c",
+              "result": 2}
+        ooms.append(ev)
+        emit(dict({"event": "oom", "pid": pid}, **ev))
+
+    if a.ready:
+        with open(a.ready + ".tmp", "w") as f:
+            f.write(str(pid))
+        os.rename(a.ready + ".tmp", a.ready)
+    if a.sleep:
+        time.sleep(a.sleep)
+    if a.kill:
+        jf.close()
+        os.kill(pid, getattr(signal, "SIG" + a.kill.upper().replace("SIG", "")))
+        time.sleep(10)
+        return 98
+
+    leaks = [{"address": "0x7f00%08x" % (0x1000 * i), "size": 4096, "device": 0,
+              "kind": "device", "purpose": "kv_cache", "label": None, "api": "cuMemAlloc_v2",
+              "caller": "/opt/fake/libworker.so+0x3c4d"} for i in range(a.leaks)]
+    conds = {"violation": len(violations), "oom": len(ooms), "leak": len(leaks)}
+    reasons = [c for c in fail_on if conds.get(c)]
+    doc = {
+        "schema": "vramguard.report/v1",
+        "vramguard_version": "0.1.0",
+        "process": {"pid": pid, "ppid": os.getppid(), "exe": sys.executable,
+                    "argv": [sys.executable] + sys.argv, "started_at": started,
+                    "ended_at": now()},
+        "config": {"policy": policy, "allow": allow, "fail_on": fail_on},
+        "devices": [{"device": 0, "name": "Fake H100", "total_bytes": 85520809984,
+                     "pageable_memory_access": False, "oom_events": len(ooms),
+                     "usage": [
+                         {"kind": "device", "purpose": "weights", "live_bytes": 0,
+                          "live_count": 0, "peak_bytes": a.peak, "allocations": 3, "frees": 3},
+                         {"kind": "device", "purpose": "kv_cache", "live_bytes": 4096 * len(leaks),
+                          "live_count": len(leaks), "peak_bytes": 4096 * len(leaks),
+                          "allocations": len(leaks), "frees": 0}]}],
+        "violations": {"count": len(violations), "recorded": violations[:64]},
+        "oom_events": {"count": len(ooms), "recorded": ooms[:64]},
+        "live_at_exit": {"count": len(leaks), "bytes": 4096 * len(leaks), "allocations": leaks},
+        "summary": {"status": "fail" if reasons else "pass", "reasons": reasons,
+                    "violations": len(violations), "oom_events": len(ooms),
+                    "leaked_allocations": len(leaks), "leaked_bytes": 4096 * len(leaks)},
+    }
+    tmp = report + ".tmp"
+    with open(tmp, "w") as f:
+        if a.malformed:
+            f.write('{"schema": "vramguard.report/v1", "process": {"pid": ')
+        else:
+            json.dump(doc, f, indent=1)
+    os.rename(tmp, report)
+    return a.exit
+
+
+if __name__ == "__main__":
+    sys.exit(main())

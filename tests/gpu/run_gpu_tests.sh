@@ -1,0 +1,110 @@
+#!/bin/bash
+# Run the preload programs (built by `make gpu-build`) under the shim against
+# the real CUDA driver, plus PyTorch. Self-contained: needs bash, a GPU, the
+# driver; Python/PyTorch only for the torch rows. Logs go to $OUT (or
+# /tmp/vramguard-gpu); a table is printed last. Exit 0 when every row passes.
+set -u
+B=$(cd "${1:-build}" && pwd)
+G=$B/gpu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHIM=$B/libvramguard.so
+LOGS=${OUT:-/tmp/vramguard-gpu}
+mkdir -p "$LOGS"
+export LD_LIBRARY_PATH="$G/lib:$G${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+ROWS=()
+FAILED=0
+
+row() { # name result note
+    ROWS+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")")
+    [ "$2" = PASS ] || FAILED=$((FAILED + 1))
+}
+
+# case NAME "ENV=V ..." PROGRAM [ARGS] ; then checks on $LOG/$OUTF via need/count
+run_case() {
+    local name=$1 envs=$2; shift 2
+    LOG=$LOGS/$name.log; OUTF=$LOGS/$name.out; rm -f "$LOG"
+    env $envs VRAMGUARD_LOG="$LOG" LD_PRELOAD="$SHIM" "$@" >"$OUTF" 2>&1
+    STATUS=$?
+    touch "$LOG"
+}
+count() { grep -c -- "$1" "$2" 2>/dev/null || true; }
+
+check_case() { # name want_status [pattern=count ...]
+    local name=$1 want=$2; shift 2
+    local note="exit $STATUS"
+    local ok=1
+    [ "$STATUS" = "$want" ] || { ok=0; note="exit $STATUS (want $want): $(grep -m1 '^FAIL' "$OUTF")"; }
+    for spec in "$@"; do
+        local pat=${spec%=*} n=${spec##*=}
+        local got; got=$(count "$pat" "$LOG")
+        [ "$got" = "$n" ] || { ok=0; note="$note; log '$pat' x$got (want $n)"; }
+    done
+    row "$name" "$([ $ok = 1 ] && echo PASS || echo FAIL)" "$note"
+}
+
+echo "== card and driver"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$LOGS/card.txt"
+
+run_case runtime_static_reject "" "$G/prog_runtime_static"
+check_case runtime_static_reject 0 "violation: cuMemAllocManaged=1" "violation: cuMemHostAlloc=1"
+run_case runtime_shared_reject "" "$G/prog_runtime_shared"
+check_case runtime_shared_reject 0 "violation: cudaMallocManaged via cuMemAllocManaged=1" "violation: cudaMallocHost via cuMemHostAlloc=1"
+run_case runtime_shared_allow_pinned "VRAMGUARD_ALLOW=pinned" "$G/prog_runtime_shared"
+check_case runtime_shared_allow_pinned 0 "vramguard: violation: =1" "residency: 0x=1"
+run_case runtime_static_warn "VRAMGUARD_POLICY=warn" "$G/prog_runtime_static"
+check_case runtime_static_warn 0 "allowed by VRAMGUARD_POLICY=warn=2"
+run_case runtime_shared_off "VRAMGUARD_POLICY=off" "$G/prog_runtime_shared"
+check_case runtime_shared_off 0 "violation=0"
+run_case driver_reject "" "$G/prog_driver"
+check_case driver_reject 0 "vramguard: violation: =3"
+run_case driver_allow_pinned "VRAMGUARD_ALLOW=pinned" "$G/prog_driver"
+check_case driver_allow_pinned 0 "vramguard: violation: =1"
+run_case legacy_32bit "" "$G/prog_legacy"
+check_case legacy_32bit 0
+row "  legacy cuMemAlloc answer" INFO "$(grep -m1 '^note:' "$OUTF")"
+run_case threads_8 "" "$G/prog_threads"
+check_case threads_8 0
+run_case oom "" "$G/prog_oom"
+check_case oom 0 "==== out of memory on device 0=1" "vramguard: out of memory again=3"
+row "  oom untracked line" INFO "$(grep -m1 -o 'this process (NVML[^;]*;[^;]*; untracked [^(]*\|untracked (device-wide[^)]*) [0-9.]* [A-Za-z]*' "$LOG")"
+run_case rtld_local_cudart "" "$G/prog_rtld_local" "$G/libcudauser.so"
+check_case rtld_local_cudart 0
+run_case dlsym_next "" "$G/prog_dlsym_next" "$G/libnext_c.so"
+check_case dlsym_next 0 "vramguard:=0"
+run_case fork "" "$G/prog_fork"
+check_case fork 0
+
+REPORTS=$LOGS/reports; rm -rf "$REPORTS"; mkdir -p "$REPORTS"
+run_case report_json "VRAMGUARD_REPORT=$REPORTS/r.%p.json" "$G/prog_runtime_shared"
+check_case report_json 0
+R=$(ls "$REPORTS"/r.*.json 2>/dev/null | head -1)
+if [ -n "$R" ] && python3 "$ROOT/tests/cli/validate_report.py" "$R" >"$LOGS/validate.txt" 2>&1; then
+    row "  report valid against schema" PASS "$(basename "$R")"
+elif [ -n "$R" ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["summary"]["violations"]==2' "$R"; then
+    row "  report parses (no jsonschema here)" PASS "$(head -c 120 "$LOGS/validate.txt" | tr '\n' ' ')"
+else
+    row "  report valid against schema" FAIL "$(head -c 200 "$LOGS/validate.txt" 2>/dev/null)"
+fi
+cp "$R" "$LOGS/report_example.json" 2>/dev/null
+
+"$ROOT/scripts/vramguard" run --report-dir "$LOGS/cli" -- "$G/prog_runtime_shared" >"$LOGS/cli.out" 2>&1
+st=$?
+row cli_run_violation_exit_3 "$([ $st = 3 ] && echo PASS || echo FAIL)" "exit $st"
+
+# PyTorch
+if python3 -c 'import torch' 2>/dev/null; then
+    for mode in reject pinned; do
+        envs=""; [ $mode = pinned ] && envs="VRAMGUARD_ALLOW=pinned"
+        run_case torch_$mode "$envs PYTHONUNBUFFERED=1" python3 "$ROOT/tests/gpu/torch_check.py" $mode
+        check_case torch_$mode 0
+        while IFS= read -r l; do row "  ${l%%|*}" INFO "${l#*|}"; done < <(grep '^ROW ' "$OUTF" | sed 's/^ROW //')
+    done
+else
+    row torch SKIP "no torch"
+fi
+
+echo
+echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
+printf '%s\n' "${ROWS[@]}"
+echo "== $FAILED failed"
+[ $FAILED = 0 ]

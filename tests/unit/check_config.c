@@ -1,0 +1,425 @@
+/* Unit tests for shim/config.c: option parsing with a fake environment and
+ * a warning recorder, path templates and the name helpers. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- fake environment ----------------------------------------------------- */
+
+enum { ENV_MAX = 8 };
+static const char *env_names[ENV_MAX];
+static const char *env_values[ENV_MAX];
+static int env_n;
+static int env_lookups;
+
+static void env_clear(void)
+{
+    env_n = 0;
+    env_lookups = 0;
+}
+
+static void env_set(const char *name, const char *value)
+{
+    ck_assert_int_lt(env_n, ENV_MAX);
+    env_names[env_n] = name;
+    env_values[env_n] = value;
+    env_n++;
+}
+
+static const char *fake_getenv(const char *name)
+{
+    env_lookups++;
+    for (int i = 0; i < env_n; i++)
+        if (strcmp(env_names[i], name) == 0)
+            return env_values[i];
+    return NULL;
+}
+
+/* ---- warning recorder ----------------------------------------------------- */
+
+enum { WARN_MAX = 8 };
+static char warnings[WARN_MAX][1024];
+static int n_warnings;
+
+static void record_warn(const char *message)
+{
+    if (n_warnings < WARN_MAX)
+        snprintf(warnings[n_warnings], sizeof(warnings[0]), "%s", message);
+    n_warnings++;
+}
+
+static void setup(void)
+{
+    env_clear();
+    n_warnings = 0;
+}
+
+static struct vg_config parsed;
+
+static int parse(void)
+{
+    memset(&parsed, 0x55, sizeof(parsed)); /* parse must set every field */
+    return vg_config_parse(&parsed, fake_getenv, record_warn);
+}
+
+static void assert_defaults(const struct vg_config *c)
+{
+    ck_assert_int_eq(c->policy, VG_POLICY_REJECT);
+    ck_assert_uint_eq(c->allow, 0);
+    ck_assert_uint_eq(c->fail_on, VG_FAIL_ON_VIOLATION);
+    ck_assert_str_eq(c->report_path, "");
+    ck_assert_str_eq(c->log_path, "");
+}
+
+/* One invalid value: exactly one warning that names the variable and each
+ * accepted word, and the default stays. */
+static void assert_one_warning(const char *var, const char *const *accepted)
+{
+    ck_assert_int_eq(n_warnings, 1);
+    ck_assert_msg(strstr(warnings[0], var) != NULL, "warning does not name %s: %s", var, warnings[0]);
+    for (const char *const *a = accepted; *a; a++)
+        ck_assert_msg(strstr(warnings[0], *a) != NULL, "warning does not name accepted '%s': %s", *a,
+                      warnings[0]);
+}
+
+START_TEST(test_defaults)
+{
+    ck_assert_int_eq(parse(), 0);
+    assert_defaults(&parsed);
+    ck_assert_int_eq(n_warnings, 0);
+    ck_assert_int_ge(env_lookups, 5); /* it asked for every variable */
+}
+END_TEST
+
+START_TEST(test_policy_values)
+{
+    static const char *const names[] = {"reject", "warn", "off"};
+    static const enum vg_policy_mode modes[] = {VG_POLICY_REJECT, VG_POLICY_WARN, VG_POLICY_OFF};
+    for (int i = 0; i < 3; i++) {
+        setup();
+        env_set("VRAMGUARD_POLICY", names[i]);
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_int_eq(parsed.policy, modes[i]);
+        ck_assert_int_eq(n_warnings, 0);
+        /* nothing else changes */
+        ck_assert_uint_eq(parsed.fail_on, VG_FAIL_ON_VIOLATION);
+        ck_assert_uint_eq(parsed.allow, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_policy_invalid)
+{
+    static const char *const bad[] = {"REJECT", "Warn", "permissive", "off ", " off", "0"};
+    static const char *const accepted[] = {"reject", "warn", "off", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_POLICY", bad[i]);
+        ck_assert_int_eq(parse(), 1);
+        ck_assert_int_eq(parsed.policy, VG_POLICY_REJECT);
+        assert_one_warning("VRAMGUARD_POLICY", accepted);
+        ck_assert_msg(strstr(warnings[0], bad[i]) != NULL, "warning does not quote the value: %s",
+                      warnings[0]);
+    }
+}
+END_TEST
+
+START_TEST(test_invalid_keeps_non_default_neighbours)
+{
+    /* one bad value among good ones: only that one falls back */
+    env_set("VRAMGUARD_POLICY", "warn");
+    env_set("VRAMGUARD_ALLOW", "everything");
+    env_set("VRAMGUARD_FAIL_ON", "oom");
+    ck_assert_int_eq(parse(), 1);
+    ck_assert_int_eq(parsed.policy, VG_POLICY_WARN);
+    ck_assert_uint_eq(parsed.allow, 0);
+    ck_assert_uint_eq(parsed.fail_on, VG_FAIL_ON_OOM);
+    static const char *const accepted[] = {"pinned", "none", NULL};
+    assert_one_warning("VRAMGUARD_ALLOW", accepted);
+}
+END_TEST
+
+START_TEST(test_empty_is_default_without_warning)
+{
+    env_set("VRAMGUARD_POLICY", "");
+    env_set("VRAMGUARD_ALLOW", "");
+    env_set("VRAMGUARD_FAIL_ON", "");
+    env_set("VRAMGUARD_REPORT", "");
+    env_set("VRAMGUARD_LOG", "");
+    ck_assert_int_eq(parse(), 0);
+    assert_defaults(&parsed);
+    ck_assert_int_eq(n_warnings, 0);
+}
+END_TEST
+
+START_TEST(test_fail_on_lists)
+{
+    static const struct {
+        const char *value;
+        unsigned bits;
+    } ok[] = {
+        {"violation", VG_FAIL_ON_VIOLATION},
+        {"oom", VG_FAIL_ON_OOM},
+        {"leak", VG_FAIL_ON_LEAK},
+        {"none", 0},
+        {"violation,oom", VG_FAIL_ON_VIOLATION | VG_FAIL_ON_OOM},
+        {"oom,violation", VG_FAIL_ON_VIOLATION | VG_FAIL_ON_OOM},
+        {"leak,oom,violation", VG_FAIL_ON_VIOLATION | VG_FAIL_ON_OOM | VG_FAIL_ON_LEAK},
+        {"oom,oom", VG_FAIL_ON_OOM},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_FAIL_ON", ok[i].value);
+        ck_assert_msg(parse() == 0, "%s rejected", ok[i].value);
+        ck_assert_msg(parsed.fail_on == ok[i].bits, "%s: fail_on %u, expected %u", ok[i].value,
+                      parsed.fail_on, ok[i].bits);
+        ck_assert_int_eq(n_warnings, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_fail_on_bad_list_rejected_whole)
+{
+    static const char *const bad[] = {"violation,bogus", "bogus,oom", "violation,", ",oom", "oom,,leak",
+                                      "violations", "none,oom", "OOM", "violation oom"};
+    static const char *const accepted[] = {"violation", "oom", "leak", "none", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_FAIL_ON", bad[i]);
+        ck_assert_msg(parse() == 1, "%s accepted", bad[i]);
+        /* rejected whole: not even the valid words before the bad one apply */
+        ck_assert_msg(parsed.fail_on == VG_FAIL_ON_VIOLATION, "%s: fail_on %u", bad[i], parsed.fail_on);
+        assert_one_warning("VRAMGUARD_FAIL_ON", accepted);
+    }
+}
+END_TEST
+
+START_TEST(test_allow_values)
+{
+    env_set("VRAMGUARD_ALLOW", "pinned");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_uint_eq(parsed.allow, VG_ALLOW_PINNED);
+    setup();
+    env_set("VRAMGUARD_ALLOW", "none");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_uint_eq(parsed.allow, 0);
+    ck_assert_int_eq(n_warnings, 0);
+    setup();
+    env_set("VRAMGUARD_ALLOW", "managed");
+    ck_assert_int_eq(parse(), 1);
+    ck_assert_uint_eq(parsed.allow, 0);
+    static const char *const accepted[] = {"pinned", "none", NULL};
+    assert_one_warning("VRAMGUARD_ALLOW", accepted);
+}
+END_TEST
+
+START_TEST(test_log_stderr_or_path)
+{
+    env_set("VRAMGUARD_LOG", "stderr");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.log_path, "");
+    setup();
+    env_set("VRAMGUARD_LOG", "/tmp/vg.%p.log");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.log_path, "/tmp/vg.%p.log");
+    ck_assert_str_eq(parsed.report_path, "");
+    ck_assert_int_eq(n_warnings, 0);
+}
+END_TEST
+
+START_TEST(test_report_path_and_too_long)
+{
+    env_set("VRAMGUARD_REPORT", "/tmp/r.%p.json");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.report_path, "/tmp/r.%p.json");
+
+    /* longest that fits: VG_PATH_MAX - 1 bytes */
+    static char fits[VG_PATH_MAX];
+    memset(fits, 'a', sizeof(fits) - 1);
+    fits[0] = '/';
+    fits[VG_PATH_MAX - 1] = '\0';
+    setup();
+    env_set("VRAMGUARD_REPORT", fits);
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.report_path, fits);
+
+    static char too_long[VG_PATH_MAX + 10];
+    memset(too_long, 'b', sizeof(too_long) - 1);
+    too_long[0] = '/';
+    too_long[sizeof(too_long) - 1] = '\0';
+    setup();
+    env_set("VRAMGUARD_REPORT", too_long);
+    env_set("VRAMGUARD_LOG", too_long);
+    ck_assert_int_eq(parse(), 2);
+    ck_assert_str_eq(parsed.report_path, "");
+    ck_assert_str_eq(parsed.log_path, "");
+    ck_assert_int_eq(n_warnings, 2);
+    ck_assert(strstr(warnings[0], "VRAMGUARD_REPORT") != NULL || strstr(warnings[1], "VRAMGUARD_REPORT") != NULL);
+    ck_assert(strstr(warnings[0], "VRAMGUARD_LOG") != NULL || strstr(warnings[1], "VRAMGUARD_LOG") != NULL);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(strlen(warnings[i]) < 1000, "warning is not bounded: %zu bytes", strlen(warnings[i]));
+}
+END_TEST
+
+START_TEST(test_null_warn_callback)
+{
+    env_set("VRAMGUARD_POLICY", "nope");
+    struct vg_config c;
+    ck_assert_int_eq(vg_config_parse(&c, fake_getenv, NULL), 1);
+    ck_assert_int_eq(c.policy, VG_POLICY_REJECT);
+}
+END_TEST
+
+START_TEST(test_unknown_variables_ignored)
+{
+    /* only VRAMGUARD_* option names are consulted; a look-alike is not */
+    env_set("VRAMGUARD_POLICYX", "off");
+    env_set("vramguard_policy", "off");
+    ck_assert_int_eq(parse(), 0);
+    assert_defaults(&parsed);
+}
+END_TEST
+
+/* ---- vg_expand_path ------------------------------------------------------- */
+
+START_TEST(test_expand_path)
+{
+    char out[64];
+    ck_assert(vg_expand_path("/tmp/vg.%p.json", 4242, out, sizeof(out)));
+    ck_assert_str_eq(out, "/tmp/vg.4242.json");
+    ck_assert(vg_expand_path("%p-%p", 7, out, sizeof(out)));
+    ck_assert_str_eq(out, "7-7");
+    ck_assert(vg_expand_path("100%%", 1, out, sizeof(out)));
+    ck_assert_str_eq(out, "100%");
+    ck_assert(vg_expand_path("%%p", 99, out, sizeof(out)));
+    ck_assert_str_eq(out, "%p"); /* %% first, then a plain p */
+    ck_assert(vg_expand_path("/plain/path.json", 5, out, sizeof(out)));
+    ck_assert_str_eq(out, "/plain/path.json");
+    ck_assert(vg_expand_path("", 5, out, sizeof(out)));
+    ck_assert_str_eq(out, "");
+    /* any other % sequence is literal */
+    ck_assert(vg_expand_path("a%d%", 5, out, sizeof(out)));
+    ck_assert_str_eq(out, "a%d%");
+}
+END_TEST
+
+START_TEST(test_expand_path_overflow)
+{
+    char out[8];
+    /* exactly fits: 7 chars + NUL */
+    ck_assert(vg_expand_path("abcdefg", 1, out, sizeof(out)));
+    ck_assert_str_eq(out, "abcdefg");
+    ck_assert(!vg_expand_path("abcdefgh", 1, out, sizeof(out)));
+    /* the pid's expansion is what overflows */
+    ck_assert(vg_expand_path("ab%p", 12345, out, sizeof(out)));
+    ck_assert_str_eq(out, "ab12345");
+    ck_assert(!vg_expand_path("abc%p", 12345, out, sizeof(out)));
+    ck_assert(!vg_expand_path("%p", 123456789, out, 5));
+    /* no room at all */
+    ck_assert(!vg_expand_path("", 1, out, 0));
+    ck_assert(!vg_expand_path("x", 1, out, 1));
+    ck_assert(vg_expand_path("", 1, out, 1));
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+/* ---- names ---------------------------------------------------------------- */
+
+START_TEST(test_fail_on_string)
+{
+    char out[64];
+    ck_assert_str_eq(vg_fail_on_string(0, out, sizeof(out)), "none");
+    ck_assert_str_eq(vg_fail_on_string(VG_FAIL_ON_VIOLATION, out, sizeof(out)), "violation");
+    ck_assert_str_eq(vg_fail_on_string(VG_FAIL_ON_OOM, out, sizeof(out)), "oom");
+    ck_assert_str_eq(vg_fail_on_string(VG_FAIL_ON_LEAK, out, sizeof(out)), "leak");
+    ck_assert_str_eq(vg_fail_on_string(VG_FAIL_ON_VIOLATION | VG_FAIL_ON_OOM, out, sizeof(out)),
+                     "violation,oom");
+    ck_assert_str_eq(vg_fail_on_string(VG_FAIL_ON_OOM | VG_FAIL_ON_LEAK, out, sizeof(out)), "oom,leak");
+    ck_assert_str_eq(
+        vg_fail_on_string(VG_FAIL_ON_VIOLATION | VG_FAIL_ON_OOM | VG_FAIL_ON_LEAK, out, sizeof(out)),
+        "violation,oom,leak");
+    ck_assert_ptr_eq(vg_fail_on_string(0, out, sizeof(out)), out);
+
+    /* round trip: the string parses back to the same bits */
+    for (unsigned bits = 0; bits < 8; bits++) {
+        setup();
+        char s[64];
+        vg_fail_on_string(bits, s, sizeof(s));
+        env_set("VRAMGUARD_FAIL_ON", s);
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_uint_eq(parsed.fail_on, bits);
+    }
+}
+END_TEST
+
+START_TEST(test_policy_name)
+{
+    ck_assert_str_eq(vg_policy_name(VG_POLICY_REJECT), "reject");
+    ck_assert_str_eq(vg_policy_name(VG_POLICY_WARN), "warn");
+    ck_assert_str_eq(vg_policy_name(VG_POLICY_OFF), "off");
+    const char *bad = vg_policy_name((enum vg_policy_mode)17);
+    ck_assert_ptr_nonnull(bad);
+    ck_assert_str_ne(bad, "reject");
+    ck_assert_str_ne(bad, "warn");
+    ck_assert_str_ne(bad, "off");
+    /* round trip through the parser */
+    for (int m = VG_POLICY_REJECT; m <= VG_POLICY_OFF; m++) {
+        setup();
+        env_set("VRAMGUARD_POLICY", vg_policy_name((enum vg_policy_mode)m));
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_int_eq(parsed.policy, m);
+    }
+}
+END_TEST
+
+START_TEST(test_process_config_from_environment)
+{
+    /* vg_config() reads the real environment once per process; each test is
+     * a fresh fork, so setting it first works. */
+    setenv("VRAMGUARD_POLICY", "warn", 1);
+    setenv("VRAMGUARD_FAIL_ON", "oom,leak", 1);
+    setenv("VRAMGUARD_ALLOW", "pinned", 1);
+    setenv("VRAMGUARD_LOG", "/dev/null", 1);
+    const struct vg_config *c = vg_config();
+    ck_assert_int_eq(c->policy, VG_POLICY_WARN);
+    ck_assert_uint_eq(c->fail_on, VG_FAIL_ON_OOM | VG_FAIL_ON_LEAK);
+    ck_assert_uint_eq(c->allow, VG_ALLOW_PINNED);
+    ck_assert_str_eq(c->log_path, "/dev/null");
+    /* read once: later changes are not seen */
+    setenv("VRAMGUARD_POLICY", "off", 1);
+    ck_assert_ptr_eq(vg_config(), c);
+    ck_assert_int_eq(vg_config()->policy, VG_POLICY_WARN);
+}
+END_TEST
+
+Suite *make_config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("parse");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_policy_values);
+    tcase_add_test(tc, test_policy_invalid);
+    tcase_add_test(tc, test_invalid_keeps_non_default_neighbours);
+    tcase_add_test(tc, test_empty_is_default_without_warning);
+    tcase_add_test(tc, test_fail_on_lists);
+    tcase_add_test(tc, test_fail_on_bad_list_rejected_whole);
+    tcase_add_test(tc, test_allow_values);
+    tcase_add_test(tc, test_log_stderr_or_path);
+    tcase_add_test(tc, test_report_path_and_too_long);
+    tcase_add_test(tc, test_null_warn_callback);
+    tcase_add_test(tc, test_unknown_variables_ignored);
+    tcase_add_test(tc, test_process_config_from_environment);
+    suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("paths_and_names");
+    tcase_add_checked_fixture(tp, setup, NULL);
+    tcase_add_test(tp, test_expand_path);
+    tcase_add_test(tp, test_expand_path_overflow);
+    tcase_add_test(tp, test_fail_on_string);
+    tcase_add_test(tp, test_policy_name);
+    suite_add_tcase(s, tp);
+    return s;
+}

@@ -1,0 +1,117 @@
+/* Unit tests for shim/policy.c: every policy x kind x allow combination. */
+#include "policy.h"
+#include "model.h"
+
+#include <check.h>
+#include <string.h>
+
+static struct vg_config cfg_of(enum vg_policy_mode policy, unsigned allow)
+{
+    struct vg_config c;
+    memset(&c, 0, sizeof(c));
+    c.policy = policy;
+    c.allow = allow;
+    c.fail_on = VG_FAIL_ON_VIOLATION;
+    return c;
+}
+
+struct expectation {
+    enum vg_policy_mode policy;
+    unsigned allow;
+    int kind;
+    enum vg_action action;
+    CUresult refusal;
+};
+
+/* The whole table, written out from policy.h's contract. */
+static const struct expectation table[] = {
+    /* device memory: always allowed */
+    {VG_POLICY_REJECT, 0, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_REJECT, VG_ALLOW_PINNED, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_WARN, 0, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_WARN, VG_ALLOW_PINNED, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, 0, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, VG_ALLOW_PINNED, VG_KIND_DEVICE, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    /* host-pinned: refused NOT_PERMITTED under reject unless allowed */
+    {VG_POLICY_REJECT, 0, VG_KIND_HOST_PINNED, VG_ACTION_REJECT, CUDA_ERROR_NOT_PERMITTED},
+    {VG_POLICY_REJECT, VG_ALLOW_PINNED, VG_KIND_HOST_PINNED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_WARN, 0, VG_KIND_HOST_PINNED, VG_ACTION_WARN, CUDA_SUCCESS},
+    {VG_POLICY_WARN, VG_ALLOW_PINNED, VG_KIND_HOST_PINNED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, 0, VG_KIND_HOST_PINNED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, VG_ALLOW_PINNED, VG_KIND_HOST_PINNED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    /* managed: refused NOT_SUPPORTED under reject; ALLOW=pinned does not help */
+    {VG_POLICY_REJECT, 0, VG_KIND_MANAGED, VG_ACTION_REJECT, CUDA_ERROR_NOT_SUPPORTED},
+    {VG_POLICY_REJECT, VG_ALLOW_PINNED, VG_KIND_MANAGED, VG_ACTION_REJECT, CUDA_ERROR_NOT_SUPPORTED},
+    {VG_POLICY_WARN, 0, VG_KIND_MANAGED, VG_ACTION_WARN, CUDA_SUCCESS},
+    {VG_POLICY_WARN, VG_ALLOW_PINNED, VG_KIND_MANAGED, VG_ACTION_WARN, CUDA_SUCCESS},
+    {VG_POLICY_OFF, 0, VG_KIND_MANAGED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, VG_ALLOW_PINNED, VG_KIND_MANAGED, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    /* an unknown kind is never VRAM: refused NOT_PERMITTED under reject */
+    {VG_POLICY_REJECT, 0, VG_KIND_COUNT, VG_ACTION_REJECT, CUDA_ERROR_NOT_PERMITTED},
+    {VG_POLICY_REJECT, VG_ALLOW_PINNED, VG_KIND_COUNT, VG_ACTION_REJECT, CUDA_ERROR_NOT_PERMITTED},
+    {VG_POLICY_REJECT, 0, 7, VG_ACTION_REJECT, CUDA_ERROR_NOT_PERMITTED},
+    {VG_POLICY_REJECT, 0, -1, VG_ACTION_REJECT, CUDA_ERROR_NOT_PERMITTED},
+    {VG_POLICY_WARN, 0, VG_KIND_COUNT, VG_ACTION_WARN, CUDA_SUCCESS},
+    {VG_POLICY_WARN, VG_ALLOW_PINNED, 200, VG_ACTION_WARN, CUDA_SUCCESS},
+    {VG_POLICY_OFF, 0, VG_KIND_COUNT, VG_ACTION_ALLOW, CUDA_SUCCESS},
+    {VG_POLICY_OFF, VG_ALLOW_PINNED, -3, VG_ACTION_ALLOW, CUDA_SUCCESS},
+};
+
+START_TEST(test_policy_table)
+{
+    const struct expectation *e = &table[_i];
+    struct vg_config c = cfg_of(e->policy, e->allow);
+    struct vg_decision d = vg_policy_decide(&c, e->kind);
+    ck_assert_msg(d.action == e->action, "policy %d allow %u kind %d: action %d, expected %d", e->policy,
+                  e->allow, e->kind, d.action, e->action);
+    ck_assert_msg(d.refusal == e->refusal, "policy %d allow %u kind %d: refusal %d, expected %d", e->policy,
+                  e->allow, e->kind, (int)d.refusal, (int)e->refusal);
+}
+END_TEST
+
+START_TEST(test_refusal_only_with_reject)
+{
+    /* Invariant over a wide range of kinds: refusal is CUDA_SUCCESS unless
+     * the action is reject, and reject always carries an error. */
+    for (int pol = VG_POLICY_REJECT; pol <= VG_POLICY_OFF; pol++)
+        for (unsigned allow = 0; allow <= VG_ALLOW_PINNED; allow++)
+            for (int kind = -2; kind < 20; kind++) {
+                struct vg_config c = cfg_of((enum vg_policy_mode)pol, allow);
+                struct vg_decision d = vg_policy_decide(&c, kind);
+                if (d.action == VG_ACTION_REJECT)
+                    ck_assert_int_ne(d.refusal, CUDA_SUCCESS);
+                else
+                    ck_assert_int_eq(d.refusal, CUDA_SUCCESS);
+                if (kind == VG_KIND_DEVICE)
+                    ck_assert_int_eq(d.action, VG_ACTION_ALLOW);
+                if (pol == VG_POLICY_OFF)
+                    ck_assert_int_eq(d.action, VG_ACTION_ALLOW);
+                if (pol == VG_POLICY_WARN)
+                    ck_assert_int_ne(d.action, VG_ACTION_REJECT);
+            }
+}
+END_TEST
+
+START_TEST(test_unknown_allow_bits_ignored)
+{
+    /* bits other than VG_ALLOW_PINNED must not allow managed memory */
+    struct vg_config c = cfg_of(VG_POLICY_REJECT, ~(unsigned)VG_ALLOW_PINNED);
+    struct vg_decision d = vg_policy_decide(&c, VG_KIND_MANAGED);
+    ck_assert_int_eq(d.action, VG_ACTION_REJECT);
+    ck_assert_int_eq(d.refusal, CUDA_ERROR_NOT_SUPPORTED);
+    d = vg_policy_decide(&c, VG_KIND_HOST_PINNED);
+    ck_assert_int_eq(d.action, VG_ACTION_REJECT);
+    ck_assert_int_eq(d.refusal, CUDA_ERROR_NOT_PERMITTED);
+}
+END_TEST
+
+Suite *make_policy_suite(void)
+{
+    Suite *s = suite_create("policy");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, test_policy_table, 0, (int)(sizeof(table) / sizeof(table[0])));
+    tcase_add_test(tc, test_refusal_only_with_reject);
+    tcase_add_test(tc, test_unknown_allow_bits_ignored);
+    suite_add_tcase(s, tc);
+    return s;
+}
