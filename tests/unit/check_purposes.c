@@ -206,6 +206,42 @@ START_TEST(test_label_truncation)
 }
 END_TEST
 
+/* true if s is well-formed UTF-8 (no truncated sequence at the end) */
+static int valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        if (n == 0)
+            return 0;
+        for (int i = 1; i < n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+        p += n;
+    }
+    return 1;
+}
+
+START_TEST(test_label_truncation_utf8_boundary)
+{
+    /* a 2-byte and a 3-byte character straddling the VG_LABEL_MAX-1 cut */
+    static const char *const tails[] = {"\xc3\xa9\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac"};
+    for (int t = 0; t < 2; t++)
+        for (int lead = VG_LABEL_MAX - 4; lead <= VG_LABEL_MAX - 1; lead++) {
+            char label[VG_LABEL_MAX + 16];
+            memset(label, 'a', (size_t)lead);
+            strcpy(label + lead, tails[t]);
+            const char *text = vg_label_text(vg_label_intern(label));
+            ck_assert_ptr_nonnull(text);
+            ck_assert_uint_le(strlen(text), VG_LABEL_MAX - 1);
+            ck_assert_msg(valid_utf8(text), "label cut inside a character (tail %d, %d leading bytes)", t, lead);
+            /* a prefix of the original, losing less than one character */
+            ck_assert(strncmp(text, label, strlen(text)) == 0);
+            ck_assert_uint_ge(strlen(text), VG_LABEL_MAX - 1 - 3);
+        }
+}
+END_TEST
+
 START_TEST(test_label_pool_overflow)
 {
     char buf[32];
@@ -318,6 +354,7 @@ Suite *make_purposes_suite(void)
     tcase_add_test(tc, test_pop_on_empty);
     tcase_add_test(tc, test_per_thread_isolation);
     tcase_add_test(tc, test_label_truncation);
+    tcase_add_test(tc, test_label_truncation_utf8_boundary);
     tcase_add_test(tc, test_label_pool_overflow);
     suite_add_tcase(s, tc);
     TCase *pub = tcase_create("public_header");
