@@ -106,16 +106,46 @@ static void alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t si
         vg_event_violation(c, r);
 }
 
-/* Remove before the real free; put back if the real free fails. */
-static CUresult free_tracked(uintptr_t ptr, CUresult (*real_free)(uintptr_t, void *), void *real)
-{
-    struct vg_alloc old;
-    bool had = vg_table_remove(ptr, &old);
-    CUresult r = real_free(ptr, real);
-    if (had && r != CUDA_SUCCESS)
-        vg_table_restore(&old);
-    return r;
-}
+/* The body of every allocation wrapper. `wrapper` names the row of the
+ * interposition table; `real_call` is the driver call (using `real`);
+ * `out_ptr` and `out_size` read its results after a success. Nested inside
+ * another vramguard entry: forward only. */
+#define TRACKED_ALLOC(wrapper, api, kind, request, real_call, out_ptr, out_size)                  \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return missing_real(api);                                                                 \
+    struct vg_call c;                                                                             \
+    CUresult r;                                                                                   \
+    if (!call_enter(&c, api, kind, request, __builtin_return_address(0))) {                       \
+        r = real_call;                                                                            \
+    } else if (!alloc_refused(&c, &r)) {                                                          \
+        r = real_call;                                                                            \
+        alloc_done(&c, r, r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0,                           \
+                   r == CUDA_SUCCESS ? (uint64_t)(out_size) : 0);                                 \
+    }                                                                                             \
+    call_leave();                                                                                 \
+    return r
+
+/* The body of every free wrapper: remove the entry before the real free
+ * (the address may be reused the moment it returns), put it back if the
+ * real free fails. */
+#define TRACKED_FREE(wrapper, api, ptr, real_call)                                                \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return missing_real(api);                                                                 \
+    struct vg_call c;                                                                             \
+    CUresult r;                                                                                   \
+    if (!call_enter(&c, api, VG_KIND_DEVICE, 0, __builtin_return_address(0))) {                   \
+        r = real_call;                                                                            \
+    } else {                                                                                      \
+        struct vg_alloc old;                                                                      \
+        bool had = vg_table_remove((uintptr_t)(ptr), &old);                                       \
+        r = real_call;                                                                            \
+        if (had && r != CUDA_SUCCESS)                                                             \
+            vg_table_restore(&old);                                                               \
+    }                                                                                             \
+    call_leave();                                                                                 \
+    return r
 
 /* ---- cuGetProcAddress, both ABIs, and cuInit ------------------------------ */
 
@@ -157,230 +187,72 @@ EXPORT CUresult cuInit(unsigned int Flags)
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
-    __typeof__(&cuMemAlloc_v2) real = REAL(cuMemAlloc_v2);
-    if (real == NULL)
-        return missing_real("cuMemAlloc_v2");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAlloc_v2", VG_KIND_DEVICE, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(dptr, bytesize);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(dptr, bytesize);
-        alloc_done(&c, r, (r == CUDA_SUCCESS && dptr) ? (uintptr_t)*dptr : 0, bytesize);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(cuMemAlloc_v2, "cuMemAlloc_v2", VG_KIND_DEVICE, bytesize, real(dptr, bytesize),
+                  dptr ? *dptr : 0, bytesize);
 }
 
+/* The driver writes 32 bits; so do we read. */
 EXPORT CUresult vg_cuMemAlloc_v1(vg_devptr_v1 *dptr, unsigned int bytesize)
 {
-    __typeof__(&vg_cuMemAlloc_v1) real = REAL(vg_cuMemAlloc_v1);
-    if (real == NULL)
-        return missing_real("cuMemAlloc");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAlloc", VG_KIND_DEVICE, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(dptr, bytesize);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(dptr, bytesize); /* the driver writes 32 bits; so do we read */
-        alloc_done(&c, r, (r == CUDA_SUCCESS && dptr) ? (uintptr_t)*dptr : 0, bytesize);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(vg_cuMemAlloc_v1, "cuMemAlloc", VG_KIND_DEVICE, bytesize, real(dptr, bytesize),
+                  dptr ? *dptr : 0, bytesize);
 }
 
 EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
                                    unsigned int ElementSizeBytes)
 {
-    __typeof__(&cuMemAllocPitch_v2) real = REAL(cuMemAllocPitch_v2);
-    if (real == NULL)
-        return missing_real("cuMemAllocPitch_v2");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAllocPitch_v2", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
-                    __builtin_return_address(0))) {
-        CUresult r = real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-        bool ok = r == CUDA_SUCCESS && dptr && pPitch;
-        alloc_done(&c, r, ok ? (uintptr_t)*dptr : 0, ok ? (uint64_t)*pPitch * Height : 0);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(cuMemAllocPitch_v2, "cuMemAllocPitch_v2", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
+                  real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), dptr && pPitch ? *dptr : 0,
+                  pPitch ? (uint64_t)*pPitch * Height : 0);
 }
 
 EXPORT CUresult vg_cuMemAllocPitch_v1(vg_devptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
                                       unsigned int Height, unsigned int ElementSizeBytes)
 {
-    __typeof__(&vg_cuMemAllocPitch_v1) real = REAL(vg_cuMemAllocPitch_v1);
-    if (real == NULL)
-        return missing_real("cuMemAllocPitch");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAllocPitch", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
-                    __builtin_return_address(0))) {
-        CUresult r = real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-        bool ok = r == CUDA_SUCCESS && dptr && pPitch;
-        alloc_done(&c, r, ok ? (uintptr_t)*dptr : 0, ok ? (uint64_t)*pPitch * Height : 0);
-    }
-    call_leave();
-    return r;
-}
-
-static CUresult call_free_v2(uintptr_t ptr, void *real)
-{
-    return ((__typeof__(&cuMemFree_v2))real)((CUdeviceptr)ptr);
+    TRACKED_ALLOC(vg_cuMemAllocPitch_v1, "cuMemAllocPitch", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
+                  real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), dptr && pPitch ? *dptr : 0,
+                  pPitch ? (uint64_t)*pPitch * Height : 0);
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
-    __typeof__(&cuMemFree_v2) real = REAL(cuMemFree_v2);
-    if (real == NULL)
-        return missing_real("cuMemFree_v2");
-    struct vg_call c;
-    CUresult r;
-    if (!call_enter(&c, "cuMemFree_v2", VG_KIND_DEVICE, 0, __builtin_return_address(0)))
-        r = real(dptr);
-    else
-        r = free_tracked((uintptr_t)dptr, call_free_v2, (void *)real);
-    call_leave();
-    return r;
-}
-
-static CUresult call_free_v1(uintptr_t ptr, void *real)
-{
-    return ((__typeof__(&vg_cuMemFree_v1))real)((vg_devptr_v1)ptr);
+    TRACKED_FREE(cuMemFree_v2, "cuMemFree_v2", dptr, real(dptr));
 }
 
 EXPORT CUresult vg_cuMemFree_v1(vg_devptr_v1 dptr)
 {
-    __typeof__(&vg_cuMemFree_v1) real = REAL(vg_cuMemFree_v1);
-    if (real == NULL)
-        return missing_real("cuMemFree");
-    struct vg_call c;
-    CUresult r;
-    if (!call_enter(&c, "cuMemFree", VG_KIND_DEVICE, 0, __builtin_return_address(0)))
-        r = real(dptr);
-    else
-        r = free_tracked((uintptr_t)dptr, call_free_v1, (void *)real);
-    call_leave();
-    return r;
+    TRACKED_FREE(vg_cuMemFree_v1, "cuMemFree", dptr, real(dptr));
 }
 
 /* ---- host-pinned memory -------------------------------------------------- */
 
 EXPORT CUresult cuMemAllocHost_v2(void **pp, size_t bytesize)
 {
-    __typeof__(&cuMemAllocHost_v2) real = REAL(cuMemAllocHost_v2);
-    if (real == NULL)
-        return missing_real("cuMemAllocHost_v2");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAllocHost_v2", VG_KIND_HOST_PINNED, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(pp, bytesize);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(pp, bytesize);
-        alloc_done(&c, r, (r == CUDA_SUCCESS && pp) ? (uintptr_t)*pp : 0, bytesize);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(cuMemAllocHost_v2, "cuMemAllocHost_v2", VG_KIND_HOST_PINNED, bytesize, real(pp, bytesize),
+                  pp ? *pp : 0, bytesize);
 }
 
 EXPORT CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize)
 {
-    __typeof__(&vg_cuMemAllocHost_v1) real = REAL(vg_cuMemAllocHost_v1);
-    if (real == NULL)
-        return missing_real("cuMemAllocHost");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAllocHost", VG_KIND_HOST_PINNED, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(pp, bytesize);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(pp, bytesize);
-        alloc_done(&c, r, (r == CUDA_SUCCESS && pp) ? (uintptr_t)*pp : 0, bytesize);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(vg_cuMemAllocHost_v1, "cuMemAllocHost", VG_KIND_HOST_PINNED, bytesize, real(pp, bytesize),
+                  pp ? *pp : 0, bytesize);
 }
 
 EXPORT CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 {
-    __typeof__(&cuMemHostAlloc) real = REAL(cuMemHostAlloc);
-    if (real == NULL)
-        return missing_real("cuMemHostAlloc");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemHostAlloc", VG_KIND_HOST_PINNED, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(pp, bytesize, Flags);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(pp, bytesize, Flags);
-        alloc_done(&c, r, (r == CUDA_SUCCESS && pp) ? (uintptr_t)*pp : 0, bytesize);
-    }
-    call_leave();
-    return r;
-}
-
-static CUresult call_free_host(uintptr_t ptr, void *real)
-{
-    return ((__typeof__(&cuMemFreeHost))real)((void *)ptr);
+    TRACKED_ALLOC(cuMemHostAlloc, "cuMemHostAlloc", VG_KIND_HOST_PINNED, bytesize, real(pp, bytesize, Flags),
+                  pp ? *pp : 0, bytesize);
 }
 
 EXPORT CUresult cuMemFreeHost(void *p)
 {
-    __typeof__(&cuMemFreeHost) real = REAL(cuMemFreeHost);
-    if (real == NULL)
-        return missing_real("cuMemFreeHost");
-    struct vg_call c;
-    CUresult r;
-    if (!call_enter(&c, "cuMemFreeHost", VG_KIND_HOST_PINNED, 0, __builtin_return_address(0)))
-        r = real(p);
-    else
-        r = free_tracked((uintptr_t)p, call_free_host, (void *)real);
-    call_leave();
-    return r;
+    TRACKED_FREE(cuMemFreeHost, "cuMemFreeHost", p, real(p));
 }
 
 /* ---- managed memory ------------------------------------------------------ */
 
 EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    __typeof__(&cuMemAllocManaged) real = REAL(cuMemAllocManaged);
-    if (real == NULL)
-        return missing_real("cuMemAllocManaged");
-    struct vg_call c;
-    if (!call_enter(&c, "cuMemAllocManaged", VG_KIND_MANAGED, bytesize, __builtin_return_address(0))) {
-        CUresult r = real(dptr, bytesize, flags);
-        call_leave();
-        return r;
-    }
-    CUresult r;
-    if (!alloc_refused(&c, &r)) {
-        r = real(dptr, bytesize, flags);
-        alloc_done(&c, r, (r == CUDA_SUCCESS && dptr) ? (uintptr_t)*dptr : 0, bytesize);
-    }
-    call_leave();
-    return r;
+    TRACKED_ALLOC(cuMemAllocManaged, "cuMemAllocManaged", VG_KIND_MANAGED, bytesize, real(dptr, bytesize, flags),
+                  dptr ? *dptr : 0, bytesize);
 }
