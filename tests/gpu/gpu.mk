@@ -41,3 +41,8 @@ $(GPU_DIR)/lib/libcudart.so.13:
 gpu-build: $(SHIM) $(GPU_BINS)
 gpu-test: gpu-build
 	tests/gpu/run_gpu_tests.sh $(BUILD)
+$(GPU_DIR)/bench_alloc: tests/bench/bench_alloc.c
+	@mkdir -p $(@D)
+	$(CC) $(GPU_CFLAGS) -O2 -c -o $(GPU_DIR)/bench_alloc.o $<
+	$(NVCC) -o $@ $(GPU_DIR)/bench_alloc.o
+gpu-build: $(GPU_DIR)/bench_alloc

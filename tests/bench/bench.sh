@@ -1,0 +1,19 @@
+#!/bin/sh
+# bench.sh BUILD_DIR BENCH_BINARY [PAIRS]: run the benchmark without and with
+# the shim, three times each, interleaved, and print medians (ns per pair)
+# and the shim's added cost. Environment (LD_LIBRARY_PATH) is the caller's.
+set -eu
+B=$1; BIN=$2; PAIRS=${3:-20000}
+TMP=$(mktemp -d)
+for i in 1 2 3; do
+    "$BIN" "$PAIRS" >"$TMP/base.$i"
+    VRAMGUARD_LOG=/dev/null LD_PRELOAD="$B/libvramguard.so" "$BIN" "$PAIRS" >"$TMP/shim.$i"
+done
+echo "vramguard bench: $(uname -m), $(nproc) cpus, $PAIRS pairs x 11 reps per run, 3 runs each; median of medians"
+printf '%-18s %12s %12s %12s %8s\n' case "base ns" "shim ns" "added ns" ratio
+for c in runtime_1thread driver_1thread runtime_8threads driver_8threads; do
+    base=$(cat "$TMP"/base.* | awk -v c=$c '$1==c{print $2}' | sort -n | sed -n 2p)
+    shim=$(cat "$TMP"/shim.* | awk -v c=$c '$1==c{print $2}' | sort -n | sed -n 2p)
+    awk -v c=$c -v b="$base" -v s="$shim" 'BEGIN{printf "%-18s %12.1f %12.1f %12.1f %8.2f\n", c, b, s, s-b, s/b}'
+done
+rm -rf "$TMP"
