@@ -87,3 +87,14 @@ $(TEST_DIR)/bench_alloc: tests/bench/bench_alloc.c $(FAKECUDA_LIBS)
 	$(CC) $(TEST_CFLAGS) -O2 -o $@ $< $(STATIC_FAKE)
 bench: $(SHIM) fakecuda $(TEST_DIR)/bench_alloc
 	LD_LIBRARY_PATH=$(FAKE) tests/bench/bench.sh $(BUILD) $(TEST_DIR)/bench_alloc
+
+# Two cudart majors: libcudauser12.so links the fake cudart 12.
+$(TEST_DIR)/libcudauser12.so: tests/preload/libcudauser.c $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -L$(FAKE)/v12 -Wl,-rpath,$(abspath $(FAKE)/v12) -lcudart
+$(TEST_DIR)/prog_two_majors: tests/preload/prog_two_majors.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(SHARED_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/libcudauser12.so $(TEST_DIR)/prog_two_majors
+$(TEST_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h $(FAKECUDA_LIBS)
+	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -o $@ $< $(STATIC_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_cxx

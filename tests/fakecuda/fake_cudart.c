@@ -29,7 +29,10 @@
 #define FAKERT_API __attribute__((visibility("default")))
 #endif
 
-#define FAKERT_RUNTIME_VERSION 13000
+#ifndef FAKECUDART_MAJOR
+#define FAKECUDART_MAJOR 13
+#endif
+#define FAKERT_RUNTIME_VERSION (FAKECUDART_MAJOR * 1000)
 #define FAKERT_MAX_DEVICES 8
 
 /* ------------------------------------------------------------------------ */
@@ -225,8 +228,18 @@ static cudaError_t enter(void)
 /* ------------------------------------------------------------------------ */
 /* Memory                                                                     */
 
+/* How many cudaMalloc calls this copy of the runtime served: tests with two
+ * cudart majors in one process check which copy a call reached. */
+static int malloc_calls;
+FAKERT_API int fakecudart_malloc_calls(void);
+FAKERT_API int fakecudart_malloc_calls(void)
+{
+    return malloc_calls;
+}
+
 FAKERT_API cudaError_t CUDARTAPI cudaMalloc(void **devPtr, size_t size)
 {
+    __atomic_fetch_add(&malloc_calls, 1, __ATOMIC_RELAXED);
     ENTER();
     if (!devPtr)
         return fail(cudaErrorInvalidValue);

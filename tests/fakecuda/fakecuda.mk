@@ -22,7 +22,7 @@ FAKECUDA_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -O2 -g -I$(CUDA_HO
 FAKECUDA_SOFLAGS := -shared -Wl,-Bsymbolic -Wl,-z,defs
 
 FAKECUDA_LIBS := $(FAKECUDA_DIR)/libcuda.so.1 $(FAKECUDA_DIR)/libcudart.so.13 $(FAKECUDA_DIR)/libcudart_static_fake.a
-FAKECUDA_LINKS := $(FAKECUDA_DIR)/libcuda.so $(FAKECUDA_DIR)/libcudart.so
+FAKECUDA_LINKS := $(FAKECUDA_DIR)/libcuda.so $(FAKECUDA_DIR)/libcudart.so $(FAKECUDA_DIR)/v12/libcudart.so.12
 FAKECUDA_SMOKE_BINS := $(FAKECUDA_DIR)/fake_smoke $(FAKECUDA_DIR)/fake_smoke_shared $(FAKECUDA_DIR)/fake_interposer.so
 
 .PHONY: fakecuda fakecuda-smoke fakecuda-clean
@@ -39,12 +39,22 @@ $(FAKECUDA_DIR)/libcuda.so.1: $(FAKECUDA_SRC)/fake_libcuda.c $(FAKECUDA_SRC)/fak
 $(FAKECUDA_DIR)/libcuda.so: $(FAKECUDA_DIR)/libcuda.so.1
 	ln -sfn libcuda.so.1 $@
 
+# Versioned like the real runtime (symbol version node libcudart.so.N), so a
+# library linked against one major binds to that major even when another is
+# global. libcudart.so.12 (in its own directory) is the second major.
 $(FAKECUDA_DIR)/libcudart.so.13: $(FAKECUDA_SRC)/fake_cudart.c $(FAKECUDA_SRC)/fakecuda.mk | $(FAKECUDA_DIR)
-	$(CC) $(FAKECUDA_CFLAGS) $(FAKECUDA_SOFLAGS) -Wl,-soname,libcudart.so.13 -o $@ $< -ldl -lpthread
+	echo 'libcudart.so.13 { global: cuda*; fakecudart_*; local: *; };' > $(FAKECUDA_DIR)/cudart13.map
+	$(CC) $(FAKECUDA_CFLAGS) $(FAKECUDA_SOFLAGS) -Wl,--version-script=$(FAKECUDA_DIR)/cudart13.map -Wl,-soname,libcudart.so.13 -o $@ $< -ldl -lpthread
 	ln -sfn libcudart.so.13 $(FAKECUDA_DIR)/libcudart.so
 
 $(FAKECUDA_DIR)/libcudart.so: $(FAKECUDA_DIR)/libcudart.so.13
 	ln -sfn libcudart.so.13 $@
+
+$(FAKECUDA_DIR)/v12/libcudart.so.12: $(FAKECUDA_SRC)/fake_cudart.c $(FAKECUDA_SRC)/fakecuda.mk | $(FAKECUDA_DIR)
+	mkdir -p $(@D)
+	echo 'libcudart.so.12 { global: cuda*; fakecudart_*; local: *; };' > $(@D)/cudart12.map
+	$(CC) $(FAKECUDA_CFLAGS) -DFAKECUDART_MAJOR=12 $(FAKECUDA_SOFLAGS) -Wl,--version-script=$(@D)/cudart12.map -Wl,-soname,libcudart.so.12 -o $@ $< -ldl -lpthread
+	ln -sfn libcudart.so.12 $(@D)/libcudart.so
 
 $(FAKECUDA_DIR)/fake_cudart_static.o: $(FAKECUDA_SRC)/fake_cudart.c $(FAKECUDA_SRC)/fakecuda.mk | $(FAKECUDA_DIR)
 	$(CC) $(FAKECUDA_CFLAGS) -fvisibility=hidden -DFAKECUDART_STATIC -c -o $@ $<

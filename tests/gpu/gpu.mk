@@ -46,3 +46,7 @@ $(GPU_DIR)/bench_alloc: tests/bench/bench_alloc.c
 	$(CC) $(GPU_CFLAGS) -O2 -c -o $(GPU_DIR)/bench_alloc.o $<
 	$(NVCC) -o $@ $(GPU_DIR)/bench_alloc.o
 gpu-build: $(GPU_DIR)/bench_alloc
+$(GPU_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h
+	@mkdir -p $(@D)
+	$(NVCC) -std=c++17 -Ipurpose_tags -o $@ $<
+gpu-build: $(GPU_DIR)/prog_cxx

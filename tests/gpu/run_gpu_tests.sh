@@ -75,6 +75,12 @@ check_case dlsym_next 0 "vramguard:=0"
 run_case fork "" "$G/prog_fork"
 check_case fork 0
 
+run_case cxx_scopes "" "$G/prog_cxx"
+check_case cxx_scopes 0
+env VRAMGUARD_LOG=/dev/null "$G/prog_cxx" >"$LOGS/cxx_noshim.out" 2>&1
+st=$?
+row cxx_without_shim "$([ $st = 0 ] && grep -q 'shim not loaded' "$LOGS/cxx_noshim.out" && echo PASS || echo FAIL)" "exit $st"
+
 REPORTS=$LOGS/reports; rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 run_case report_json "VRAMGUARD_REPORT=$REPORTS/r.%p.json" "$G/prog_runtime_shared"
 check_case report_json 0
@@ -92,6 +98,12 @@ cp "$R" "$LOGS/report_example.json" 2>/dev/null
 st=$?
 row cli_run_violation_exit_3 "$([ $st = 3 ] && echo PASS || echo FAIL)" "exit $st"
 
+# make bench's loop against the real driver (CPU-side cost of the shim)
+if [ -x "$G/bench_alloc" ]; then
+    "$ROOT/tests/bench/bench.sh" "$B" "$G/bench_alloc" 20000 >"$LOGS/bench.txt" 2>&1
+    row bench_real_driver "$([ $? = 0 ] && echo PASS || echo FAIL)" "see bench table below"
+fi
+
 # PyTorch
 if python3 -c 'import torch' 2>/dev/null; then
     for mode in reject pinned; do
@@ -107,5 +119,6 @@ fi
 echo
 echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
 printf '%s\n' "${ROWS[@]}"
+[ -f "$LOGS/bench.txt" ] && cat "$LOGS/bench.txt"
 echo "== $FAILED failed"
 [ $FAILED = 0 ]

@@ -150,6 +150,38 @@ START_TEST(rtld_local_cudart)
 }
 END_TEST
 
+START_TEST(two_cudart_majors)
+{
+    struct run r = run_prog("prog_two_majors", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS served by cudart 12"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS both counted"), 1);
+}
+END_TEST
+
+START_TEST(cxx_scopes_with_and_without_shim)
+{
+    struct run r = run_prog("prog_cxx", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS RAII + exception: kv_cache"), 1);
+
+    /* The same binary without the shim: builds, runs, every call a no-op. */
+    char tmp[512], prog[600], out[700], lib[700];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(prog, sizeof(prog), "%s/tests/prog_cxx", vg_test_build());
+    snprintf(out, sizeof(out), "%s/out.txt", tmp);
+    snprintf(lib, sizeof(lib), "LD_LIBRARY_PATH=%s/fakecuda", vg_test_build());
+    const char *env[] = {lib, NULL};
+    const char *argv[] = {prog, NULL};
+    int st = vg_test_run(argv, env, 0, out);
+    char *text = vg_test_read(out);
+    ck_assert_msg(st == 0, "exit %d\n%s", st, text);
+    ck_assert_int_eq(vg_test_count(text, "note: shim not loaded"), 1);
+    ck_assert_int_eq(vg_test_count(text, "PASS without the shim"), 4);
+    free(text);
+}
+END_TEST
+
 START_TEST(other_libraries_dlsym_next)
 {
     struct run r = run_prog("prog_dlsym_next", NULL);
@@ -431,6 +463,8 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, legacy_like_real_driver);
     tcase_add_test(t, legacy_allocations_succeed);
     tcase_add_test(t, rtld_local_cudart);
+    tcase_add_test(t, two_cudart_majors);
+    tcase_add_test(t, cxx_scopes_with_and_without_shim);
     tcase_add_test(t, other_libraries_dlsym_next);
     tcase_add_test(t, eight_threads_exact);
     tcase_add_test(t, fork_child_owns_nothing);
