@@ -60,8 +60,6 @@ check-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq check pkg-config python3-jsonschema >/dev/null; \
 	  else echo "Check is missing. Install it with: sudo apt-get install -y check pkg-config python3-jsonschema"; exit 1; fi; }
 
-check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
-	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) $(TEST_DIR)/check_vramguard
 
 # The demo: a sample worker on a 1 GiB fake device under `vramguard run`.
 DEMO_DIR := $(BUILD)/demo
@@ -98,3 +96,7 @@ PRELOAD_PROGS += $(TEST_DIR)/libcudauser12.so $(TEST_DIR)/prog_two_majors
 $(TEST_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h $(FAKECUDA_LIBS)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -o $@ $< $(STATIC_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_cxx
+
+# Last, so that every PRELOAD_PROGS += above is in its prerequisites.
+check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
+	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) $(TEST_DIR)/check_vramguard
