@@ -16,6 +16,7 @@ FAILED=0
 
 row() { # name result note
     ROWS+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")")
+    echo "${ROWS[-1]}"
     [ "$2" = FAIL ] && FAILED=$((FAILED + 1))
     return 0
 }
@@ -24,7 +25,7 @@ row() { # name result note
 run_case() {
     local name=$1 envs=$2; shift 2
     LOG=$LOGS/$name.log; OUTF=$LOGS/$name.out; rm -f "$LOG"
-    env $envs VRAMGUARD_LOG="$LOG" LD_PRELOAD="$SHIM" "$@" >"$OUTF" 2>&1
+    timeout -k 5 ${CASE_TIMEOUT:-120} env $envs VRAMGUARD_LOG="$LOG" LD_PRELOAD="$SHIM" "$@" >"$OUTF" 2>&1
     STATUS=$?
     touch "$LOG"
 }
@@ -94,13 +95,13 @@ else
 fi
 cp "$R" "$LOGS/report_example.json" 2>/dev/null
 
-"$ROOT/scripts/vramguard" run --report-dir "$LOGS/cli" -- "$G/prog_runtime_shared" >"$LOGS/cli.out" 2>&1
+timeout -k 5 120 "$ROOT/scripts/vramguard" run --report-dir "$LOGS/cli" -- "$G/prog_runtime_shared" >"$LOGS/cli.out" 2>&1
 st=$?
 row cli_run_violation_exit_3 "$([ $st = 3 ] && echo PASS || echo FAIL)" "exit $st"
 
 # make bench's loop against the real driver (CPU-side cost of the shim)
 if [ -x "$G/bench_alloc" ]; then
-    "$ROOT/tests/bench/bench.sh" "$B" "$G/bench_alloc" 20000 >"$LOGS/bench.txt" 2>&1
+    timeout -k 5 200 "$ROOT/tests/bench/bench.sh" "$B" "$G/bench_alloc" ${BENCH_PAIRS:-2000} >"$LOGS/bench.txt" 2>&1
     row bench_real_driver "$([ $? = 0 ] && echo PASS || echo FAIL)" "see bench table below"
 fi
 
