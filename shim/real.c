@@ -150,8 +150,7 @@ static bool same_module(void *a, void *b)
     return dladdr(a, &ia) && dladdr(b, &ib) && ia.dli_fbase == ib.dli_fbase;
 }
 
-/* Fill `s` for the module containing `caller`. Called under scope_lock; no
- * CUDA call is made. */
+/* Fill `s` for the module containing `caller`. No CUDA call is made. */
 static void resolve_scope(struct caller_scope *s, void *caller, void *const *own_wrappers)
 {
     struct range_query q = {.addr = (uintptr_t)caller};
@@ -188,34 +187,40 @@ static void resolve_scope(struct caller_scope *s, void *caller, void *const *own
 /* Our own exported runtime wrappers, to avoid resolving to ourselves. */
 extern void *vg_runtime_wrappers[VG_RT_COUNT];
 
-void *vg_real_runtime(enum vg_runtime_fn fn, void *caller)
+static void *cached_runtime(enum vg_runtime_fn fn, uintptr_t a, bool *found)
 {
-    uintptr_t a = (uintptr_t)caller;
     int n = atomic_load_explicit(&scope_count, memory_order_acquire);
     for (int i = 0; i < n; i++)
-        if (a >= scopes[i].lo && a < scopes[i].hi)
-            return scopes[i].fn[fn];
-
-    pthread_mutex_lock(&scope_lock);
-    n = atomic_load_explicit(&scope_count, memory_order_relaxed);
-    void *result = NULL;
-    bool done = false;
-    for (int i = 0; i < n && !done; i++)
         if (a >= scopes[i].lo && a < scopes[i].hi) {
-            result = scopes[i].fn[fn];
-            done = true;
+            *found = true;
+            return scopes[i].fn[fn];
         }
-    if (!done) {
-        struct caller_scope s;
-        resolve_scope(&s, caller, vg_runtime_wrappers);
-        result = s.fn[fn];
-        if (n < MAX_SCOPES) {
-            scopes[n] = s;
-            atomic_store_explicit(&scope_count, n + 1, memory_order_release);
-        }
+    *found = false;
+    return NULL;
+}
+
+void *vg_real_runtime(enum vg_runtime_fn fn, void *caller)
+{
+    bool found;
+    void *f = cached_runtime(fn, (uintptr_t)caller, &found);
+    if (found)
+        return f;
+    /* Resolve without holding our lock: dladdr and dlopen take the loader's
+     * lock, and a library constructor running under it may call cudaMalloc
+     * and come here. Two threads may both resolve; one result is kept. */
+    struct caller_scope s;
+    resolve_scope(&s, caller, vg_runtime_wrappers);
+    if (s.fn[fn] == NULL)
+        return NULL; /* not cached: the caller's cudart may not be loaded yet */
+    pthread_mutex_lock(&scope_lock);
+    f = cached_runtime(fn, (uintptr_t)caller, &found);
+    int n = atomic_load_explicit(&scope_count, memory_order_relaxed);
+    if (!found && n < MAX_SCOPES) {
+        scopes[n] = s;
+        atomic_store_explicit(&scope_count, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&scope_lock);
-    return result;
+    return found ? f : s.fn[fn];
 }
 
 void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_size)
