@@ -1,7 +1,9 @@
 #include "model.h"
 #include <string.h>
 
-static const char *const kind_names[VG_KIND_COUNT] = {"device", "host_pinned", "managed"};
+static const char *const kind_names[VG_KIND_COUNT] = {
+    "device", "host_pinned", "managed", "pool", "vmm", "array", "host_registered", "imported",
+};
 static const char *const purpose_names[VG_PURPOSE_COUNT] = {"unknown", "weights", "kv_cache",
                                                             "intermediate"};
 

@@ -12,13 +12,26 @@
 
 enum { VG_MAX_DEVICES = 16, VG_KIND_SLOTS = 8, VG_PURPOSE_SLOTS = 8 };
 
-/* Where memory lives. Only VG_KIND_DEVICE is VRAM. */
+/* Where memory lives and how it was obtained. VRAM kinds: device, pool,
+ * vmm, array. Imported memory belongs to another process or device and is
+ * shown, not charged. */
 enum vg_kind {
-    VG_KIND_DEVICE = 0,      /* cuMemAlloc*, pitch */
-    VG_KIND_HOST_PINNED = 1, /* cuMemAllocHost*, cuMemHostAlloc */
-    VG_KIND_MANAGED = 2,     /* cuMemAllocManaged */
-    VG_KIND_COUNT = 3
+    VG_KIND_DEVICE = 0,          /* cuMemAlloc*, pitch */
+    VG_KIND_HOST_PINNED = 1,     /* cuMemAllocHost*, cuMemHostAlloc, host pools, host cuMemCreate */
+    VG_KIND_MANAGED = 2,         /* cuMemAllocManaged, managed pools and cuMemCreate */
+    VG_KIND_POOL = 3,            /* stream-ordered allocations from device pools (live bytes) */
+    VG_KIND_VMM = 4,             /* cuMemCreate physical memory on a device */
+    VG_KIND_ARRAY = 5,           /* CUDA arrays and mipmapped arrays */
+    VG_KIND_HOST_REGISTERED = 6, /* cuMemHostRegister */
+    VG_KIND_IMPORTED = 7,        /* IPC, imported handles and pools, external memory */
+    VG_KIND_COUNT = 8
 };
+
+/* VRAM this process owns (device pools count by their reserve, see table.h). */
+static inline int vg_kind_is_vram(int kind)
+{
+    return kind == VG_KIND_DEVICE || kind == VG_KIND_POOL || kind == VG_KIND_VMM || kind == VG_KIND_ARRAY;
+}
 
 /* Values match VRAMGUARD_* in purpose_tags/vramguard.h. */
 enum vg_purpose {
@@ -40,6 +53,7 @@ struct vg_alloc {
     uint8_t kind;
     uint8_t purpose;
     uint16_t label;    /* index into the label pool, 0 = none */
+    uint16_t pool;     /* index in the pool registry (pools.h), 0 = none */
 };
 
 const char *vg_kind_name(int kind);

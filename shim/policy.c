@@ -7,8 +7,13 @@ struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind)
     CUresult refusal;
     switch (kind) {
     case VG_KIND_DEVICE:
+    case VG_KIND_POOL:
+    case VG_KIND_VMM:
+    case VG_KIND_ARRAY:
+    case VG_KIND_IMPORTED: /* someone else's memory: shown, not charged */
         return allow;
     case VG_KIND_HOST_PINNED:
+    case VG_KIND_HOST_REGISTERED:
         if (cfg->allow & VG_ALLOW_PINNED)
             return allow;
         refusal = CUDA_ERROR_NOT_PERMITTED;

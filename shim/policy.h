@@ -18,9 +18,11 @@ struct vg_decision {
     CUresult refusal; /* CUDA_SUCCESS unless action == VG_ACTION_REJECT */
 };
 
-/* VRAM (kind device) is always allowed. Managed memory is refused with
- * CUDA_ERROR_NOT_SUPPORTED, host-pinned memory with CUDA_ERROR_NOT_PERMITTED
- * (unless VRAMGUARD_ALLOW=pinned) under `reject`; let through as a violation
+/* VRAM kinds (device, pool, vmm, array) and imported memory are always
+ * allowed. Managed memory is refused with CUDA_ERROR_NOT_SUPPORTED; host
+ * memory (pinned, registered, host pools, host cuMemCreate) and any unknown
+ * kind with CUDA_ERROR_NOT_PERMITTED (VRAMGUARD_ALLOW=pinned allows pinned
+ * and registered host memory) under `reject`; let through as a violation
  * under `warn`; let through silently (still tracked) under `off`. */
 struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind);
 

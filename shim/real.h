@@ -27,6 +27,13 @@ enum vg_helper {
     VG_H_cuDeviceGetPCIBusId,
     VG_H_cuMemGetInfo_v2,
     VG_H_cuPointerGetAttribute,
+    VG_H_cuPointerGetAttributes,
+    VG_H_cuStreamIsCapturing,
+    VG_H_cuMemPoolGetAttribute,
+    VG_H_cuDeviceGetGraphMemAttribute,
+    VG_H_cuMemGetAddressRange_v2,
+    VG_H_cuArrayGetMemoryRequirements,
+    VG_H_cuMipmappedArrayGetMemoryRequirements,
     VG_H_COUNT
 };
 void *vg_helper_fn(enum vg_helper h);

@@ -207,7 +207,6 @@ START_TEST(test_cells_per_device_kind_purpose)
             }
     /* untouched cells stay zero */
     ck_assert_uint_eq(s->cell[3][0][0].allocations, 0);
-    ck_assert_uint_eq(s->cell[0][VG_KIND_COUNT][0].allocations, 0);
     ck_assert_uint_eq(s->cell[0][0][VG_PURPOSE_COUNT].allocations, 0);
 }
 END_TEST

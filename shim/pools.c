@@ -1,0 +1,114 @@
+#include "pools.h"
+#include "real.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vg_pool pools[VG_MAX_POOLS + 1]; /* slot 0 unused: index 0 = none */
+static uint64_t last_reserved[VG_MAX_POOLS + 1];
+static int count;
+static struct vg_pool_totals last_totals;
+
+int vg_pool_kind_of(CUmemAllocationType type, const CUmemLocation *location)
+{
+    if (type == CU_MEM_ALLOCATION_TYPE_MANAGED)
+        return VG_KIND_MANAGED;
+    if (type == CU_MEM_ALLOCATION_TYPE_PINNED && location && location->type == CU_MEM_LOCATION_TYPE_DEVICE)
+        return VG_KIND_POOL;
+    return VG_KIND_HOST_PINNED; /* host, host NUMA, or anything unknown: not VRAM */
+}
+
+static int find_locked(CUmemoryPool handle)
+{
+    for (int i = 1; i <= count; i++)
+        if (pools[i].handle == handle && !pools[i].destroyed)
+            return i;
+    return 0;
+}
+
+uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind)
+{
+    if (handle == NULL)
+        return 0;
+    pthread_mutex_lock(&lock);
+    int i = find_locked(handle);
+    if (i == 0 && count < VG_MAX_POOLS) {
+        i = ++count;
+        pools[i] = (struct vg_pool){handle, device, kind, false};
+        last_reserved[i] = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    return (uint16_t)i;
+}
+
+uint16_t vg_pool_find(CUmemoryPool handle, struct vg_pool *out)
+{
+    pthread_mutex_lock(&lock);
+    int i = find_locked(handle);
+    if (i && out)
+        *out = pools[i];
+    pthread_mutex_unlock(&lock);
+    return (uint16_t)i;
+}
+
+void vg_pool_destroyed(CUmemoryPool handle)
+{
+    pthread_mutex_lock(&lock);
+    int i = find_locked(handle);
+    if (i) {
+        pools[i].destroyed = true;
+        last_reserved[i] = 0;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void vg_pool_totals(struct vg_pool_totals *out, int device_count)
+{
+    __typeof__(&cuMemPoolGetAttribute) get_attr = vg_helper_fn(VG_H_cuMemPoolGetAttribute);
+    __typeof__(&cuDeviceGetGraphMemAttribute) get_graph = vg_helper_fn(VG_H_cuDeviceGetGraphMemAttribute);
+    struct vg_pool snapshot[VG_MAX_POOLS + 1];
+    pthread_mutex_lock(&lock);
+    int n = count;
+    memcpy(snapshot, pools, sizeof(pools[0]) * (size_t)(n + 1));
+    pthread_mutex_unlock(&lock);
+
+    memset(out, 0, sizeof(*out));
+    bool asked_all = get_attr != NULL;
+    uint64_t answers[VG_MAX_POOLS + 1] = {0};
+    for (int i = 1; i <= n; i++) {
+        const struct vg_pool *p = &snapshot[i];
+        if (p->destroyed || p->kind != VG_KIND_POOL || p->device < 0 || p->device >= VG_MAX_DEVICES)
+            continue;
+        cuuint64_t reserved = 0;
+        if (get_attr && get_attr(p->handle, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved) == CUDA_SUCCESS) {
+            answers[i] = reserved;
+        } else {
+            asked_all = false;
+            answers[i] = last_reserved[i];
+        }
+        out->reserved[p->device] += answers[i];
+    }
+    for (int d = 0; d < device_count && d < VG_MAX_DEVICES; d++) {
+        cuuint64_t graph = 0;
+        if (get_graph && get_graph(d, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &graph) == CUDA_SUCCESS)
+            out->graph_reserved[d] = graph;
+        else {
+            asked_all = false;
+            out->graph_reserved[d] = last_totals.graph_reserved[d];
+        }
+    }
+    out->known = asked_all;
+    pthread_mutex_lock(&lock);
+    for (int i = 1; i <= n; i++)
+        last_reserved[i] = answers[i];
+    last_totals = *out;
+    pthread_mutex_unlock(&lock);
+}
+
+void vg_pools_reset_after_fork(void)
+{
+    /* Pools belong to the parent's context; the child starts with none. */
+    count = 0;
+    memset(&last_totals, 0, sizeof(last_totals));
+}

@@ -1,0 +1,44 @@
+/* Stream-ordered memory pools. No driver API returns a pool's properties,
+ * so each pool is classified where the program obtains it (created, asked
+ * for, imported) or, failing that, from the first allocation's pointer
+ * attributes. A device pool is charged by its reserve, not by what is live
+ * in it: the difference is shown as pool cache. */
+#ifndef VG_POOLS_H
+#define VG_POOLS_H
+
+#include "model.h"
+#include <cuda.h>
+#include <stdbool.h>
+
+enum { VG_MAX_POOLS = 256 };
+
+struct vg_pool {
+    CUmemoryPool handle;
+    int device;     /* location id for device pools, -1 for host/managed */
+    int kind;       /* kind of its allocations: pool (VRAM), host_pinned, managed, imported */
+    bool destroyed;
+};
+
+/* Learn a pool (first classification wins). Returns its index (1..), or 0
+ * when the registry is full. */
+uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind);
+/* Index and copy of a known, not destroyed pool; 0 if unknown. */
+uint16_t vg_pool_find(CUmemoryPool handle, struct vg_pool *out);
+void vg_pool_destroyed(CUmemoryPool handle);
+
+/* The kind of memory a pool with these properties holds. */
+int vg_pool_kind_of(CUmemAllocationType type, const CUmemLocation *location);
+
+struct vg_pool_totals {
+    uint64_t reserved[VG_MAX_DEVICES];       /* device pools' reserve (driver's answer) */
+    uint64_t graph_reserved[VG_MAX_DEVICES]; /* graph-pool reserve per device */
+    bool known;                              /* false: the driver could not be asked */
+};
+/* Ask the driver for every device pool's reserve and each used device's
+ * graph-pool reserve. Makes CUDA calls: never call with a lock held. When the
+ * driver no longer answers (at exit), the last answers are returned. */
+void vg_pool_totals(struct vg_pool_totals *out, int device_count);
+
+void vg_pools_reset_after_fork(void);
+
+#endif
