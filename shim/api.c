@@ -64,7 +64,7 @@ EXPORT int vramguard_shim_usage(struct vramguard_usage *usage)
             for (int p = 0; p < VG_PURPOSE_SLOTS; p++) {
                 const struct vg_cell *c = &s->cell[d][k][p];
                 u->cell[d][k][p] = (struct vramguard_cell){c->live_bytes, c->live_count, c->peak_bytes};
-                if (k == VG_KIND_DEVICE) {
+                if (vg_kind_is_vram(k)) {
                     u->vram_bytes += c->live_bytes;
                     u->purpose_bytes[p] += c->live_bytes;
                 }

@@ -22,6 +22,12 @@ CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize) __asm__("cuMemAl
  * cuGetProcAddress_v2, cuInit, cuMemAlloc_v2, cuMemAllocPitch_v2, cuMemFree_v2,
  * cuMemAllocHost_v2, cuMemHostAlloc, cuMemFreeHost, cuMemAllocManaged. */
 
+/* Per-thread-default-stream variants: cuda.h declares them only when a
+ * program is compiled for per-thread streams. */
+CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
+CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream);
+CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
+
 /* Called by every way in: marks that this process reached the driver (it
  * then gets a report at exit) and loads the configuration. Cheap after the
  * first call. */

@@ -71,7 +71,7 @@ void *vg_real_fn(int id)
 static const char *const helper_names[VG_H_COUNT] = {
     "cuCtxGetDevice",      "cuDeviceGetName", "cuDeviceTotalMem_v2", "cuDeviceGetAttribute",
     "cuDeviceGetPCIBusId", "cuMemGetInfo_v2", "cuPointerGetAttribute", "cuPointerGetAttributes",
-    "cuStreamIsCapturing", "cuMemPoolGetAttribute", "cuDeviceGetGraphMemAttribute", "cuMemGetAddressRange_v2",
+    "cuStreamIsCapturing", "cuStreamIsCapturing_ptsz", "cuMemPoolGetAttribute", "cuDeviceGetGraphMemAttribute", "cuMemGetAddressRange_v2",
     "cuArrayGetMemoryRequirements", "cuMipmappedArrayGetMemoryRequirements",
 };
 static _Atomic(void *) helper_fns[VG_H_COUNT];

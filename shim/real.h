@@ -29,6 +29,7 @@ enum vg_helper {
     VG_H_cuPointerGetAttribute,
     VG_H_cuPointerGetAttributes,
     VG_H_cuStreamIsCapturing,
+    VG_H_cuStreamIsCapturing_ptsz,
     VG_H_cuMemPoolGetAttribute,
     VG_H_cuDeviceGetGraphMemAttribute,
     VG_H_cuMemGetAddressRange_v2,

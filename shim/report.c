@@ -28,9 +28,7 @@ void vg_report_note_start(const struct timespec *t)
 
 static void device_tracked_vram(const struct vg_stats *s, int d, uint64_t *bytes)
 {
-    *bytes = 0;
-    for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
-        *bytes += s->cell[d][VG_KIND_DEVICE][p].live_bytes;
+    *bytes = vg_table_device_vram(s, d);
 }
 
 static void text_cells(struct vg_out *o, const char *prefix, const struct vg_stats *s, int d)

@@ -38,8 +38,9 @@ static struct vg_cell *cell_of(const struct vg_alloc *a)
 static uint64_t device_vram_live(int d)
 {
     uint64_t sum = 0;
-    for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
-        sum += stats.cell[d][VG_KIND_DEVICE][p].live_bytes;
+    for (int k = 0; k < VG_KIND_SLOTS; k++)
+        for (int p = 0; vg_kind_is_vram(k) && p < VG_PURPOSE_SLOTS; p++)
+            sum += stats.cell[d][k][p].live_bytes;
     return sum;
 }
 
@@ -55,7 +56,7 @@ static void account_insert(const struct vg_alloc *a, bool count_allocation)
     int d = device_slot(a->device);
     if (d + 1 > stats.device_count)
         stats.device_count = d + 1;
-    if (a->kind == VG_KIND_DEVICE) {
+    if (vg_kind_is_vram(a->kind)) {
         uint64_t live = device_vram_live(d);
         if (live > stats.device_peak[d])
             stats.device_peak[d] = live;
@@ -252,6 +253,34 @@ size_t vg_table_snapshot(struct vg_alloc **out)
     pthread_mutex_unlock(&lock);
     *out = copy;
     return copy ? k : 0;
+}
+
+int vg_table_remove_pool(uint16_t pool)
+{
+    int removed = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; pool && i < capacity; i++) {
+        if (slots[i].ptr == 0 || slots[i].ptr == TOMBSTONE || slots[i].pool != pool)
+            continue;
+        account_remove(&slots[i], true);
+        slots[i].ptr = TOMBSTONE;
+        used--;
+        tombstones++;
+        removed++;
+    }
+    pthread_mutex_unlock(&lock);
+    return removed;
+}
+
+uint64_t vg_table_device_vram(const struct vg_stats *s, int device)
+{
+    uint64_t sum = 0;
+    if (device < 0 || device >= VG_MAX_DEVICES)
+        return 0;
+    for (int k = 0; k < VG_KIND_SLOTS; k++)
+        for (int p = 0; vg_kind_is_vram(k) && p < VG_PURPOSE_SLOTS; p++)
+            sum += s->cell[device][k][p].live_bytes;
+    return sum;
 }
 
 void vg_table_reset(void)

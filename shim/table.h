@@ -17,7 +17,7 @@ struct vg_cell {
 
 struct vg_stats {
     struct vg_cell cell[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_SLOTS];
-    uint64_t device_peak[VG_MAX_DEVICES]; /* peak of live VRAM (kind device) per device */
+    uint64_t device_peak[VG_MAX_DEVICES]; /* peak of live VRAM kinds per device */
     int device_count;                     /* highest device index seen + 1 */
     uint64_t dropped;                     /* allocations not tracked: table could not grow */
 };
@@ -41,6 +41,12 @@ int vg_table_largest(struct vg_alloc *out, int max, int device);
 /* Copy every live entry into a malloc'd array (not for the OOM path). Returns
  * the count and sets *out (NULL when empty or out of memory). */
 size_t vg_table_snapshot(struct vg_alloc **out);
+
+/* Forget every entry of pool `pool` (the pool was destroyed). */
+int vg_table_remove_pool(uint16_t pool);
+/* Live bytes of the VRAM kinds on `device` in a stats snapshot (device pools
+ * by what is live in them; their reserve is in pools.h). */
+uint64_t vg_table_device_vram(const struct vg_stats *s, int device);
 
 /* Forget everything (a fork child owns none of its parent's allocations). */
 void vg_table_reset(void);

@@ -1,0 +1,310 @@
+/* Stream-ordered allocation and memory pools. A device pool is VRAM; host,
+ * host-NUMA and managed pools are not. Pools are classified where the
+ * program obtains them; an allocation from a pool never seen is classified
+ * from its pointer's attributes and, if it is not VRAM under `reject`, freed
+ * again and refused. An allocation or free on a stream being captured makes
+ * a graph node, not live memory: graph memory is counted by the device's
+ * graph-pool reserve when graphs run. */
+#include "driver_hooks.h"
+#include "hook_protocol.h"
+#include "log.h"
+#include "policy.h"
+#include "config.h"
+#include "devices.h"
+#include "pools.h"
+
+typedef CUresult (*free_async_fn)(CUdeviceptr, CUstream);
+
+static bool capturing(CUstream stream, bool ptsz)
+{
+    __typeof__(&cuStreamIsCapturing) is_capturing =
+        vg_helper_fn(ptsz ? VG_H_cuStreamIsCapturing_ptsz : VG_H_cuStreamIsCapturing);
+    CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+    return is_capturing && is_capturing(stream, &status) == CUDA_SUCCESS &&
+           status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/* Kind, device and pool of a fresh stream-ordered allocation. */
+static void classify_pointer(CUdeviceptr ptr, int *kind, int *device, uint16_t *pool)
+{
+    __typeof__(&cuPointerGetAttributes) get = vg_helper_fn(VG_H_cuPointerGetAttributes);
+    CUpointer_attribute attrs[4] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                    CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE};
+    unsigned int type = 0, managed = 0;
+    int ordinal = -1;
+    CUmemoryPool handle = NULL;
+    void *data[4] = {&type, &managed, &ordinal, &handle};
+    *kind = VG_KIND_POOL;
+    *device = vg_current_device();
+    *pool = 0;
+    if (get == NULL || get(4, attrs, data, ptr) != CUDA_SUCCESS)
+        return; /* the driver does not say: assume its device pool */
+    if (managed)
+        *kind = VG_KIND_MANAGED;
+    else if (type == CU_MEMORYTYPE_HOST)
+        *kind = VG_KIND_HOST_PINNED;
+    if (ordinal >= 0 && *kind == VG_KIND_POOL)
+        *device = ordinal;
+    struct vg_pool known;
+    *pool = vg_pool_find(handle, &known);
+    if (*pool == 0)
+        *pool = vg_pool_register(handle, *kind == VG_KIND_POOL ? *device : -1, *kind);
+    else
+        *kind = known.kind; /* classified where the program obtained it */
+}
+
+/* One stream-ordered allocation: from the stream device's current pool
+ * (from_pool NULL) or from `pool`. */
+static CUresult ordered_alloc(struct vg_call *c, CUdeviceptr *dptr, size_t size, CUstream stream, CUmemoryPool pool,
+                              bool ptsz, CUresult (*alloc)(CUdeviceptr *, size_t, CUmemoryPool, CUstream, void *),
+                              void *real, free_async_fn undo)
+{
+    if (capturing(stream, ptsz))
+        return alloc(dptr, size, pool, stream, real); /* a graph node, not live memory */
+    CUresult r;
+    struct vg_pool known;
+    uint16_t index = pool ? vg_pool_find(pool, &known) : 0;
+    if (index) {
+        /* A pool we classified: decide before the driver is called. */
+        c->kind = known.kind;
+        if (vg_alloc_refused(c, known.kind == VG_KIND_POOL ? known.device : vg_current_device(), &r))
+            return r;
+        r = alloc(dptr, size, pool, stream, real);
+        vg_alloc_done(c, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, size, index);
+        return r;
+    }
+    r = alloc(dptr, size, pool, stream, real);
+    if (r != CUDA_SUCCESS || dptr == NULL) {
+        c->device = vg_current_device();
+        vg_alloc_done(c, r, 0, 0, 0);
+        return r;
+    }
+    int kind, device;
+    classify_pointer(*dptr, &kind, &device, &index);
+    c->kind = kind;
+    CUresult refusal;
+    if (vg_alloc_refused(c, device, &refusal)) {
+        /* Only now known not to be VRAM: give it back, then refuse. */
+        if (undo)
+            undo(*dptr, stream);
+        return refusal;
+    }
+    vg_alloc_done(c, r, *dptr, size, index);
+    return r;
+}
+
+static CUresult call_alloc_async(CUdeviceptr *dptr, size_t size, CUmemoryPool pool, CUstream stream, void *real)
+{
+    (void)pool;
+    return ((__typeof__(&cuMemAllocAsync))real)(dptr, size, stream);
+}
+
+static CUresult call_alloc_from_pool(CUdeviceptr *dptr, size_t size, CUmemoryPool pool, CUstream stream, void *real)
+{
+    return ((__typeof__(&cuMemAllocFromPoolAsync))real)(dptr, size, pool, stream);
+}
+
+#define ORDERED_ALLOC(wrapper, api, pool, ptsz, call, undo_wrapper)                                 \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return vg_missing_real(api);                                                              \
+    struct vg_call c;                                                                             \
+    CUresult r;                                                                                   \
+    if (!vg_call_enter(&c, api, VG_KIND_POOL, bytesize, __builtin_return_address(0)))             \
+        r = call(dptr, bytesize, pool, hStream, (void *)real);                                    \
+    else                                                                                          \
+        r = ordered_alloc(&c, dptr, bytesize, hStream, pool, ptsz, call, (void *)real,            \
+                          REAL(undo_wrapper));                                                    \
+    vg_call_leave();                                                                              \
+    return r
+
+EXPORT CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    ORDERED_ALLOC(cuMemAllocAsync, "cuMemAllocAsync", NULL, false, call_alloc_async, cuMemFreeAsync);
+}
+
+EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    ORDERED_ALLOC(cuMemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", NULL, true, call_alloc_async, cuMemFreeAsync_ptsz);
+}
+
+EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    ORDERED_ALLOC(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", pool, false, call_alloc_from_pool,
+                  cuMemFreeAsync);
+}
+
+EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                             CUstream hStream)
+{
+    ORDERED_ALLOC(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz", pool, true, call_alloc_from_pool,
+                  cuMemFreeAsync_ptsz);
+}
+
+/* A free on a capturing stream is a graph node: the memory stays live
+ * until the graph runs. */
+#define ORDERED_FREE(wrapper, api, ptsz)                                                          \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return vg_missing_real(api);                                                              \
+    struct vg_call c;                                                                             \
+    CUresult r;                                                                                   \
+    if (!vg_call_enter(&c, api, VG_KIND_POOL, 0, __builtin_return_address(0)) ||                  \
+        capturing(hStream, ptsz)) {                                                               \
+        r = real(dptr, hStream);                                                                  \
+    } else {                                                                                      \
+        struct vg_alloc old;                                                                      \
+        bool had = vg_table_remove((uintptr_t)dptr, &old);                                        \
+        r = real(dptr, hStream);                                                                  \
+        if (had && r != CUDA_SUCCESS)                                                             \
+            vg_table_restore(&old);                                                               \
+    }                                                                                             \
+    vg_call_leave();                                                                              \
+    return r
+
+EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
+{
+    ORDERED_FREE(cuMemFreeAsync, "cuMemFreeAsync", false);
+}
+
+EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
+{
+    ORDERED_FREE(cuMemFreeAsync_ptsz, "cuMemFreeAsync_ptsz", true);
+}
+
+/* ---- obtaining pools: where they are classified --------------------------- */
+
+EXPORT CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
+{
+    __typeof__(&cuMemPoolCreate) real = REAL(cuMemPoolCreate);
+    if (real == NULL)
+        return vg_missing_real("cuMemPoolCreate");
+    struct vg_call c;
+    CUresult r;
+    if (!vg_call_enter(&c, "cuMemPoolCreate", VG_KIND_POOL, 0, __builtin_return_address(0)) || !poolProps) {
+        r = real(pool, poolProps);
+    } else {
+        int kind = vg_pool_kind_of(poolProps->allocType, &poolProps->location);
+        int device = kind == VG_KIND_POOL ? poolProps->location.id : -1;
+        c.kind = kind;
+        /* Refused at creation when it would hold memory that is not VRAM. */
+        if (!vg_alloc_refused(&c, kind == VG_KIND_POOL ? device : VG_DEVICE_CURRENT, &r)) {
+            r = real(pool, poolProps);
+            if (r == CUDA_SUCCESS && pool)
+                vg_pool_register(*pool, device, kind);
+            if (c.action == VG_ACTION_WARN)
+                vg_event_violation(&c, r);
+        }
+    }
+    vg_call_leave();
+    return r;
+}
+
+EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
+{
+    __typeof__(&cuMemPoolDestroy) real = REAL(cuMemPoolDestroy);
+    if (real == NULL)
+        return vg_missing_real("cuMemPoolDestroy");
+    vg_reached_driver();
+    struct vg_pool known;
+    uint16_t index = vg_pool_find(pool, &known);
+    CUresult r = real(pool);
+    if (r == CUDA_SUCCESS && index) {
+        vg_table_remove_pool(index); /* the driver frees what was left in it */
+        vg_pool_destroyed(pool);
+    }
+    return r;
+}
+
+static void learn_device_pool(CUresult r, CUmemoryPool *pool, CUdevice dev)
+{
+    if (r == CUDA_SUCCESS && pool)
+        vg_pool_register(*pool, dev, VG_KIND_POOL);
+}
+
+static void learn_pool_at(CUresult r, CUmemoryPool *pool, const CUmemLocation *location, CUmemAllocationType type)
+{
+    if (r != CUDA_SUCCESS || pool == NULL)
+        return;
+    int kind = vg_pool_kind_of(type, location);
+    vg_pool_register(*pool, kind == VG_KIND_POOL ? location->id : -1, kind);
+}
+
+EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
+{
+    __typeof__(&cuDeviceGetDefaultMemPool) real = REAL(cuDeviceGetDefaultMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuDeviceGetDefaultMemPool");
+    vg_reached_driver();
+    CUresult r = real(pool_out, dev);
+    learn_device_pool(r, pool_out, dev);
+    return r;
+}
+
+EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
+{
+    __typeof__(&cuDeviceGetMemPool) real = REAL(cuDeviceGetMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuDeviceGetMemPool");
+    vg_reached_driver();
+    CUresult r = real(pool, dev);
+    learn_device_pool(r, pool, dev);
+    return r;
+}
+
+EXPORT CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
+{
+    __typeof__(&cuDeviceSetMemPool) real = REAL(cuDeviceSetMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuDeviceSetMemPool");
+    vg_reached_driver();
+    CUresult r = real(dev, pool);
+    learn_device_pool(r, &pool, dev);
+    return r;
+}
+
+EXPORT CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
+{
+    __typeof__(&cuMemGetDefaultMemPool) real = REAL(cuMemGetDefaultMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuMemGetDefaultMemPool");
+    vg_reached_driver();
+    CUresult r = real(pool_out, location, type);
+    learn_pool_at(r, pool_out, location, type);
+    return r;
+}
+
+EXPORT CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
+{
+    __typeof__(&cuMemGetMemPool) real = REAL(cuMemGetMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuMemGetMemPool");
+    vg_reached_driver();
+    CUresult r = real(pool, location, type);
+    learn_pool_at(r, pool, location, type);
+    return r;
+}
+
+EXPORT CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
+{
+    __typeof__(&cuMemSetMemPool) real = REAL(cuMemSetMemPool);
+    if (real == NULL)
+        return vg_missing_real("cuMemSetMemPool");
+    vg_reached_driver();
+    CUresult r = real(location, type, pool);
+    learn_pool_at(r, &pool, location, type);
+    return r;
+}
+
+EXPORT CUresult cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle,
+                                                   CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    __typeof__(&cuMemPoolImportFromShareableHandle) real = REAL(cuMemPoolImportFromShareableHandle);
+    if (real == NULL)
+        return vg_missing_real("cuMemPoolImportFromShareableHandle");
+    vg_reached_driver();
+    CUresult r = real(pool_out, handle, handleType, flags);
+    if (r == CUDA_SUCCESS && pool_out)
+        vg_pool_register(*pool_out, -1, VG_KIND_IMPORTED);
+    return r;
+}
