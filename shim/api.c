@@ -5,6 +5,7 @@
 #include "emit.h"
 #include "events.h"
 #include "log.h"
+#include "pools.h"
 #include "purposes.h"
 #include "real.h"
 #include "report.h"
@@ -136,6 +137,8 @@ static void in_child(void)
     vg_table_unlock_after_fork();
     vg_table_reset();
     vg_events_reset_after_fork();
+    vg_pools_reset_after_fork();
+    vg_vmm_reset_after_fork();
     vg_forget_reached_driver();
 }
 

@@ -28,6 +28,11 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStre
 CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream);
 CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 
+/* VMM bookkeeping (hooks_vmm.c): handles exported with
+ * cuMemExportToShareableHandle; forgetting everything in a fork child. */
+uint64_t vg_vmm_exported_handles(void);
+void vg_vmm_reset_after_fork(void);
+
 /* Called by every way in: marks that this process reached the driver (it
  * then gets a report at exit) and loads the configuration. Cheap after the
  * first call. */

@@ -1,0 +1,360 @@
+/* Virtual memory management. Physical memory is charged at cuMemCreate by
+ * where it lives (pinned + device location = VRAM; host, host NUMA, managed:
+ * not) and uncharged when the driver really frees it: after cuMemRelease
+ * (and the release of every cuMemRetainAllocationHandle reference) and the
+ * last cuMemUnmap, in either order. A handle exported with
+ * cuMemExportToShareableHandle may outlive that in the importing process;
+ * this process stops counting it when its own references and mappings are
+ * gone (the report counts exported handles). Imported handles are shown as
+ * imported, sized by their first mapping, and never charged. The table keys
+ * a handle as VG_VMM_KEY(handle), apart from addresses. */
+#include "driver_hooks.h"
+#include "devices.h"
+#include "hook_protocol.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VG_VMM_KEY(h) ((uintptr_t)(h) | ((uintptr_t)1 << 63))
+
+struct handle_state {
+    CUmemGenericAllocationHandle handle;
+    int refs; /* cuMemCreate/import + retains - releases */
+    int maps; /* live cuMemMap ranges */
+};
+
+struct mapping {
+    CUdeviceptr start;
+    size_t size;
+    CUmemGenericAllocationHandle handle;
+};
+
+/* Both sorted (by handle, by start) for binary search; guarded by `lock`,
+ * which is never held across a CUDA call. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle_state *handles;
+static size_t n_handles, cap_handles;
+static struct mapping *maps;
+static size_t n_maps, cap_maps;
+static atomic_ullong exported_handles;
+
+static bool reserve(void **array, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t next = *cap ? *cap * 2 : 256;
+    while (next < need)
+        next *= 2;
+    void *grown = realloc(*array, next * elem);
+    if (grown == NULL)
+        return false;
+    *array = grown;
+    *cap = next;
+    return true;
+}
+
+/* Index of `h`, or where it would go. */
+static size_t handle_slot(CUmemGenericAllocationHandle h, bool *found)
+{
+    size_t lo = 0, hi = n_handles;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (handles[mid].handle < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < n_handles && handles[lo].handle == h;
+    return lo;
+}
+
+static void handle_add(CUmemGenericAllocationHandle h)
+{
+    bool found;
+    pthread_mutex_lock(&lock);
+    size_t i = handle_slot(h, &found);
+    if (found) {
+        handles[i].refs = 1; /* a reused value: the old one was freed unseen */
+        handles[i].maps = 0;
+    } else if (reserve((void **)&handles, &cap_handles, n_handles + 1, sizeof(*handles))) {
+        memmove(&handles[i + 1], &handles[i], (n_handles - i) * sizeof(*handles));
+        handles[i] = (struct handle_state){h, 1, 0};
+        n_handles++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void handle_drop_locked(size_t i)
+{
+    memmove(&handles[i], &handles[i + 1], (n_handles - i - 1) * sizeof(*handles));
+    n_handles--;
+}
+
+/* Apply `delta_refs`/`delta_maps` to a known handle. Returns true when the
+ * physical memory is now gone (the entry must be uncharged). */
+static bool handle_change_locked(CUmemGenericAllocationHandle h, int delta_refs, int delta_maps)
+{
+    bool found;
+    size_t i = handle_slot(h, &found);
+    if (!found)
+        return false;
+    handles[i].refs += delta_refs;
+    handles[i].maps += delta_maps;
+    if (handles[i].refs <= 0 && handles[i].maps <= 0) {
+        handle_drop_locked(i);
+        return true;
+    }
+    return false;
+}
+
+static void handle_restore_locked(CUmemGenericAllocationHandle h, int refs, int maps_count)
+{
+    bool found;
+    size_t i = handle_slot(h, &found);
+    if (found) {
+        handles[i].refs = refs;
+        handles[i].maps = maps_count;
+    } else if (reserve((void **)&handles, &cap_handles, n_handles + 1, sizeof(*handles))) {
+        memmove(&handles[i + 1], &handles[i], (n_handles - i) * sizeof(*handles));
+        handles[i] = (struct handle_state){h, refs, maps_count};
+        n_handles++;
+    }
+}
+
+/* An imported handle's entry gets its size from its first mapping. */
+static void size_imported(CUmemGenericAllocationHandle h, size_t size)
+{
+    struct vg_alloc a;
+    if (vg_table_lookup(VG_VMM_KEY(h), &a) && a.kind == VG_KIND_IMPORTED && a.size == 0 &&
+        vg_table_remove(VG_VMM_KEY(h), &a)) {
+        a.size = size;
+        vg_table_restore(&a);
+    }
+}
+
+uint64_t vg_vmm_exported_handles(void)
+{
+    return atomic_load(&exported_handles);
+}
+
+void vg_vmm_reset_after_fork(void)
+{
+    n_handles = n_maps = 0;
+    atomic_store(&exported_handles, 0);
+}
+
+/* ---- wrappers --------------------------------------------------------------- */
+
+static int kind_of_prop(const CUmemAllocationProp *prop)
+{
+    if (prop == NULL)
+        return VG_KIND_HOST_PINNED;
+    if (prop->type == CU_MEM_ALLOCATION_TYPE_MANAGED)
+        return VG_KIND_MANAGED;
+    if (prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE)
+        return VG_KIND_VMM;
+    return VG_KIND_HOST_PINNED; /* host, host NUMA, or unknown: not VRAM */
+}
+
+EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                            unsigned long long flags)
+{
+    int kind = kind_of_prop(prop);
+    int device = kind == VG_KIND_VMM ? prop->location.id : VG_DEVICE_CURRENT;
+    __typeof__(&cuMemCreate) real = REAL(cuMemCreate);
+    if (real == NULL)
+        return vg_missing_real("cuMemCreate");
+    struct vg_call c;
+    CUresult r;
+    if (!vg_call_enter(&c, "cuMemCreate", kind, size, __builtin_return_address(0))) {
+        r = real(handle, size, prop, flags);
+    } else if (!vg_alloc_refused(&c, device, &r)) {
+        r = real(handle, size, prop, flags);
+        if (r == CUDA_SUCCESS && handle)
+            handle_add(*handle);
+        vg_alloc_done(&c, r, r == CUDA_SUCCESS && handle ? VG_VMM_KEY(*handle) : 0, size, 0);
+    }
+    vg_call_leave();
+    return r;
+}
+
+EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    __typeof__(&cuMemRelease) real = REAL(cuMemRelease);
+    if (real == NULL)
+        return vg_missing_real("cuMemRelease");
+    struct vg_call c;
+    if (!vg_call_enter(&c, "cuMemRelease", VG_KIND_VMM, 0, __builtin_return_address(0))) {
+        CUresult r = real(handle);
+        vg_call_leave();
+        return r;
+    }
+    /* Uncharge before the driver can free and reuse the handle; undo if it fails. */
+    pthread_mutex_lock(&lock);
+    bool found;
+    size_t i = handle_slot(handle, &found);
+    int refs = found ? handles[i].refs : 0, mapped = found ? handles[i].maps : 0;
+    bool gone = found && handle_change_locked(handle, -1, 0);
+    pthread_mutex_unlock(&lock);
+    struct vg_alloc old;
+    bool had = gone && vg_table_remove(VG_VMM_KEY(handle), &old);
+    CUresult r = real(handle);
+    if (r != CUDA_SUCCESS && found) {
+        pthread_mutex_lock(&lock);
+        handle_restore_locked(handle, refs, mapped);
+        pthread_mutex_unlock(&lock);
+        if (had)
+            vg_table_restore(&old);
+    }
+    vg_call_leave();
+    return r;
+}
+
+EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                         unsigned long long flags)
+{
+    __typeof__(&cuMemMap) real = REAL(cuMemMap);
+    if (real == NULL)
+        return vg_missing_real("cuMemMap");
+    vg_reached_driver();
+    CUresult r = real(ptr, size, offset, handle, flags);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&lock);
+    bool found;
+    handle_slot(handle, &found);
+    if (found && reserve((void **)&maps, &cap_maps, n_maps + 1, sizeof(*maps))) {
+        size_t i = 0;
+        while (i < n_maps && maps[i].start < ptr)
+            i++; /* maps stay sorted by start; a binary search is not worth it here */
+        memmove(&maps[i + 1], &maps[i], (n_maps - i) * sizeof(*maps));
+        maps[i] = (struct mapping){ptr, size, handle};
+        n_maps++;
+        handle_change_locked(handle, 0, +1);
+    }
+    pthread_mutex_unlock(&lock);
+    if (found)
+        size_imported(handle, size);
+    return r;
+}
+
+EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    __typeof__(&cuMemUnmap) real = REAL(cuMemUnmap);
+    if (real == NULL)
+        return vg_missing_real("cuMemUnmap");
+    vg_reached_driver();
+    /* Take out every mapping inside [ptr, ptr+size); uncharge handles whose
+     * last mapping goes after their release. Undo all of it if the driver
+     * refuses. */
+    enum { BATCH = 64 };
+    struct mapping removed[BATCH];
+    CUmemGenericAllocationHandle freed[BATCH];
+    int n_removed = 0, n_freed = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_maps && n_removed < BATCH;) {
+        if (maps[i].start >= ptr && maps[i].start + maps[i].size <= ptr + size) {
+            removed[n_removed++] = maps[i];
+            if (handle_change_locked(maps[i].handle, 0, -1))
+                freed[n_freed++] = maps[i].handle;
+            memmove(&maps[i], &maps[i + 1], (n_maps - i - 1) * sizeof(*maps));
+            n_maps--;
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    struct vg_alloc old[BATCH];
+    bool had[BATCH];
+    for (int k = 0; k < n_freed; k++)
+        had[k] = vg_table_remove(VG_VMM_KEY(freed[k]), &old[k]);
+    CUresult r = real(ptr, size);
+    if (r != CUDA_SUCCESS) {
+        pthread_mutex_lock(&lock);
+        for (int k = 0; k < n_freed; k++)
+            handle_restore_locked(freed[k], 0, 0);
+        for (int k = 0; k < n_removed; k++) {
+            if (reserve((void **)&maps, &cap_maps, n_maps + 1, sizeof(*maps))) {
+                size_t i = 0;
+                while (i < n_maps && maps[i].start < removed[k].start)
+                    i++;
+                memmove(&maps[i + 1], &maps[i], (n_maps - i) * sizeof(*maps));
+                maps[i] = removed[k];
+                n_maps++;
+            }
+            handle_change_locked(removed[k].handle, 0, +1);
+        }
+        pthread_mutex_unlock(&lock);
+        for (int k = 0; k < n_freed; k++)
+            if (had[k])
+                vg_table_restore(&old[k]);
+    }
+    return r;
+}
+
+EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    __typeof__(&cuMemRetainAllocationHandle) real = REAL(cuMemRetainAllocationHandle);
+    if (real == NULL)
+        return vg_missing_real("cuMemRetainAllocationHandle");
+    vg_reached_driver();
+    CUresult r = real(handle, addr);
+    if (r == CUDA_SUCCESS && handle) {
+        pthread_mutex_lock(&lock);
+        handle_change_locked(*handle, +1, 0); /* needs its own cuMemRelease */
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
+}
+
+EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
+                                             CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    __typeof__(&cuMemExportToShareableHandle) real = REAL(cuMemExportToShareableHandle);
+    if (real == NULL)
+        return vg_missing_real("cuMemExportToShareableHandle");
+    vg_reached_driver();
+    CUresult r = real(shareableHandle, handle, handleType, flags);
+    if (r == CUDA_SUCCESS)
+        atomic_fetch_add(&exported_handles, 1);
+    return r;
+}
+
+EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
+                                               CUmemAllocationHandleType shHandleType)
+{
+    __typeof__(&cuMemImportFromShareableHandle) real = REAL(cuMemImportFromShareableHandle);
+    if (real == NULL)
+        return vg_missing_real("cuMemImportFromShareableHandle");
+    struct vg_call c;
+    CUresult r;
+    if (!vg_call_enter(&c, "cuMemImportFromShareableHandle", VG_KIND_IMPORTED, 0, __builtin_return_address(0))) {
+        r = real(handle, osHandle, shHandleType);
+    } else {
+        c.device = vg_current_device();
+        r = real(handle, osHandle, shHandleType);
+        if (r == CUDA_SUCCESS && handle) {
+            handle_add(*handle);
+            struct vg_alloc a = {.ptr = VG_VMM_KEY(*handle), .size = 0, .api = c.api, .caller = c.caller,
+                                 .device = (int16_t)c.device, .kind = VG_KIND_IMPORTED,
+                                 .purpose = c.purpose, .label = c.label};
+            vg_table_insert(&a);
+        }
+    }
+    vg_call_leave();
+    return r;
+}
+
+EXPORT CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                    unsigned long long flags)
+{
+    FORWARD(cuMemAddressReserve, "cuMemAddressReserve", real(ptr, size, alignment, addr, flags));
+}
+
+EXPORT CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    FORWARD(cuMemAddressFree, "cuMemAddressFree", real(ptr, size));
+}
