@@ -40,5 +40,6 @@ void *vg_dlsym_route(const char *name)
         return (void *)vg_dlsym_unavailable;
     if (vg_entry_by_symbol(name) >= 0)
         return (void *)vg_dlsym_wrapped;
+    vg_entry_note_lookup(name);
     return real;
 }

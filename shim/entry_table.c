@@ -13,6 +13,54 @@ const struct vg_entry vg_entries[VG_FN_COUNT] = {
 #undef ENTRY
 };
 
+/* Allocation-related entry points deliberately passed through, with why. */
+static const struct {
+    const char *name;
+    const char *reason;
+} passthrough[] = {
+#define PASSTHROUGH(name, reason) {name, reason},
+#include "passthrough_points.def"
+#undef PASSTHROUGH
+};
+enum { N_PASSTHROUGH = sizeof(passthrough) / sizeof(passthrough[0]) };
+static atomic_bool passthrough_seen[N_PASSTHROUGH];
+
+/* Is `row` the name `symbol` or one of its variants (_v2, _ptsz, _ptds)? */
+static bool same_entry(const char *row, const char *symbol)
+{
+    size_t n = strlen(symbol);
+    if (strncmp(row, symbol, n) != 0)
+        return false;
+    return row[n] == '\0' || strcmp(row + n, "_v2") == 0 || strcmp(row + n, "_ptsz") == 0 ||
+           strcmp(row + n, "_ptds") == 0 || strcmp(row + n, "_v2_ptsz") == 0 || strcmp(row + n, "_v2_ptds") == 0;
+}
+
+void vg_entry_note_lookup(const char *symbol)
+{
+    if (symbol == NULL || symbol[0] != 'c' || symbol[1] != 'u')
+        return;
+    for (int i = 0; i < N_PASSTHROUGH; i++)
+        if (same_entry(passthrough[i].name, symbol)) {
+            atomic_store_explicit(&passthrough_seen[i], true, memory_order_relaxed);
+            return;
+        }
+}
+
+int vg_entry_passthrough_seen(const char **names, const char **reasons, int max)
+{
+    int n = 0;
+    for (int i = 0; i < N_PASSTHROUGH && n < max; i++) {
+        if (!atomic_load_explicit(&passthrough_seen[i], memory_order_relaxed))
+            continue;
+        if (strncmp(passthrough[i].reason, "information only", 16) == 0)
+            continue;
+        names[n] = passthrough[i].name;
+        reasons[n] = passthrough[i].reason;
+        n++;
+    }
+    return n;
+}
+
 int vg_entry_by_symbol(const char *symbol)
 {
     if (symbol == NULL || symbol[0] != 'c' || symbol[1] != 'u')
@@ -41,8 +89,10 @@ void *vg_entry_swap(const char *base, void *real, int version, uint64_t flags)
             (fallback < 0 || e->min_version > vg_entries[fallback].min_version))
             fallback = i;
     }
-    if (!any)
+    if (!any) {
+        vg_entry_note_lookup(base);
         return real;
+    }
     static atomic_bool warned;
     if (!atomic_exchange(&warned, true))
         vg_log("cuGetProcAddress(\"%s\", %d) returned an address that is not an exported variant; "

@@ -33,4 +33,11 @@ int vg_entry_by_symbol(const char *symbol);
  * version and flags select; `real` itself when `base` is not wrapped. */
 void *vg_entry_swap(const char *base, void *real, int version, uint64_t flags);
 
+/* No silent holes: an allocation-related entry point in
+ * passthrough_points.def was looked up (by cuGetProcAddress or dlsym). */
+void vg_entry_note_lookup(const char *symbol);
+/* The passthrough names looked up so far whose reason is not "information
+ * only" (those are fetched by every cudart); returns how many. */
+int vg_entry_passthrough_seen(const char **names, const char **reasons, int max);
+
 #endif

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "devices.h"
 #include "driver_hooks.h"
+#include "entry_table.h"
 #include "log.h"
 #include "purposes.h"
 #include "real.h"
@@ -319,6 +320,17 @@ void vg_report_json(struct vg_out *o)
     json_events(o, "violations", violations, true);
     json_events(o, "oom_events", ooms, false);
     uint64_t live = json_live(o, &live_bytes);
+    const char *names[128], *reasons[128];
+    int n_pass = vg_entry_passthrough_seen(names, reasons, 128);
+    vg_out_str(o, ",\n  \"passthrough_lookups\": [");
+    for (int i = 0; i < n_pass; i++) {
+        vg_out_str(o, i ? ", {\"name\": " : "{\"name\": ");
+        vg_out_json_string(o, names[i]);
+        vg_out_str(o, ", \"reason\": ");
+        vg_out_json_string(o, reasons[i]);
+        vg_out_str(o, "}");
+    }
+    vg_out_str(o, "]");
 
     bool fail_violation = (cfg->fail_on & VG_FAIL_ON_VIOLATION) && violations > 0;
     bool fail_oom = (cfg->fail_on & VG_FAIL_ON_OOM) && ooms > 0;
@@ -384,6 +396,16 @@ __attribute__((destructor)) static void report_at_exit(void)
                (unsigned long long)vg_violation_count(), (unsigned long long)vg_oom_count(),
                vg_report_path()[0] ? ", report " : "", vg_report_path());
         free(s);
+    }
+    const char *names[64], *reasons[64];
+    int n = vg_entry_passthrough_seen(names, reasons, 64);
+    if (n > 0) {
+        char line[900];
+        struct vg_out o;
+        vg_out_buffer(&o, line, sizeof(line));
+        for (int i = 0; i < n; i++)
+            vg_out_printf(&o, "%s%s", i ? ", " : "", names[i]);
+        vg_log("looked up but passed through (docs/entry-points.md says why): %s", line);
     }
     vg_report_write();
 }
