@@ -22,6 +22,17 @@ CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize) __asm__("cuMemAl
  * cuGetProcAddress_v2, cuInit, cuMemAlloc_v2, cuMemAllocPitch_v2, cuMemFree_v2,
  * cuMemAllocHost_v2, cuMemHostAlloc, cuMemFreeHost, cuMemAllocManaged. */
 
+/* Legacy variants exported under their driver names (hooks_misc.c). */
+struct vg_array_desc_v1;
+struct vg_array3d_desc_v1;
+CUresult vg_cuArrayCreate_v1(CUarray *pHandle, const struct vg_array_desc_v1 *desc) __asm__("cuArrayCreate");
+CUresult vg_cuArray3DCreate_v1(CUarray *pHandle, const struct vg_array3d_desc_v1 *desc) __asm__("cuArray3DCreate");
+CUresult vg_cuMemHostRegister_v1(void *p, size_t bytesize, unsigned int Flags) __asm__("cuMemHostRegister");
+CUresult vg_cuIpcOpenMemHandle_v1(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
+    __asm__("cuIpcOpenMemHandle");
+CUresult vg_cuGraphAddNode_v1(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                              size_t numDependencies, CUgraphNodeParams *nodeParams) __asm__("cuGraphAddNode");
+
 /* Per-thread-default-stream variants: cuda.h declares them only when a
  * program is compiled for per-thread streams. */
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
