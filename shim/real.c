@@ -90,10 +90,6 @@ void *vg_helper_fn(enum vg_helper id)
 
 /* ---- runtime functions, per calling module -------------------------------- */
 
-static const char *const runtime_names[VG_RT_COUNT] = {
-    "cudaMalloc", "cudaFree", "cudaMallocHost", "cudaMallocManaged",
-};
-
 /* One calling module: its address range and what its calls resolve to. */
 struct caller_scope {
     uintptr_t lo, hi;
@@ -170,8 +166,8 @@ static void resolve_scope(struct caller_scope *s, void *caller, void *const *own
         module = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
 
     for (int i = 0; i < VG_RT_COUNT; i++) {
-        void *next = vg_real_dlsym(RTLD_NEXT, runtime_names[i]);
-        void *own = module ? vg_real_dlsym(module, runtime_names[i]) : NULL;
+        void *next = vg_real_dlsym(RTLD_NEXT, vg_runtime_names[i]);
+        void *own = module ? vg_real_dlsym(module, vg_runtime_names[i]) : NULL;
         if (own == own_wrappers[i])
             own = NULL;
         void *chosen = next ? next : own;

@@ -39,14 +39,14 @@ enum vg_helper {
 };
 void *vg_helper_fn(enum vg_helper h);
 
-/* Runtime functions the shim wraps. */
+/* Runtime functions the shim wraps (runtime_points.def). */
 enum vg_runtime_fn {
-    VG_RT_cudaMalloc,
-    VG_RT_cudaFree,
-    VG_RT_cudaMallocHost,
-    VG_RT_cudaMallocManaged,
+#define RUNTIME(name, params, args) VG_RT_##name,
+#include "runtime_points.def"
+#undef RUNTIME
     VG_RT_COUNT
 };
+extern const char *const vg_runtime_names[VG_RT_COUNT];
 /* The real runtime function the code at `caller` would have reached: the
  * next definition after the shim (RTLD_NEXT), or the caller's own dependency
  * scope when RTLD_NEXT finds none (cudart loaded RTLD_LOCAL) or finds a

@@ -1,7 +1,7 @@
-/* Runtime-level wrappers (cudaMalloc, ...): for programs with a shared
- * cudart. They only name the call and record its true caller; the driver
- * wrapper underneath does the accounting. Each forwards to the cudart its
- * caller would have reached without the shim (see vg_real_runtime). */
+/* Runtime-level wrappers (rows in runtime_points.def), for programs with a
+ * shared cudart. They only name the call and record its true caller; the
+ * driver wrapper underneath does the accounting. Each forwards to the
+ * cudart its caller would have reached without the shim (vg_real_runtime). */
 #include "callctx.h"
 #include "log.h"
 #include "real.h"
@@ -11,12 +11,17 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+#define RUNTIME(name, params, args) (void *)name,
 void *vg_runtime_wrappers[VG_RT_COUNT] = {
-    [VG_RT_cudaMalloc] = (void *)cudaMalloc,
-    [VG_RT_cudaFree] = (void *)cudaFree,
-    [VG_RT_cudaMallocHost] = (void *)cudaMallocHost,
-    [VG_RT_cudaMallocManaged] = (void *)cudaMallocManaged,
+#include "runtime_points.def"
 };
+#undef RUNTIME
+
+#define RUNTIME(name, params, args) #name,
+const char *const vg_runtime_names[VG_RT_COUNT] = {
+#include "runtime_points.def"
+};
+#undef RUNTIME
 
 static cudaError_t no_runtime(const char *name)
 {
@@ -43,50 +48,17 @@ static void runtime_leave(void)
     vg_tls_call.rt_depth--;
 }
 
-EXPORT cudaError_t cudaMalloc(void **devPtr, size_t size)
-{
-    void *caller = __builtin_return_address(0);
-    __typeof__(&cudaMalloc) real = vg_real_runtime(VG_RT_cudaMalloc, caller);
-    if (real == NULL)
-        return no_runtime("cudaMalloc");
-    runtime_enter("cudaMalloc", caller);
-    cudaError_t r = real(devPtr, size);
-    runtime_leave();
-    return r;
-}
-
-EXPORT cudaError_t cudaFree(void *devPtr)
-{
-    void *caller = __builtin_return_address(0);
-    __typeof__(&cudaFree) real = vg_real_runtime(VG_RT_cudaFree, caller);
-    if (real == NULL)
-        return no_runtime("cudaFree");
-    runtime_enter("cudaFree", caller);
-    cudaError_t r = real(devPtr);
-    runtime_leave();
-    return r;
-}
-
-EXPORT cudaError_t cudaMallocHost(void **ptr, size_t size)
-{
-    void *caller = __builtin_return_address(0);
-    __typeof__(&cudaMallocHost) real = vg_real_runtime(VG_RT_cudaMallocHost, caller);
-    if (real == NULL)
-        return no_runtime("cudaMallocHost");
-    runtime_enter("cudaMallocHost", caller);
-    cudaError_t r = real(ptr, size);
-    runtime_leave();
-    return r;
-}
-
-EXPORT cudaError_t cudaMallocManaged(void **devPtr, size_t size, unsigned int flags)
-{
-    void *caller = __builtin_return_address(0);
-    __typeof__(&cudaMallocManaged) real = vg_real_runtime(VG_RT_cudaMallocManaged, caller);
-    if (real == NULL)
-        return no_runtime("cudaMallocManaged");
-    runtime_enter("cudaMallocManaged", caller);
-    cudaError_t r = real(devPtr, size, flags);
-    runtime_leave();
-    return r;
-}
+#define RUNTIME(name, params, args)                                                               \
+    EXPORT cudaError_t name params                                                                \
+    {                                                                                             \
+        void *caller = __builtin_return_address(0);                                               \
+        __typeof__(&name) real = vg_real_runtime(VG_RT_##name, caller);                           \
+        if (real == NULL)                                                                         \
+            return no_runtime(#name);                                                             \
+        runtime_enter(#name, caller);                                                             \
+        cudaError_t r = real args;                                                                \
+        runtime_leave();                                                                          \
+        return r;                                                                                 \
+    }
+#include "runtime_points.def"
+#undef RUNTIME

@@ -382,8 +382,10 @@ END_TEST
 
 /* Exported: every exported symbol of the interposition table, the runtime
  * wrappers, dlsym and the vramguard_shim_* API; nothing else. */
-static const char *const runtime_exports[] = {"cudaFree", "cudaMalloc", "cudaMallocHost", "cudaMallocManaged",
-                                              NULL};
+static const char *const runtime_exports[] = {
+    "cudaFree",      "cudaFreeAsync",    "cudaFreeHost",      "cudaHostAlloc",           "cudaHostRegister",
+    "cudaMalloc",    "cudaMalloc3D",     "cudaMallocArray",   "cudaMallocAsync",         "cudaMallocFromPoolAsync",
+    "cudaMallocHost", "cudaMallocManaged", "cudaMallocPitch", NULL};
 static const char *const api_exports[] = {"dlsym", "vramguard_shim_purpose_pop", "vramguard_shim_purpose_push",
                                           "vramguard_shim_report", "vramguard_shim_usage",
                                           "vramguard_shim_verify_residency", "vramguard_shim_version", NULL};
