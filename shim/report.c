@@ -4,6 +4,7 @@
 #include "driver_hooks.h"
 #include "entry_table.h"
 #include "log.h"
+#include "pools.h"
 #include "purposes.h"
 #include "real.h"
 #include "table.h"
@@ -27,9 +28,30 @@ void vg_report_note_start(const struct timespec *t)
 
 /* ---- text ---------------------------------------------------------------- */
 
-static void device_tracked_vram(const struct vg_stats *s, int d, uint64_t *bytes)
+/* What a device's VRAM is charged with: live allocations outside pools +
+ * each device pool's reserve (at least what is live in it) + the graph pool's
+ * reserve. VMM physical memory and arrays are live allocations here. */
+struct vg_charge {
+    uint64_t live;           /* live VRAM allocations, pools by their live bytes */
+    uint64_t pool_live;
+    uint64_t pool_reserved;  /* as charged: max(driver's reserve, live in pools) */
+    uint64_t pool_cache;     /* reserved but not live */
+    uint64_t graph_reserved;
+    uint64_t charged;
+};
+
+static void device_charge(const struct vg_stats *s, const struct vg_pool_totals *t, int d, struct vg_charge *c)
 {
-    *bytes = vg_table_device_vram(s, d);
+    memset(c, 0, sizeof(*c));
+    if (d < 0 || d >= VG_MAX_DEVICES)
+        return;
+    c->live = vg_table_device_vram(s, d);
+    for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
+        c->pool_live += s->cell[d][VG_KIND_POOL][p].live_bytes;
+    c->pool_reserved = t->reserved[d] > c->pool_live ? t->reserved[d] : c->pool_live;
+    c->pool_cache = c->pool_reserved - c->pool_live;
+    c->graph_reserved = t->graph_reserved[d];
+    c->charged = c->live - c->pool_live + c->pool_reserved + c->graph_reserved;
 }
 
 static void text_cells(struct vg_out *o, const char *prefix, const struct vg_stats *s, int d)
@@ -69,20 +91,28 @@ static struct vg_alloc scratch_largest[LARGEST_SHOWN];
 
 void vg_report_text(struct vg_out *o, const char *prefix)
 {
+    /* Ask the driver for pool reserves before taking any lock. */
+    struct vg_stats *peek = &scratch_stats;
+    struct vg_pool_totals totals;
+    vg_table_stats(peek); /* only for the device count; read again under the lock */
+    vg_pool_totals(&totals, peek->device_count);
+
     pthread_mutex_lock(&scratch_lock);
     vg_table_stats(&scratch_stats);
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], e[32], f[32], g[32];
     vg_out_printf(o, "%sVRAM by device, kind and purpose (pid %d): violations %llu, OOM events %llu\n",
                   prefix, (int)getpid(), (unsigned long long)vg_violation_count(),
                   (unsigned long long)vg_oom_count());
     for (int d = 0; d < scratch_stats.device_count; d++) {
         struct vg_device_info info;
         bool known = vg_device_info(d, &info);
-        uint64_t tracked;
-        device_tracked_vram(&scratch_stats, d, &tracked);
-        vg_out_printf(o, "%sdevice %d (%s): tracked VRAM %s, peak %s%s%s\n", prefix, d,
-                      known ? info.name : "unknown", vg_format_bytes(tracked, a, sizeof(a)),
-                      vg_format_bytes(scratch_stats.device_peak[d], b, sizeof(b)),
+        struct vg_charge ch;
+        device_charge(&scratch_stats, &totals, d, &ch);
+        vg_out_printf(o, "%sdevice %d (%s): charged VRAM %s (live %s, pool cache %s, graph pool %s), peak live %s%s%s\n",
+                      prefix, d, known ? info.name : "unknown", vg_format_bytes(ch.charged, a, sizeof(a)),
+                      vg_format_bytes(ch.live, b, sizeof(b)), vg_format_bytes(ch.pool_cache, e, sizeof(e)),
+                      vg_format_bytes(ch.graph_reserved, f, sizeof(f)),
+                      vg_format_bytes(scratch_stats.device_peak[d], g, sizeof(g)),
                       known ? ", device total " : "", known ? vg_format_bytes(info.total_bytes, c, sizeof(c)) : "");
         text_cells(o, prefix, &scratch_stats, d);
         int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
@@ -100,11 +130,13 @@ void vg_report_oom_breakdown(const struct vg_call *failed)
     uint64_t free_b = 0, total_b = 0, process_b = 0;
     bool mem = vg_device_mem_info(&free_b, &total_b);
     bool nvml = vg_device_process_usage(failed->device, &process_b);
+    struct vg_pool_totals totals;
+    vg_pool_totals(&totals, failed->device + 1);
 
     static char text[16384];
     struct vg_out o;
     const char *P = "vramguard: ";
-    char s1[32], s2[32], s3[32], caller[512];
+    char s1[32], s2[32], s3[32], s4[32], caller[512];
 
     pthread_mutex_lock(&scratch_lock);
     vg_out_buffer(&o, text, sizeof(text));
@@ -123,9 +155,14 @@ void vg_report_oom_breakdown(const struct vg_call *failed)
                   vg_format_bytes(failed->size, s1, sizeof(s1)), (unsigned long long)failed->size,
                   vg_kind_name(failed->kind), vg_purpose_name(failed->purpose), label ? " (label \"" : "",
                   label ? label : "", label ? "\")" : "", caller);
-    uint64_t tracked = 0;
-    if (d >= 0 && d < VG_MAX_DEVICES)
-        device_tracked_vram(&scratch_stats, d, &tracked);
+    struct vg_charge ch;
+    device_charge(&scratch_stats, &totals, d, &ch);
+    uint64_t tracked = ch.charged;
+    if (ch.pool_cache || ch.graph_reserved)
+        vg_out_printf(&o, "%scharged VRAM %s = live allocations %s + pool cache %s + graph pool %s\n", P,
+                      vg_format_bytes(ch.charged, s1, sizeof(s1)), vg_format_bytes(ch.live, s2, sizeof(s2)),
+                      vg_format_bytes(ch.pool_cache, s3, sizeof(s3)),
+                      vg_format_bytes(ch.graph_reserved, s4, sizeof(s4)));
     if (mem)
         vg_out_printf(&o, "%sdevice %d: total %s, free %s, used %s\n", P, d,
                       vg_format_bytes(total_b, s1, sizeof(s1)), vg_format_bytes(free_b, s2, sizeof(s2)),
@@ -134,14 +171,14 @@ void vg_report_oom_breakdown(const struct vg_call *failed)
         vg_out_printf(&o, "%sdevice %d: cuMemGetInfo failed; total and free unknown\n", P, d);
     if (nvml) {
         uint64_t untracked = process_b > tracked ? process_b - tracked : 0;
-        vg_out_printf(&o, "%sthis process (NVML, as nvidia-smi shows it): %s; tracked VRAM %s; untracked %s "
+        vg_out_printf(&o, "%sthis process (NVML, as nvidia-smi shows it): %s; charged VRAM %s; untracked %s "
                       "(CUDA context, libraries, paths not intercepted)\n",
                       P, vg_format_bytes(process_b, s1, sizeof(s1)), vg_format_bytes(tracked, s2, sizeof(s2)),
                       vg_format_bytes(untracked, s3, sizeof(s3)));
     } else if (mem) {
         uint64_t used = total_b - free_b;
         uint64_t untracked = used > tracked ? used - tracked : 0;
-        vg_out_printf(&o, "%stracked VRAM %s; untracked (device-wide: used minus tracked, includes other "
+        vg_out_printf(&o, "%scharged VRAM %s; untracked (device-wide: used minus charged, includes other "
                       "processes and the CUDA context; NVML not available) %s\n",
                       P, vg_format_bytes(tracked, s1, sizeof(s1)), vg_format_bytes(untracked, s2, sizeof(s2)));
     }
@@ -236,7 +273,7 @@ static void json_config(struct vg_out *o, const struct vg_config *cfg)
     vg_out_str(o, "]}");
 }
 
-static void json_devices(struct vg_out *o, const struct vg_stats *s)
+static void json_devices(struct vg_out *o, const struct vg_stats *s, const struct vg_pool_totals *t)
 {
     vg_out_str(o, ",\n  \"devices\": [");
     for (int d = 0; d < s->device_count; d++) {
@@ -244,6 +281,13 @@ static void json_devices(struct vg_out *o, const struct vg_stats *s)
         bool known = vg_device_info(d, &info);
         vg_out_printf(o, "%s\n    {\"device\": %d, \"name\": ", d ? "," : "", d);
         vg_out_json_string(o, known ? info.name : "unknown");
+        struct vg_charge ch;
+        device_charge(s, t, d, &ch);
+        vg_out_printf(o, ", \"charged_bytes\": %llu, \"live_vram_bytes\": %llu, \"pool_reserved_bytes\": %llu, "
+                      "\"pool_cache_bytes\": %llu, \"graph_reserved_bytes\": %llu, \"pool_figures_current\": %s",
+                      (unsigned long long)ch.charged, (unsigned long long)ch.live,
+                      (unsigned long long)ch.pool_reserved, (unsigned long long)ch.pool_cache,
+                      (unsigned long long)ch.graph_reserved, t->known ? "true" : "false");
         vg_out_printf(o, ", \"total_bytes\": %llu, \"pageable_memory_access\": %s, \"oom_events\": %llu, "
                       "\"peak_vram_bytes\": %llu, \"usage\": [",
                       (unsigned long long)(known ? info.total_bytes : 0),
@@ -311,17 +355,20 @@ void vg_report_json(struct vg_out *o)
     if (s == NULL)
         return;
     vg_table_stats(s);
+    struct vg_pool_totals totals;
+    vg_pool_totals(&totals, s->device_count);
     uint64_t violations = vg_violation_count(), ooms = vg_oom_count(), live_bytes = 0;
 
     vg_out_str(o, "{\n  \"schema\": \"vramguard.report/v1\",\n  \"vramguard_version\": \"" VG_VERSION "\",\n");
     json_process(o);
     json_config(o, cfg);
-    json_devices(o, s);
+    json_devices(o, s, &totals);
     json_events(o, "violations", violations, true);
     json_events(o, "oom_events", ooms, false);
     uint64_t live = json_live(o, &live_bytes);
     const char *names[128], *reasons[128];
     int n_pass = vg_entry_passthrough_seen(names, reasons, 128);
+    vg_out_printf(o, ",\n  \"vmm_exported_handles\": %llu", (unsigned long long)vg_vmm_exported_handles());
     vg_out_str(o, ",\n  \"passthrough_lookups\": [");
     for (int i = 0; i < n_pass; i++) {
         vg_out_str(o, i ? ", {\"name\": " : "{\"name\": ");

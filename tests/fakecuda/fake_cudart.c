@@ -65,6 +65,27 @@ static struct {
     CUresult (*pointerGetAttribute)(void *, CUpointer_attribute, CUdeviceptr);
     CUresult (*ctxSynchronize)(void);
     CUresult (*driverGetVersion)(int *);
+    /* appended after the original set: the bootstrap trace keeps its prefix */
+    CUresult (*memAllocFromPoolAsync)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+    CUresult (*memPoolCreate)(CUmemoryPool *, const CUmemPoolProps *);
+    CUresult (*memPoolDestroy)(CUmemoryPool);
+    CUresult (*deviceGetDefaultMemPool)(CUmemoryPool *, CUdevice);
+    CUresult (*memPoolGetAttribute)(CUmemoryPool, CUmemPool_attribute, void *);
+    CUresult (*array3DCreate)(CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *);
+    CUresult (*arrayDestroy)(CUarray);
+    CUresult (*streamCreate)(CUstream *, unsigned int);
+    CUresult (*streamDestroy)(CUstream);
+    CUresult (*streamSynchronize)(CUstream);
+    CUresult (*streamBeginCapture)(CUstream, CUstreamCaptureMode);
+    CUresult (*streamEndCapture)(CUstream, CUgraph *);
+    CUresult (*graphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+    CUresult (*graphLaunch)(CUgraphExec, CUstream);
+    CUresult (*graphDestroy)(CUgraph);
+    CUresult (*graphExecDestroy)(CUgraphExec);
+    CUresult (*deviceGraphMemTrim)(CUdevice);
+    CUresult (*ipcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
+    CUresult (*ipcOpenMemHandle)(CUdeviceptr *, CUipcMemHandle, unsigned int);
+    CUresult (*ipcCloseMemHandle)(CUdeviceptr);
 } d;
 
 /* Bootstrap lookups after cuInit, in the order the real cudart performs them.
@@ -99,6 +120,26 @@ static const struct fetch_row {
     F("cuPointerGetAttribute", 4000, 0, pointerGetAttribute, "cuPointerGetAttribute"),
     F("cuCtxSynchronize", 2000, 0, ctxSynchronize, "cuCtxSynchronize"),
     F("cuDriverGetVersion", 2020, 0, driverGetVersion, "cuDriverGetVersion"),
+    F("cuMemAllocFromPoolAsync", 11020, 0, memAllocFromPoolAsync, "cuMemAllocFromPoolAsync"),
+    F("cuMemPoolCreate", 11020, 0, memPoolCreate, "cuMemPoolCreate"),
+    F("cuMemPoolDestroy", 11020, 0, memPoolDestroy, "cuMemPoolDestroy"),
+    F("cuDeviceGetDefaultMemPool", 11020, 0, deviceGetDefaultMemPool, "cuDeviceGetDefaultMemPool"),
+    F("cuMemPoolGetAttribute", 11020, 0, memPoolGetAttribute, "cuMemPoolGetAttribute"),
+    F("cuArray3DCreate", 3020, 0, array3DCreate, "cuArray3DCreate_v2"),
+    F("cuArrayDestroy", 2000, 0, arrayDestroy, "cuArrayDestroy"),
+    F("cuStreamCreate", 2000, 0, streamCreate, "cuStreamCreate"),
+    F("cuStreamDestroy", 4000, 0, streamDestroy, "cuStreamDestroy_v2"),
+    F("cuStreamSynchronize", 2000, 0, streamSynchronize, "cuStreamSynchronize"),
+    F("cuStreamBeginCapture", 10010, 0, streamBeginCapture, "cuStreamBeginCapture_v2"),
+    F("cuStreamEndCapture", 10000, 0, streamEndCapture, "cuStreamEndCapture"),
+    F("cuGraphInstantiateWithFlags", 11040, 0, graphInstantiate, "cuGraphInstantiateWithFlags"),
+    F("cuGraphLaunch", 10000, 0, graphLaunch, "cuGraphLaunch"),
+    F("cuGraphDestroy", 10000, 0, graphDestroy, "cuGraphDestroy"),
+    F("cuGraphExecDestroy", 10000, 0, graphExecDestroy, "cuGraphExecDestroy"),
+    F("cuDeviceGraphMemTrim", 11040, 0, deviceGraphMemTrim, "cuDeviceGraphMemTrim"),
+    F("cuIpcGetMemHandle", 4010, 0, ipcGetMemHandle, "cuIpcGetMemHandle"),
+    F("cuIpcOpenMemHandle", 11000, 0, ipcOpenMemHandle, "cuIpcOpenMemHandle_v2"),
+    F("cuIpcCloseMemHandle", 4010, 0, ipcCloseMemHandle, "cuIpcCloseMemHandle"),
 #undef F
 };
 
@@ -344,6 +385,280 @@ FAKERT_API cudaError_t CUDARTAPI cudaFreeAsync(void *devPtr, cudaStream_t hStrea
     FWD(d.memFreeAsync((CUdeviceptr)(uintptr_t)devPtr, (CUstream)hStream));
 }
 
+FAKERT_API cudaError_t CUDARTAPI cudaMallocFromPoolAsync(void **ptr, size_t size, cudaMemPool_t memPool,
+                                                         cudaStream_t stream)
+{
+    ENTER();
+    NEED(memAllocFromPoolAsync);
+    if (!ptr)
+        return fail(cudaErrorInvalidValue);
+    CUdeviceptr p;
+    CUresult res = d.memAllocFromPoolAsync(&p, size, (CUmemoryPool)memPool, (CUstream)stream);
+    if (res == CUDA_SUCCESS)
+        *ptr = (void *)(uintptr_t)p;
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMemPoolCreate(cudaMemPool_t *memPool, const struct cudaMemPoolProps *poolProps)
+{
+    ENTER();
+    NEED(memPoolCreate);
+    if (!memPool || !poolProps)
+        return fail(cudaErrorInvalidValue);
+    CUmemPoolProps p;
+    memset(&p, 0, sizeof p);
+    p.allocType = (CUmemAllocationType)poolProps->allocType;
+    p.handleTypes = (CUmemAllocationHandleType)poolProps->handleTypes;
+    p.location.type = (CUmemLocationType)poolProps->location.type;
+    p.location.id = poolProps->location.id;
+    p.win32SecurityAttributes = poolProps->win32SecurityAttributes;
+    p.maxSize = poolProps->maxSize;
+    p.usage = poolProps->usage;
+    CUmemoryPool pool;
+    CUresult res = d.memPoolCreate(&pool, &p);
+    if (res == CUDA_SUCCESS)
+        *memPool = (cudaMemPool_t)pool;
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMemPoolDestroy(cudaMemPool_t memPool)
+{
+    ENTER();
+    NEED(memPoolDestroy);
+    FWD(d.memPoolDestroy((CUmemoryPool)memPool));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaDeviceGetDefaultMemPool(cudaMemPool_t *memPool, int device)
+{
+    ENTER();
+    NEED(deviceGetDefaultMemPool);
+    if (!memPool)
+        return fail(cudaErrorInvalidValue);
+    CUmemoryPool pool;
+    CUresult res = d.deviceGetDefaultMemPool(&pool, (CUdevice)device);
+    if (res == CUDA_ERROR_INVALID_DEVICE)
+        return fail(cudaErrorInvalidDevice);
+    if (res == CUDA_SUCCESS)
+        *memPool = (cudaMemPool_t)pool;
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void *value)
+{
+    ENTER();
+    NEED(memPoolGetAttribute);
+    /* cudaMemPoolAttr and CUmemPool_attribute share their values */
+    FWD(d.memPoolGetAttribute((CUmemoryPool)memPool, (CUmemPool_attribute)attr, value));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMalloc3D(struct cudaPitchedPtr *pitchedDevPtr, struct cudaExtent extent)
+{
+    ENTER();
+    NEED(memAllocPitch);
+    if (!pitchedDevPtr)
+        return fail(cudaErrorInvalidValue);
+    size_t rows;
+    if (__builtin_mul_overflow(extent.height ? extent.height : 1, extent.depth ? extent.depth : 1, &rows))
+        return fail(cudaErrorMemoryAllocation);
+    CUdeviceptr p;
+    size_t pitch;
+    CUresult res = d.memAllocPitch(&p, &pitch, extent.width, rows, 16);
+    if (res == CUDA_SUCCESS) {
+        pitchedDevPtr->ptr = (void *)(uintptr_t)p;
+        pitchedDevPtr->pitch = pitch;
+        pitchedDevPtr->xsize = extent.width;
+        pitchedDevPtr->ysize = extent.height;
+    }
+    FWD(res);
+}
+
+/* cudaChannelFormatDesc -> driver format and channel count */
+static int channel_format(const struct cudaChannelFormatDesc *c, CUarray_format *fmt, unsigned *nch)
+{
+    int bits = c->x;
+    unsigned n = (c->x != 0) + (c->y != 0) + (c->z != 0) + (c->w != 0);
+    if (n == 0 || (c->y && c->y != bits) || (c->z && c->z != bits) || (c->w && c->w != bits))
+        return -1;
+    switch (c->f) {
+    case cudaChannelFormatKindSigned:
+        *fmt = bits == 8 ? CU_AD_FORMAT_SIGNED_INT8 : bits == 16 ? CU_AD_FORMAT_SIGNED_INT16 : CU_AD_FORMAT_SIGNED_INT32;
+        break;
+    case cudaChannelFormatKindUnsigned:
+        *fmt = bits == 8 ? CU_AD_FORMAT_UNSIGNED_INT8 : bits == 16 ? CU_AD_FORMAT_UNSIGNED_INT16 : CU_AD_FORMAT_UNSIGNED_INT32;
+        break;
+    case cudaChannelFormatKindFloat:
+        if (bits != 16 && bits != 32)
+            return -1;
+        *fmt = bits == 16 ? CU_AD_FORMAT_HALF : CU_AD_FORMAT_FLOAT;
+        break;
+    default:
+        return -1;
+    }
+    if (bits != 8 && bits != 16 && bits != 32)
+        return -1;
+    *nch = n;
+    return 0;
+}
+
+static cudaError_t array_3d(cudaArray_t *array, const struct cudaChannelFormatDesc *desc, size_t w, size_t h, size_t dd,
+                            unsigned int flags)
+{
+    ENTER();
+    NEED(array3DCreate);
+    CUDA_ARRAY3D_DESCRIPTOR ad;
+    memset(&ad, 0, sizeof ad);
+    if (!array || !desc || channel_format(desc, &ad.Format, &ad.NumChannels))
+        return fail(cudaErrorInvalidValue);
+    ad.Width = w;
+    ad.Height = h;
+    ad.Depth = dd;
+    ad.Flags = flags;
+    CUarray a;
+    CUresult res = d.array3DCreate(&a, &ad);
+    if (res == CUDA_SUCCESS)
+        *array = (cudaArray_t)a;
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMallocArray(cudaArray_t *array, const struct cudaChannelFormatDesc *desc,
+                                                 size_t width, size_t height, unsigned int flags)
+{
+    return array_3d(array, desc, width, height, 0, flags);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaMalloc3DArray(cudaArray_t *array, const struct cudaChannelFormatDesc *desc,
+                                                   struct cudaExtent extent, unsigned int flags)
+{
+    return array_3d(array, desc, extent.width, extent.height, extent.depth, flags);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaFreeArray(cudaArray_t array)
+{
+    ENTER();
+    NEED(arrayDestroy);
+    if (!array) /* like cudaFree(0) */
+        return cudaSuccess;
+    FWD(d.arrayDestroy((CUarray)array));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Streams, capture, graphs                                                   */
+
+FAKERT_API cudaError_t CUDARTAPI cudaStreamCreate(cudaStream_t *pStream)
+{
+    ENTER();
+    NEED(streamCreate);
+    if (!pStream)
+        return fail(cudaErrorInvalidValue);
+    FWD(d.streamCreate((CUstream *)pStream, 0));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaStreamDestroy(cudaStream_t stream)
+{
+    ENTER();
+    NEED(streamDestroy);
+    FWD(d.streamDestroy((CUstream)stream));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaStreamSynchronize(cudaStream_t stream)
+{
+    ENTER();
+    NEED(streamSynchronize);
+    FWD(d.streamSynchronize((CUstream)stream));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
+{
+    ENTER();
+    NEED(streamBeginCapture);
+    FWD(d.streamBeginCapture((CUstream)stream, (CUstreamCaptureMode)mode));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *pGraph)
+{
+    ENTER();
+    NEED(streamEndCapture);
+    FWD(d.streamEndCapture((CUstream)stream, (CUgraph *)pGraph));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaGraphInstantiate(cudaGraphExec_t *pGraphExec, cudaGraph_t graph,
+                                                      unsigned long long flags)
+{
+    ENTER();
+    NEED(graphInstantiate);
+    FWD(d.graphInstantiate((CUgraphExec *)pGraphExec, (CUgraph)graph, flags));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream)
+{
+    ENTER();
+    NEED(graphLaunch);
+    FWD(d.graphLaunch((CUgraphExec)graphExec, (CUstream)stream));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaGraphDestroy(cudaGraph_t graph)
+{
+    ENTER();
+    NEED(graphDestroy);
+    FWD(d.graphDestroy((CUgraph)graph));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaGraphExecDestroy(cudaGraphExec_t graphExec)
+{
+    ENTER();
+    NEED(graphExecDestroy);
+    FWD(d.graphExecDestroy((CUgraphExec)graphExec));
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaDeviceGraphMemTrim(int device)
+{
+    ENTER();
+    NEED(deviceGraphMemTrim);
+    CUresult res = d.deviceGraphMemTrim((CUdevice)device);
+    if (res == CUDA_ERROR_INVALID_DEVICE)
+        return fail(cudaErrorInvalidDevice);
+    FWD(res);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Legacy IPC                                                                 */
+
+FAKERT_API cudaError_t CUDARTAPI cudaIpcGetMemHandle(cudaIpcMemHandle_t *handle, void *devPtr)
+{
+    ENTER();
+    NEED(ipcGetMemHandle);
+    if (!handle)
+        return fail(cudaErrorInvalidValue);
+    CUipcMemHandle h;
+    CUresult res = d.ipcGetMemHandle(&h, (CUdeviceptr)(uintptr_t)devPtr);
+    if (res == CUDA_SUCCESS)
+        memcpy(handle, &h, sizeof *handle < sizeof h ? sizeof *handle : sizeof h);
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaIpcOpenMemHandle(void **devPtr, cudaIpcMemHandle_t handle, unsigned int flags)
+{
+    ENTER();
+    NEED(ipcOpenMemHandle);
+    if (!devPtr)
+        return fail(cudaErrorInvalidValue);
+    CUipcMemHandle h;
+    memset(&h, 0, sizeof h);
+    memcpy(&h, &handle, sizeof handle < sizeof h ? sizeof handle : sizeof h);
+    CUdeviceptr p;
+    CUresult res = d.ipcOpenMemHandle(&p, h, flags);
+    if (res == CUDA_SUCCESS)
+        *devPtr = (void *)(uintptr_t)p;
+    FWD(res);
+}
+
+FAKERT_API cudaError_t CUDARTAPI cudaIpcCloseMemHandle(void *devPtr)
+{
+    ENTER();
+    NEED(ipcCloseMemHandle);
+    FWD(d.ipcCloseMemHandle((CUdeviceptr)(uintptr_t)devPtr));
+}
+
 FAKERT_API cudaError_t CUDARTAPI cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
     ENTER();
@@ -486,6 +801,9 @@ static const struct {
     {cudaErrorInvalidDevice, "cudaErrorInvalidDevice", "invalid device ordinal"},
     {cudaErrorDeviceUninitialized, "cudaErrorDeviceUninitialized", "invalid device context"},
     {cudaErrorInvalidResourceHandle, "cudaErrorInvalidResourceHandle", "invalid resource handle"},
+    {cudaErrorIllegalState, "cudaErrorIllegalState", "the operation cannot be performed in the present state"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+     "operation not permitted when stream is capturing"},
     {cudaErrorSymbolNotFound, "cudaErrorSymbolNotFound", "named symbol not found"},
     {cudaErrorHostMemoryAlreadyRegistered, "cudaErrorHostMemoryAlreadyRegistered",
      "part or all of the requested memory range is already mapped"},

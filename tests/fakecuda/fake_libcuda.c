@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* cuda.h only declares CUdeviceptr_v1 under __CUDA_API_VERSION_INTERNAL. */
@@ -51,6 +52,23 @@ FAKE_API CUresult CUDAAPI legacy_cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
     __asm__("cuDeviceGetUuid");
 FAKE_API CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
 FAKE_API CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
+FAKE_API CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                                       CUstream hStream);
+FAKE_API CUresult CUDAAPI legacy_cuStreamDestroy(CUstream hStream) __asm__("cuStreamDestroy");
+FAKE_API CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream);
+FAKE_API CUresult CUDAAPI legacy_cuStreamBeginCapture(CUstream hStream) __asm__("cuStreamBeginCapture");
+FAKE_API CUresult CUDAAPI legacy_cuStreamBeginCapture_ptsz(CUstream hStream) __asm__("cuStreamBeginCapture_ptsz");
+FAKE_API CUresult CUDAAPI cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode);
+FAKE_API CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph);
+FAKE_API CUresult CUDAAPI cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus);
+FAKE_API CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream hStream, CUcontext *pctx);
+FAKE_API CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream);
+FAKE_API CUresult CUDAAPI legacy_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+                                                    char *logBuffer, size_t bufferSize) __asm__("cuGraphInstantiate");
+FAKE_API CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+                                                char *logBuffer, size_t bufferSize);
+FAKE_API CUresult CUDAAPI legacy_cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
+    __asm__("cuIpcOpenMemHandle");
 
 /* ------------------------------------------------------------------------ */
 /* Configuration (environment, read once)                                    */
@@ -215,15 +233,33 @@ static CUresult need_ctx(int *dev)
 /* ------------------------------------------------------------------------ */
 /* Allocation map: array sorted by start address, one mutex                   */
 
-enum fake_kind { K_DEVICE = 1, K_PINNED, K_REGISTERED, K_MANAGED };
+enum fake_kind {
+    K_DEVICE = 1, /* cuMemAlloc / cuMemAllocPitch */
+    K_PINNED,     /* cuMemAllocHost / cuMemHostAlloc */
+    K_REGISTERED, /* cuMemHostRegister */
+    K_MANAGED,    /* cuMemAllocManaged */
+    K_POOL,       /* stream-ordered allocation from a pool (obj: struct fake_pool), or an imported pool pointer */
+    K_GRAPH,      /* address of a graph memory node (obj: struct fake_galloc) */
+    K_VMM,        /* one cuMemMap mapping (obj: struct fake_phys) */
+    K_IPC,        /* cuIpcOpenMemHandle mapping (src: the exporter's buffer id, refs: opens) */
+    K_EXTMEM,     /* cuExternalMemoryGetMappedBuffer (obj: struct fake_extmem) */
+};
 
 struct fake_alloc {
     uintptr_t start;
     size_t size;     /* requested size (range size) */
-    size_t charged;  /* VRAM charged to the device (device memory only) */
-    int device;
+    size_t charged;  /* VRAM charged to the device by this entry itself (cuMemAlloc*) */
+    int device;      /* DEVICE_ORDINAL; -1 (CU_DEVICE_CPU) for host-located VMM memory */
     int kind;
     unsigned long long id;
+    unsigned char host;    /* MEMORY_TYPE HOST (else DEVICE) */
+    unsigned char managed; /* IS_MANAGED */
+    unsigned flags;        /* K_REGISTERED: the cuMemHostRegister flags; K_IPC: open count */
+    unsigned handle_types; /* ALLOWED_HANDLE_TYPES */
+    void *obj;             /* see enum fake_kind */
+    unsigned long long src; /* K_POOL: the 512-rounded size counted in the pool's used; K_IPC: buffer id */
+    int src_pid;            /* K_IPC: the exporting process */
+    unsigned char acc[FAKE_MAX_DEVICES + 1]; /* K_VMM: CUmemAccess_flags per device, [FAKE_MAX_DEVICES] host */
 };
 
 static struct fake_alloc *g_map;
@@ -313,6 +349,9 @@ static inline int round_up_512(size_t size, size_t *out)
     return 0;
 }
 
+static int va_dev_locked(int dev, size_t r, uintptr_t *out);
+static CUresult dev_free(uintptr_t p);
+
 /* Allocate device memory on dev; legacy: below 4 GiB.  Writes *out only on success. */
 static CUresult dev_alloc(int dev, size_t size, int legacy, uintptr_t *out)
 {
@@ -334,15 +373,9 @@ static CUresult dev_alloc(int dev, size_t size, int legacy, uintptr_t *out)
             res = CUDA_ERROR_OUT_OF_MEMORY;
             goto out;
         }
-    } else {
-        uintptr_t base = FAKE_DEV_BASE + (uintptr_t)dev * FAKE_DEV_STRIDE;
-        if (r <= FAKE_DEV_STRIDE - g_bump[dev]) {
-            addr = base + g_bump[dev];
-            g_bump[dev] += r;
-        } else if (!(addr = find_gap(base, base + FAKE_DEV_STRIDE, r))) {
-            res = CUDA_ERROR_OUT_OF_MEMORY;
-            goto out;
-        }
+    } else if (va_dev_locked(dev, r, &addr)) {
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+        goto out;
     }
     struct fake_alloc a = {.start = addr, .size = size, .charged = r, .device = dev, .kind = K_DEVICE};
     if (map_insert(&a)) {
@@ -353,27 +386,6 @@ static CUresult dev_alloc(int dev, size_t size, int legacy, uintptr_t *out)
     *out = addr;
 out:
     pthread_mutex_unlock(&g_lock);
-    return res;
-}
-
-/* Free device or managed memory at exactly p. */
-static CUresult dev_free(uintptr_t p)
-{
-    void *host = NULL;
-    CUresult res = CUDA_SUCCESS;
-    pthread_mutex_lock(&g_lock);
-    struct fake_alloc *a = map_exact(p);
-    if (!a || (a->kind != K_DEVICE && a->kind != K_MANAGED)) {
-        res = CUDA_ERROR_INVALID_VALUE;
-    } else {
-        if (a->kind == K_DEVICE)
-            g_charged[a->device] -= a->charged;
-        else
-            host = (void *)a->start;
-        map_remove(a);
-    }
-    pthread_mutex_unlock(&g_lock);
-    free(host);
     return res;
 }
 
@@ -391,11 +403,692 @@ static void *host_mem(size_t size, int zero)
 
 static CUresult host_record(void *p, size_t size, int dev, int kind)
 {
-    struct fake_alloc a = {.start = (uintptr_t)p, .size = size, .device = dev, .kind = kind};
+    struct fake_alloc a = {.start = (uintptr_t)p,
+                           .size = size,
+                           .device = dev,
+                           .kind = kind,
+                           .host = kind != K_MANAGED,
+                           .managed = kind == K_MANAGED};
     pthread_mutex_lock(&g_lock);
     int rc = map_insert(&a);
     pthread_mutex_unlock(&g_lock);
     return rc ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers for streams, pools, graphs, VMM, arrays, IPC                */
+
+#define FAKE_GRAN (2ULL << 20)          /* VMM granularity; pool and graph reserve unit */
+#define FAKE_VA_BASE 0x7c0000000000ULL  /* VMM reservations and imported host-pool pointers */
+#define FAKE_VA_SIZE 0x20000000000ULL   /* 2 TiB, bump only */
+#define FAKE_SHARE_MAGIC 0xFA4E5A7Eu
+
+static unsigned long long g_va_bump; /* next offset from FAKE_VA_BASE */
+
+/* round up to 2 MiB, saturating (a saturated value never shrinks anything) */
+static inline unsigned long long round_up_gran(unsigned long long v)
+{
+    if (v > ~0ULL - (FAKE_GRAN - 1))
+        return ~0ULL & ~(FAKE_GRAN - 1);
+    return (v + FAKE_GRAN - 1) / FAKE_GRAN * FAKE_GRAN;
+}
+
+static inline unsigned long long max_ull(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+
+/* device capacity (g_lock held) */
+static inline int charge_locked(int dev, unsigned long long n)
+{
+    if (n > g_cfg.vram - g_charged[dev])
+        return -1;
+    g_charged[dev] += n;
+    return 0;
+}
+
+static inline void uncharge_locked(int dev, unsigned long long n) { g_charged[dev] -= n; }
+
+/* synthetic address of r bytes in dev's window, nothing charged (g_lock held) */
+static int va_dev_locked(int dev, size_t r, uintptr_t *out)
+{
+    uintptr_t base = FAKE_DEV_BASE + (uintptr_t)dev * FAKE_DEV_STRIDE;
+    if (r <= FAKE_DEV_STRIDE - g_bump[dev]) {
+        *out = base + g_bump[dev];
+        g_bump[dev] += r;
+        return 0;
+    }
+    return (*out = find_gap(base, base + FAKE_DEV_STRIDE, r)) ? 0 : -1;
+}
+
+/* synthetic address in the device-agnostic VMM window (g_lock held) */
+static int va_vmm_locked(size_t size, unsigned long long align, uintptr_t *out)
+{
+    unsigned long long start = (g_va_bump + align - 1) / align * align;
+    unsigned long long len = round_up_gran(size);
+    if (start > FAKE_VA_SIZE || len > FAKE_VA_SIZE - start)
+        return -1;
+    g_va_bump = start + len;
+    *out = (uintptr_t)(FAKE_VA_BASE + start);
+    return 0;
+}
+
+/* does any map entry overlap [lo, hi)? (g_lock held) */
+static int map_overlaps(uintptr_t lo, uintptr_t hi)
+{
+    size_t i = map_upper(lo);
+    if (i > 0 && g_map[i - 1].start + (g_map[i - 1].size ? g_map[i - 1].size : 1) > lo)
+        return 1;
+    return i < g_map_n && g_map[i].start < hi;
+}
+
+/* A record behind a shareable handle (memfd) or inside opaque export data. */
+struct fake_share_rec {
+    uint32_t magic;
+    uint32_t what; /* SHARE_PHYS, SHARE_POOL, SHARE_PTR, SHARE_IPC */
+    uint64_t size;
+    int32_t loc_type, loc_id, alloc_type, device;
+    uint64_t serial; /* pool serial / buffer id */
+    int32_t pid;
+    int32_t pad;
+};
+enum { SHARE_PHYS = 1, SHARE_POOL, SHARE_PTR, SHARE_IPC };
+_Static_assert(sizeof(struct fake_share_rec) <= 64, "fits CUipcMemHandle / CUmemPoolPtrExportData");
+
+/* A real file descriptor carrying rec (memfd: readable by any process that receives the fd). */
+static int share_fd_create(const struct fake_share_rec *rec)
+{
+    int fd = memfd_create("fakecuda-share", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (pwrite(fd, rec, sizeof *rec, 0) != (ssize_t)sizeof *rec) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int share_fd_read(int fd, uint32_t what, struct fake_share_rec *rec)
+{
+    if (fd < 0 || pread(fd, rec, sizeof *rec, 0) != (ssize_t)sizeof *rec)
+        return -1;
+    return rec->magic == FAKE_SHARE_MAGIC && rec->what == what ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Streams                                                                    */
+
+struct fake_graph;
+
+struct fake_stream {
+    int device;
+    unsigned flags;
+    int capturing;
+    struct fake_graph *cap;
+    struct fake_stream *next;
+};
+static struct fake_stream *g_streams;
+
+static struct fake_stream *stream_find_locked(CUstream h)
+{
+    for (struct fake_stream *s = g_streams; s; s = s->next)
+        if ((void *)s == (void *)h)
+            return s;
+    return NULL;
+}
+
+/* The device a stream belongs to; *ps = the stream object, NULL for the
+ * default streams (0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD: the current
+ * context's device).  g_lock held. */
+static CUresult stream_dev_locked(CUstream h, int *dev, struct fake_stream **ps)
+{
+    if (ps)
+        *ps = NULL;
+    if (h == NULL || h == CU_STREAM_LEGACY || h == CU_STREAM_PER_THREAD) {
+        struct fake_ctx *c = cur_ctx();
+        if (!c)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        *dev = c->device;
+        return CUDA_SUCCESS;
+    }
+    struct fake_stream *s = stream_find_locked(h);
+    if (!s)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *dev = s->device;
+    if (ps)
+        *ps = s;
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stream-ordered memory pools                                                */
+
+/* Slots of default/current pools: per allocation type, devices 0..7, HOST, HOST_NUMA 0, NONE (managed only). */
+#define SLOT_HOST FAKE_MAX_DEVICES
+#define SLOT_NUMA (FAKE_MAX_DEVICES + 1)
+#define SLOT_NONE (FAKE_MAX_DEVICES + 2)
+#define SLOTS_PER_TYPE (FAKE_MAX_DEVICES + 3)
+#define FAKE_NSLOTS (2 * SLOTS_PER_TYPE)
+
+struct fake_pool {
+    int slot; /* the (location, type) slot this pool belongs to */
+    int loc_type, loc_id, alloc_type;
+    int charge_dev; /* PINNED on a DEVICE: reserved memory is charged to this device; else -1 */
+    int is_default, imported, destroyed;
+    unsigned handle_types;
+    unsigned long long max_size;
+    unsigned long long reserved, used, reserved_high, used_high, threshold;
+    int reuse[3];
+    unsigned char access[FAKE_MAX_DEVICES];
+    unsigned long long live; /* outstanding pointers (allocations or imports) */
+    unsigned long long serial, src_serial;
+    struct fake_pool *next;
+};
+static struct fake_pool *g_pools;
+static struct fake_pool *g_defpool[FAKE_NSLOTS], *g_curpool[FAKE_NSLOTS];
+static unsigned long long g_pool_serial;
+
+static CUresult slot_of(const CUmemLocation *loc, CUmemAllocationType type, int *slot)
+{
+    if (!loc)
+        return CUDA_ERROR_INVALID_VALUE;
+    int base;
+    if (type == CU_MEM_ALLOCATION_TYPE_PINNED)
+        base = 0;
+    else if (type == CU_MEM_ALLOCATION_TYPE_MANAGED)
+        base = SLOTS_PER_TYPE;
+    else
+        return CUDA_ERROR_INVALID_VALUE;
+    switch ((int)loc->type) {
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        if (!valid_dev(loc->id))
+            return CUDA_ERROR_INVALID_DEVICE;
+        *slot = base + loc->id;
+        return CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_HOST:
+        *slot = base + SLOT_HOST;
+        return CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA: /* one NUMA node, id 0 */
+        if (loc->id != 0)
+            return CUDA_ERROR_INVALID_VALUE;
+        *slot = base + SLOT_NUMA;
+        return CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_NONE:
+        if (type != CU_MEM_ALLOCATION_TYPE_MANAGED)
+            return CUDA_ERROR_INVALID_VALUE;
+        *slot = base + SLOT_NONE;
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static struct fake_pool *pool_new_locked(int slot, unsigned handle_types, unsigned long long max_size)
+{
+    struct fake_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    int s = slot % SLOTS_PER_TYPE;
+    p->slot = slot;
+    p->alloc_type = slot < SLOTS_PER_TYPE ? CU_MEM_ALLOCATION_TYPE_PINNED : CU_MEM_ALLOCATION_TYPE_MANAGED;
+    p->loc_type = s < FAKE_MAX_DEVICES ? CU_MEM_LOCATION_TYPE_DEVICE
+                  : s == SLOT_HOST     ? CU_MEM_LOCATION_TYPE_HOST
+                  : s == SLOT_NUMA     ? CU_MEM_LOCATION_TYPE_HOST_NUMA
+                                       : CU_MEM_LOCATION_TYPE_NONE;
+    p->loc_id = s < FAKE_MAX_DEVICES ? s : 0;
+    p->charge_dev =
+        (p->alloc_type == CU_MEM_ALLOCATION_TYPE_PINNED && p->loc_type == CU_MEM_LOCATION_TYPE_DEVICE) ? s : -1;
+    p->handle_types = handle_types;
+    p->max_size = max_size;
+    p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
+    if (p->loc_type == CU_MEM_LOCATION_TYPE_DEVICE)
+        p->access[p->loc_id] = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    p->serial = ++g_pool_serial;
+    p->next = g_pools;
+    g_pools = p;
+    return p;
+}
+
+static struct fake_pool *pool_find_locked(CUmemoryPool h)
+{
+    for (struct fake_pool *p = g_pools; p; p = p->next)
+        if ((void *)p == (void *)h)
+            return p->destroyed ? NULL : p;
+    return NULL;
+}
+
+static struct fake_pool *pool_default_locked(int slot)
+{
+    if (!g_defpool[slot]) {
+        g_defpool[slot] = pool_new_locked(slot, CU_MEM_HANDLE_TYPE_NONE, 0);
+        if (g_defpool[slot])
+            g_defpool[slot]->is_default = 1;
+    }
+    return g_defpool[slot];
+}
+
+static struct fake_pool *pool_current_locked(int slot)
+{
+    return g_curpool[slot] ? g_curpool[slot] : pool_default_locked(slot);
+}
+
+static void pool_trim_locked(struct fake_pool *p, unsigned long long keep)
+{
+    unsigned long long target = round_up_gran(max_ull(p->used, keep));
+    if (target < p->reserved) {
+        if (p->charge_dev >= 0)
+            uncharge_locked(p->charge_dev, p->reserved - target);
+        p->reserved = target;
+    }
+}
+
+/* Last pointer of a destroyed pool gone: release its memory and the object. */
+static void pool_maybe_release_locked(struct fake_pool *p)
+{
+    if (!p->destroyed || p->live)
+        return;
+    if (p->charge_dev >= 0)
+        uncharge_locked(p->charge_dev, p->reserved);
+    for (struct fake_pool **pp = &g_pools; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p);
+}
+
+/* A synchronisation on dev releases pool memory above max(used, release threshold). */
+static void sync_trim_locked(int dev)
+{
+    for (struct fake_pool *p = g_pools; p; p = p->next)
+        if (!p->imported && (p->charge_dev == dev || p->charge_dev < 0))
+            pool_trim_locked(p, p->threshold);
+}
+
+/* Stream-ordered allocation from p (g_lock held).  stream_dev: the ordinal
+ * recorded for host/managed pool memory. */
+static CUresult pool_alloc_locked(struct fake_pool *p, size_t size, int stream_dev, uintptr_t *out)
+{
+    size_t r;
+    if (round_up_512(size, &r))
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    unsigned long long grow = 0;
+    if (r > p->reserved - p->used) {
+        grow = round_up_gran(p->used + r - p->reserved);
+        if (p->max_size && grow > p->max_size - p->reserved)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        if (p->charge_dev >= 0 && grow > g_cfg.vram - g_charged[p->charge_dev])
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    int managed = p->alloc_type == CU_MEM_ALLOCATION_TYPE_MANAGED;
+    int on_dev = p->loc_type == CU_MEM_LOCATION_TYPE_DEVICE;
+    uintptr_t addr;
+    void *host = NULL;
+    if (on_dev && !managed) {
+        if (va_dev_locked(p->loc_id, r, &addr))
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } else { /* host-located or managed pools: real host memory */
+        if (!(host = host_mem(size, managed)))
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        addr = (uintptr_t)host;
+    }
+    struct fake_alloc a = {.start = addr,
+                           .size = size,
+                           .device = on_dev ? p->loc_id : stream_dev,
+                           .kind = K_POOL,
+                           .host = !managed && !on_dev,
+                           .managed = managed,
+                           .handle_types = p->handle_types,
+                           .obj = p,
+                           .src = r};
+    if (map_insert(&a)) {
+        free(host);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (grow) {
+        if (p->charge_dev >= 0)
+            (void)charge_locked(p->charge_dev, grow);
+        p->reserved += grow;
+    }
+    p->used += r;
+    p->live++;
+    if (p->used > p->used_high)
+        p->used_high = p->used;
+    if (p->reserved > p->reserved_high)
+        p->reserved_high = p->reserved;
+    *out = addr;
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Graphs (memory nodes only; other node kinds are not modelled)              */
+
+struct fake_galloc { /* one allocation node's memory */
+    uintptr_t addr;
+    size_t size, r;
+    int dev;
+    int live;     /* allocated by a launch and not freed yet */
+    int refs;     /* graphs and execs holding a node for it */
+    int now_live; /* scratch, during cuGraphLaunch */
+};
+
+enum { N_ALLOC = 1, N_FREE };
+
+struct fake_node {
+    int type;
+    struct fake_galloc *ga;
+};
+
+struct fake_graph {
+    struct fake_node **nodes;
+    size_t n, cap;
+    struct fake_graph *next;
+};
+
+struct fake_exec {
+    int *types;
+    struct fake_galloc **gas;
+    size_t n;
+    unsigned long long flags;
+    struct fake_exec *next;
+};
+
+static struct fake_graph *g_graphs;
+static struct fake_exec *g_execs;
+static unsigned long long g_gused[FAKE_MAX_DEVICES], g_gused_high[FAKE_MAX_DEVICES];
+static unsigned long long g_gres[FAKE_MAX_DEVICES], g_gres_high[FAKE_MAX_DEVICES];
+
+static struct fake_graph *graph_find_locked(CUgraph h)
+{
+    for (struct fake_graph *g = g_graphs; g; g = g->next)
+        if ((void *)g == (void *)h)
+            return g;
+    return NULL;
+}
+
+static struct fake_exec *exec_find_locked(CUgraphExec h)
+{
+    for (struct fake_exec *e = g_execs; e; e = e->next)
+        if ((void *)e == (void *)h)
+            return e;
+    return NULL;
+}
+
+static struct fake_graph *graph_new_locked(void)
+{
+    struct fake_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->next = g_graphs;
+    g_graphs = g;
+    return g;
+}
+
+/* The address of a graph allocation stays reserved while a graph or exec
+ * holds its node or while it is allocated. */
+static void ga_maybe_release_locked(struct fake_galloc *ga)
+{
+    if (ga->refs > 0 || ga->live)
+        return;
+    struct fake_alloc *a = map_exact(ga->addr);
+    if (a && a->kind == K_GRAPH && a->obj == ga)
+        map_remove(a);
+    free(ga);
+}
+
+static struct fake_node *graph_add_locked(struct fake_graph *g, int type, struct fake_galloc *ga)
+{
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 8;
+        struct fake_node **nn = realloc(g->nodes, ncap * sizeof *nn);
+        if (!nn)
+            return NULL;
+        g->nodes = nn;
+        g->cap = ncap;
+    }
+    struct fake_node *node = calloc(1, sizeof *node);
+    if (!node)
+        return NULL;
+    node->type = type;
+    node->ga = ga;
+    ga->refs++;
+    g->nodes[g->n++] = node;
+    return node;
+}
+
+static void graph_free_locked(struct fake_graph *g)
+{
+    for (struct fake_graph **pp = &g_graphs; *pp; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    for (size_t i = 0; i < g->n; i++) {
+        struct fake_galloc *ga = g->nodes[i]->ga;
+        free(g->nodes[i]);
+        ga->refs--;
+        ga_maybe_release_locked(ga);
+    }
+    free(g->nodes);
+    free(g);
+}
+
+/* An allocation node on dev: a fresh address, nothing allocated yet. */
+static CUresult graph_alloc_node_locked(struct fake_graph *g, int dev, size_t size, uintptr_t *out,
+                                        struct fake_node **pnode)
+{
+    size_t r;
+    if (round_up_512(size, &r))
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    struct fake_galloc *ga = calloc(1, sizeof *ga);
+    if (!ga)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    uintptr_t addr;
+    if (va_dev_locked(dev, r, &addr)) {
+        free(ga);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *ga = (struct fake_galloc){.addr = addr, .size = size, .r = r, .dev = dev};
+    struct fake_alloc a = {.start = addr, .size = size, .device = dev, .kind = K_GRAPH, .obj = ga};
+    if (map_insert(&a)) {
+        free(ga);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    struct fake_node *node = graph_add_locked(g, N_ALLOC, ga);
+    if (!node) {
+        ga_maybe_release_locked(ga);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *out = addr;
+    if (pnode)
+        *pnode = node;
+    return CUDA_SUCCESS;
+}
+
+/* A free node: dptr must be a graph allocation not already freed in g. */
+static CUresult graph_free_node_locked(struct fake_graph *g, uintptr_t dptr, struct fake_node **pnode)
+{
+    struct fake_alloc *a = map_exact(dptr);
+    if (!a || a->kind != K_GRAPH)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_galloc *ga = a->obj;
+    for (size_t i = 0; i < g->n; i++)
+        if (g->nodes[i]->type == N_FREE && g->nodes[i]->ga == ga)
+            return CUDA_ERROR_INVALID_VALUE;
+    struct fake_node *node = graph_add_locked(g, N_FREE, ga);
+    if (!node)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (pnode)
+        *pnode = node;
+    return CUDA_SUCCESS;
+}
+
+/* Graph memory freed outside a graph (cuMemFreeAsync / cuMemFree) */
+static CUresult ga_free_locked(struct fake_galloc *ga)
+{
+    if (!ga->live)
+        return CUDA_ERROR_INVALID_VALUE;
+    ga->live = 0;
+    g_gused[ga->dev] -= ga->r;
+    ga_maybe_release_locked(ga);
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Virtual memory management                                                  */
+
+struct fake_phys {
+    size_t size;
+    CUmemAllocationProp prop;
+    int charge_dev; /* device charged with size, or -1 (host-located, imported) */
+    int refs;       /* handle references: cuMemCreate/Import + cuMemRetainAllocationHandle */
+    int maps;       /* live cuMemMap mappings */
+    int imported;
+    struct fake_phys *next;
+};
+static struct fake_phys *g_phys;
+
+struct fake_resv {
+    uintptr_t start;
+    size_t size;
+    struct fake_resv *next;
+};
+static struct fake_resv *g_resv;
+
+/* a handle usable by the API: created/imported and not fully released */
+static struct fake_phys *phys_find_locked(CUmemGenericAllocationHandle h)
+{
+    for (struct fake_phys *ph = g_phys; ph; ph = ph->next)
+        if ((uintptr_t)ph == (uintptr_t)h)
+            return ph->refs > 0 ? ph : NULL;
+    return NULL;
+}
+
+/* Physical memory goes when every handle reference is released and no mapping is left. */
+static void phys_maybe_free_locked(struct fake_phys *ph)
+{
+    if (ph->refs > 0 || ph->maps > 0)
+        return;
+    if (ph->charge_dev >= 0)
+        uncharge_locked(ph->charge_dev, ph->size);
+    for (struct fake_phys **pp = &g_phys; *pp; pp = &(*pp)->next)
+        if (*pp == ph) {
+            *pp = ph->next;
+            break;
+        }
+    free(ph);
+}
+
+static struct fake_phys *phys_new_locked(size_t size, const CUmemAllocationProp *prop, int charge_dev, int imported)
+{
+    struct fake_phys *ph = calloc(1, sizeof *ph);
+    if (!ph)
+        return NULL;
+    ph->size = size;
+    ph->prop = *prop;
+    ph->charge_dev = charge_dev;
+    ph->refs = 1;
+    ph->imported = imported;
+    ph->next = g_phys;
+    g_phys = ph;
+    return ph;
+}
+
+static CUresult vmm_prop_check(const CUmemAllocationProp *prop)
+{
+    if (!prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* cuMemCreate documents PINNED only (cuda.h 13.0); MANAGED is not an option for it */
+    if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (prop->requestedHandleTypes & ~(unsigned)(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR | CU_MEM_HANDLE_TYPE_FABRIC))
+        return CUDA_ERROR_INVALID_VALUE;
+    switch ((int)prop->location.type) {
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        return valid_dev(prop->location.id) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    case CU_MEM_LOCATION_TYPE_HOST: /* not IPC capable: requestedHandleTypes must be 0 */
+        return prop->requestedHandleTypes ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+        return prop->location.id == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    default: /* HOST_NUMA_CURRENT included, as documented */
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* External memory                                                            */
+
+struct fake_extmem {
+    unsigned long long size;
+    int dev;
+    int bufs; /* mapped buffers not yet freed */
+    int destroyed;
+    struct fake_extmem *next;
+};
+static struct fake_extmem *g_extmem;
+
+static void extmem_maybe_free_locked(struct fake_extmem *x)
+{
+    if (!x->destroyed || x->bufs)
+        return;
+    for (struct fake_extmem **pp = &g_extmem; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    free(x);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Freeing any kind of stream-orderable / cuMemFree-able memory               */
+
+/* Free the entry a (g_lock held).  *host_out: host memory to free() after unlocking. */
+static CUresult free_entry_locked(struct fake_alloc *a, void **host_out)
+{
+    *host_out = NULL;
+    if (!a)
+        return CUDA_ERROR_INVALID_VALUE;
+    switch (a->kind) {
+    case K_DEVICE:
+        uncharge_locked(a->device, a->charged);
+        map_remove(a);
+        return CUDA_SUCCESS;
+    case K_MANAGED:
+        *host_out = (void *)a->start;
+        map_remove(a);
+        return CUDA_SUCCESS;
+    case K_POOL: {
+        struct fake_pool *p = a->obj;
+        if (!p->imported) {
+            p->used -= a->src;
+            if (p->alloc_type == CU_MEM_ALLOCATION_TYPE_MANAGED || p->loc_type != CU_MEM_LOCATION_TYPE_DEVICE)
+                *host_out = (void *)a->start;
+        }
+        map_remove(a);
+        p->live--;
+        pool_maybe_release_locked(p);
+        return CUDA_SUCCESS;
+    }
+    case K_GRAPH:
+        return ga_free_locked(a->obj);
+    case K_EXTMEM: {
+        struct fake_extmem *x = a->obj;
+        map_remove(a);
+        x->bufs--;
+        extmem_maybe_free_locked(x);
+        return CUDA_SUCCESS;
+    }
+    default: /* pinned (cuMemFreeHost), registered, VMM (cuMemUnmap), IPC (cuIpcCloseMemHandle) */
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+/* cuMemFree_v2: device, managed, pool, graph and external-memory buffers at exactly p. */
+static CUresult dev_free(uintptr_t p)
+{
+    void *host = NULL;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = free_entry_locked(map_exact(p), &host);
+    pthread_mutex_unlock(&g_lock);
+    free(host);
+    return res;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -494,6 +1187,14 @@ CUresult CUDAAPI cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
     case CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID: v = 0; break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: v = 9; break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: v = 0; break;
+    /* what the memory APIs below implement, as on an H100 */
+    case CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED: v = 1; break;
+    case CU_DEVICE_ATTRIBUTE_MEMPOOL_SUPPORTED_HANDLE_TYPES: v = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR; break;
+    case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED: v = 1; break;
+    case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED: v = 1; break;
+    case CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED: v = 1; break;
+    case CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED: v = 1; break;
+    case CU_DEVICE_ATTRIBUTE_HOST_REGISTER_SUPPORTED: v = 1; break;
     default: v = 0; break;
     }
     *pi = v;
@@ -643,7 +1344,20 @@ CUresult CUDAAPI cuCtxPopCurrent(CUcontext *pctx) /* = cuCtxPopCurrent_v2 */
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuCtxSynchronize(void) { return need_ctx(NULL); }
+static void sync_trim_locked(int dev);
+
+/* A synchronisation releases pool memory above the pools' release thresholds. */
+CUresult CUDAAPI cuCtxSynchronize(void)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    pthread_mutex_lock(&g_lock);
+    sync_trim_locked(dev);
+    pthread_mutex_unlock(&g_lock);
+    return CUDA_SUCCESS;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                     */
@@ -665,11 +1379,15 @@ static const struct {
     {200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
     {201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
     {400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {401, "CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
     {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {712, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
     {713, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
+    {704, "CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED", "peer access is already enabled"},
+    {705, "CUDA_ERROR_PEER_ACCESS_NOT_ENABLED", "peer access has not been enabled"},
     {800, "CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
     {801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+    {900, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "operation not permitted when stream is capturing"},
     {999, "CUDA_ERROR_UNKNOWN", "unknown error"},
 };
 
@@ -747,30 +1465,6 @@ CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) /* = cuMemFree_v2 */
     if (dptr == 0)
         return CUDA_SUCCESS;
     return dev_free((uintptr_t)dptr);
-}
-
-CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemAlloc_v2(dptr, bytesize);
-}
-
-CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemAlloc_v2(dptr, bytesize);
-}
-
-CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemFree_v2(dptr);
-}
-
-CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemFree_v2(dptr);
 }
 
 CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total) /* = cuMemGetInfo_v2 */
@@ -921,7 +1615,8 @@ static CUresult host_register(void *p, size_t size, unsigned flags)
         }
     }
     if (res == CUDA_SUCCESS) {
-        struct fake_alloc a = {.start = lo, .size = size, .device = dev, .kind = K_REGISTERED};
+        /* IOMEMORY (third-party PCIe BAR) is recorded like any registration: HOST, flags kept */
+        struct fake_alloc a = {.start = lo, .size = size, .device = dev, .kind = K_REGISTERED, .host = 1, .flags = flags};
         if (map_insert(&a))
             res = CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -983,13 +1678,13 @@ CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned 
 static CUresult ptr_attr(const struct fake_alloc *a, CUdeviceptr ptr, CUpointer_attribute attr, void *data,
                          int strict)
 {
-    int is_dev = a->kind == K_DEVICE;
+    int is_dev = !a->host && !a->managed;
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = (CUcontext)(void *)&g_ctx[a->device];
+        *(CUcontext *)data = a->device >= 0 ? (CUcontext)(void *)&g_ctx[a->device] : NULL;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-        *(unsigned int *)data = (a->kind == K_DEVICE || a->kind == K_MANAGED) ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+        *(unsigned int *)data = a->host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
         *(CUdeviceptr *)data = ptr;
@@ -1010,13 +1705,13 @@ static CUresult ptr_attr(const struct fake_alloc *a, CUdeviceptr ptr, CUpointer_
         *(unsigned long long *)data = a->id;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
-        *(unsigned int *)data = a->kind == K_MANAGED;
+        *(unsigned int *)data = a->managed;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
         *(int *)data = a->device;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
-        *(unsigned int *)data = is_dev;
+        *(unsigned int *)data = a->kind == K_DEVICE;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
         *(CUdeviceptr *)data = (CUdeviceptr)a->start;
@@ -1028,10 +1723,10 @@ static CUresult ptr_attr(const struct fake_alloc *a, CUdeviceptr ptr, CUpointer_
         *(unsigned int *)data = 1;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
-        *(unsigned long long *)data = 0;
+        *(unsigned long long *)data = a->handle_types;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        *(void **)data = NULL;
+        *(void **)data = a->kind == K_POOL ? a->obj : NULL;
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
         *(unsigned int *)data = 0;
@@ -1107,6 +1802,1760 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
 }
 
 /* ------------------------------------------------------------------------ */
+/* Streams and capture                                                        */
+
+CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int Flags)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (!phStream || (Flags & ~(unsigned)CU_STREAM_NON_BLOCKING))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    s->device = dev;
+    s->flags = Flags;
+    pthread_mutex_lock(&g_lock);
+    s->next = g_streams;
+    g_streams = s;
+    pthread_mutex_unlock(&g_lock);
+    *phStream = (CUstream)(void *)s;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
+{
+    (void)priority;
+    return cuStreamCreate(phStream, flags);
+}
+
+static CUresult stream_destroy(CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&g_lock);
+    for (struct fake_stream **pp = &g_streams; *pp; pp = &(*pp)->next)
+        if ((void *)*pp == (void *)h) {
+            struct fake_stream *s = *pp;
+            *pp = s->next;
+            if (s->capturing && s->cap) /* capture abandoned: its graph goes too */
+                graph_free_locked(s->cap);
+            free(s);
+            res = CUDA_SUCCESS;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuStreamDestroy(CUstream hStream) /* = cuStreamDestroy_v2 */ { return stream_destroy(hStream); }
+CUresult CUDAAPI legacy_cuStreamDestroy(CUstream hStream) { return stream_destroy(hStream); }
+
+static CUresult stream_sync(CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int dev;
+    struct fake_stream *s;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    if (res == CUDA_SUCCESS && s && s->capturing)
+        res = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    if (res == CUDA_SUCCESS)
+        sync_trim_locked(dev);
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuStreamSynchronize(CUstream hStream) { return stream_sync(hStream); }
+CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream) { return stream_sync(hStream); }
+
+static CUresult begin_capture(CUstream h, int mode)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (mode < CU_STREAM_CAPTURE_MODE_GLOBAL || mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+        return CUDA_ERROR_INVALID_VALUE;
+    int dev;
+    struct fake_stream *s;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    if (res == CUDA_SUCCESS && !s) /* legacy stream (documented) and, in the fake, the per-thread stream */
+        res = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    else if (res == CUDA_SUCCESS && s->capturing)
+        res = CUDA_ERROR_ILLEGAL_STATE;
+    else if (res == CUDA_SUCCESS && !(s->cap = graph_new_locked()))
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    if (res == CUDA_SUCCESS)
+        s->capturing = 1;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuStreamBeginCapture(CUstream hStream, CUstreamCaptureMode mode) /* = cuStreamBeginCapture_v2 */
+{
+    return begin_capture(hStream, (int)mode);
+}
+CUresult CUDAAPI cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode)
+{
+    return begin_capture(hStream == NULL ? CU_STREAM_PER_THREAD : hStream, (int)mode);
+}
+CUresult CUDAAPI legacy_cuStreamBeginCapture(CUstream hStream)
+{
+    return begin_capture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+}
+CUresult CUDAAPI legacy_cuStreamBeginCapture_ptsz(CUstream hStream)
+{
+    return begin_capture(hStream == NULL ? CU_STREAM_PER_THREAD : hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+}
+
+static CUresult end_capture(CUstream h, CUgraph *phGraph)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phGraph)
+        return CUDA_ERROR_INVALID_VALUE;
+    int dev;
+    struct fake_stream *s;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    if (res == CUDA_SUCCESS && (!s || !s->capturing))
+        res = CUDA_ERROR_ILLEGAL_STATE;
+    if (res == CUDA_SUCCESS) {
+        *phGraph = (CUgraph)(void *)s->cap;
+        s->cap = NULL;
+        s->capturing = 0;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) { return end_capture(hStream, phGraph); }
+CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph) { return end_capture(hStream, phGraph); }
+
+static CUresult is_capturing(CUstream h, CUstreamCaptureStatus *st)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!st)
+        return CUDA_ERROR_INVALID_VALUE;
+    int dev;
+    struct fake_stream *s;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    if (res == CUDA_SUCCESS)
+        *st = s && s->capturing ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    return is_capturing(hStream, captureStatus);
+}
+CUresult CUDAAPI cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    return is_capturing(hStream, captureStatus);
+}
+
+static CUresult stream_get_ctx(CUstream h, CUcontext *pctx)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    int dev;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, NULL);
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *pctx = (CUcontext)(void *)&g_ctx[dev];
+    return res;
+}
+
+CUresult CUDAAPI cuStreamGetCtx(CUstream hStream, CUcontext *pctx) { return stream_get_ctx(hStream, pctx); }
+CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream hStream, CUcontext *pctx) { return stream_get_ctx(hStream, pctx); }
+
+/* ------------------------------------------------------------------------ */
+/* Stream-ordered allocation                                                  */
+
+/* hp NULL: the current pool of the stream's device */
+static CUresult alloc_async(CUdeviceptr *dptr, size_t size, CUmemoryPool hp, CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!dptr || size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    int dev;
+    struct fake_stream *s;
+    uintptr_t addr = 0;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    struct fake_pool *p = NULL;
+    if (res == CUDA_SUCCESS) {
+        /* imported pools "may not be used in cuMemAllocFromPoolAsync" */
+        p = hp ? pool_find_locked(hp) : pool_current_locked(dev);
+        if (!p || p->imported)
+            res = hp ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (res == CUDA_SUCCESS && s && s->capturing) {
+        /* captured: a mem-alloc node with a fresh address; nothing allocated until launch */
+        if (p->loc_type != CU_MEM_LOCATION_TYPE_DEVICE || p->alloc_type != CU_MEM_ALLOCATION_TYPE_PINNED)
+            res = CUDA_ERROR_NOT_SUPPORTED;
+        else
+            res = graph_alloc_node_locked(s->cap, p->loc_id, size, &addr, NULL);
+    } else if (res == CUDA_SUCCESS) {
+        res = pool_alloc_locked(p, size, dev, &addr);
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *dptr = (CUdeviceptr)addr;
+    return res;
+}
+
+CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    return alloc_async(dptr, bytesize, NULL, hStream);
+}
+
+CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    return alloc_async(dptr, bytesize, NULL, hStream);
+}
+
+CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    if (!pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    return alloc_async(dptr, bytesize, pool, hStream);
+}
+
+CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    if (!pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    return alloc_async(dptr, bytesize, pool, hStream);
+}
+
+/* Any stream of any device may free memory of any pool (or cuMemAlloc memory). */
+static CUresult free_async(CUdeviceptr dptr, CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int dev;
+    struct fake_stream *s;
+    void *host = NULL;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, &s);
+    if (res == CUDA_SUCCESS && dptr != 0) {
+        struct fake_alloc *a = map_exact((uintptr_t)dptr);
+        if (s && s->capturing) /* captured: a mem-free node (graph allocations only) */
+            res = graph_free_node_locked(s->cap, (uintptr_t)dptr, NULL);
+        else
+            res = free_entry_locked(a, &host);
+    }
+    pthread_mutex_unlock(&g_lock);
+    free(host);
+    return res;
+}
+
+CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { return free_async(dptr, hStream); }
+CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) { return free_async(dptr, hStream); }
+
+/* ------------------------------------------------------------------------ */
+/* Pools: default, current, create, destroy, attributes                       */
+
+static CUresult pool_out_slot(CUmemoryPool *out, int slot, int current)
+{
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = current ? pool_current_locked(slot) : pool_default_locked(slot);
+    pthread_mutex_unlock(&g_lock);
+    if (!p)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *out = (CUmemoryPool)(void *)p;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pool_out)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    return pool_out_slot(pool_out, dev, 0);
+}
+
+CUresult CUDAAPI cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    return pool_out_slot(pool, dev, 1);
+}
+
+static CUresult set_current_pool(int slot, CUmemoryPool hp)
+{
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(hp);
+    if (!p || p->imported || p->slot != slot) /* "must be local to the device" / match location and type */
+        res = CUDA_ERROR_INVALID_VALUE;
+    else
+        g_curpool[slot] = p;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    return set_current_pool(dev, pool);
+}
+
+CUresult CUDAAPI cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int slot;
+    CUresult res = slot_of(location, type, &slot);
+    if (res)
+        return res;
+    if (!pool_out)
+        return CUDA_ERROR_INVALID_VALUE;
+    return pool_out_slot(pool_out, slot, 0);
+}
+
+CUresult CUDAAPI cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int slot;
+    CUresult res = slot_of(location, type, &slot);
+    if (res)
+        return res;
+    if (!pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    return pool_out_slot(pool, slot, 1);
+}
+
+CUresult CUDAAPI cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int slot;
+    CUresult res = slot_of(location, type, &slot);
+    if (res)
+        return res;
+    return set_current_pool(slot, pool);
+}
+
+CUresult CUDAAPI cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pool || !poolProps)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (poolProps->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT)
+        return CUDA_ERROR_INVALID_VALUE;
+    int slot;
+    CUresult res = slot_of(&poolProps->location, poolProps->allocType, &slot);
+    if (res)
+        return res;
+    unsigned ht = (unsigned)poolProps->handleTypes;
+    if (ht & ~(unsigned)(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR | CU_MEM_HANDLE_TYPE_FABRIC))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (ht && poolProps->location.type == CU_MEM_LOCATION_TYPE_HOST) /* "not IPC capable" */
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_new_locked(slot, ht, poolProps->maxSize);
+    pthread_mutex_unlock(&g_lock);
+    if (!p)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *pool = (CUmemoryPool)(void *)p;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemPoolDestroy(CUmemoryPool pool)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p || p->is_default) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        for (int i = 0; i < FAKE_NSLOTS; i++) /* the default becomes current again */
+            if (g_curpool[i] == p)
+                g_curpool[i] = NULL;
+        p->destroyed = 1; /* memory released once the last pointer is freed */
+        pool_maybe_release_locked(p);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else if (!p->imported)
+        pool_trim_locked(p, minBytesToKeep);
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p) {
+        res = CUDA_ERROR_INVALID_VALUE;
+        goto out;
+    }
+    switch (attr) {
+    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
+        p->reuse[attr - CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES] = *(int *)value != 0;
+        break;
+    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
+        p->threshold = *(cuuint64_t *)value;
+        break;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH: /* can only be reset to zero (= the current value) */
+        if (*(cuuint64_t *)value != 0)
+            res = CUDA_ERROR_INVALID_VALUE;
+        else
+            p->reserved_high = p->reserved;
+        break;
+    case CU_MEMPOOL_ATTR_USED_MEM_HIGH:
+        if (*(cuuint64_t *)value != 0)
+            res = CUDA_ERROR_INVALID_VALUE;
+        else
+            p->used_high = p->used;
+        break;
+    default: /* the CURRENT values are read-only */
+        res = CUDA_ERROR_INVALID_VALUE;
+        break;
+    }
+out:
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p) {
+        res = CUDA_ERROR_INVALID_VALUE;
+        goto out;
+    }
+    switch (attr) {
+    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
+        *(int *)value = p->reuse[attr - CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES];
+        break;
+    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD: *(cuuint64_t *)value = p->threshold; break;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT: *(cuuint64_t *)value = p->reserved; break;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH: *(cuuint64_t *)value = p->reserved_high; break;
+    case CU_MEMPOOL_ATTR_USED_MEM_CURRENT: *(cuuint64_t *)value = p->used; break;
+    case CU_MEMPOOL_ATTR_USED_MEM_HIGH: *(cuuint64_t *)value = p->used_high; break;
+    default: res = CUDA_ERROR_INVALID_VALUE; break;
+    }
+out:
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!map && count)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++)
+        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || !valid_dev(map[i].location.id) ||
+            (map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_NONE && map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READ &&
+             map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE))
+            return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else
+        for (size_t i = 0; i < count; i++)
+            p->access[map[i].location.id] = (unsigned char)map[i].flags;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool, CUmemLocation *location)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!flags || !location)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(memPool);
+    if (!p)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else if (location->type == CU_MEM_LOCATION_TYPE_DEVICE && valid_dev(location->id))
+        *flags = (CUmemAccess_flags)p->access[location->id];
+    else if (location->type == CU_MEM_LOCATION_TYPE_HOST || location->type == CU_MEM_LOCATION_TYPE_HOST_NUMA)
+        *flags = p->loc_type != CU_MEM_LOCATION_TYPE_DEVICE ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                                                            : CU_MEM_ACCESS_FLAGS_PROT_NONE;
+    else
+        res = CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pool IPC: shareable handles and pointer export                             */
+
+CUresult CUDAAPI cuMemPoolExportToShareableHandle(void *handle_out, CUmemoryPool pool,
+                                                  CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!handle_out || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec = {.magic = FAKE_SHARE_MAGIC, .what = SHARE_POOL, .pid = (int32_t)getpid()};
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p || p->imported || !(p->handle_types & (unsigned)handleType))
+        res = CUDA_ERROR_INVALID_VALUE;
+    else if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        res = CUDA_ERROR_NOT_SUPPORTED;
+    else {
+        rec.loc_type = p->loc_type;
+        rec.loc_id = p->loc_id;
+        rec.alloc_type = p->alloc_type;
+        rec.serial = p->serial;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res)
+        return res;
+    int fd = share_fd_create(&rec);
+    if (fd < 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *(int *)handle_out = fd;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle,
+                                                    CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pool_out || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    struct fake_share_rec rec;
+    if (share_fd_read((int)(intptr_t)handle, SHARE_POOL, &rec))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUmemLocation loc = {.type = (CUmemLocationType)rec.loc_type, .id = rec.loc_id};
+    int slot;
+    CUresult res = slot_of(&loc, (CUmemAllocationType)rec.alloc_type, &slot);
+    if (res)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_new_locked(slot, (unsigned)handleType, 0);
+    if (p) {
+        p->imported = 1;
+        p->charge_dev = -1; /* the exporter's memory: not charged here */
+        p->src_serial = rec.serial;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (!p)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *pool_out = (CUmemoryPool)(void *)p;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemPoolExportPointer(CUmemPoolPtrExportData *shareData_out, CUdeviceptr ptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!shareData_out)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec = {.magic = FAKE_SHARE_MAGIC, .what = SHARE_PTR, .pid = (int32_t)getpid()};
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_alloc *a = map_exact((uintptr_t)ptr);
+    struct fake_pool *p = a && a->kind == K_POOL ? a->obj : NULL;
+    if (!p || p->imported || !p->handle_types) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        rec.size = a->size;
+        rec.serial = p->serial;
+        rec.device = a->device;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS) {
+        memset(shareData_out, 0, sizeof *shareData_out);
+        memcpy(shareData_out->reserved, &rec, sizeof rec);
+    }
+    return res;
+}
+
+CUresult CUDAAPI cuMemPoolImportPointer(CUdeviceptr *ptr_out, CUmemoryPool pool, CUmemPoolPtrExportData *shareData)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!ptr_out || !shareData)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec;
+    memcpy(&rec, shareData->reserved, sizeof rec);
+    if (rec.magic != FAKE_SHARE_MAGIC || rec.what != SHARE_PTR || rec.size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    uintptr_t addr = 0;
+    pthread_mutex_lock(&g_lock);
+    struct fake_pool *p = pool_find_locked(pool);
+    if (!p || !p->imported || p->src_serial != rec.serial) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        int on_dev = p->loc_type == CU_MEM_LOCATION_TYPE_DEVICE;
+        size_t r = (size_t)(rec.size + FAKE_ALIGN - 1) / FAKE_ALIGN * FAKE_ALIGN;
+        if (on_dev ? va_dev_locked(p->loc_id, r, &addr) : va_vmm_locked(r, FAKE_ALIGN, &addr)) {
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            int managed = p->alloc_type == CU_MEM_ALLOCATION_TYPE_MANAGED;
+            struct fake_alloc a = {.start = addr,
+                                   .size = (size_t)rec.size,
+                                   .device = on_dev ? p->loc_id : rec.device,
+                                   .kind = K_POOL,
+                                   .host = !managed && !on_dev,
+                                   .managed = managed,
+                                   .handle_types = p->handle_types,
+                                   .obj = p};
+            if (map_insert(&a))
+                res = CUDA_ERROR_OUT_OF_MEMORY;
+            else
+                p->live++;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *ptr_out = (CUdeviceptr)addr;
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Graphs                                                                     */
+
+CUresult CUDAAPI cuGraphCreate(CUgraph *phGraph, unsigned int flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phGraph || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    struct fake_graph *g = graph_new_locked();
+    pthread_mutex_unlock(&g_lock);
+    if (!g)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *phGraph = (CUgraph)(void *)g;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuGraphDestroy(CUgraph hGraph)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_graph *g = graph_find_locked(hGraph);
+    if (!g)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else
+        graph_free_locked(g);
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                        size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phGraphNode || !nodeParams || (numDependencies && !dependencies) || nodeParams->bytesize == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    const CUmemPoolProps *pp = &nodeParams->poolProps;
+    /* device-located, pinned, no IPC handle types (as the real driver requires) */
+    if (pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE || !valid_dev(pp->location.id) ||
+        pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
+        return CUDA_ERROR_INVALID_VALUE;
+    uintptr_t addr = 0;
+    struct fake_node *node = NULL;
+    CUresult res;
+    pthread_mutex_lock(&g_lock);
+    struct fake_graph *g = graph_find_locked(hGraph);
+    res = g ? graph_alloc_node_locked(g, pp->location.id, nodeParams->bytesize, &addr, &node) : CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS) {
+        nodeParams->dptr = (CUdeviceptr)addr;
+        *phGraphNode = (CUgraphNode)(void *)node;
+    }
+    return res;
+}
+
+CUresult CUDAAPI cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                       size_t numDependencies, CUdeviceptr dptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phGraphNode || (numDependencies && !dependencies))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_node *node = NULL;
+    pthread_mutex_lock(&g_lock);
+    struct fake_graph *g = graph_find_locked(hGraph);
+    CUresult res = g ? graph_free_node_locked(g, (uintptr_t)dptr, &node) : CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *phGraphNode = (CUgraphNode)(void *)node;
+    return res;
+}
+
+static CUresult instantiate(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phGraphExec || (flags & ~0xfULL))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_graph *g = graph_find_locked(hGraph);
+    struct fake_exec *e = g ? calloc(1, sizeof *e) : NULL;
+    if (!g) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else if (!e || (g->n && (!(e->types = calloc(g->n, sizeof *e->types)) ||
+                               !(e->gas = calloc(g->n, sizeof *e->gas))))) {
+        if (e) {
+            free(e->types);
+            free(e);
+        }
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        e->n = g->n;
+        e->flags = flags;
+        for (size_t i = 0; i < g->n; i++) {
+            e->types[i] = g->nodes[i]->type;
+            e->gas[i] = g->nodes[i]->ga;
+            e->gas[i]->refs++;
+        }
+        e->next = g_execs;
+        g_execs = e;
+        *phGraphExec = (CUgraphExec)(void *)e;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
+{
+    return instantiate(phGraphExec, hGraph, flags);
+}
+
+/* legacy 5-argument forms (cuda.h maps cuGraphInstantiate to ...WithFlags) */
+CUresult CUDAAPI legacy_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+                                           char *logBuffer, size_t bufferSize)
+{
+    (void)phErrorNode;
+    if (logBuffer && bufferSize)
+        logBuffer[0] = 0;
+    return instantiate(phGraphExec, hGraph, 0);
+}
+
+CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+                                       char *logBuffer, size_t bufferSize)
+{
+    return legacy_cuGraphInstantiate(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize);
+}
+
+CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec hGraphExec)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_exec *e = exec_find_locked(hGraphExec);
+    if (!e) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        for (struct fake_exec **pp = &g_execs; *pp; pp = &(*pp)->next)
+            if (*pp == e) {
+                *pp = e->next;
+                break;
+            }
+        for (size_t i = 0; i < e->n; i++) {
+            e->gas[i]->refs--;
+            ga_maybe_release_locked(e->gas[i]);
+        }
+        free(e->types);
+        free(e->gas);
+        free(e);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+/* A launch allocates the graph's allocation nodes from the per-device graph
+ * pool: used += what the graph leaves allocated; reserved grows (2 MiB
+ * units, charged to the device) to cover the peak inside the launch. */
+static CUresult graph_launch(CUgraphExec hGraphExec, CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    int dev;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &dev, NULL);
+    struct fake_exec *e = res ? NULL : exec_find_locked(hGraphExec);
+    if (res == CUDA_SUCCESS && !e)
+        res = CUDA_ERROR_INVALID_VALUE;
+    if (res)
+        goto out;
+    long long cur[FAKE_MAX_DEVICES] = {0}, peak[FAKE_MAX_DEVICES] = {0};
+    for (size_t i = 0; i < e->n; i++)
+        e->gas[i]->now_live = e->gas[i]->live;
+    if (e->flags & CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+        for (size_t i = 0; i < e->n; i++)
+            if (e->types[i] == N_ALLOC && e->gas[i]->now_live) {
+                e->gas[i]->now_live = 0;
+                cur[e->gas[i]->dev] -= (long long)e->gas[i]->r;
+            }
+    for (size_t i = 0; i < e->n && res == CUDA_SUCCESS; i++) {
+        struct fake_galloc *ga = e->gas[i];
+        if (e->types[i] == N_ALLOC) {
+            if (ga->now_live) /* allocations of a previous launch not freed */
+                res = CUDA_ERROR_INVALID_VALUE;
+            ga->now_live = 1;
+            cur[ga->dev] += (long long)ga->r;
+            if (cur[ga->dev] > peak[ga->dev])
+                peak[ga->dev] = cur[ga->dev];
+        } else {
+            if (!ga->now_live)
+                res = CUDA_ERROR_INVALID_VALUE;
+            ga->now_live = 0;
+            cur[ga->dev] -= (long long)ga->r;
+        }
+    }
+    unsigned long long nres[FAKE_MAX_DEVICES];
+    for (int d = 0; d < FAKE_MAX_DEVICES && res == CUDA_SUCCESS; d++) {
+        nres[d] = max_ull(g_gres[d], round_up_gran(g_gused[d] + (unsigned long long)peak[d]));
+        if (nres[d] - g_gres[d] > g_cfg.vram - g_charged[d])
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (res)
+        goto out;
+    for (int d = 0; d < FAKE_MAX_DEVICES; d++) {
+        (void)charge_locked(d, nres[d] - g_gres[d]);
+        g_gres[d] = nres[d];
+        g_gused[d] = (unsigned long long)((long long)g_gused[d] + cur[d]);
+        if (g_gres[d] > g_gres_high[d])
+            g_gres_high[d] = g_gres[d];
+        if (g_gused[d] > g_gused_high[d])
+            g_gused_high[d] = g_gused[d];
+    }
+    for (size_t i = 0; i < e->n; i++)
+        e->gas[i]->live = e->gas[i]->now_live;
+out:
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) { return graph_launch(hGraphExec, hStream); }
+CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
+{
+    return graph_launch(hGraphExec, hStream);
+}
+
+CUresult CUDAAPI cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(device))
+        return CUDA_ERROR_INVALID_DEVICE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    switch (attr) {
+    case CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT: *(cuuint64_t *)value = g_gused[device]; break;
+    case CU_GRAPH_MEM_ATTR_USED_MEM_HIGH: *(cuuint64_t *)value = g_gused_high[device]; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT: *(cuuint64_t *)value = g_gres[device]; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH: *(cuuint64_t *)value = g_gres_high[device]; break;
+    default: res = CUDA_ERROR_INVALID_VALUE; break;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!value || *(cuuint64_t *)value != 0) /* high watermarks can only be reset to zero */
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(device))
+        return CUDA_ERROR_INVALID_DEVICE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    if (attr == CU_GRAPH_MEM_ATTR_USED_MEM_HIGH)
+        g_gused_high[device] = g_gused[device];
+    else if (attr == CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH)
+        g_gres_high[device] = g_gres[device];
+    else
+        res = CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuDeviceGraphMemTrim(CUdevice device)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!valid_dev(device))
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    unsigned long long target = round_up_gran(g_gused[device]);
+    if (target < g_gres[device]) {
+        uncharge_locked(device, g_gres[device] - target);
+        g_gres[device] = target;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Virtual memory management                                                  */
+
+CUresult CUDAAPI cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+                                               CUmemAllocationGranularity_flags option)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!granularity || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM && option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = vmm_prop_check(prop);
+    if (res)
+        return res;
+    *granularity = (size_t)FAKE_GRAN;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                             unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!handle || flags || size == 0 || size % FAKE_GRAN)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = vmm_prop_check(prop);
+    if (res)
+        return res;
+    /* device-located: charged now; host-located: not VRAM, no backing store
+     * kept (the mapping stays synthetic) */
+    int dev = prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = NULL;
+    if (dev >= 0 && charge_locked(dev, size))
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    else if (!(ph = phys_new_locked(size, prop, dev, 0))) {
+        if (dev >= 0)
+            uncharge_locked(dev, size);
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *handle = (CUmemGenericAllocationHandle)(uintptr_t)ph;
+    return res;
+}
+
+CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = phys_find_locked(handle);
+    if (!ph) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        ph->refs--;
+        phys_maybe_free_locked(ph); /* kept while mapped */
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                     unsigned long long flags)
+{
+    (void)addr; /* only a hint */
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!ptr || flags || size == 0 || size % 4096 || (alignment & (alignment - 1)))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_resv *rv = calloc(1, sizeof *rv);
+    if (!rv)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult res = CUDA_SUCCESS;
+    uintptr_t start;
+    pthread_mutex_lock(&g_lock);
+    if (va_vmm_locked(size, max_ull(alignment, FAKE_GRAN), &start)) {
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+        free(rv);
+    } else {
+        rv->start = start;
+        rv->size = size;
+        rv->next = g_resv;
+        g_resv = rv;
+        *ptr = (CUdeviceptr)start;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    for (struct fake_resv **pp = &g_resv; *pp; pp = &(*pp)->next) {
+        struct fake_resv *rv = *pp;
+        if (rv->start == (uintptr_t)ptr && rv->size == size) {
+            if (!map_overlaps(rv->start, rv->start + rv->size)) { /* still mapped: refused */
+                *pp = rv->next;
+                free(rv);
+                res = CUDA_SUCCESS;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+static struct fake_resv *resv_containing_locked(uintptr_t lo, size_t size)
+{
+    for (struct fake_resv *rv = g_resv; rv; rv = rv->next)
+        if (lo >= rv->start && size <= rv->size && lo - rv->start <= rv->size - size)
+            return rv;
+    return NULL;
+}
+
+CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                          unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (flags || offset || size == 0 || size % FAKE_GRAN || ptr % FAKE_GRAN) /* offset: "currently must be zero" */
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = phys_find_locked(handle);
+    if (!ph || size > ph->size || !resv_containing_locked((uintptr_t)ptr, size) ||
+        map_overlaps((uintptr_t)ptr, (uintptr_t)ptr + size)) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        int on_dev = ph->prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+        struct fake_alloc a = {.start = (uintptr_t)ptr,
+                               .size = size,
+                               .device = on_dev ? ph->prop.location.id : -1, /* CU_DEVICE_CPU */
+                               .kind = K_VMM,
+                               .host = !on_dev,
+                               .handle_types = (unsigned)ph->prop.requestedHandleTypes,
+                               .obj = ph};
+        if (map_insert(&a))
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+        else
+            ph->maps++;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    uintptr_t lo = (uintptr_t)ptr, hi = lo + size;
+    if (size == 0 || hi < lo)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    /* whole mappings only: every mapping touching [lo, hi) must lie inside it */
+    size_t i = map_upper(lo), first = i, n = 0;
+    if (i > 0 && g_map[i - 1].start + g_map[i - 1].size > lo)
+        res = CUDA_ERROR_INVALID_VALUE;
+    for (; res == CUDA_SUCCESS && i < g_map_n && g_map[i].start < hi; i++, n++)
+        if (g_map[i].kind != K_VMM || g_map[i].start + g_map[i].size > hi)
+            res = CUDA_ERROR_INVALID_VALUE;
+    if (res == CUDA_SUCCESS && n == 0)
+        res = CUDA_ERROR_INVALID_VALUE;
+    for (size_t k = n; res == CUDA_SUCCESS && k-- > 0;) {
+        struct fake_phys *ph = g_map[first + k].obj;
+        map_remove(&g_map[first + k]);
+        ph->maps--;
+        phys_maybe_free_locked(ph); /* released before the unmap: freed now */
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+static int access_index(const CUmemLocation *loc)
+{
+    if (loc->type == CU_MEM_LOCATION_TYPE_DEVICE)
+        return valid_dev(loc->id) ? loc->id : -1;
+    if (loc->type == CU_MEM_LOCATION_TYPE_HOST || loc->type == CU_MEM_LOCATION_TYPE_HOST_NUMA)
+        return FAKE_MAX_DEVICES;
+    return -1;
+}
+
+CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!desc || count == 0 || size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t k = 0; k < count; k++)
+        if (access_index(&desc[k].location) < 0 ||
+            (desc[k].flags != CU_MEM_ACCESS_FLAGS_PROT_NONE && desc[k].flags != CU_MEM_ACCESS_FLAGS_PROT_READ &&
+             desc[k].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE))
+            return CUDA_ERROR_INVALID_VALUE;
+    uintptr_t lo = (uintptr_t)ptr, hi = lo + size;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    /* the range must be fully mapped */
+    for (uintptr_t pos = lo; pos < hi && res == CUDA_SUCCESS;) {
+        struct fake_alloc *a = map_find(pos);
+        if (!a || a->kind != K_VMM)
+            res = CUDA_ERROR_INVALID_VALUE;
+        else
+            pos = a->start + a->size;
+    }
+    for (uintptr_t pos = lo; pos < hi && res == CUDA_SUCCESS;) {
+        struct fake_alloc *a = map_find(pos);
+        for (size_t k = 0; k < count; k++)
+            a->acc[access_index(&desc[k].location)] = (unsigned char)desc[k].flags;
+        pos = a->start + a->size;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!flags || !location || access_index(location) < 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_alloc *a = map_find((uintptr_t)ptr);
+    if (!a || a->kind != K_VMM)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else
+        *flags = a->acc[access_index(location)];
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_alloc *a = map_find((uintptr_t)addr); /* any address inside a mapping */
+    if (!a || a->kind != K_VMM) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        struct fake_phys *ph = a->obj;
+        ph->refs++; /* needs its own cuMemRelease */
+        *handle = (CUmemGenericAllocationHandle)(uintptr_t)ph;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop, CUmemGenericAllocationHandle handle)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = phys_find_locked(handle);
+    if (!ph)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else
+        *prop = ph->prop;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
+                                              CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!shareableHandle || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec = {.magic = FAKE_SHARE_MAGIC, .what = SHARE_PHYS, .pid = (int32_t)getpid()};
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = phys_find_locked(handle);
+    if (!ph || !((unsigned)ph->prop.requestedHandleTypes & (unsigned)handleType))
+        res = CUDA_ERROR_INVALID_VALUE;
+    else if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) /* fabric: no IMEX channel here */
+        res = CUDA_ERROR_NOT_SUPPORTED;
+    else {
+        rec.size = ph->size;
+        rec.loc_type = ph->prop.location.type;
+        rec.loc_id = ph->prop.location.id;
+        rec.alloc_type = ph->prop.type;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res)
+        return res;
+    int fd = share_fd_create(&rec);
+    if (fd < 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *(int *)shareableHandle = fd;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
+                                                CUmemAllocationHandleType shHandleType)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (shHandleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    struct fake_share_rec rec;
+    if (share_fd_read((int)(intptr_t)osHandle, SHARE_PHYS, &rec))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    prop.type = (CUmemAllocationType)rec.alloc_type;
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    prop.location.type = (CUmemLocationType)rec.loc_type;
+    prop.location.id = rec.loc_id;
+    if (prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE && !valid_dev(prop.location.id))
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    struct fake_phys *ph = phys_new_locked((size_t)rec.size, &prop, -1 /* the exporter's: not charged again */, 1);
+    pthread_mutex_unlock(&g_lock);
+    if (!ph)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *handle = (CUmemGenericAllocationHandle)(uintptr_t)ph;
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arrays                                                                     */
+
+struct fake_array {
+    int mip;
+    CUDA_ARRAY3D_DESCRIPTOR desc;
+    unsigned levels;
+    size_t charged;
+    int dev;
+    struct fake_array *next;
+};
+static struct fake_array *g_arrays;
+
+/* bytes of one element (all channels); 0: unsupported format/channel count */
+static size_t array_elem_bytes(CUarray_format f, unsigned ch)
+{
+    size_t per;
+    switch (f) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8: per = 1; break;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF: per = 2; break;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+    case CU_AD_FORMAT_FLOAT: per = 4; break;
+    /* packed formats: the channel count is part of the format */
+    case CU_AD_FORMAT_UNORM_INT8X1: case CU_AD_FORMAT_SNORM_INT8X1: return 1;
+    case CU_AD_FORMAT_UNORM_INT8X2: case CU_AD_FORMAT_SNORM_INT8X2: return 2;
+    case CU_AD_FORMAT_UNORM_INT8X4: case CU_AD_FORMAT_SNORM_INT8X4: return 4;
+    case CU_AD_FORMAT_UNORM_INT16X1: case CU_AD_FORMAT_SNORM_INT16X1: return 2;
+    case CU_AD_FORMAT_UNORM_INT16X2: case CU_AD_FORMAT_SNORM_INT16X2: return 4;
+    case CU_AD_FORMAT_UNORM_INT16X4: case CU_AD_FORMAT_SNORM_INT16X4: return 8;
+    default: return 0;
+    }
+    return (ch == 1 || ch == 2 || ch == 4) ? per * ch : 0;
+}
+
+/* round_up(w*max(h,1)*max(d,1)*elem, 512) summed over mip levels */
+static CUresult array_size(const CUDA_ARRAY3D_DESCRIPTOR *d, unsigned levels, size_t *out)
+{
+    size_t elem = array_elem_bytes(d->Format, d->NumChannels);
+    if (!elem || d->Width == 0 || (d->Depth && !d->Height && !(d->Flags & CUDA_ARRAY3D_LAYERED)) || levels == 0 ||
+        levels > 32)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t total = 0;
+    for (unsigned l = 0; l < levels; l++) {
+        size_t w = d->Width >> l ? d->Width >> l : 1;
+        size_t h = d->Height ? (d->Height >> l ? d->Height >> l : 1) : 1;
+        size_t z = !d->Depth ? 1 : (d->Flags & CUDA_ARRAY3D_LAYERED) ? d->Depth : (d->Depth >> l ? d->Depth >> l : 1);
+        size_t b, r;
+        if (__builtin_mul_overflow(w, h, &b) || __builtin_mul_overflow(b, z, &b) ||
+            __builtin_mul_overflow(b, elem, &b) || round_up_512(b, &r) || __builtin_add_overflow(total, r, &total))
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *out = total;
+    return CUDA_SUCCESS;
+}
+
+static CUresult array_create(void **out, const CUDA_ARRAY3D_DESCRIPTOR *desc, unsigned levels, int mip)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (!out || !desc)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t size;
+    if ((res = array_size(desc, levels, &size)))
+        return res;
+    struct fake_array *a = calloc(1, sizeof *a);
+    if (!a)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *a = (struct fake_array){.mip = mip, .desc = *desc, .levels = levels, .charged = size, .dev = dev};
+    pthread_mutex_lock(&g_lock);
+    if (charge_locked(dev, size)) {
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        a->next = g_arrays;
+        g_arrays = a;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res) {
+        free(a);
+        return res;
+    }
+    *out = a;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuArray3DCreate(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray) /* = _v2 */
+{
+    return array_create((void **)pHandle, pAllocateArray, 1, 0);
+}
+
+CUresult CUDAAPI cuArrayCreate(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray) /* = _v2 */
+{
+    if (!pAllocateArray)
+        return array_create((void **)pHandle, NULL, 1, 0);
+    CUDA_ARRAY3D_DESCRIPTOR d = {.Width = pAllocateArray->Width,
+                                 .Height = pAllocateArray->Height,
+                                 .Depth = 0,
+                                 .Format = pAllocateArray->Format,
+                                 .NumChannels = pAllocateArray->NumChannels,
+                                 .Flags = 0};
+    return array_create((void **)pHandle, &d, 1, 0);
+}
+
+CUresult CUDAAPI cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pMipmappedArrayDesc,
+                                        unsigned int numMipmapLevels)
+{
+    return array_create((void **)pHandle, pMipmappedArrayDesc, numMipmapLevels, 1);
+}
+
+static CUresult array_destroy(void *h, int mip)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&g_lock);
+    for (struct fake_array **pp = &g_arrays; *pp; pp = &(*pp)->next)
+        if ((void *)*pp == h && (*pp)->mip == mip) {
+            struct fake_array *a = *pp;
+            *pp = a->next;
+            uncharge_locked(a->dev, a->charged);
+            free(a);
+            res = CUDA_SUCCESS;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuArrayDestroy(CUarray hArray) { return array_destroy(hArray, 0); }
+CUresult CUDAAPI cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray) { return array_destroy(hMipmappedArray, 1); }
+
+/* copy of the array (g_lock taken here) */
+static int array_get(void *h, int mip, struct fake_array *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&g_lock);
+    for (struct fake_array *a = g_arrays; a; a = a->next)
+        if ((void *)a == h && a->mip == mip) {
+            *out = *a;
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+    return found;
+}
+
+CUresult CUDAAPI cuArray3DGetDescriptor(CUDA_ARRAY3D_DESCRIPTOR *pArrayDescriptor, CUarray hArray) /* = _v2 */
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pArrayDescriptor)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_array a;
+    if (!array_get(hArray, 0, &a))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *pArrayDescriptor = a.desc;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuArrayGetDescriptor(CUDA_ARRAY_DESCRIPTOR *pArrayDescriptor, CUarray hArray) /* = _v2 */
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pArrayDescriptor)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_array a;
+    if (!array_get(hArray, 0, &a))
+        return CUDA_ERROR_INVALID_HANDLE;
+    pArrayDescriptor->Width = a.desc.Width;
+    pArrayDescriptor->Height = a.desc.Height;
+    pArrayDescriptor->Format = a.desc.Format;
+    pArrayDescriptor->NumChannels = a.desc.NumChannels;
+    return CUDA_SUCCESS;
+}
+
+static CUresult array_requirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *req, void *h, int mip, CUdevice dev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!req)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    struct fake_array a;
+    if (!array_get(h, mip, &a))
+        return CUDA_ERROR_INVALID_HANDLE;
+    memset(req, 0, sizeof *req);
+    req->size = a.charged;
+    req->alignment = FAKE_ALIGN;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *memoryRequirements, CUarray array,
+                                              CUdevice device)
+{
+    return array_requirements(memoryRequirements, array, 0, device);
+}
+
+CUresult CUDAAPI cuMipmappedArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *memoryRequirements,
+                                                       CUmipmappedArray mipmap, CUdevice device)
+{
+    return array_requirements(memoryRequirements, mipmap, 1, device);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Legacy IPC                                                                 */
+
+CUresult CUDAAPI cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pHandle)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec = {.magic = FAKE_SHARE_MAGIC, .what = SHARE_IPC, .pid = (int32_t)getpid()};
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_alloc *a = map_exact((uintptr_t)dptr); /* the base of a cuMemAlloc allocation */
+    if (!a || a->kind != K_DEVICE) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else {
+        rec.size = a->size;
+        rec.device = a->device;
+        rec.serial = a->id;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS) {
+        memset(pHandle, 0, sizeof *pHandle);
+        memcpy(pHandle->reserved, &rec, sizeof rec);
+    }
+    return res;
+}
+
+static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (!pdptr || (Flags & ~(unsigned)CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_share_rec rec;
+    memcpy(&rec, handle.reserved, sizeof rec);
+    if (rec.magic != FAKE_SHARE_MAGIC || rec.what != SHARE_IPC || rec.size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (rec.pid == (int32_t)getpid()) /* the exporting process cannot open its own handle */
+        return CUDA_ERROR_INVALID_CONTEXT;
+    int src_dev = valid_dev(rec.device) ? rec.device : dev;
+    uintptr_t addr = 0;
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_map_n; i++) /* already open: same address, one more reference */
+        if (g_map[i].kind == K_IPC && g_map[i].src == rec.serial && g_map[i].src_pid == rec.pid) {
+            g_map[i].flags++;
+            addr = g_map[i].start;
+            break;
+        }
+    if (!addr) {
+        size_t r = (size_t)(rec.size + FAKE_ALIGN - 1) / FAKE_ALIGN * FAKE_ALIGN;
+        if (va_dev_locked(src_dev, r, &addr)) {
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            /* a new mapping of the exporter's memory: not charged here */
+            struct fake_alloc a = {.start = addr,
+                                   .size = (size_t)rec.size,
+                                   .device = src_dev,
+                                   .kind = K_IPC,
+                                   .flags = 1,
+                                   .src = rec.serial,
+                                   .src_pid = rec.pid};
+            if (map_insert(&a))
+                res = CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *pdptr = (CUdeviceptr)addr;
+    return res;
+}
+
+CUresult CUDAAPI cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags) /* = _v2 */
+{
+    return ipc_open(pdptr, handle, Flags);
+}
+
+CUresult CUDAAPI legacy_cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
+{
+    return ipc_open(pdptr, handle, Flags);
+}
+
+CUresult CUDAAPI cuIpcCloseMemHandle(CUdeviceptr dptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_alloc *a = map_exact((uintptr_t)dptr);
+    if (!a || a->kind != K_IPC)
+        res = CUDA_ERROR_INVALID_VALUE;
+    else if (--a->flags == 0)
+        map_remove(a);
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* External memory                                                            */
+
+CUresult CUDAAPI cuImportExternalMemory(CUexternalMemory *extMem_out, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *memHandleDesc)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (!extMem_out || !memHandleDesc || memHandleDesc->size == 0 ||
+        (memHandleDesc->flags & ~(unsigned)CUDA_EXTERNAL_MEMORY_DEDICATED))
+        return CUDA_ERROR_INVALID_VALUE;
+    int fd = -1;
+    switch (memHandleDesc->type) {
+    case CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD:
+    case CU_EXTERNAL_MEMORY_HANDLE_TYPE_DMABUF_FD:
+        fd = memHandleDesc->handle.fd;
+        if (fd < 0)
+            return CUDA_ERROR_INVALID_VALUE;
+        break;
+    default: /* Windows/D3D/NvSciBuf handles: not on this platform */
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    struct fake_extmem *x = calloc(1, sizeof *x);
+    if (!x)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    x->size = memHandleDesc->size;
+    x->dev = dev;
+    pthread_mutex_lock(&g_lock);
+    x->next = g_extmem;
+    g_extmem = x;
+    pthread_mutex_unlock(&g_lock);
+    if (memHandleDesc->type == CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD)
+        close(fd); /* "ownership of the file descriptor is transferred to the CUDA driver" */
+    *extMem_out = (CUexternalMemory)(void *)x;
+    return CUDA_SUCCESS;
+}
+
+static struct fake_extmem *extmem_find_locked(CUexternalMemory h)
+{
+    for (struct fake_extmem *x = g_extmem; x; x = x->next)
+        if ((void *)x == (void *)h)
+            return x->destroyed ? NULL : x;
+    return NULL;
+}
+
+CUresult CUDAAPI cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternalMemory extMem,
+                                                 const CUDA_EXTERNAL_MEMORY_BUFFER_DESC *bufferDesc)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!devPtr || !bufferDesc || bufferDesc->size == 0 || bufferDesc->flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_SUCCESS;
+    uintptr_t addr = 0;
+    pthread_mutex_lock(&g_lock);
+    struct fake_extmem *x = extmem_find_locked(extMem);
+    size_t r;
+    if (!x) {
+        res = CUDA_ERROR_INVALID_HANDLE;
+    } else if (bufferDesc->offset > x->size || bufferDesc->size > x->size - bufferDesc->offset ||
+               round_up_512((size_t)bufferDesc->size, &r)) {
+        res = CUDA_ERROR_INVALID_VALUE;
+    } else if (va_dev_locked(x->dev, r, &addr)) {
+        res = CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        /* device memory of another API: not charged */
+        struct fake_alloc a = {
+            .start = addr, .size = (size_t)bufferDesc->size, .device = x->dev, .kind = K_EXTMEM, .obj = x};
+        if (map_insert(&a))
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+        else
+            x->bufs++;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS)
+        *devPtr = (CUdeviceptr)addr;
+    return res;
+}
+
+CUresult CUDAAPI cuDestroyExternalMemory(CUexternalMemory extMem)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult res = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_lock);
+    struct fake_extmem *x = extmem_find_locked(extMem);
+    if (!x) {
+        res = CUDA_ERROR_INVALID_HANDLE;
+    } else {
+        x->destroyed = 1; /* mapped buffers stay valid until cuMemFree */
+        extmem_maybe_free_locked(x);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peer access                                                                */
+
+static unsigned g_peer[FAKE_MAX_DEVICES]; /* bit p of [d]: d's context has enabled access to p */
+
+CUresult CUDAAPI cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!canAccessPeer)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev) || !valid_dev(peerDev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    *canAccessPeer = dev != peerDev;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (Flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_ctx *pc = ctx_from_handle(peerContext);
+    if (!pc || !valid_dev(pc->device))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (pc->device == dev)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    if (g_peer[dev] & (1u << pc->device))
+        res = CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED;
+    else
+        g_peer[dev] |= 1u << pc->device;
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuCtxDisablePeerAccess(CUcontext peerContext)
+{
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    struct fake_ctx *pc = ctx_from_handle(peerContext);
+    if (!pc || !valid_dev(pc->device))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    pthread_mutex_lock(&g_lock);
+    if (!(g_peer[dev] & (1u << pc->device)))
+        res = CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+    else
+        g_peer[dev] &= ~(1u << pc->device);
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
 /* cuGetProcAddress                                                           */
 
 struct gpa_row {
@@ -1164,6 +3613,94 @@ static const struct gpa_row g_rows[] = {
     ROW_PTSZ("cuMemFreeAsync", 11020, cuMemFreeAsync_ptsz),
     ROW("cuGetErrorName", 6000, cuGetErrorName),
     ROW("cuGetErrorString", 6000, cuGetErrorString),
+    /* streams and capture */
+    ROW("cuStreamCreate", 2000, cuStreamCreate),
+    ROW("cuStreamCreateWithPriority", 5050, cuStreamCreateWithPriority),
+    ROW("cuStreamDestroy", 2000, legacy_cuStreamDestroy),
+    ROW("cuStreamDestroy", 4000, cuStreamDestroy_v2),
+    ROW("cuStreamSynchronize", 2000, cuStreamSynchronize),
+    ROW_PTSZ("cuStreamSynchronize", 7000, cuStreamSynchronize_ptsz),
+    ROW("cuStreamBeginCapture", 10000, legacy_cuStreamBeginCapture),
+    ROW_PTSZ("cuStreamBeginCapture", 10000, legacy_cuStreamBeginCapture_ptsz),
+    ROW("cuStreamBeginCapture", 10010, cuStreamBeginCapture_v2),
+    ROW_PTSZ("cuStreamBeginCapture", 10010, cuStreamBeginCapture_v2_ptsz),
+    ROW("cuStreamEndCapture", 10000, cuStreamEndCapture),
+    ROW_PTSZ("cuStreamEndCapture", 10000, cuStreamEndCapture_ptsz),
+    ROW("cuStreamIsCapturing", 10000, cuStreamIsCapturing),
+    ROW_PTSZ("cuStreamIsCapturing", 10000, cuStreamIsCapturing_ptsz),
+    ROW("cuStreamGetCtx", 9020, cuStreamGetCtx),
+    ROW_PTSZ("cuStreamGetCtx", 9020, cuStreamGetCtx_ptsz),
+    /* stream-ordered pools */
+    ROW("cuMemAllocFromPoolAsync", 11020, cuMemAllocFromPoolAsync),
+    ROW_PTSZ("cuMemAllocFromPoolAsync", 11020, cuMemAllocFromPoolAsync_ptsz),
+    ROW("cuDeviceGetDefaultMemPool", 11020, cuDeviceGetDefaultMemPool),
+    ROW("cuDeviceGetMemPool", 11020, cuDeviceGetMemPool),
+    ROW("cuDeviceSetMemPool", 11020, cuDeviceSetMemPool),
+    ROW("cuMemGetDefaultMemPool", 13000, cuMemGetDefaultMemPool),
+    ROW("cuMemGetMemPool", 13000, cuMemGetMemPool),
+    ROW("cuMemSetMemPool", 13000, cuMemSetMemPool),
+    ROW("cuMemPoolCreate", 11020, cuMemPoolCreate),
+    ROW("cuMemPoolDestroy", 11020, cuMemPoolDestroy),
+    ROW("cuMemPoolTrimTo", 11020, cuMemPoolTrimTo),
+    ROW("cuMemPoolSetAttribute", 11020, cuMemPoolSetAttribute),
+    ROW("cuMemPoolGetAttribute", 11020, cuMemPoolGetAttribute),
+    ROW("cuMemPoolSetAccess", 11020, cuMemPoolSetAccess),
+    ROW("cuMemPoolGetAccess", 11020, cuMemPoolGetAccess),
+    ROW("cuMemPoolExportToShareableHandle", 11020, cuMemPoolExportToShareableHandle),
+    ROW("cuMemPoolImportFromShareableHandle", 11020, cuMemPoolImportFromShareableHandle),
+    ROW("cuMemPoolExportPointer", 11020, cuMemPoolExportPointer),
+    ROW("cuMemPoolImportPointer", 11020, cuMemPoolImportPointer),
+    /* graphs */
+    ROW("cuGraphCreate", 10000, cuGraphCreate),
+    ROW("cuGraphDestroy", 10000, cuGraphDestroy),
+    ROW("cuGraphAddMemAllocNode", 11040, cuGraphAddMemAllocNode),
+    ROW("cuGraphAddMemFreeNode", 11040, cuGraphAddMemFreeNode),
+    ROW("cuGraphInstantiate", 10000, legacy_cuGraphInstantiate),
+    ROW("cuGraphInstantiate", 11000, cuGraphInstantiate_v2),
+    ROW("cuGraphInstantiate", 12000, cuGraphInstantiateWithFlags),
+    ROW("cuGraphInstantiateWithFlags", 11040, cuGraphInstantiateWithFlags),
+    ROW("cuGraphLaunch", 10000, cuGraphLaunch),
+    ROW_PTSZ("cuGraphLaunch", 10000, cuGraphLaunch_ptsz),
+    ROW("cuGraphExecDestroy", 10000, cuGraphExecDestroy),
+    ROW("cuDeviceGetGraphMemAttribute", 11040, cuDeviceGetGraphMemAttribute),
+    ROW("cuDeviceSetGraphMemAttribute", 11040, cuDeviceSetGraphMemAttribute),
+    ROW("cuDeviceGraphMemTrim", 11040, cuDeviceGraphMemTrim),
+    /* virtual memory management */
+    ROW("cuMemGetAllocationGranularity", 10020, cuMemGetAllocationGranularity),
+    ROW("cuMemCreate", 10020, cuMemCreate),
+    ROW("cuMemRelease", 10020, cuMemRelease),
+    ROW("cuMemAddressReserve", 10020, cuMemAddressReserve),
+    ROW("cuMemAddressFree", 10020, cuMemAddressFree),
+    ROW("cuMemMap", 10020, cuMemMap),
+    ROW("cuMemUnmap", 10020, cuMemUnmap),
+    ROW("cuMemSetAccess", 10020, cuMemSetAccess),
+    ROW("cuMemGetAccess", 10020, cuMemGetAccess),
+    ROW("cuMemRetainAllocationHandle", 11000, cuMemRetainAllocationHandle),
+    ROW("cuMemGetAllocationPropertiesFromHandle", 10020, cuMemGetAllocationPropertiesFromHandle),
+    ROW("cuMemExportToShareableHandle", 10020, cuMemExportToShareableHandle),
+    ROW("cuMemImportFromShareableHandle", 10020, cuMemImportFromShareableHandle),
+    /* arrays */
+    ROW("cuArrayCreate", 3020, cuArrayCreate_v2),
+    ROW("cuArray3DCreate", 3020, cuArray3DCreate_v2),
+    ROW("cuArrayGetDescriptor", 3020, cuArrayGetDescriptor_v2),
+    ROW("cuArray3DGetDescriptor", 3020, cuArray3DGetDescriptor_v2),
+    ROW("cuArrayDestroy", 2000, cuArrayDestroy),
+    ROW("cuMipmappedArrayCreate", 5000, cuMipmappedArrayCreate),
+    ROW("cuMipmappedArrayDestroy", 5000, cuMipmappedArrayDestroy),
+    ROW("cuArrayGetMemoryRequirements", 11060, cuArrayGetMemoryRequirements),
+    ROW("cuMipmappedArrayGetMemoryRequirements", 11060, cuMipmappedArrayGetMemoryRequirements),
+    /* IPC and external memory */
+    ROW("cuIpcGetMemHandle", 4010, cuIpcGetMemHandle),
+    ROW("cuIpcOpenMemHandle", 4010, legacy_cuIpcOpenMemHandle),
+    ROW("cuIpcOpenMemHandle", 11000, cuIpcOpenMemHandle_v2),
+    ROW("cuIpcCloseMemHandle", 4010, cuIpcCloseMemHandle),
+    ROW("cuImportExternalMemory", 10000, cuImportExternalMemory),
+    ROW("cuExternalMemoryGetMappedBuffer", 10000, cuExternalMemoryGetMappedBuffer),
+    ROW("cuDestroyExternalMemory", 10000, cuDestroyExternalMemory),
+    /* peers */
+    ROW("cuDeviceCanAccessPeer", 4000, cuDeviceCanAccessPeer),
+    ROW("cuCtxEnablePeerAccess", 4000, cuCtxEnablePeerAccess),
+    ROW("cuCtxDisablePeerAccess", 4000, cuCtxDisablePeerAccess),
 };
 
 static CUresult gpa_lookup(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,

@@ -145,6 +145,27 @@ static const char *const k_boot[] = {
     "fakecuda: gpa abi=v2 symbol=cuPointerGetAttribute version=4000 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuCtxSynchronize version=2000 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuDriverGetVersion version=2020 flags=0 result=0 status=0",
+    /* appended by the pool/stream/graph/array/IPC runtime calls */
+    "fakecuda: gpa abi=v2 symbol=cuMemAllocFromPoolAsync version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemPoolCreate version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemPoolDestroy version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDeviceGetDefaultMemPool version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuMemPoolGetAttribute version=11020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuArray3DCreate version=3020 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuArrayDestroy version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuStreamCreate version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuStreamDestroy version=4000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuStreamSynchronize version=2000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuStreamBeginCapture version=10010 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuStreamEndCapture version=10000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuGraphInstantiateWithFlags version=11040 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuGraphLaunch version=10000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuGraphDestroy version=10000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuGraphExecDestroy version=10000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDeviceGraphMemTrim version=11040 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuIpcGetMemHandle version=4010 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuIpcOpenMemHandle version=11000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuIpcCloseMemHandle version=4010 flags=0 result=0 status=0",
 };
 
 static void scn_trace(void)
@@ -187,7 +208,7 @@ static void scn_trace(void)
        cudaSuccess, "cudaGetDriverEntryPointByVersion(cuMemAllocAsync, per-thread)");
     CHECK(fp == dsym("cuMemAllocAsync_ptsz"), "... returns cuMemAllocAsync_ptsz");
     fp = (void *)1;
-    EQ(cudaGetDriverEntryPointByVersion("cuMemCreate", &fp, 12000, 0, &st), cudaSuccess,
+    EQ(cudaGetDriverEntryPointByVersion("cuModuleLoad", &fp, 12000, 0, &st), cudaSuccess,
        "unknown symbol: cudaSuccess");
     CHECK(fp == NULL && st == cudaDriverEntryPointSymbolNotFound, "... NULL pointer, status SymbolNotFound");
     fp = (void *)1;
@@ -204,7 +225,7 @@ static void scn_trace(void)
     CHECK(fp == dsym("cuGetProcAddress_v2"), "... (version 13000) returns cuGetProcAddress_v2");
 
     t = read_file(path);
-    CHECK(t && strstr(t, "fakecuda: gpa abi=v2 symbol=cuMemCreate version=12000 flags=0 result=500 status=1\n"),
+    CHECK(t && strstr(t, "fakecuda: gpa abi=v2 symbol=cuModuleLoad version=12000 flags=0 result=500 status=1\n"),
           "entry-point lookups went through the v2 GPA pointer (traced)");
     CHECK(t && strstr(t, "symbol=cuGetProcAddress version=13000 flags=0 result=0 status=0\n"),
           "cudaGetDriverEntryPoint asks version 13000");
@@ -273,6 +294,88 @@ static const struct {
     {"cuMemFreeAsync", 11020, 2, "cuMemFreeAsync_ptsz"},
     {"cuGetErrorName", 6000, 0, "cuGetErrorName"},
     {"cuGetErrorString", 6000, 0, "cuGetErrorString"},
+    {"cuStreamCreate", 2000, 0, "cuStreamCreate"},
+    {"cuStreamCreateWithPriority", 5050, 0, "cuStreamCreateWithPriority"},
+    {"cuStreamDestroy", 2000, 0, "cuStreamDestroy"},
+    {"cuStreamDestroy", 4000, 0, "cuStreamDestroy_v2"},
+    {"cuStreamSynchronize", 2000, 0, "cuStreamSynchronize"},
+    {"cuStreamSynchronize", 7000, 2, "cuStreamSynchronize_ptsz"},
+    {"cuStreamSynchronize", 6050, 2, "cuStreamSynchronize"},
+    {"cuStreamBeginCapture", 10000, 0, "cuStreamBeginCapture"},
+    {"cuStreamBeginCapture", 10000, 2, "cuStreamBeginCapture_ptsz"},
+    {"cuStreamBeginCapture", 10010, 0, "cuStreamBeginCapture_v2"},
+    {"cuStreamBeginCapture", 12000, 2, "cuStreamBeginCapture_v2_ptsz"},
+    {"cuStreamEndCapture", 10000, 0, "cuStreamEndCapture"},
+    {"cuStreamEndCapture", 10000, 2, "cuStreamEndCapture_ptsz"},
+    {"cuStreamIsCapturing", 10000, 0, "cuStreamIsCapturing"},
+    {"cuStreamIsCapturing", 10000, 2, "cuStreamIsCapturing_ptsz"},
+    {"cuStreamGetCtx", 9020, 0, "cuStreamGetCtx"},
+    {"cuStreamGetCtx", 9020, 2, "cuStreamGetCtx_ptsz"},
+    {"cuMemAllocFromPoolAsync", 11020, 0, "cuMemAllocFromPoolAsync"},
+    {"cuMemAllocFromPoolAsync", 11020, 2, "cuMemAllocFromPoolAsync_ptsz"},
+    {"cuDeviceGetDefaultMemPool", 11020, 0, "cuDeviceGetDefaultMemPool"},
+    {"cuDeviceGetMemPool", 11020, 0, "cuDeviceGetMemPool"},
+    {"cuDeviceSetMemPool", 11020, 0, "cuDeviceSetMemPool"},
+    {"cuMemGetDefaultMemPool", 13000, 0, "cuMemGetDefaultMemPool"},
+    {"cuMemGetMemPool", 13000, 0, "cuMemGetMemPool"},
+    {"cuMemSetMemPool", 13000, 0, "cuMemSetMemPool"},
+    {"cuMemPoolCreate", 11020, 0, "cuMemPoolCreate"},
+    {"cuMemPoolDestroy", 11020, 0, "cuMemPoolDestroy"},
+    {"cuMemPoolTrimTo", 11020, 0, "cuMemPoolTrimTo"},
+    {"cuMemPoolSetAttribute", 11020, 0, "cuMemPoolSetAttribute"},
+    {"cuMemPoolGetAttribute", 11020, 0, "cuMemPoolGetAttribute"},
+    {"cuMemPoolSetAccess", 11020, 0, "cuMemPoolSetAccess"},
+    {"cuMemPoolGetAccess", 11020, 0, "cuMemPoolGetAccess"},
+    {"cuMemPoolExportToShareableHandle", 11020, 0, "cuMemPoolExportToShareableHandle"},
+    {"cuMemPoolImportFromShareableHandle", 11020, 0, "cuMemPoolImportFromShareableHandle"},
+    {"cuMemPoolExportPointer", 11020, 0, "cuMemPoolExportPointer"},
+    {"cuMemPoolImportPointer", 11020, 0, "cuMemPoolImportPointer"},
+    {"cuGraphCreate", 10000, 0, "cuGraphCreate"},
+    {"cuGraphDestroy", 10000, 0, "cuGraphDestroy"},
+    {"cuGraphAddMemAllocNode", 11040, 0, "cuGraphAddMemAllocNode"},
+    {"cuGraphAddMemFreeNode", 11040, 0, "cuGraphAddMemFreeNode"},
+    {"cuGraphInstantiate", 10000, 0, "cuGraphInstantiate"},
+    {"cuGraphInstantiate", 11000, 0, "cuGraphInstantiate_v2"},
+    {"cuGraphInstantiate", 12000, 0, "cuGraphInstantiateWithFlags"},
+    {"cuGraphInstantiateWithFlags", 11040, 0, "cuGraphInstantiateWithFlags"},
+    {"cuGraphLaunch", 10000, 0, "cuGraphLaunch"},
+    {"cuGraphLaunch", 11040, 2, "cuGraphLaunch_ptsz"},
+    {"cuGraphExecDestroy", 10000, 0, "cuGraphExecDestroy"},
+    {"cuDeviceGetGraphMemAttribute", 11040, 0, "cuDeviceGetGraphMemAttribute"},
+    {"cuDeviceSetGraphMemAttribute", 11040, 0, "cuDeviceSetGraphMemAttribute"},
+    {"cuDeviceGraphMemTrim", 11040, 0, "cuDeviceGraphMemTrim"},
+    {"cuMemGetAllocationGranularity", 10020, 0, "cuMemGetAllocationGranularity"},
+    {"cuMemCreate", 10020, 0, "cuMemCreate"},
+    {"cuMemRelease", 10020, 0, "cuMemRelease"},
+    {"cuMemAddressReserve", 10020, 0, "cuMemAddressReserve"},
+    {"cuMemAddressFree", 10020, 0, "cuMemAddressFree"},
+    {"cuMemMap", 10020, 0, "cuMemMap"},
+    {"cuMemUnmap", 10020, 0, "cuMemUnmap"},
+    {"cuMemSetAccess", 10020, 0, "cuMemSetAccess"},
+    {"cuMemGetAccess", 10020, 0, "cuMemGetAccess"},
+    {"cuMemRetainAllocationHandle", 11000, 0, "cuMemRetainAllocationHandle"},
+    {"cuMemGetAllocationPropertiesFromHandle", 10020, 0, "cuMemGetAllocationPropertiesFromHandle"},
+    {"cuMemExportToShareableHandle", 10020, 0, "cuMemExportToShareableHandle"},
+    {"cuMemImportFromShareableHandle", 10020, 0, "cuMemImportFromShareableHandle"},
+    {"cuArrayCreate", 3020, 0, "cuArrayCreate_v2"},
+    {"cuArray3DCreate", 3020, 0, "cuArray3DCreate_v2"},
+    {"cuArrayGetDescriptor", 3020, 0, "cuArrayGetDescriptor_v2"},
+    {"cuArray3DGetDescriptor", 3020, 0, "cuArray3DGetDescriptor_v2"},
+    {"cuArrayDestroy", 2000, 0, "cuArrayDestroy"},
+    {"cuMipmappedArrayCreate", 5000, 0, "cuMipmappedArrayCreate"},
+    {"cuMipmappedArrayDestroy", 5000, 0, "cuMipmappedArrayDestroy"},
+    {"cuArrayGetMemoryRequirements", 11060, 0, "cuArrayGetMemoryRequirements"},
+    {"cuMipmappedArrayGetMemoryRequirements", 11060, 0, "cuMipmappedArrayGetMemoryRequirements"},
+    {"cuIpcGetMemHandle", 4010, 0, "cuIpcGetMemHandle"},
+    {"cuIpcOpenMemHandle", 4010, 0, "cuIpcOpenMemHandle"},
+    {"cuIpcOpenMemHandle", 11000, 0, "cuIpcOpenMemHandle_v2"},
+    {"cuIpcCloseMemHandle", 4010, 0, "cuIpcCloseMemHandle"},
+    {"cuImportExternalMemory", 10000, 0, "cuImportExternalMemory"},
+    {"cuExternalMemoryGetMappedBuffer", 10000, 0, "cuExternalMemoryGetMappedBuffer"},
+    {"cuDestroyExternalMemory", 10000, 0, "cuDestroyExternalMemory"},
+    {"cuDeviceCanAccessPeer", 4000, 0, "cuDeviceCanAccessPeer"},
+    {"cuCtxEnablePeerAccess", 4000, 0, "cuCtxEnablePeerAccess"},
+    {"cuCtxDisablePeerAccess", 4000, 0, "cuCtxDisablePeerAccess"},
 };
 
 static void scn_gpa(void)
@@ -504,10 +607,12 @@ static void scn_driver(void)
     EQ(DRV(cuMemAllocAsync)(&x, 4096, NULL), CUDA_SUCCESS, "cuMemAllocAsync");
     EQ(((CUresult(*)(CUdeviceptr *, size_t, CUstream))dsym("cuMemAllocAsync_ptsz"))(&y, 4096, NULL), CUDA_SUCCESS,
        "cuMemAllocAsync_ptsz");
-    EQ(mem_free_now(), GIB - 8192, "async allocations charged");
+    EQ(mem_free_now(), GIB - (2 << 20), "async allocations: the default pool reserved 2 MiB");
     EQ(DRV(cuMemFreeAsync)(x, NULL), CUDA_SUCCESS, "cuMemFreeAsync");
     EQ(((CUresult(*)(CUdeviceptr, CUstream))dsym("cuMemFreeAsync_ptsz"))(y, NULL), CUDA_SUCCESS, "cuMemFreeAsync_ptsz");
-    EQ(mem_free_now(), GIB, "async frees uncharge");
+    EQ(mem_free_now(), GIB - (2 << 20), "async frees keep the pool's reserve");
+    EQ(DRV(cuCtxSynchronize)(), CUDA_SUCCESS, "cuCtxSynchronize");
+    EQ(mem_free_now(), GIB, "... releases it (release threshold 0)");
 
     /* pinned host */
     void *hp = NULL;
@@ -676,6 +781,7 @@ static void scn_runtime(void)
 
     EQ(cudaMallocAsync(&p, 4096, NULL), cudaSuccess, "cudaMallocAsync");
     EQ(cudaFreeAsync(p, NULL), cudaSuccess, "cudaFreeAsync");
+    EQ(cudaDeviceSynchronize(), cudaSuccess, "cudaDeviceSynchronize trims the pool");
 
     EQ(cudaMallocHost(&p, 4096), cudaSuccess, "cudaMallocHost");
     EQ(cudaPointerGetAttributes(&at, p), cudaSuccess, "cudaPointerGetAttributes(pinned)");

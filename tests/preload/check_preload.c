@@ -392,7 +392,7 @@ static const char *const api_exports[] = {"dlsym", "vramguard_shim_purpose_pop",
 
 START_TEST(exported_symbols_exact)
 {
-    char tmp[512], cmd[2400], out[700], want_path[700];
+    char tmp[512], cmd[4000], out[700], want_path[700];
     snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
     snprintf(out, sizeof(out), "%s/nm.txt", tmp);
     snprintf(want_path, sizeof(want_path), "%s/want.txt", tmp);

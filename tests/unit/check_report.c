@@ -439,9 +439,9 @@ START_TEST(test_report_text_cells)
     ck_assert_uint_eq(r->count, 1);
     ck_assert_str_eq(r->live, "512 B");
 
-    /* device 0's tracked VRAM excludes pinned memory: 1 + 3 MiB now; the
-     * peak was 3 (weights) + 3 (kv_cache) MiB */
-    ck_assert_ptr_nonnull(strstr(buf, "tracked VRAM 4.0 MiB, peak 6.0 MiB"));
+    /* device 0's charged VRAM excludes pinned memory: 1 + 3 MiB now (no
+     * pools, no graphs); the peak was 3 (weights) + 3 (kv_cache) MiB */
+    ck_assert_ptr_nonnull(strstr(buf, "charged VRAM 4.0 MiB (live 4.0 MiB, pool cache 0 B, graph pool 0 B), peak live 6.0 MiB"));
     /* the largest allocations are listed, largest first, with the label */
     const char *kv = strstr(buf, "0x10200000");
     const char *w = strstr(buf, "0x10000000");
