@@ -33,10 +33,16 @@ extern "C" {
 #define VRAMGUARD_KV_CACHE 2
 #define VRAMGUARD_INTERMEDIATE 3
 
-/* Kinds of memory (where it lives). Only DEVICE is VRAM. */
+/* Kinds of memory (where it lives, how it was obtained). VRAM: DEVICE, POOL,
+ * VMM, ARRAY. IMPORTED belongs to another process or device: not charged. */
 #define VRAMGUARD_KIND_DEVICE 0
 #define VRAMGUARD_KIND_HOST_PINNED 1
 #define VRAMGUARD_KIND_MANAGED 2
+#define VRAMGUARD_KIND_POOL 3
+#define VRAMGUARD_KIND_VMM 4
+#define VRAMGUARD_KIND_ARRAY 5
+#define VRAMGUARD_KIND_HOST_REGISTERED 6
+#define VRAMGUARD_KIND_IMPORTED 7
 
 #define VRAMGUARD_MAX_DEVICES 16
 #define VRAMGUARD_KIND_SLOTS 8
@@ -55,11 +61,17 @@ struct vramguard_usage {
     uint64_t size;
     uint32_t device_count;        /* highest device index seen + 1 */
     uint32_t reserved;
-    uint64_t vram_bytes;          /* live VRAM (kind DEVICE), all devices */
+    uint64_t vram_bytes;          /* live VRAM (the VRAM kinds), all devices */
     uint64_t violations;          /* policy violations so far */
     uint64_t oom_events;          /* out-of-memory failures so far */
     uint64_t purpose_bytes[VRAMGUARD_PURPOSE_SLOTS]; /* live VRAM by purpose, all devices */
     struct vramguard_cell cell[VRAMGUARD_MAX_DEVICES][VRAMGUARD_KIND_SLOTS][VRAMGUARD_PURPOSE_SLOTS];
+    /* Per device: what its VRAM is charged with (live allocations outside
+     * pools + device pools' reserve + graph-pool reserve), and those two
+     * reserves as the driver reports them. */
+    uint64_t charged_bytes[VRAMGUARD_MAX_DEVICES];
+    uint64_t pool_reserved_bytes[VRAMGUARD_MAX_DEVICES];
+    uint64_t graph_reserved_bytes[VRAMGUARD_MAX_DEVICES];
 };
 
 /* ---- implementation: resolve the shim once per translation unit --------- */

@@ -57,7 +57,16 @@ EXPORT int vramguard_shim_usage(struct vramguard_usage *usage)
         return -1;
     }
     vg_table_stats(s);
+    struct vg_pool_totals totals;
+    vg_pool_totals(&totals, s->device_count);
     u->device_count = (uint32_t)s->device_count;
+    for (int d = 0; d < s->device_count && d < VG_MAX_DEVICES; d++) {
+        struct vg_charge ch;
+        vg_device_charge(s, &totals, d, &ch);
+        u->charged_bytes[d] = ch.charged;
+        u->pool_reserved_bytes[d] = totals.reserved[d];
+        u->graph_reserved_bytes[d] = totals.graph_reserved[d];
+    }
     u->violations = vg_violation_count();
     u->oom_events = vg_oom_count();
     for (int d = 0; d < VG_MAX_DEVICES; d++)

@@ -106,6 +106,20 @@ void vg_pool_totals(struct vg_pool_totals *out, int device_count)
     pthread_mutex_unlock(&lock);
 }
 
+void vg_device_charge(const struct vg_stats *s, const struct vg_pool_totals *t, int d, struct vg_charge *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (d < 0 || d >= VG_MAX_DEVICES)
+        return;
+    c->live = vg_table_device_vram(s, d);
+    for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
+        c->pool_live += s->cell[d][VG_KIND_POOL][p].live_bytes;
+    c->pool_reserved = t->reserved[d] > c->pool_live ? t->reserved[d] : c->pool_live;
+    c->pool_cache = c->pool_reserved - c->pool_live;
+    c->graph_reserved = t->graph_reserved[d];
+    c->charged = c->live - c->pool_live + c->pool_reserved + c->graph_reserved;
+}
+
 void vg_pools_reset_after_fork(void)
 {
     /* Pools belong to the parent's context; the child starts with none. */

@@ -7,6 +7,7 @@
 #define VG_POOLS_H
 
 #include "model.h"
+#include "table.h"
 #include <cuda.h>
 #include <stdbool.h>
 
@@ -38,6 +39,19 @@ struct vg_pool_totals {
  * graph-pool reserve. Makes CUDA calls: never call with a lock held. When the
  * driver no longer answers (at exit), the last answers are returned. */
 void vg_pool_totals(struct vg_pool_totals *out, int device_count);
+
+/* What a device's VRAM is charged with: live allocations outside pools +
+ * each device pool's reserve (at least what is live in it) + the graph pool's
+ * reserve. VMM physical memory and arrays are live allocations here. */
+struct vg_charge {
+    uint64_t live;           /* live VRAM allocations, pools by their live bytes */
+    uint64_t pool_live;
+    uint64_t pool_reserved;  /* as charged: max(driver's reserve, live in pools) */
+    uint64_t pool_cache;     /* reserved but not live */
+    uint64_t graph_reserved;
+    uint64_t charged;
+};
+void vg_device_charge(const struct vg_stats *s, const struct vg_pool_totals *t, int d, struct vg_charge *c);
 
 void vg_pools_reset_after_fork(void);
 

@@ -28,32 +28,6 @@ void vg_report_note_start(const struct timespec *t)
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* What a device's VRAM is charged with: live allocations outside pools +
- * each device pool's reserve (at least what is live in it) + the graph pool's
- * reserve. VMM physical memory and arrays are live allocations here. */
-struct vg_charge {
-    uint64_t live;           /* live VRAM allocations, pools by their live bytes */
-    uint64_t pool_live;
-    uint64_t pool_reserved;  /* as charged: max(driver's reserve, live in pools) */
-    uint64_t pool_cache;     /* reserved but not live */
-    uint64_t graph_reserved;
-    uint64_t charged;
-};
-
-static void device_charge(const struct vg_stats *s, const struct vg_pool_totals *t, int d, struct vg_charge *c)
-{
-    memset(c, 0, sizeof(*c));
-    if (d < 0 || d >= VG_MAX_DEVICES)
-        return;
-    c->live = vg_table_device_vram(s, d);
-    for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
-        c->pool_live += s->cell[d][VG_KIND_POOL][p].live_bytes;
-    c->pool_reserved = t->reserved[d] > c->pool_live ? t->reserved[d] : c->pool_live;
-    c->pool_cache = c->pool_reserved - c->pool_live;
-    c->graph_reserved = t->graph_reserved[d];
-    c->charged = c->live - c->pool_live + c->pool_reserved + c->graph_reserved;
-}
-
 static void text_cells(struct vg_out *o, const char *prefix, const struct vg_stats *s, int d)
 {
     char live[32], peak[32];
@@ -107,7 +81,7 @@ void vg_report_text(struct vg_out *o, const char *prefix)
         struct vg_device_info info;
         bool known = vg_device_info(d, &info);
         struct vg_charge ch;
-        device_charge(&scratch_stats, &totals, d, &ch);
+        vg_device_charge(&scratch_stats, &totals, d, &ch);
         vg_out_printf(o, "%sdevice %d (%s): charged VRAM %s (live %s, pool cache %s, graph pool %s), peak live %s%s%s\n",
                       prefix, d, known ? info.name : "unknown", vg_format_bytes(ch.charged, a, sizeof(a)),
                       vg_format_bytes(ch.live, b, sizeof(b)), vg_format_bytes(ch.pool_cache, e, sizeof(e)),
@@ -156,7 +130,7 @@ void vg_report_oom_breakdown(const struct vg_call *failed)
                   vg_kind_name(failed->kind), vg_purpose_name(failed->purpose), label ? " (label \"" : "",
                   label ? label : "", label ? "\")" : "", caller);
     struct vg_charge ch;
-    device_charge(&scratch_stats, &totals, d, &ch);
+    vg_device_charge(&scratch_stats, &totals, d, &ch);
     uint64_t tracked = ch.charged;
     if (ch.pool_cache || ch.graph_reserved)
         vg_out_printf(&o, "%scharged VRAM %s = live allocations %s + pool cache %s + graph pool %s\n", P,
@@ -282,7 +256,7 @@ static void json_devices(struct vg_out *o, const struct vg_stats *s, const struc
         vg_out_printf(o, "%s\n    {\"device\": %d, \"name\": ", d ? "," : "", d);
         vg_out_json_string(o, known ? info.name : "unknown");
         struct vg_charge ch;
-        device_charge(s, t, d, &ch);
+        vg_device_charge(s, t, d, &ch);
         vg_out_printf(o, ", \"charged_bytes\": %llu, \"live_vram_bytes\": %llu, \"pool_reserved_bytes\": %llu, "
                       "\"pool_cache_bytes\": %llu, \"graph_reserved_bytes\": %llu, \"pool_figures_current\": %s",
                       (unsigned long long)ch.charged, (unsigned long long)ch.live,

@@ -88,6 +88,9 @@ class _Usage(ctypes.Structure):
         ("oom_events", ctypes.c_uint64),
         ("purpose_bytes", ctypes.c_uint64 * PURPOSE_SLOTS),
         ("cell", _Cell * PURPOSE_SLOTS * KIND_SLOTS * MAX_DEVICES),
+        ("charged_bytes", ctypes.c_uint64 * MAX_DEVICES),
+        ("pool_reserved_bytes", ctypes.c_uint64 * MAX_DEVICES),
+        ("graph_reserved_bytes", ctypes.c_uint64 * MAX_DEVICES),
     ]
 
 
@@ -243,6 +246,10 @@ def usage():
                                                  "peak_bytes": int}}}}}
 
     ``purpose_bytes`` always has the four purposes (live VRAM, all devices).
+    ``charged_bytes``, ``pool_reserved_bytes`` and ``graph_reserved_bytes``
+    map each device index to what its VRAM is charged with (live allocations
+    outside pools + device pools' reserve + graph-pool reserve) and to the
+    two reserves as the driver reports them.
     ``devices`` has every device index below the shim's device count (highest
     index seen + 1); under each, only kinds and purposes whose cell is not
     all zero (a freed allocation leaves its peak, so its cell stays)."""
@@ -274,12 +281,16 @@ def usage():
             if purposes:
                 kinds[KINDS[k]] = purposes
         devices[d] = kinds
+    n_devices = min(int(u.device_count), MAX_DEVICES)
     return {
         "vram_bytes": int(u.vram_bytes),
         "violations": int(u.violations),
         "oom_events": int(u.oom_events),
         "purpose_bytes": purpose_bytes,
         "devices": devices,
+        "charged_bytes": {d: int(u.charged_bytes[d]) for d in range(n_devices)},
+        "pool_reserved_bytes": {d: int(u.pool_reserved_bytes[d]) for d in range(n_devices)},
+        "graph_reserved_bytes": {d: int(u.graph_reserved_bytes[d]) for d in range(n_devices)},
     }
 
 

@@ -85,7 +85,8 @@ class NoShim(unittest.TestCase):
 
     def test_struct_layout(self):
         u = vramguard._Usage
-        self.assertEqual(ctypes.sizeof(u), 8 + 4 + 4 + 3 * 8 + 8 * 8 + 16 * 8 * 8 * 3 * 8)
+        self.assertEqual(ctypes.sizeof(u), 8 + 4 + 4 + 3 * 8 + 8 * 8 + 16 * 8 * 8 * 3 * 8 + 3 * 16 * 8)
+        self.assertEqual(u.charged_bytes.offset, 104 + 16 * 8 * 8 * 3 * 8)
         self.assertEqual([u.size.offset, u.device_count.offset, u.reserved.offset,
                           u.vram_bytes.offset, u.violations.offset, u.oom_events.offset,
                           u.purpose_bytes.offset, u.cell.offset],
