@@ -98,6 +98,18 @@ $(TEST_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h $(FAKE
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -o $@ $< $(STATIC_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_cxx
 
+
+# Issue 3 programs: pools, VMM, arrays/registration/graphs (runtime + driver).
+$(TEST_DIR)/prog_pools $(TEST_DIR)/prog_misc: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(FAKE)/libcudart_static_fake.a -L$(FAKE) -lcuda -ldl -lpthread
+$(TEST_DIR)/prog_vmm: tests/preload/prog_vmm.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_pools $(TEST_DIR)/prog_vmm $(TEST_DIR)/prog_misc
+
+$(TEST_DIR)/prog_multi: tests/preload/prog_multi.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_multi
+
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

@@ -2920,7 +2920,10 @@ CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size)
     CUresult res = CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
     /* whole mappings only: every mapping touching [lo, hi) must lie inside it */
-    size_t i = map_upper(lo), first = i, n = 0;
+    size_t i = map_upper(lo), n = 0;
+    if (i > 0 && g_map[i - 1].start == lo)
+        i--; /* first entry starting at or after lo */
+    size_t first = i;
     if (i > 0 && g_map[i - 1].start + g_map[i - 1].size > lo)
         res = CUDA_ERROR_INVALID_VALUE;
     for (; res == CUDA_SUCCESS && i < g_map_n && g_map[i].start < hi; i++, n++)

@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -937,8 +938,745 @@ static void scn_preload(void)
     /* the whole runtime path runs without ever reaching the interposer (it aborts if reached) */
     void *d = NULL;
     EQ(cudaMalloc(&d, 4096), cudaSuccess, "cudaMalloc under the interposer");
-    EQ(cudaMallocAsync(&d, 4096, NULL), cudaSuccess, "cudaMallocAsync (libcuda-internal cuMemAlloc_v2 call)");
-    EQ(cudaFreeAsync(d, NULL), cudaSuccess, "cudaFreeAsync (libcuda-internal cuMemFree_v2 call)");
+    EQ(cudaMallocAsync(&d, 4096, NULL), cudaSuccess, "cudaMallocAsync under the interposer");
+    EQ(cudaFreeAsync(d, NULL), cudaSuccess, "cudaFreeAsync under the interposer");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers for the memory-API scenarios                                       */
+
+#define MiB (1ULL << 20)
+
+static CUcontext drv_setup(int dev)
+{
+    CUcontext c = NULL;
+    DRV(cuInit)(0);
+    DRV(cuDevicePrimaryCtxRetain)(&c, dev);
+    DRV(cuCtxSetCurrent)(c);
+    return c;
+}
+
+static unsigned long long pool_attr(CUmemoryPool p, CUmemPool_attribute a)
+{
+    cuuint64_t v = 0xdeadULL;
+    if (DRV(cuMemPoolGetAttribute)(p, a, &v) != CUDA_SUCCESS)
+        return 0xdeadULL;
+    return v;
+}
+
+static unsigned long long graph_attr(int dev, CUgraphMem_attribute a)
+{
+    cuuint64_t v = 0xdeadULL;
+    if (DRV(cuDeviceGetGraphMemAttribute)(dev, a, &v) != CUDA_SUCCESS)
+        return 0xdeadULL;
+    return v;
+}
+
+static long long attr_int(CUdeviceptr p, CUpointer_attribute a)
+{
+    int v = -77;
+    return DRV(cuPointerGetAttribute)(&v, a, p) == CUDA_SUCCESS ? v : -99;
+}
+
+static void *attr_ptr(CUdeviceptr p, CUpointer_attribute a)
+{
+    void *v = (void *)1;
+    return DRV(cuPointerGetAttribute)(&v, a, p) == CUDA_SUCCESS ? v : (void *)2;
+}
+
+#define RESERVED(p) pool_attr(p, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)
+#define USED(p) pool_attr(p, CU_MEMPOOL_ATTR_USED_MEM_CURRENT)
+#define MEMTYPE(p) attr_int(p, CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
+#define ISMANAGED(p) attr_int(p, CU_POINTER_ATTRIBUTE_IS_MANAGED)
+#define ORDINAL(p) attr_int(p, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
+#define POOLOF(p) attr_ptr(p, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE)
+
+typedef CUresult (*alloc_async_t)(CUdeviceptr *, size_t, CUstream);
+typedef CUresult (*pool_async_t)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: streams and stream-ordered pools (driver API)                    */
+
+static void scn_pools(void)
+{
+    CUcontext ctx = drv_setup(0), c2 = NULL;
+    CUstream s = NULL;
+    EQ(DRV(cuStreamCreate)(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS, "cuStreamCreate");
+    EQ(DRV(cuStreamGetCtx)(s, &c2), CUDA_SUCCESS, "cuStreamGetCtx");
+    CHECK(c2 == ctx, "a stream belongs to the context it was created in");
+    c2 = NULL;
+    DRV(cuStreamGetCtx)(CU_STREAM_PER_THREAD, &c2);
+    CHECK(c2 == ctx, "CU_STREAM_PER_THREAD: the current context");
+    CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_ACTIVE;
+    EQ(DRV(cuStreamIsCapturing)(s, &cs), CUDA_SUCCESS, "cuStreamIsCapturing");
+    EQ(cs, CU_STREAM_CAPTURE_STATUS_NONE, "... not capturing");
+
+    /* default and current pools */
+    CUmemoryPool def = NULL, cur = NULL, viaLoc = NULL;
+    EQ(DRV(cuDeviceGetDefaultMemPool)(&def, 0), CUDA_SUCCESS, "cuDeviceGetDefaultMemPool(0)");
+    EQ(DRV(cuDeviceGetMemPool)(&cur, 0), CUDA_SUCCESS, "cuDeviceGetMemPool(0)");
+    CUmemLocation dloc = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0};
+    EQ(DRV(cuMemGetDefaultMemPool)(&viaLoc, &dloc, CU_MEM_ALLOCATION_TYPE_PINNED), CUDA_SUCCESS,
+       "cuMemGetDefaultMemPool(DEVICE 0, PINNED)");
+    CHECK(def && def == cur && def == viaLoc, "one default device pool, current by default");
+    EQ(DRV(cuDeviceGetDefaultMemPool)(&cur, 1), CUDA_ERROR_INVALID_DEVICE, "device 1 of 1 -> INVALID_DEVICE");
+
+    /* reserve vs used */
+    CUdeviceptr a = 0, b = 0;
+    EQ(DRV(cuMemAllocAsync)(&a, 1000, s), CUDA_SUCCESS, "cuMemAllocAsync(1000) on a stream");
+    CHECK(a >= DEV_BASE(0) && a < DEV_BASE(1), "device 0 address");
+    EQ(USED(def), 1024, "pool used = round_up(1000, 512)");
+    EQ(RESERVED(def), 2 * MiB, "pool reserved = 2 MiB");
+    EQ(mem_free_now(), GIB - 2 * MiB, "device charged with the pool's reserve, not the allocation");
+    EQ(MEMTYPE(a + 10), CU_MEMORYTYPE_DEVICE, "pool memory: MEMORY_TYPE DEVICE");
+    EQ(ISMANAGED(a), 0, "... IS_MANAGED 0");
+    CHECK(POOLOF(a + 999) == (void *)def, "... MEMPOOL_HANDLE = the default pool");
+    EQ(ORDINAL(a), 0, "... DEVICE_ORDINAL 0");
+    EQ(((alloc_async_t)dsym("cuMemAllocAsync_ptsz"))(&b, 3 * MiB, NULL), CUDA_SUCCESS, "cuMemAllocAsync_ptsz(3 MiB)");
+    EQ(USED(def), 3 * MiB + 1024, "used 3 MiB + 1024");
+    EQ(RESERVED(def), 4 * MiB, "reserved grew by round_up(shortfall, 2 MiB) to 4 MiB");
+    EQ(DRV(cuMemFreeAsync)(a, s), CUDA_SUCCESS, "cuMemFreeAsync(a)");
+    EQ(USED(def), 3 * MiB, "frees reduce used");
+    EQ(RESERVED(def), 4 * MiB, "... not reserved");
+    EQ(DRV(cuMemPoolTrimTo)(def, 0), CUDA_SUCCESS, "cuMemPoolTrimTo(0)");
+    EQ(RESERVED(def), 4 * MiB, "trim keeps round_up(used, 2 MiB)");
+    EQ(DRV(cuMemFreeAsync)(b, CU_STREAM_LEGACY), CUDA_SUCCESS, "cuMemFreeAsync(b, CU_STREAM_LEGACY)");
+    EQ(RESERVED(def), 4 * MiB, "still reserved before a synchronize");
+    EQ(DRV(cuStreamSynchronize)(s), CUDA_SUCCESS, "cuStreamSynchronize");
+    EQ(RESERVED(def), 0, "synchronize trims down to used (threshold 0)");
+    EQ(mem_free_now(), GIB, "... and uncharges the device");
+    EQ(pool_attr(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH), 3 * MiB + 1024, "USED_MEM_HIGH");
+    EQ(pool_attr(def, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH), 4 * MiB, "RESERVED_MEM_HIGH");
+    cuuint64_t v = 0;
+    EQ(DRV(cuMemPoolSetAttribute)(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH, &v), CUDA_SUCCESS, "reset USED_MEM_HIGH");
+    EQ(pool_attr(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH), 0, "... to the current value");
+    v = 5;
+    EQ(DRV(cuMemPoolSetAttribute)(def, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &v), CUDA_ERROR_INVALID_VALUE,
+       "USED_MEM_CURRENT is read-only");
+    v = 8 * MiB;
+    EQ(DRV(cuMemPoolSetAttribute)(def, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &v), CUDA_SUCCESS, "RELEASE_THRESHOLD = 8 MiB");
+    EQ(pool_attr(def, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD), 8 * MiB, "... read back");
+    DRV(cuMemAllocAsync)(&a, 6 * MiB, s);
+    DRV(cuMemFreeAsync)(a, s);
+    DRV(cuCtxSynchronize)();
+    EQ(RESERVED(def), 6 * MiB, "below the threshold: a synchronize keeps the reserve");
+    EQ(DRV(cuMemPoolTrimTo)(def, 0), CUDA_SUCCESS, "cuMemPoolTrimTo(0)");
+    EQ(RESERVED(def), 0, "... releases it");
+    v = 0;
+    DRV(cuMemPoolSetAttribute)(def, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &v);
+
+    /* OOM: growth beyond capacity */
+    CUdeviceptr big = 0, z = 0x99;
+    EQ(DRV(cuMemAllocAsync)(&big, GIB - 2 * MiB + 1, s), CUDA_SUCCESS, "cuMemAllocAsync(1 GiB - 2 MiB + 1)");
+    EQ(mem_free_now(), 0, "reserve rounded up to the whole 1 GiB");
+    EQ(DRV(cuMemAllocAsync)(&z, 2 * MiB, s), CUDA_ERROR_OUT_OF_MEMORY, "growth beyond capacity -> OUT_OF_MEMORY (2)");
+    EQ(z, 0x99, "... nothing written");
+    DRV(cuMemFreeAsync)(big, s);
+    DRV(cuStreamSynchronize)(s);
+    EQ(mem_free_now(), GIB, "released");
+
+    /* created pools of every location and type succeed, as on an H100 */
+    CUmemPoolProps pp;
+    memset(&pp, 0, sizeof pp);
+    pp.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    pp.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    pp.location.id = 0;
+    pp.maxSize = 4 * MiB;
+    CUmemoryPool dp = NULL, hp = NULL, np = NULL, mp = NULL;
+    EQ(DRV(cuMemPoolCreate)(&dp, &pp), CUDA_SUCCESS, "cuMemPoolCreate(DEVICE 0, PINNED, maxSize 4 MiB)");
+    EQ(DRV(cuMemAllocFromPoolAsync)(&a, 3 * MiB, dp, s), CUDA_SUCCESS, "cuMemAllocFromPoolAsync(3 MiB)");
+    CHECK(POOLOF(a) == (void *)dp, "MEMPOOL_HANDLE = the created pool");
+    EQ(DRV(cuMemAllocFromPoolAsync)(&b, 2 * MiB, dp, s), CUDA_ERROR_OUT_OF_MEMORY, "beyond maxSize -> OUT_OF_MEMORY");
+    EQ(((pool_async_t)dsym("cuMemAllocFromPoolAsync_ptsz"))(&b, 512, dp, NULL), CUDA_SUCCESS,
+       "cuMemAllocFromPoolAsync_ptsz within the reserve");
+    EQ(mem_free_now(), GIB - 4 * MiB, "created device pool charged with its reserve");
+    EQ(DRV(cuMemPoolDestroy)(dp), CUDA_SUCCESS, "cuMemPoolDestroy with live allocations (deferred)");
+    EQ(mem_free_now(), GIB - 4 * MiB, "... memory stays until the last free");
+    DRV(cuMemFreeAsync)(a, s);
+    EQ(DRV(cuMemFreeAsync)(b, s), CUDA_SUCCESS, "last free of a destroyed pool");
+    EQ(mem_free_now(), GIB, "... releases its memory");
+    EQ(DRV(cuMemPoolDestroy)(def), CUDA_ERROR_INVALID_VALUE, "the default pool cannot be destroyed");
+
+    pp.maxSize = 0;
+    pp.location.type = CU_MEM_LOCATION_TYPE_HOST;
+    EQ(DRV(cuMemPoolCreate)(&hp, &pp), CUDA_SUCCESS, "cuMemPoolCreate(HOST, PINNED)");
+    pp.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+    EQ(DRV(cuMemPoolCreate)(&np, &pp), CUDA_SUCCESS, "cuMemPoolCreate(HOST_NUMA 0, PINNED)");
+    pp.location.type = CU_MEM_LOCATION_TYPE_NONE;
+    pp.allocType = CU_MEM_ALLOCATION_TYPE_MANAGED;
+    EQ(DRV(cuMemPoolCreate)(&mp, &pp), CUDA_SUCCESS, "cuMemPoolCreate(NONE, MANAGED)");
+    pp.location.type = CU_MEM_LOCATION_TYPE_HOST;
+    pp.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    pp.handleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    CUmemoryPool bad = NULL;
+    EQ(DRV(cuMemPoolCreate)(&bad, &pp), CUDA_ERROR_INVALID_VALUE, "HOST pool with IPC handle types -> INVALID_VALUE");
+    EQ(DRV(cuMemAllocFromPoolAsync)(&a, 10000, hp, s), CUDA_SUCCESS, "allocation from the host pool");
+    memset((void *)(uintptr_t)a, 0x5a, 10000);
+    CHECK(((unsigned char *)(uintptr_t)a)[9999] == 0x5a, "host-pool memory is dereferenceable");
+    EQ(MEMTYPE(a), CU_MEMORYTYPE_HOST, "host pool: MEMORY_TYPE HOST");
+    CHECK(POOLOF(a) == (void *)hp, "host pool: MEMPOOL_HANDLE");
+    EQ(RESERVED(hp), 2 * MiB, "host pool reserve counted in its attributes");
+    EQ(mem_free_now(), GIB, "... not charged to the device");
+    EQ(DRV(cuMemAllocFromPoolAsync)(&b, 100, np, s), CUDA_SUCCESS, "allocation from the HOST_NUMA pool");
+    EQ(MEMTYPE(b), CU_MEMORYTYPE_HOST, "HOST_NUMA pool: MEMORY_TYPE HOST");
+    DRV(cuMemFreeAsync)(b, s);
+    EQ(DRV(cuMemAllocFromPoolAsync)(&b, 100, mp, s), CUDA_SUCCESS, "allocation from the managed pool");
+    CHECK(((unsigned char *)(uintptr_t)b)[99] == 0, "managed-pool memory is dereferenceable (zeroed)");
+    EQ(MEMTYPE(b), CU_MEMORYTYPE_DEVICE, "managed pool: MEMORY_TYPE DEVICE");
+    EQ(ISMANAGED(b), 1, "managed pool: IS_MANAGED 1");
+    EQ(mem_free_now(), GIB, "managed pool not charged");
+    DRV(cuMemFreeAsync)(a, s);
+    DRV(cuMemFreeAsync)(b, s);
+
+    /* 13.0 default pools per location and type */
+    static const struct {
+        CUmemLocationType t;
+        int id;
+        CUmemAllocationType at;
+        const char *what;
+    } k_def[] = {
+        {CU_MEM_LOCATION_TYPE_HOST, 0, CU_MEM_ALLOCATION_TYPE_PINNED, "HOST, PINNED"},
+        {CU_MEM_LOCATION_TYPE_HOST_NUMA, 0, CU_MEM_ALLOCATION_TYPE_PINNED, "HOST_NUMA 0, PINNED"},
+        {CU_MEM_LOCATION_TYPE_NONE, 0, CU_MEM_ALLOCATION_TYPE_MANAGED, "NONE, MANAGED"},
+        {CU_MEM_LOCATION_TYPE_DEVICE, 0, CU_MEM_ALLOCATION_TYPE_MANAGED, "DEVICE 0, MANAGED"},
+    };
+    for (size_t i = 0; i < sizeof k_def / sizeof k_def[0]; i++) {
+        CUmemLocation l = {.type = k_def[i].t, .id = k_def[i].id};
+        CUmemoryPool p = NULL, q = NULL;
+        EQ(DRV(cuMemGetDefaultMemPool)(&p, &l, k_def[i].at), CUDA_SUCCESS, k_def[i].what);
+        DRV(cuMemGetMemPool)(&q, &l, k_def[i].at);
+        CHECK(p && p == q && p != def, "... a distinct default pool, current by default");
+        CUdeviceptr x = 0;
+        EQ(DRV(cuMemAllocFromPoolAsync)(&x, 64, p, s), CUDA_SUCCESS, "... allocation from it succeeds");
+        EQ(MEMTYPE(x), k_def[i].at == CU_MEM_ALLOCATION_TYPE_MANAGED ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST,
+           "... MEMORY_TYPE");
+        EQ(ISMANAGED(x), k_def[i].at == CU_MEM_ALLOCATION_TYPE_MANAGED, "... IS_MANAGED");
+        DRV(cuMemFreeAsync)(x, s);
+    }
+    CUmemLocation hl = {.type = CU_MEM_LOCATION_TYPE_NONE, .id = 0};
+    CUmemoryPool p = NULL;
+    EQ(DRV(cuMemGetDefaultMemPool)(&p, &hl, CU_MEM_ALLOCATION_TYPE_PINNED), CUDA_ERROR_INVALID_VALUE,
+       "(NONE, PINNED) -> INVALID_VALUE");
+    hl.type = CU_MEM_LOCATION_TYPE_HOST;
+    EQ(DRV(cuMemSetMemPool)(&hl, CU_MEM_ALLOCATION_TYPE_PINNED, hp), CUDA_SUCCESS, "cuMemSetMemPool(HOST, PINNED, pool)");
+    DRV(cuMemGetMemPool)(&p, &hl, CU_MEM_ALLOCATION_TYPE_PINNED);
+    CHECK(p == hp, "cuMemGetMemPool returns it");
+    EQ(DRV(cuMemSetMemPool)(&dloc, CU_MEM_ALLOCATION_TYPE_PINNED, hp), CUDA_ERROR_INVALID_VALUE,
+       "location must match the pool's");
+    EQ(DRV(cuDeviceSetMemPool)(0, mp), CUDA_ERROR_INVALID_VALUE, "cuDeviceSetMemPool(managed pool) -> INVALID_VALUE");
+    pp.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    pp.handleTypes = 0;
+    EQ(DRV(cuMemPoolCreate)(&dp, &pp), CUDA_SUCCESS, "another device pool");
+    EQ(DRV(cuDeviceSetMemPool)(0, dp), CUDA_SUCCESS, "cuDeviceSetMemPool(0, pool)");
+    EQ(DRV(cuMemAllocAsync)(&a, 64, s), CUDA_SUCCESS, "cuMemAllocAsync");
+    CHECK(POOLOF(a) == (void *)dp, "... comes from the device's current pool");
+    DRV(cuMemFreeAsync)(a, s);
+    EQ(DRV(cuMemPoolDestroy)(dp), CUDA_SUCCESS, "destroy the current pool");
+    DRV(cuDeviceGetMemPool)(&p, 0);
+    CHECK(p == def, "the default pool is current again");
+    DRV(cuMemPoolDestroy)(hp);
+    DRV(cuMemPoolDestroy)(np);
+    DRV(cuMemPoolDestroy)(mp);
+    EQ(DRV(cuMemFree_v2)(0), CUDA_SUCCESS, "cuMemFree_v2(0)");
+    EQ(DRV(cuMemAllocAsync)(&a, 4096, s), CUDA_SUCCESS, "pool allocation");
+    EQ(DRV(cuMemFree_v2)(a), CUDA_SUCCESS, "cuMemFree_v2 frees pool memory too");
+    DRV(cuCtxSynchronize)();
+    EQ(mem_free_now(), GIB, "everything released");
+    EQ(DRV(cuStreamDestroy_v2)(s), CUDA_SUCCESS, "cuStreamDestroy_v2");
+    EQ(DRV(cuStreamDestroy_v2)(s), CUDA_ERROR_INVALID_HANDLE, "twice -> INVALID_HANDLE");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: stream capture and graph memory nodes                            */
+
+static void scn_capture(void)
+{
+    drv_setup(0);
+    CUstream s = NULL;
+    DRV(cuStreamCreate)(&s, 0);
+    CUmemoryPool def = NULL;
+    DRV(cuDeviceGetDefaultMemPool)(&def, 0);
+    EQ(DRV(cuStreamBeginCapture_v2)(NULL, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+       "capture of the legacy stream -> 900");
+    EQ(DRV(cuStreamBeginCapture_v2)(s, CU_STREAM_CAPTURE_MODE_RELAXED), CUDA_SUCCESS, "cuStreamBeginCapture_v2");
+    EQ(DRV(cuStreamBeginCapture_v2)(s, CU_STREAM_CAPTURE_MODE_RELAXED), CUDA_ERROR_ILLEGAL_STATE, "twice -> 401");
+    CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+    DRV(cuStreamIsCapturing)(s, &cs);
+    EQ(cs, CU_STREAM_CAPTURE_STATUS_ACTIVE, "cuStreamIsCapturing: ACTIVE");
+    CUdeviceptr keep = 0, tmp = 0;
+    EQ(DRV(cuMemAllocAsync)(&keep, 3 * MiB, s), CUDA_SUCCESS, "captured cuMemAllocAsync(3 MiB)");
+    CHECK(keep >= DEV_BASE(0) && keep < DEV_BASE(1), "... returns a device address");
+    EQ(DRV(cuMemAllocAsync)(&tmp, 1 * MiB, s), CUDA_SUCCESS, "captured cuMemAllocAsync(1 MiB)");
+    EQ(DRV(cuMemFreeAsync)(tmp, s), CUDA_SUCCESS, "captured cuMemFreeAsync (free node)");
+    EQ(USED(def) + RESERVED(def), 0, "capture allocates nothing from the pool");
+    EQ(mem_free_now(), GIB, "... nor charges the device");
+    EQ(DRV(cuStreamSynchronize)(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "synchronize while capturing -> 900");
+    CUgraph g = NULL;
+    EQ(DRV(cuStreamEndCapture)(s, &g), CUDA_SUCCESS, "cuStreamEndCapture");
+    CHECK(g != NULL, "... returns the graph");
+    EQ(DRV(cuStreamEndCapture)(s, &g), CUDA_ERROR_ILLEGAL_STATE, "not capturing -> 401");
+    CUgraphExec e = NULL;
+    EQ(DRV(cuGraphInstantiateWithFlags)(&e, g, 0), CUDA_SUCCESS, "cuGraphInstantiateWithFlags");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 0, "nothing reserved before the launch");
+    EQ(DRV(cuGraphLaunch)(e, s), CUDA_SUCCESS, "cuGraphLaunch");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT), 3 * MiB, "graph used = the allocation not freed in the graph");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 4 * MiB, "graph reserved = the peak (4 MiB)");
+    EQ(mem_free_now(), GIB - 4 * MiB, "graph reserve charged to the device");
+    EQ(USED(def), 0, "the default pool is not involved");
+    EQ(MEMTYPE(keep), CU_MEMORYTYPE_DEVICE, "graph memory: MEMORY_TYPE DEVICE");
+    EQ(DRV(cuGraphLaunch)(e, s), CUDA_ERROR_INVALID_VALUE, "relaunch with the allocation unfreed -> INVALID_VALUE");
+    EQ(DRV(cuMemFreeAsync)(keep, s), CUDA_SUCCESS, "cuMemFreeAsync of graph memory outside the graph");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT), 0, "... reduces graph used");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 4 * MiB, "... not the reserve");
+    EQ(((CUresult(*)(CUgraphExec, CUstream))dsym("cuGraphLaunch_ptsz"))(e, NULL), CUDA_SUCCESS,
+       "cuGraphLaunch_ptsz relaunch");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 4 * MiB, "reserve reused");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH), 3 * MiB, "USED_MEM_HIGH");
+    EQ(DRV(cuMemFreeAsync)(keep, s), CUDA_SUCCESS, "free again");
+    EQ(DRV(cuDeviceGraphMemTrim)(0), CUDA_SUCCESS, "cuDeviceGraphMemTrim");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 0, "... releases the reserve");
+    EQ(mem_free_now(), GIB, "... and uncharges the device");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH), 4 * MiB, "RESERVED_MEM_HIGH stays");
+    EQ(DRV(cuGraphExecDestroy)(e), CUDA_SUCCESS, "cuGraphExecDestroy");
+    EQ(DRV(cuGraphDestroy)(g), CUDA_SUCCESS, "cuGraphDestroy");
+
+    /* explicit graph construction */
+    EQ(DRV(cuGraphCreate)(&g, 0), CUDA_SUCCESS, "cuGraphCreate");
+    CUDA_MEM_ALLOC_NODE_PARAMS np;
+    memset(&np, 0, sizeof np);
+    np.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    np.poolProps.location.type = CU_MEM_LOCATION_TYPE_HOST;
+    np.bytesize = 5 * MiB;
+    CUgraphNode n1 = NULL, n2 = NULL;
+    EQ(DRV(cuGraphAddMemAllocNode)(&n1, g, NULL, 0, &np), CUDA_ERROR_INVALID_VALUE,
+       "cuGraphAddMemAllocNode(HOST location) -> INVALID_VALUE");
+    np.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    EQ(DRV(cuGraphAddMemAllocNode)(&n1, g, NULL, 0, &np), CUDA_SUCCESS, "cuGraphAddMemAllocNode(DEVICE 0, 5 MiB)");
+    CHECK(np.dptr >= DEV_BASE(0) && np.dptr < DEV_BASE(1), "... sets params->dptr");
+    EQ(DRV(cuGraphAddMemFreeNode)(&n2, g, &n1, 1, np.dptr), CUDA_SUCCESS, "cuGraphAddMemFreeNode");
+    EQ(DRV(cuGraphAddMemFreeNode)(&n2, g, &n1, 1, np.dptr), CUDA_ERROR_INVALID_VALUE, "second free node -> INVALID_VALUE");
+    EQ(DRV(cuGraphAddMemFreeNode)(&n2, g, NULL, 0, DEV_BASE(0) + 12345), CUDA_ERROR_INVALID_VALUE,
+       "free node of a non-graph address -> INVALID_VALUE");
+    void *inst = NULL;
+    CUdriverProcAddressQueryResult st;
+    ((gpa_v2_t)dsym("cuGetProcAddress_v2"))("cuGraphInstantiate", &inst, 12000, 0, &st);
+    CHECK(inst == dsym("cuGraphInstantiateWithFlags"), "GPA(cuGraphInstantiate, 12000) = cuGraphInstantiateWithFlags");
+    EQ(((CUresult(*)(CUgraphExec *, CUgraph, unsigned long long))inst)(&e, g, 0), CUDA_SUCCESS, "instantiate");
+    EQ(DRV(cuGraphLaunch)(e, s), CUDA_SUCCESS, "launch (alloc + free inside the graph)");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT), 0, "used 0: freed inside the graph");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT), 6 * MiB, "reserved = round_up(5 MiB peak, 2 MiB)");
+    EQ(DRV(cuGraphLaunch)(e, s), CUDA_SUCCESS, "relaunch allowed (nothing left allocated)");
+    DRV(cuGraphExecDestroy)(e);
+    DRV(cuGraphDestroy)(g);
+    DRV(cuDeviceGraphMemTrim)(0);
+    EQ(mem_free_now(), GIB, "trimmed");
+    DRV(cuStreamDestroy_v2)(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: virtual memory management                                        */
+
+static void scn_vmm(void)
+{
+    drv_setup(0);
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    size_t gr = 0;
+    EQ(DRV(cuMemGetAllocationGranularity)(&gr, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM), CUDA_SUCCESS,
+       "granularity (minimum)");
+    EQ(gr, 2 * MiB, "2 MiB");
+    gr = 0;
+    DRV(cuMemGetAllocationGranularity)(&gr, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+    EQ(gr, 2 * MiB, "recommended 2 MiB");
+    CUmemGenericAllocationHandle h = 0, h2 = 0, h3 = 0;
+    EQ(DRV(cuMemCreate)(&h, 3 * MiB, &prop, 0), CUDA_ERROR_INVALID_VALUE, "size not a granularity multiple -> INVALID_VALUE");
+    prop.type = CU_MEM_ALLOCATION_TYPE_MANAGED;
+    EQ(DRV(cuMemCreate)(&h, 4 * MiB, &prop, 0), CUDA_ERROR_INVALID_VALUE, "MANAGED type (undocumented) -> INVALID_VALUE");
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    EQ(DRV(cuMemCreate)(&h, 4 * MiB, &prop, 0), CUDA_SUCCESS, "cuMemCreate(DEVICE 0, 4 MiB)");
+    EQ(mem_free_now(), GIB - 4 * MiB, "physical memory charged at creation");
+    CUdeviceptr va = 0;
+    EQ(DRV(cuMemAddressReserve)(&va, 16 * MiB, 0, 0, 0), CUDA_SUCCESS, "cuMemAddressReserve(16 MiB)");
+    CHECK(va && va % (2 * MiB) == 0, "reservation 2 MiB aligned");
+    EQ(mem_free_now(), GIB - 4 * MiB, "a reservation charges nothing");
+    EQ(DRV(cuMemMap)(va, 4 * MiB, 0, h, 0), CUDA_SUCCESS, "cuMemMap at va");
+    EQ(DRV(cuMemMap)(va + 8 * MiB, 4 * MiB, 0, h, 0), CUDA_SUCCESS, "cuMemMap of the same handle at va + 8 MiB");
+    EQ(DRV(cuMemMap)(va + 2 * MiB, 2 * MiB, 0, h, 0), CUDA_ERROR_INVALID_VALUE, "overlapping map -> INVALID_VALUE");
+    EQ(DRV(cuMemMap)(va + 14 * MiB, 4 * MiB, 0, h, 0), CUDA_ERROR_INVALID_VALUE, "beyond the reservation -> INVALID_VALUE");
+    EQ(DRV(cuMemMap)(va + 4 * MiB, 2 * MiB, 2 * MiB, h, 0), CUDA_ERROR_INVALID_VALUE, "offset != 0 -> INVALID_VALUE");
+    EQ(mem_free_now(), GIB - 4 * MiB, "two mappings, one charge");
+    EQ(MEMTYPE(va + 100), CU_MEMORYTYPE_DEVICE, "mapped: MEMORY_TYPE DEVICE");
+    EQ(ORDINAL(va + 8 * MiB + 100), 0, "mapped: DEVICE_ORDINAL 0");
+    CHECK(attr_ptr(va + 8 * MiB + 5, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR) == (void *)(uintptr_t)(va + 8 * MiB),
+          "RANGE_START_ADDR = the mapping");
+    CUmemAccessDesc ad = {.location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0},
+                          .flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    unsigned long long fl = 9;
+    DRV(cuMemGetAccess)(&fl, &ad.location, va);
+    EQ(fl, CU_MEM_ACCESS_FLAGS_PROT_NONE, "no access right after cuMemMap");
+    EQ(DRV(cuMemSetAccess)(va, 4 * MiB, &ad, 1), CUDA_SUCCESS, "cuMemSetAccess");
+    DRV(cuMemGetAccess)(&fl, &ad.location, va + 1);
+    EQ(fl, CU_MEM_ACCESS_FLAGS_PROT_READWRITE, "cuMemGetAccess: READWRITE");
+    EQ(DRV(cuMemSetAccess)(va, 8 * MiB, &ad, 1), CUDA_ERROR_INVALID_VALUE, "cuMemSetAccess over a hole -> INVALID_VALUE");
+
+    /* lifecycle: release before unmap; retain by interior address */
+    EQ(DRV(cuMemRelease)(h), CUDA_SUCCESS, "cuMemRelease while mapped");
+    EQ(mem_free_now(), GIB - 4 * MiB, "... memory kept (still mapped)");
+    EQ(DRV(cuMemRelease)(h), CUDA_ERROR_INVALID_VALUE, "released handle is invalid");
+    EQ(DRV(cuMemRetainAllocationHandle)(&h2, (void *)(uintptr_t)(va + 8 * MiB + 12345)), CUDA_SUCCESS,
+       "cuMemRetainAllocationHandle(interior address)");
+    CHECK(h2 == h, "... returns the handle");
+    CUmemAllocationProp got;
+    memset(&got, 0, sizeof got);
+    EQ(DRV(cuMemGetAllocationPropertiesFromHandle)(&got, h2), CUDA_SUCCESS, "cuMemGetAllocationPropertiesFromHandle");
+    CHECK(got.location.type == CU_MEM_LOCATION_TYPE_DEVICE && got.location.id == 0, "... DEVICE 0");
+    EQ(DRV(cuMemRetainAllocationHandle)(&h3, (void *)(uintptr_t)(va + 5 * MiB)), CUDA_ERROR_INVALID_VALUE,
+       "retain of an unmapped address -> INVALID_VALUE");
+    EQ(DRV(cuMemUnmap)(va, 2 * MiB), CUDA_ERROR_INVALID_VALUE, "partial unmap -> INVALID_VALUE");
+    EQ(DRV(cuMemAddressFree)(va, 16 * MiB), CUDA_ERROR_INVALID_VALUE, "cuMemAddressFree while mapped -> INVALID_VALUE");
+    EQ(DRV(cuMemUnmap)(va, 4 * MiB), CUDA_SUCCESS, "cuMemUnmap(first mapping)");
+    EQ(DRV(cuMemRelease)(h2), CUDA_SUCCESS, "release the retained reference");
+    EQ(mem_free_now(), GIB - 4 * MiB, "still mapped once: kept");
+    EQ(MEMTYPE(va), -99, "unmapped address unknown");
+    EQ(DRV(cuMemUnmap)(va, 16 * MiB), CUDA_SUCCESS, "cuMemUnmap(whole reservation, covering the last mapping)");
+    EQ(mem_free_now(), GIB, "last unmap after the last release frees the memory");
+    EQ(DRV(cuMemAddressFree)(va, 16 * MiB), CUDA_SUCCESS, "cuMemAddressFree");
+
+    /* host-located physical memory */
+    CUmemAllocationProp hp = prop;
+    hp.location.type = CU_MEM_LOCATION_TYPE_HOST;
+    hp.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    EQ(DRV(cuMemCreate)(&h, 2 * MiB, &hp, 0), CUDA_ERROR_INVALID_VALUE, "HOST with handle types -> INVALID_VALUE");
+    hp.requestedHandleTypes = 0;
+    EQ(DRV(cuMemCreate)(&h, 2 * MiB, &hp, 0), CUDA_SUCCESS, "cuMemCreate(HOST)");
+    hp.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+    EQ(DRV(cuMemCreate)(&h2, 2 * MiB, &hp, 0), CUDA_SUCCESS, "cuMemCreate(HOST_NUMA 0)");
+    EQ(mem_free_now(), GIB, "host-located physical memory not charged");
+    DRV(cuMemAddressReserve)(&va, 4 * MiB, 0, 0, 0);
+    EQ(DRV(cuMemMap)(va, 2 * MiB, 0, h, 0), CUDA_SUCCESS, "map HOST memory");
+    DRV(cuMemMap)(va + 2 * MiB, 2 * MiB, 0, h2, 0);
+    EQ(MEMTYPE(va), CU_MEMORYTYPE_HOST, "HOST-located mapping: MEMORY_TYPE HOST");
+    EQ(MEMTYPE(va + 3 * MiB), CU_MEMORYTYPE_HOST, "HOST_NUMA-located mapping: MEMORY_TYPE HOST");
+    EQ(ORDINAL(va), -1, "... DEVICE_ORDINAL -1 (CU_DEVICE_CPU)");
+    DRV(cuMemRelease)(h);
+    DRV(cuMemRelease)(h2);
+    EQ(DRV(cuMemUnmap)(va, 4 * MiB), CUDA_SUCCESS, "unmap both");
+    DRV(cuMemAddressFree)(va, 4 * MiB);
+
+    /* shareable handles */
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    EQ(DRV(cuMemCreate)(&h, 2 * MiB, &prop, 0), CUDA_SUCCESS, "cuMemCreate(POSIX fd exportable)");
+    int fd = -1;
+    EQ(DRV(cuMemExportToShareableHandle)(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0), CUDA_SUCCESS,
+       "cuMemExportToShareableHandle(POSIX fd)");
+    CHECK(fd >= 0 && fcntl(fd, F_GETFD) >= 0, "... a real file descriptor (%d)", fd);
+    EQ(DRV(cuMemImportFromShareableHandle)(&h2, (void *)(uintptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR),
+       CUDA_SUCCESS, "cuMemImportFromShareableHandle");
+    CHECK(h2 && h2 != h, "... a new handle");
+    EQ(mem_free_now(), GIB - 2 * MiB, "imported handle not charged again");
+    DRV(cuMemAddressReserve)(&va, 2 * MiB, 0, 0, 0);
+    EQ(DRV(cuMemMap)(va, 2 * MiB, 0, h2, 0), CUDA_SUCCESS, "map the imported handle");
+    EQ(MEMTYPE(va), CU_MEMORYTYPE_DEVICE, "... DEVICE");
+    EQ(attr_int(va, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+       "ALLOWED_HANDLE_TYPES");
+    DRV(cuMemUnmap)(va, 2 * MiB);
+    DRV(cuMemAddressFree)(va, 2 * MiB);
+    EQ(DRV(cuMemRelease)(h2), CUDA_SUCCESS, "release the imported handle");
+    EQ(mem_free_now(), GIB - 2 * MiB, "... the exporter's memory stays");
+    EQ(DRV(cuMemRelease)(h), CUDA_SUCCESS, "release the original");
+    EQ(mem_free_now(), GIB, "freed");
+    close(fd);
+    EQ(DRV(cuMemCreate)(&h, 2 * GIB, &prop, 0), CUDA_ERROR_OUT_OF_MEMORY, "cuMemCreate beyond capacity -> OOM");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: arrays                                                           */
+
+static void scn_arrays(void)
+{
+    drv_setup(0);
+    CUDA_ARRAY_DESCRIPTOR d2 = {.Width = 100, .Height = 10, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 4};
+    CUarray a = NULL, b = NULL;
+    EQ(DRV(cuArrayCreate_v2)(&a, &d2), CUDA_SUCCESS, "cuArrayCreate_v2(100 x 10, float4)");
+    EQ(mem_free_now(), GIB - 16384, "charged round_up(100*10*16, 512) = 16384");
+    CUDA_ARRAY_MEMORY_REQUIREMENTS rq;
+    EQ(DRV(cuArrayGetMemoryRequirements)(&rq, a, 0), CUDA_SUCCESS, "cuArrayGetMemoryRequirements");
+    EQ(rq.size, 16384, "... size = the charge");
+    CUDA_ARRAY3D_DESCRIPTOR d3 = {.Width = 64, .Height = 64, .Depth = 5, .Format = CU_AD_FORMAT_UNSIGNED_INT8,
+                                  .NumChannels = 1};
+    EQ(DRV(cuArray3DCreate_v2)(&b, &d3), CUDA_SUCCESS, "cuArray3DCreate_v2(64 x 64 x 5, uchar)");
+    EQ(mem_free_now(), GIB - 16384 - 20480, "charged 20480");
+    CUDA_ARRAY3D_DESCRIPTOR back;
+    memset(&back, 0, sizeof back);
+    EQ(DRV(cuArray3DGetDescriptor_v2)(&back, b), CUDA_SUCCESS, "cuArray3DGetDescriptor_v2");
+    CHECK(back.Width == 64 && back.Depth == 5 && back.Format == CU_AD_FORMAT_UNSIGNED_INT8, "... descriptor back");
+    CUmipmappedArray m = NULL;
+    CUDA_ARRAY3D_DESCRIPTOR dm = {.Width = 256, .Height = 256, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
+    EQ(DRV(cuMipmappedArrayCreate)(&m, &dm, 3), CUDA_SUCCESS, "cuMipmappedArrayCreate(256 x 256 float, 3 levels)");
+    EQ(DRV(cuMipmappedArrayGetMemoryRequirements)(&rq, m, 0), CUDA_SUCCESS, "cuMipmappedArrayGetMemoryRequirements");
+    EQ(rq.size, 262144 + 65536 + 16384, "... summed over the levels");
+    EQ(mem_free_now(), GIB - 16384 - 20480 - 344064, "charged");
+    EQ(DRV(cuArrayDestroy)(a), CUDA_SUCCESS, "cuArrayDestroy");
+    EQ(DRV(cuArrayDestroy)(a), CUDA_ERROR_INVALID_HANDLE, "twice -> INVALID_HANDLE");
+    DRV(cuArrayDestroy)(b);
+    EQ(DRV(cuMipmappedArrayDestroy)(m), CUDA_SUCCESS, "cuMipmappedArrayDestroy");
+    EQ(mem_free_now(), GIB, "uncharged");
+    d2.Width = 1ULL << 26;
+    d2.Height = 2;
+    EQ(DRV(cuArrayCreate_v2)(&a, &d2), CUDA_ERROR_OUT_OF_MEMORY, "2 GiB array -> OUT_OF_MEMORY");
+    d2.NumChannels = 3;
+    EQ(DRV(cuArrayCreate_v2)(&a, &d2), CUDA_ERROR_INVALID_VALUE, "3 channels -> INVALID_VALUE");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: registration, legacy IPC, pool IPC, external memory              */
+
+static void scn_ipc(void)
+{
+    drv_setup(0);
+    char *io = aligned_alloc(4096, 8192);
+    EQ(DRV(cuMemHostRegister_v2)(io, 8192, CU_MEMHOSTREGISTER_IOMEMORY), CUDA_SUCCESS,
+       "cuMemHostRegister_v2(IOMEMORY)");
+    EQ(MEMTYPE((CUdeviceptr)(uintptr_t)io + 10), CU_MEMORYTYPE_HOST, "IOMEMORY registration: MEMORY_TYPE HOST");
+    EQ(mem_free_now(), GIB, "... not charged");
+    EQ(DRV(cuMemHostUnregister)(io), CUDA_SUCCESS, "cuMemHostUnregister");
+    free(io);
+
+    CUdeviceptr p = 0, q = 0;
+    DRV(cuMemAlloc_v2)(&p, 5000);
+    CUipcMemHandle ih;
+    EQ(DRV(cuIpcGetMemHandle)(&ih, p + 512), CUDA_ERROR_INVALID_VALUE, "cuIpcGetMemHandle(interior) -> INVALID_VALUE");
+    EQ(DRV(cuIpcGetMemHandle)(&ih, p), CUDA_SUCCESS, "cuIpcGetMemHandle");
+    EQ(DRV(cuIpcOpenMemHandle_v2)(&q, ih, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS), CUDA_ERROR_INVALID_CONTEXT,
+       "opening in the exporting process -> INVALID_CONTEXT (201)");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { /* another process: open works */
+        g_fail = 0;
+        CUdeviceptr r = 0, r2 = 0;
+        size_t before = mem_free_now();
+        EQ(DRV(cuIpcOpenMemHandle_v2)(&r, ih, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS), CUDA_SUCCESS,
+           "child: cuIpcOpenMemHandle_v2");
+        CHECK(r && r != p, "child: a new mapping");
+        EQ(mem_free_now(), before, "child: not charged again");
+        EQ(MEMTYPE(r + 4999), CU_MEMORYTYPE_DEVICE, "child: MEMORY_TYPE DEVICE");
+        EQ(((CUresult(*)(CUdeviceptr *, CUipcMemHandle, unsigned))dsym("cuIpcOpenMemHandle"))(&r2, ih, 1),
+           CUDA_SUCCESS, "child: legacy cuIpcOpenMemHandle");
+        CHECK(r2 == r, "child: opened twice -> same address (refcounted)");
+        EQ(DRV(cuIpcCloseMemHandle)(r), CUDA_SUCCESS, "child: cuIpcCloseMemHandle");
+        EQ(DRV(cuIpcCloseMemHandle)(r), CUDA_SUCCESS, "child: second close");
+        EQ(DRV(cuIpcCloseMemHandle)(r), CUDA_ERROR_INVALID_VALUE, "child: third close -> INVALID_VALUE");
+        fflush(stdout);
+        _exit(g_fail ? 1 : 0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child process checks passed");
+    DRV(cuMemFree_v2)(p);
+
+    /* pool export/import */
+    CUstream s = NULL;
+    DRV(cuStreamCreate)(&s, 0);
+    CUmemPoolProps pp;
+    memset(&pp, 0, sizeof pp);
+    pp.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    pp.handleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    pp.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    CUmemoryPool ep = NULL, ip = NULL, def = NULL;
+    EQ(DRV(cuMemPoolCreate)(&ep, &pp), CUDA_SUCCESS, "exportable device pool");
+    EQ(DRV(cuMemAllocFromPoolAsync)(&p, 10000, ep, s), CUDA_SUCCESS, "allocation from it");
+    int fd = -1;
+    EQ(DRV(cuMemPoolExportToShareableHandle)(&fd, ep, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0), CUDA_SUCCESS,
+       "cuMemPoolExportToShareableHandle");
+    DRV(cuDeviceGetDefaultMemPool)(&def, 0);
+    EQ(DRV(cuMemPoolExportToShareableHandle)(&fd, def, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0),
+       CUDA_ERROR_INVALID_VALUE, "default pool is not exportable");
+    CUmemPoolPtrExportData ed;
+    EQ(DRV(cuMemPoolExportPointer)(&ed, p), CUDA_SUCCESS, "cuMemPoolExportPointer");
+    EQ(DRV(cuMemPoolImportFromShareableHandle)(&ip, (void *)(uintptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0),
+       CUDA_SUCCESS, "cuMemPoolImportFromShareableHandle");
+    size_t before = mem_free_now();
+    EQ(DRV(cuMemPoolImportPointer)(&q, ip, &ed), CUDA_SUCCESS, "cuMemPoolImportPointer");
+    CHECK(q && q != p, "imported pointer: a new address");
+    CHECK(POOLOF(q) == (void *)ip, "... MEMPOOL_HANDLE = the imported pool");
+    EQ(MEMTYPE(q), CU_MEMORYTYPE_DEVICE, "... DEVICE");
+    EQ(mem_free_now(), before, "... not charged");
+    CUdeviceptr x = 0;
+    EQ(DRV(cuMemAllocFromPoolAsync)(&x, 64, ip, s), CUDA_ERROR_INVALID_VALUE, "no allocations from an imported pool");
+    EQ(DRV(cuMemFreeAsync)(q, s), CUDA_SUCCESS, "free the imported pointer");
+    EQ(DRV(cuMemPoolDestroy)(ip), CUDA_SUCCESS, "destroy the imported pool");
+    DRV(cuMemFreeAsync)(p, s);
+    DRV(cuMemPoolDestroy)(ep);
+    close(fd);
+
+    /* external memory */
+    int efd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CUDA_EXTERNAL_MEMORY_HANDLE_DESC hd;
+    memset(&hd, 0, sizeof hd);
+    hd.type = CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
+    hd.handle.fd = efd;
+    hd.size = 8 * MiB;
+    CUexternalMemory em = NULL;
+    before = mem_free_now();
+    EQ(DRV(cuImportExternalMemory)(&em, &hd), CUDA_SUCCESS, "cuImportExternalMemory(OPAQUE_FD, 8 MiB)");
+    CHECK(fcntl(efd, F_GETFD) < 0, "... the driver took ownership of the fd (closed)");
+    CUDA_EXTERNAL_MEMORY_BUFFER_DESC bd = {.offset = 1 * MiB, .size = 2 * MiB};
+    EQ(DRV(cuExternalMemoryGetMappedBuffer)(&x, em, &bd), CUDA_SUCCESS, "cuExternalMemoryGetMappedBuffer");
+    EQ(MEMTYPE(x + 100), CU_MEMORYTYPE_DEVICE, "mapped buffer: DEVICE");
+    EQ(mem_free_now(), before, "external memory not charged");
+    bd.offset = 7 * MiB;
+    EQ(DRV(cuExternalMemoryGetMappedBuffer)(&q, em, &bd), CUDA_ERROR_INVALID_VALUE, "beyond the size -> INVALID_VALUE");
+    EQ(DRV(cuDestroyExternalMemory)(em), CUDA_SUCCESS, "cuDestroyExternalMemory");
+    EQ(DRV(cuMemFree_v2)(x), CUDA_SUCCESS, "cuMemFree of the mapped buffer");
+    DRV(cuCtxSynchronize)();
+    EQ(mem_free_now(), GIB, "everything released");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: two devices (FAKECUDA_DEVICES=2, 64 MiB each)                    */
+
+static void scn_twopools(void)
+{
+    const size_t cap = 64 * MiB;
+    CUcontext c0 = drv_setup(0), c1 = NULL;
+    CUdeviceptr p0 = 0, p1 = 0;
+    EQ(DRV(cuMemAllocAsync)(&p0, 4096, NULL), CUDA_SUCCESS, "device 0: cuMemAllocAsync on stream 0");
+    EQ(ORDINAL(p0), 0, "... ordinal 0");
+    EQ(DRV(cuDevicePrimaryCtxRetain)(&c1, 1), CUDA_SUCCESS, "retain device 1's primary context");
+    EQ(DRV(cuCtxSetCurrent)(c1), CUDA_SUCCESS, "cuCtxSetCurrent(device 1)");
+    CUstream s1 = NULL;
+    EQ(DRV(cuStreamCreate)(&s1, 0), CUDA_SUCCESS, "stream on device 1");
+    CUcontext sc = NULL;
+    DRV(cuStreamGetCtx)(s1, &sc);
+    CHECK(sc == c1, "cuStreamGetCtx: device 1's context");
+    CUmemoryPool d0 = NULL, d1 = NULL, l1 = NULL;
+    DRV(cuDeviceGetDefaultMemPool)(&d0, 0);
+    DRV(cuDeviceGetDefaultMemPool)(&d1, 1);
+    CUmemLocation loc1 = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 1};
+    DRV(cuMemGetDefaultMemPool)(&l1, &loc1, CU_MEM_ALLOCATION_TYPE_PINNED);
+    CHECK(d0 && d1 && d0 != d1 && l1 == d1, "one default pool per device");
+    EQ(USED(d0), 4096, "device 0 pool used");
+    EQ(DRV(cuMemFreeAsync)(p0, s1), CUDA_SUCCESS, "cuMemFreeAsync of device-0 memory on a device-1 stream");
+    EQ(USED(d0), 0, "... device 0's pool used drops");
+    EQ(DRV(cuMemAllocAsync)(&p1, 4096, s1), CUDA_SUCCESS, "cuMemAllocAsync on the device-1 stream");
+    CHECK(p1 >= DEV_BASE(1) && p1 < DEV_BASE(2), "... device 1 address");
+    EQ(ORDINAL(p1), 1, "... ordinal 1");
+    CHECK(POOLOF(p1) == (void *)d1, "... from device 1's pool");
+    EQ(mem_free_now(), cap - 2 * MiB, "cuMemGetInfo on device 1: its pool's reserve");
+    EQ(DRV(cuStreamSynchronize)(s1), CUDA_SUCCESS, "synchronize device 1");
+    EQ(RESERVED(d0), 2 * MiB, "device 0's pool untouched by device 1's synchronize");
+    DRV(cuMemFreeAsync)(p1, s1);
+
+    /* graph memory is per device */
+    DRV(cuStreamBeginCapture_v2)(s1, CU_STREAM_CAPTURE_MODE_GLOBAL);
+    DRV(cuMemAllocAsync)(&p1, 3 * MiB, s1);
+    CUgraph g = NULL;
+    CUgraphExec e = NULL;
+    DRV(cuStreamEndCapture)(s1, &g);
+    DRV(cuGraphInstantiateWithFlags)(&e, g, 0);
+    EQ(DRV(cuGraphLaunch)(e, s1), CUDA_SUCCESS, "graph captured on device 1, launched");
+    EQ(graph_attr(1, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT), 3 * MiB, "device 1 graph used");
+    EQ(graph_attr(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT), 0, "device 0 graph used 0");
+    EQ(ORDINAL(p1), 1, "graph memory ordinal 1");
+    DRV(cuMemFreeAsync)(p1, s1);
+    DRV(cuGraphExecDestroy)(e);
+    DRV(cuGraphDestroy)(g);
+    DRV(cuDeviceGraphMemTrim)(1);
+
+    /* peers */
+    int can = -1;
+    EQ(DRV(cuDeviceCanAccessPeer)(&can, 1, 0), CUDA_SUCCESS, "cuDeviceCanAccessPeer(1, 0)");
+    EQ(can, 1, "... yes");
+    DRV(cuDeviceCanAccessPeer)(&can, 1, 1);
+    EQ(can, 0, "(1, 1): no");
+    EQ(DRV(cuCtxEnablePeerAccess)(c0, 0), CUDA_SUCCESS, "cuCtxEnablePeerAccess(device 0) from device 1");
+    EQ(DRV(cuCtxEnablePeerAccess)(c0, 0), CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED, "twice -> 704");
+    EQ(DRV(cuCtxEnablePeerAccess)(c1, 0), CUDA_ERROR_INVALID_DEVICE, "own context -> INVALID_DEVICE");
+    DRV(cuStreamDestroy_v2)(s1);
+    DRV(cuStreamSynchronize)(NULL);
+    EQ(mem_free_now(), cap, "device 1 released");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: the runtime's pool, array, stream, graph and IPC calls            */
+
+static void scn_rtmem(void)
+{
+    size_t f = 0, t = 0;
+    cudaStream_t s = NULL;
+    EQ(cudaStreamCreate(&s), cudaSuccess, "cudaStreamCreate");
+    cudaMemPool_t def = NULL, mp = NULL;
+    EQ(cudaDeviceGetDefaultMemPool(&def, 0), cudaSuccess, "cudaDeviceGetDefaultMemPool");
+    void *p = NULL;
+    EQ(cudaMallocAsync(&p, 1000, s), cudaSuccess, "cudaMallocAsync on a stream");
+    cuuint64_t v = 0;
+    EQ(cudaMemPoolGetAttribute(def, cudaMemPoolAttrReservedMemCurrent, &v), cudaSuccess, "cudaMemPoolGetAttribute");
+    EQ(v, 2 * MiB, "reserved 2 MiB");
+    EQ(cudaFreeAsync(p, s), cudaSuccess, "cudaFreeAsync");
+    EQ(cudaStreamSynchronize(s), cudaSuccess, "cudaStreamSynchronize");
+    cudaMemPoolGetAttribute(def, cudaMemPoolAttrReservedMemCurrent, &v);
+    EQ(v, 0, "trimmed by the synchronize");
+    struct cudaMemPoolProps pp;
+    memset(&pp, 0, sizeof pp);
+    pp.allocType = cudaMemAllocationTypePinned;
+    pp.location.type = cudaMemLocationTypeHost;
+    EQ(cudaMemPoolCreate(&mp, &pp), cudaSuccess, "cudaMemPoolCreate(host)");
+    EQ(cudaMallocFromPoolAsync(&p, 100, mp, s), cudaSuccess, "cudaMallocFromPoolAsync");
+    struct cudaPointerAttributes at;
+    cudaPointerGetAttributes(&at, p);
+    EQ(at.type, cudaMemoryTypeHost, "host pool memory: type Host");
+    cudaFreeAsync(p, s);
+    EQ(cudaMemPoolDestroy(mp), cudaSuccess, "cudaMemPoolDestroy");
+
+    struct cudaPitchedPtr pit;
+    EQ(cudaMalloc3D(&pit, (struct cudaExtent){.width = 1000, .height = 4, .depth = 3}), cudaSuccess, "cudaMalloc3D(1000 x 4 x 3)");
+    EQ(pit.pitch, 1024, "pitch 1024");
+    cudaMemGetInfo(&f, &t);
+    EQ(f, GIB - 1024 * 12, "charged pitch * height * depth");
+    cudaFree(pit.ptr);
+    cudaArray_t a = NULL, b = NULL;
+    struct cudaChannelFormatDesc cd = {.x = 32, .y = 32, .z = 32, .w = 32, .f = cudaChannelFormatKindFloat};
+    EQ(cudaMallocArray(&a, &cd, 100, 10, 0), cudaSuccess, "cudaMallocArray(100 x 10, float4)");
+    EQ(cudaMalloc3DArray(&b, &cd, (struct cudaExtent){.width = 8, .height = 8, .depth = 8}, 0), cudaSuccess, "cudaMalloc3DArray(8x8x8)");
+    cudaMemGetInfo(&f, &t);
+    EQ(f, GIB - 16384 - 8192, "arrays charged");
+    EQ(cudaFreeArray(a), cudaSuccess, "cudaFreeArray");
+    cudaFreeArray(b);
+
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t e = NULL;
+    EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess, "cudaStreamBeginCapture");
+    EQ(cudaMallocAsync(&p, 3 * MiB, s), cudaSuccess, "captured cudaMallocAsync");
+    EQ(cudaStreamEndCapture(s, &g), cudaSuccess, "cudaStreamEndCapture");
+    cudaMemGetInfo(&f, &t);
+    EQ(f, GIB, "nothing charged before the launch");
+    EQ(cudaGraphInstantiate(&e, g, 0), cudaSuccess, "cudaGraphInstantiate");
+    EQ(cudaGraphLaunch(e, s), cudaSuccess, "cudaGraphLaunch");
+    cudaMemGetInfo(&f, &t);
+    EQ(f, GIB - 4 * MiB, "graph reserve charged");
+    EQ(cudaFreeAsync(p, s), cudaSuccess, "cudaFreeAsync(graph memory)");
+    EQ(cudaDeviceGraphMemTrim(0), cudaSuccess, "cudaDeviceGraphMemTrim");
+    EQ(cudaGraphExecDestroy(e), cudaSuccess, "cudaGraphExecDestroy");
+    EQ(cudaGraphDestroy(g), cudaSuccess, "cudaGraphDestroy");
+    EQ(cudaStreamBeginCapture(NULL, cudaStreamCaptureModeGlobal), cudaErrorStreamCaptureUnsupported,
+       "capture of the legacy stream -> cudaErrorStreamCaptureUnsupported");
+    cudaGetLastError();
+
+    cudaIpcMemHandle_t ih;
+    cudaMalloc(&p, 4096);
+    EQ(cudaIpcGetMemHandle(&ih, p), cudaSuccess, "cudaIpcGetMemHandle");
+    void *q = NULL;
+    EQ(cudaIpcOpenMemHandle(&q, ih, cudaIpcMemLazyEnablePeerAccess), cudaErrorDeviceUninitialized,
+       "cudaIpcOpenMemHandle in the exporting process -> 201");
+    EQ(cudaIpcCloseMemHandle(p), cudaErrorInvalidValue, "cudaIpcCloseMemHandle(not opened) -> invalid value");
+    cudaFree(p);
+    EQ(cudaStreamDestroy(s), cudaSuccess, "cudaStreamDestroy");
+    cudaDeviceSynchronize();
+    cudaMemGetInfo(&f, &t);
+    EQ(f, GIB, "everything released");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1000,6 +1738,13 @@ static const struct scenario {
     {"nodevice", scn_nodevice, {"FAKECUDA_DEVICES=0"}, 0, 0},
     {"nodriver", scn_nodriver, {0}, 1, 1},
     {"preload", scn_preload, {"PRELOAD"}, 0, 0},
+    {"pools", scn_pools, {0}, 0, 0},
+    {"capture", scn_capture, {0}, 0, 0},
+    {"vmm", scn_vmm, {0}, 0, 0},
+    {"arrays", scn_arrays, {0}, 0, 0},
+    {"ipc", scn_ipc, {0}, 0, 0},
+    {"twopools", scn_twopools, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=67108864"}, 0, 0},
+    {"rtmem", scn_rtmem, {0}, 0, 0},
 };
 
 static int run_child(const struct scenario *s, const char *self)

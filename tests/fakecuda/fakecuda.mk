@@ -77,7 +77,9 @@ $(FAKECUDA_DIR)/fake_smoke_shared: $(FAKECUDA_SRC)/fake_smoke.c $(FAKECUDA_DIR)/
 	$(CC) $(FAKECUDA_CFLAGS) -DFAKE_SMOKE_SHARED -o $@ $< -L$(FAKECUDA_DIR) -lcudart -ldl -lpthread
 
 fakecuda-smoke: fakecuda $(FAKECUDA_SMOKE_BINS)
-	@for s in cuMemAlloc cuMemAlloc_v2 cuGetProcAddress cuGetProcAddress_v2 cuMemAllocAsync_ptsz cuMemFreeAsync_ptsz; do \
+	@for s in cuMemAlloc cuMemAlloc_v2 cuGetProcAddress cuGetProcAddress_v2 cuMemAllocAsync_ptsz cuMemFreeAsync_ptsz \
+	  cuMemAllocFromPoolAsync_ptsz cuStreamBeginCapture cuStreamBeginCapture_v2_ptsz cuGraphLaunch_ptsz cuStreamSynchronize_ptsz \
+	  cuIpcOpenMemHandle cuIpcOpenMemHandle_v2 cuMemCreate cuMemMap cuArray3DCreate_v2 cuMemGetDefaultMemPool; do \
 	  if nm -D --defined-only $(FAKECUDA_DIR)/libcuda.so.1 | awk '{print $$3}' | grep -qx "$$s"; then \
 	    echo "PASS nm: libcuda.so.1 exports $$s"; else echo "FAIL nm: libcuda.so.1 lacks $$s"; exit 1; fi; done
 	@if nm -D --defined-only $(FAKECUDA_DIR)/fake_smoke | awk '{print $$3}' | grep '^cuda'; then \

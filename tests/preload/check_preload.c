@@ -463,6 +463,82 @@ START_TEST(cli_run_with_real_shim)
 }
 END_TEST
 
+/* ---- issue 3: pools, VMM, arrays, registration, graphs, two devices ---------- */
+
+/* A program passes under extra environment, with `violations` log lines. */
+static void passes_with(const char *prog, const char *const *env, int violations)
+{
+    struct run r = run_prog(prog, env);
+    ASSERT_PASSED(r);
+    ck_assert_msg(vg_test_count(r.log, "vramguard: violation: ") == violations, "%d violations logged, want %d:\n%s",
+                  vg_test_count(r.log, "vramguard: violation: "), violations, r.log);
+}
+
+START_TEST(pools_reject) { passes_with("prog_pools", NULL, 3); }
+END_TEST
+START_TEST(pools_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    passes_with("prog_pools", env, 1); /* the managed pool */
+}
+END_TEST
+START_TEST(pools_warn)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=warn", NULL};
+    passes_with("prog_pools", env, 4); /* host pool create + its alloc + default host pool alloc + managed pool */
+}
+END_TEST
+START_TEST(vmm_reject) { passes_with("prog_vmm", NULL, 1); }
+END_TEST
+START_TEST(vmm_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    passes_with("prog_vmm", env, 0);
+}
+END_TEST
+START_TEST(misc_reject) { passes_with("prog_misc", NULL, 3); }
+END_TEST
+START_TEST(misc_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    passes_with("prog_misc", env, 0);
+}
+END_TEST
+START_TEST(misc_warn)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=warn", NULL};
+    passes_with("prog_misc", env, 3);
+}
+END_TEST
+START_TEST(two_devices)
+{
+    const char *env[] = {"FAKECUDA_DEVICES=2", NULL};
+    struct run r = run_prog("prog_multi", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "SKIP"), 0);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS device 1: 5 MiB device only"), 1);
+}
+END_TEST
+
+START_TEST(pool_report_fields)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, "VRAMGUARD_ALLOW=pinned", NULL};
+    struct run r = run_prog("prog_pools", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"kind\": \"pool\", \"purpose\": \"weights\""), "%s", json);
+    ck_assert_msg(strstr(json, "\"pool_cache_bytes\": "), "%s", json);
+    ck_assert_msg(strstr(json, "\"graph_reserved_bytes\": "), "%s", json);
+    ck_assert_msg(strstr(json, "\"passthrough_lookups\": [{\"name\": "), "%s", json);
+    free(json);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -492,6 +568,16 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, exported_symbols_exact);
     tcase_add_test(t, runtime_dependencies_only_libc);
     tcase_add_test(t, cli_run_with_real_shim);
+    tcase_add_test(t, pools_reject);
+    tcase_add_test(t, pools_allow_pinned);
+    tcase_add_test(t, pools_warn);
+    tcase_add_test(t, vmm_reject);
+    tcase_add_test(t, vmm_allow_pinned);
+    tcase_add_test(t, misc_reject);
+    tcase_add_test(t, misc_allow_pinned);
+    tcase_add_test(t, misc_warn);
+    tcase_add_test(t, two_devices);
+    tcase_add_test(t, pool_report_fields);
     suite_add_tcase(s, t);
     return s;
 }

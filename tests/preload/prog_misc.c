@@ -1,0 +1,87 @@
+/* Arrays, host registration, graph memory nodes and the runtime names
+ * (cudaMallocArray, cudaMalloc3D, cudaHostAlloc, cudaHostRegister). */
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include "preload_common.h"
+
+static unsigned long long kind_total(int kind)
+{
+    return kind_bytes(usage(), kind);
+}
+
+int main(void)
+{
+    start("prog_misc");
+    CHECK("cudaFree(0)", cudaFree(0) == cudaSuccess, "failed");
+
+    /* Arrays: charged as VRAM by the size the driver reports. */
+    unsigned long long a0 = kind_total(VRAMGUARD_KIND_ARRAY);
+    CUarray arr = NULL, arr3 = NULL;
+    CUDA_ARRAY_DESCRIPTOR d2 = {1024, 1024, CU_AD_FORMAT_FLOAT, 1};
+    CHECK("cuArrayCreate", cuArrayCreate(&arr, &d2) == CUDA_SUCCESS, "failed");
+    CUDA_ARRAY3D_DESCRIPTOR d3 = {256, 256, 16, CU_AD_FORMAT_UNSIGNED_INT8, 4, 0};
+    CHECK("cuArray3DCreate", cuArray3DCreate(&arr3, &d3) == CUDA_SUCCESS, "failed");
+    unsigned long long a1 = kind_total(VRAMGUARD_KIND_ARRAY);
+    CHECK("arrays charged at least their texels", a1 - a0 >= 4 * MiB + 4 * MiB, "got %llu", a1 - a0);
+    cudaArray_t rarr = NULL;
+    struct cudaChannelFormatDesc ch = {32, 0, 0, 0, cudaChannelFormatKindFloat};
+    CHECK("cudaMallocArray", cudaMallocArray(&rarr, &ch, 512, 512, 0) == cudaSuccess, "failed");
+    CHECK("cudaMallocArray counted", kind_total(VRAMGUARD_KIND_ARRAY) - a1 >= 1 * MiB, "got %llu",
+          kind_total(VRAMGUARD_KIND_ARRAY) - a1);
+    cudaFreeArray(rarr);
+    cuArrayDestroy(arr);
+    cuArrayDestroy(arr3);
+    CHECK("arrays uncharged", kind_total(VRAMGUARD_KIND_ARRAY) == a0, "left %llu", kind_total(VRAMGUARD_KIND_ARRAY) - a0);
+
+    /* cudaMalloc3D: pitched VRAM. */
+    struct cudaPitchedPtr pp;
+    struct snapshot m0 = snap();
+    CHECK("cudaMalloc3D", cudaMalloc3D(&pp, (struct cudaExtent){1000, 100, 4}) == cudaSuccess, "failed");
+    CHECK("cudaMalloc3D counted as pitch x height x depth", snap().vram - m0.vram == (unsigned long long)pp.pitch * 400,
+          "got %llu, pitch %zu", snap().vram - m0.vram, pp.pitch);
+    cudaFree(pp.ptr);
+
+    /* Host memory through cudaHostAlloc and registration. */
+    struct snapshot h0 = snap();
+    void *host = NULL;
+    cudaError_t rh = cudaHostAlloc(&host, 1 * MiB, cudaHostAllocPortable);
+    CHECK("cudaHostAlloc per policy", rh == (expect_pinned_ok() ? cudaSuccess : cudaErrorNotPermitted), "got %d", rh);
+    if (rh == cudaSuccess)
+        cudaFreeHost(host);
+    cudaGetLastError();
+    static char buffer[2 * 1024 * 1024] __attribute__((aligned(4096)));
+    cudaError_t rr = cudaHostRegister(buffer, sizeof(buffer), cudaHostRegisterDefault);
+    CHECK("cudaHostRegister per policy", rr == (expect_pinned_ok() ? cudaSuccess : cudaErrorNotPermitted), "got %d", rr);
+    if (rr == cudaSuccess) {
+        CHECK("registered memory counted", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
+              kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+        cudaHostUnregister(buffer);
+        CHECK("unregistered", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == 0, "left %llu",
+              kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+    }
+    cudaGetLastError();
+    CHECK("violations counted", snap().violations - h0.violations == (expect_pinned_violation() ? 2u : 0u),
+          "got %llu", snap().violations - h0.violations);
+
+    /* Graph memory nodes: a host-located one is refused; a device one is not. */
+    CUgraph graph;
+    cuGraphCreate(&graph, 0);
+    CUDA_MEM_ALLOC_NODE_PARAMS np = {0};
+    np.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    np.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    np.poolProps.location.id = 0;
+    np.bytesize = 4 * MiB;
+    CUgraphNode node;
+    CHECK("device graph alloc node", cuGraphAddMemAllocNode(&node, graph, NULL, 0, &np) == CUDA_SUCCESS, "failed");
+    CUDA_MEM_ALLOC_NODE_PARAMS hp = np;
+    hp.poolProps.location.type = CU_MEM_LOCATION_TYPE_HOST;
+    CUresult r = cuGraphAddMemAllocNode(&node, graph, NULL, 0, &hp);
+    if (policy_rejects() && !pinned_allowed())
+        CHECK("host graph alloc node refused", r == CUDA_ERROR_NOT_PERMITTED, "got %d", r);
+    else
+        printf("note: host graph alloc node answered %d\n", r);
+    cuGraphDestroy(graph);
+    CHECK("nothing live at the end", snap().vram == 0, "vram %llu", snap().vram);
+    return finish("prog_misc");
+}
