@@ -82,6 +82,14 @@ env VRAMGUARD_LOG=/dev/null "$G/prog_cxx" >"$LOGS/cxx_noshim.out" 2>&1
 st=$?
 row cxx_without_shim "$([ $st = 0 ] && grep -q 'shim not loaded' "$LOGS/cxx_noshim.out" && echo PASS || echo FAIL)" "exit $st"
 
+# Issue 3: pools, VMM, arrays / registration / graph nodes
+for prog in pools vmm misc; do
+    run_case ${prog}_reject "" "$G/prog_$prog"
+    check_case ${prog}_reject 0
+    run_case ${prog}_allow_pinned "VRAMGUARD_ALLOW=pinned" "$G/prog_$prog"
+    check_case ${prog}_allow_pinned 0
+done
+
 REPORTS=$LOGS/reports; rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 run_case report_json "VRAMGUARD_REPORT=$REPORTS/r.%p.json" "$G/prog_runtime_shared"
 check_case report_json 0
@@ -105,6 +113,27 @@ if [ -x "$G/bench_alloc" ]; then
     row bench_real_driver "$([ $? = 0 ] && echo PASS || echo FAIL)" "see bench table below"
 fi
 
+# Real frameworks, each compared with its own figure: workload | policy |
+# framework figure | shim figure | difference.
+FROWS=()
+framework() { # name module policy-env extra-env
+    local name=$1 module=$2 penv=$3 extra=$4
+    python3 -c "import $module" 2>/dev/null || { row "fw_$name" SKIP "no $module"; return; }
+    run_case "fw_$name" "$penv $extra PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT/purpose_tags/python" \
+        python3 "$ROOT/tests/gpu/frameworks.py" "${name%%@*}"
+    check_case "fw_$name" 0
+    while IFS= read -r l; do
+        FROWS+=("$(printf '%-34s %-22s %s' "${l%%|*}" "${penv:-reject}" "${l#*|}")")
+    done < <(grep '^ROW ' "$OUTF" | sed 's/^ROW //')
+}
+framework torch torch "" ""
+framework torch-expandable torch "" "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+framework cupy cupy "" ""
+framework jax jax "" ""
+framework jax@pinned jax "VRAMGUARD_ALLOW=pinned" ""
+framework jax-platform jax "" "XLA_PYTHON_CLIENT_ALLOCATOR=platform"
+framework jax-platform@pinned jax "VRAMGUARD_ALLOW=pinned" "XLA_PYTHON_CLIENT_ALLOCATOR=platform"
+
 # PyTorch
 if python3 -c 'import torch' 2>/dev/null; then
     for mode in reject pinned; do
@@ -121,5 +150,9 @@ echo
 echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
 printf '%s\n' "${ROWS[@]}"
 [ -f "$LOGS/bench.txt" ] && cat "$LOGS/bench.txt"
+if [ ${#FROWS[@]} -gt 0 ]; then
+    echo "== frameworks: workload | policy | framework figure | shim figure | difference"
+    printf '%s\n' "${FROWS[@]}"
+fi
 echo "== $FAILED failed"
 [ $FAILED = 0 ]
