@@ -424,9 +424,11 @@ __attribute__((destructor)) static void report_at_exit(void)
         char line[900];
         struct vg_out o;
         vg_out_buffer(&o, line, sizeof(line));
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n && i < 6; i++)
             vg_out_printf(&o, "%s%s", i ? ", " : "", names[i]);
-        vg_log("looked up but passed through (docs/entry-points.md says why): %s", line);
+        vg_log("%d allocation-related entry points were looked up and passed through (%s%s); "
+               "docs/entry-points.md says why%s",
+               n, line, n > 6 ? ", ..." : "", vg_report_path()[0] ? ", the report lists them" : "");
     }
     vg_report_write();
 }
