@@ -116,6 +116,9 @@ def main():
         "config": {"policy": policy, "allow": allow, "fail_on": fail_on},
         "devices": [{"device": 0, "name": "Fake H100", "total_bytes": 85520809984,
                      "pageable_memory_access": False, "oom_events": len(ooms),
+                     "charged_bytes": 4096 * len(leaks), "live_vram_bytes": 4096 * len(leaks),
+                     "pool_reserved_bytes": 0, "pool_cache_bytes": 0, "graph_reserved_bytes": 0,
+                     "pool_figures_current": True, "peak_vram_bytes": a.peak,
                      "usage": [
                          {"kind": "device", "purpose": "weights", "live_bytes": 0,
                           "live_count": 0, "peak_bytes": a.peak, "allocations": 3, "frees": 3},
@@ -125,6 +128,8 @@ def main():
         "violations": {"count": len(violations), "recorded": violations[:64]},
         "oom_events": {"count": len(ooms), "recorded": ooms[:64]},
         "live_at_exit": {"count": len(leaks), "bytes": 4096 * len(leaks), "allocations": leaks},
+        "vmm_exported_handles": 0,
+        "passthrough_lookups": [],
         "summary": {"status": "fail" if reasons else "pass", "reasons": reasons,
                     "violations": len(violations), "oom_events": len(ooms),
                     "leaked_allocations": len(leaks), "leaked_bytes": 4096 * len(leaks)},
