@@ -9,7 +9,7 @@ GPU_STATIC := prog_runtime_static prog_threads prog_oom prog_fork
 GPU_STATIC_DRIVER := prog_pools prog_misc
 GPU_BINS := $(addprefix $(GPU_DIR)/, $(GPU_STATIC) prog_runtime_shared prog_driver prog_legacy prog_rtld_local \
 	prog_dlsym_next libcudauser.so libnext_a.so libnext_b.so libnext_c.so libnext_d.so lib/libcudart.so.13 \
-	$(GPU_STATIC_DRIVER) prog_vmm)
+	$(GPU_STATIC_DRIVER) prog_vmm prog_multi prog_pools_shared prog_misc_shared)
 
 $(GPU_DIR)/%.o: tests/preload/%.c $(PRELOAD_DEPS)
 	@mkdir -p $(@D)
@@ -22,7 +22,9 @@ $(GPU_DIR)/prog_runtime_shared: $(GPU_DIR)/prog_runtime.o
 	$(NVCC) -cudart shared -o $@ $<
 $(addprefix $(GPU_DIR)/,$(GPU_STATIC_DRIVER)): $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
 	$(NVCC) -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda      # static cudart + the driver API
-$(GPU_DIR)/prog_driver $(GPU_DIR)/prog_legacy $(GPU_DIR)/prog_vmm: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
+$(GPU_DIR)/prog_pools_shared $(GPU_DIR)/prog_misc_shared: $(GPU_DIR)/prog_%_shared: $(GPU_DIR)/prog_%.o
+	$(NVCC) -cudart shared -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda
+$(GPU_DIR)/prog_driver $(GPU_DIR)/prog_legacy $(GPU_DIR)/prog_vmm $(GPU_DIR)/prog_multi: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
 	$(CC) -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda -ldl
 $(GPU_DIR)/libcudauser.so: tests/preload/libcudauser.c
 	@mkdir -p $(@D)

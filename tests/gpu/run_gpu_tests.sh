@@ -83,7 +83,7 @@ st=$?
 row cxx_without_shim "$([ $st = 0 ] && grep -q 'shim not loaded' "$LOGS/cxx_noshim.out" && echo PASS || echo FAIL)" "exit $st"
 
 # Issue 3: pools, VMM, arrays / registration / graph nodes
-for prog in pools vmm misc; do
+for prog in pools pools_shared vmm misc misc_shared; do
     run_case ${prog}_reject "" "$G/prog_$prog"
     check_case ${prog}_reject 0
     run_case ${prog}_allow_pinned "VRAMGUARD_ALLOW=pinned" "$G/prog_$prog"
@@ -129,10 +129,27 @@ framework() { # name module policy-env extra-env
 framework torch torch "" ""
 framework torch-expandable torch "" "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
 framework cupy cupy "" ""
-framework jax jax "" ""
 framework jax@pinned jax "VRAMGUARD_ALLOW=pinned" ""
-framework jax-platform jax "" "XLA_PYTHON_CLIENT_ALLOCATOR=platform"
 framework jax-platform@pinned jax "VRAMGUARD_ALLOW=pinned" "XLA_PYTHON_CLIENT_ALLOCATOR=platform"
+# XLA stages transfers in pinned host memory and cannot run when it is
+# refused (runs 4 and 5: SIGSEGV after its own "could not allocate pinned
+# host" warnings). Recorded, not judged.
+if python3 -c 'import jax' 2>/dev/null; then
+    run_case jax_under_reject "PYTHONPATH=$ROOT/purpose_tags/python" python3 "$ROOT/tests/gpu/frameworks.py" jax
+    row jax_under_reject INFO "exit $STATUS after $(count 'vramguard: violation: ' "$LOG") refused pinned allocations"
+fi
+
+# Several GPUs: per-device accounting, and NCCL (pinned staging allowed).
+run_case multi_gpu "" "$G/prog_multi"
+if grep -q '^SKIP' "$OUTF"; then row multi_gpu SKIP "$(grep -m1 '^SKIP' "$OUTF")"; else check_case multi_gpu 0; fi
+if python3 -c 'import torch' 2>/dev/null && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+    run_case nccl_allreduce "VRAMGUARD_ALLOW=pinned PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT/purpose_tags/python" \
+        python3 "$ROOT/tests/gpu/nccl_check.py"
+    check_case nccl_allreduce 0
+    while IFS= read -r l; do
+        FROWS+=("$(printf '%-34s %-22s %s' "${l%%|*}" "VRAMGUARD_ALLOW=pinned" "${l#*|}")")
+    done < <(grep '^ROW ' "$OUTF" | sed 's/^ROW //')
+fi
 
 # PyTorch
 if python3 -c 'import torch' 2>/dev/null; then
