@@ -137,6 +137,13 @@ framework jax-platform@pinned jax "VRAMGUARD_ALLOW=pinned" "XLA_PYTHON_CLIENT_AL
 if python3 -c 'import jax' 2>/dev/null; then
     run_case jax_under_reject "PYTHONPATH=$ROOT/purpose_tags/python" python3 "$ROOT/tests/gpu/frameworks.py" jax
     row jax_under_reject INFO "exit $STATUS after $(count 'vramguard: violation: ' "$LOG") refused pinned allocations"
+    if [ "$STATUS" != 0 ] && command -v gdb >/dev/null; then
+        # Where it dies: the shim or XLA?
+        timeout -k 5 240 env VRAMGUARD_LOG=/dev/null LD_PRELOAD="$SHIM" PYTHONPATH="$ROOT/purpose_tags/python" \
+            gdb -q -batch -ex run -ex bt -ex 'info sharedlibrary vramguard' --args python3 \
+            "$ROOT/tests/gpu/frameworks.py" jax >"$LOGS/jax_reject_gdb.txt" 2>&1
+        row "  jax crash frame" INFO "$(grep -m3 '^#[0-9]' "$LOGS/jax_reject_gdb.txt" | sed 's/  */ /g' | cut -c1-160 | tr '\n' ';')"
+    fi
 fi
 
 # Several GPUs: per-device accounting, and NCCL (pinned staging allowed).
