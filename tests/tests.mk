@@ -110,6 +110,10 @@ $(TEST_DIR)/prog_multi: tests/preload/prog_multi.c $(PRELOAD_DEPS) $(FAKECUDA_LI
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_multi
 
+$(TEST_DIR)/prog_ipc: tests/preload/prog_ipc.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(FAKE)/libcudart_static_fake.a -L$(FAKE) -lcuda -ldl -lpthread
+PRELOAD_PROGS += $(TEST_DIR)/prog_ipc
+
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

@@ -1781,6 +1781,22 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
     return ptr_attr(&a, ptr, attribute, data, 1);
 }
 
+/* The allocation containing dptr (device, pool, mapped or imported memory);
+ * CUDA_ERROR_NOT_FOUND for host memory and unknown pointers, as the real one. */
+CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    struct fake_alloc a;
+    if (!lookup_copy(dptr, &a) || a.host)
+        return CUDA_ERROR_NOT_FOUND;
+    if (pbase)
+        *pbase = (CUdeviceptr)a.start;
+    if (psize)
+        *psize = a.size;
+    return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
                                         CUdeviceptr ptr)
 {
@@ -3610,6 +3626,7 @@ static const struct gpa_row g_rows[] = {
     ROW("cuMemHostUnregister", 4000, cuMemHostUnregister),
     ROW("cuPointerGetAttribute", 4000, cuPointerGetAttribute),
     ROW("cuPointerGetAttributes", 7000, cuPointerGetAttributes),
+    ROW("cuMemGetAddressRange", 3020, cuMemGetAddressRange_v2),
     ROW("cuMemAllocAsync", 11020, cuMemAllocAsync),
     ROW_PTSZ("cuMemAllocAsync", 11020, cuMemAllocAsync_ptsz),
     ROW("cuMemFreeAsync", 11020, cuMemFreeAsync),

@@ -6,7 +6,7 @@ NVCC ?= $(CUDA_HOME)/bin/nvcc
 GPU_DIR := $(BUILD)/gpu
 GPU_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -I$(CUDA_HOME)/include -Ipurpose_tags -Itests/preload
 GPU_STATIC := prog_runtime_static prog_threads prog_oom prog_fork
-GPU_STATIC_DRIVER := prog_pools prog_misc
+GPU_STATIC_DRIVER := prog_pools prog_misc prog_ipc
 GPU_BINS := $(addprefix $(GPU_DIR)/, $(GPU_STATIC) prog_runtime_shared prog_driver prog_legacy prog_rtld_local \
 	prog_dlsym_next libcudauser.so libnext_a.so libnext_b.so libnext_c.so libnext_d.so lib/libcudart.so.13 \
 	$(GPU_STATIC_DRIVER) prog_vmm prog_multi prog_pools_shared prog_misc_shared)

@@ -90,6 +90,9 @@ for prog in pools pools_shared vmm misc misc_shared; do
     check_case ${prog}_allow_pinned 0
 done
 
+run_case ipc_imported "" "$G/prog_ipc"
+check_case ipc_imported 0
+
 REPORTS=$LOGS/reports; rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 run_case report_json "VRAMGUARD_REPORT=$REPORTS/r.%p.json" "$G/prog_runtime_shared"
 check_case report_json 0

@@ -496,7 +496,7 @@ START_TEST(vmm_allow_pinned)
     passes_with("prog_vmm", env, 0);
 }
 END_TEST
-START_TEST(misc_reject) { passes_with("prog_misc", NULL, 3); }
+START_TEST(misc_reject) { passes_with("prog_misc", NULL, 4); }
 END_TEST
 START_TEST(misc_allow_pinned)
 {
@@ -507,7 +507,7 @@ END_TEST
 START_TEST(misc_warn)
 {
     const char *env[] = {"VRAMGUARD_POLICY=warn", NULL};
-    passes_with("prog_misc", env, 3);
+    passes_with("prog_misc", env, 4);
 }
 END_TEST
 START_TEST(two_devices)
@@ -517,6 +517,15 @@ START_TEST(two_devices)
     ASSERT_PASSED(r);
     ck_assert_int_eq(vg_test_count(r.out, "SKIP"), 0);
     ck_assert_int_eq(vg_test_count(r.out, "PASS device 1: 5 MiB device only"), 1);
+}
+END_TEST
+
+START_TEST(imported_across_processes)
+{
+    struct run r = run_prog("prog_ipc", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS imported memory is not charged"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "prog_ipc child: ok"), 1);
 }
 END_TEST
 
@@ -578,6 +587,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, misc_warn);
     tcase_add_test(t, two_devices);
     tcase_add_test(t, pool_report_fields);
+    tcase_add_test(t, imported_across_processes);
     suite_add_tcase(s, t);
     return s;
 }

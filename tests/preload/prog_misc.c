@@ -64,6 +64,49 @@ int main(void)
     CHECK("violations counted", snap().violations - h0.violations == (expect_pinned_violation() ? 2u : 0u),
           "got %llu", snap().violations - h0.violations);
 
+    /* Legacy variants, fetched at their old versions: cuMemHostRegister (4000)
+     * and the 32-bit-descriptor cuArrayCreate (2000), where the driver has it. */
+    typedef CUresult (*register_fn)(void *, size_t, unsigned int);
+    struct legacy_desc {
+        unsigned int Width, Height;
+        CUarray_format Format;
+        unsigned int NumChannels;
+    };
+    typedef CUresult (*legacy_array_fn)(CUarray *, const struct legacy_desc *);
+    register_fn reg_v1 = NULL;
+    legacy_array_fn arr_v1 = NULL;
+    CUdriverProcAddressQueryResult q;
+    cuGetProcAddress("cuMemHostRegister", (void **)&reg_v1, 4000, 0, &q);
+    CHECK("legacy cuMemHostRegister found", reg_v1 != NULL, "NULL");
+    if (reg_v1) {
+        struct snapshot l0 = snap();
+        CUresult lr = reg_v1(buffer, sizeof(buffer), 0);
+        CHECK("legacy cuMemHostRegister per policy", lr == (expect_pinned_ok() ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED),
+              "got %d", lr);
+        if (lr == CUDA_SUCCESS) {
+            CHECK("legacy registration counted", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
+                  kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+            cuMemHostUnregister(buffer);
+        }
+        CHECK("legacy registration violation counted",
+              snap().violations - l0.violations == (expect_pinned_violation() ? 1u : 0u), "got %llu",
+              snap().violations - l0.violations);
+    }
+    if (cuGetProcAddress("cuArrayCreate", (void **)&arr_v1, 2000, 0, &q) == CUDA_SUCCESS && arr_v1) {
+        struct legacy_desc ld = {256, 256, CU_AD_FORMAT_FLOAT, 1};
+        CUarray la = NULL;
+        unsigned long long b0 = kind_total(VRAMGUARD_KIND_ARRAY);
+        CUresult lr = arr_v1(&la, &ld);
+        printf("note: legacy cuArrayCreate answered %d\n", lr);
+        if (lr == CUDA_SUCCESS) {
+            CHECK("legacy array counted", kind_total(VRAMGUARD_KIND_ARRAY) - b0 >= 256 * 1024, "got %llu",
+                  kind_total(VRAMGUARD_KIND_ARRAY) - b0);
+            cuArrayDestroy(la);
+        }
+    } else {
+        printf("note: no legacy cuArrayCreate in this driver\n");
+    }
+
     /* Graph memory nodes: a host-located one is refused; a device one is not. */
     CUgraph graph;
     cuGraphCreate(&graph, 0);
