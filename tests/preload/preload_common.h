@@ -115,4 +115,21 @@ static inline struct snapshot snap(void)
     return s;
 }
 
+/* The change in the driver's own used-memory figure across `alloc`,
+ * compared with the change in the shim's charged VRAM on device 0: they must
+ * agree within the driver's 2 MiB allocation granularity. `info` is
+ * cudaMemGetInfo or cuMemGetInfo. */
+#define AGREES_WITH_MEMGETINFO(name, info, alloc_stmt)                                             \
+    do {                                                                                           \
+        size_t f0_ = 0, t0_ = 0, f1_ = 0, t1_ = 0;                                                 \
+        info(&f0_, &t0_);                                                                          \
+        unsigned long long c0_ = usage()->charged_bytes[0];                                        \
+        alloc_stmt;                                                                                \
+        info(&f1_, &t1_);                                                                          \
+        long long driver_ = (long long)f0_ - (long long)f1_;                                       \
+        long long shim_ = (long long)(usage()->charged_bytes[0] - c0_);                            \
+        CHECK(name, driver_ - shim_ < (long long)(2 * MiB) && shim_ - driver_ < (long long)(2 * MiB), \
+              "cuMemGetInfo moved %lld bytes, the shim's charged VRAM %lld", driver_, shim_);       \
+    } while (0)
+
 #endif

@@ -30,6 +30,11 @@ int main(void)
     CHECK("cudaMallocArray counted", kind_total(VRAMGUARD_KIND_ARRAY) - a1 >= 1 * MiB, "got %llu",
           kind_total(VRAMGUARD_KIND_ARRAY) - a1);
     cudaFreeArray(rarr);
+    CUarray big = NULL;
+    CUDA_ARRAY_DESCRIPTOR dbig = {4096, 4096, CU_AD_FORMAT_FLOAT, 1};
+    AGREES_WITH_MEMGETINFO("cuArrayCreate(64 MiB) agrees with cudaMemGetInfo", cudaMemGetInfo,
+                           cuArrayCreate(&big, &dbig));
+    cuArrayDestroy(big);
     cuArrayDestroy(arr);
     cuArrayDestroy(arr3);
     CHECK("arrays uncharged", kind_total(VRAMGUARD_KIND_ARRAY) == a0, "left %llu", kind_total(VRAMGUARD_KIND_ARRAY) - a0);

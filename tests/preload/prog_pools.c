@@ -42,6 +42,12 @@ int main(void)
     CHECK("freed: nothing live in the pool", pool_live(u, VRAMGUARD_WEIGHTS) == 0, "got %llu",
           pool_live(u, VRAMGUARD_WEIGHTS));
 
+    void *big = NULL;
+    AGREES_WITH_MEMGETINFO("cudaMallocAsync(64 MiB) agrees with cudaMemGetInfo", cudaMemGetInfo,
+                           (cudaMallocAsync(&big, 64 * MiB, (cudaStream_t)s), cudaStreamSynchronize((cudaStream_t)s)));
+    cudaFreeAsync(big, (cudaStream_t)s);
+    cudaStreamSynchronize((cudaStream_t)s);
+
     /* A pool obtained explicitly, with a purpose, and the _ptsz variant. */
     CUmemoryPool dev_pool;
     CHECK("cuDeviceGetDefaultMemPool", cuDeviceGetDefaultMemPool(&dev_pool, 0) == CUDA_SUCCESS, "failed");

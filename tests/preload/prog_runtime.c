@@ -78,6 +78,11 @@ int main(void)
           s1.purpose[VRAMGUARD_UNKNOWN] - s0.purpose[VRAMGUARD_UNKNOWN]);
     CHECK("vram total", s1.vram - s0.vram == 5 * MiB + 768 * KiB + 4 * 64 * KiB, "got %llu", s1.vram - s0.vram);
 
+    void *big = NULL;
+    AGREES_WITH_MEMGETINFO("cudaMalloc(64 MiB) agrees with cudaMemGetInfo", cudaMemGetInfo,
+                           cudaMalloc(&big, 64 * MiB));
+    cudaFree(big);
+
     /* The driver entry point through cudart: counted once, at the driver. */
     alloc_fn drv_alloc = NULL;
     free_fn drv_free = NULL;
