@@ -148,6 +148,19 @@ void vg_vmm_reset_after_fork(void)
 
 /* ---- wrappers --------------------------------------------------------------- */
 
+static void mapping_insert_locked(const struct mapping *m)
+{
+    if (!reserve((void **)&maps, &cap_maps, n_maps + 1, sizeof(*maps)))
+        return;
+    size_t i = 0;
+    while (i < n_maps && maps[i].start < m->start)
+        i++; /* kept sorted by start */
+    memmove(&maps[i + 1], &maps[i], (n_maps - i) * sizeof(*maps));
+    maps[i] = *m;
+    n_maps++;
+}
+
+
 static int kind_of_prop(const CUmemAllocationProp *prop)
 {
     if (prop == NULL)
@@ -226,13 +239,9 @@ EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGener
     pthread_mutex_lock(&lock);
     bool found;
     handle_slot(handle, &found);
-    if (found && reserve((void **)&maps, &cap_maps, n_maps + 1, sizeof(*maps))) {
-        size_t i = 0;
-        while (i < n_maps && maps[i].start < ptr)
-            i++; /* maps stay sorted by start; a binary search is not worth it here */
-        memmove(&maps[i + 1], &maps[i], (n_maps - i) * sizeof(*maps));
-        maps[i] = (struct mapping){ptr, size, handle};
-        n_maps++;
+    if (found) {
+        struct mapping m = {ptr, size, handle};
+        mapping_insert_locked(&m);
         handle_change_locked(handle, 0, +1);
     }
     pthread_mutex_unlock(&lock);
@@ -247,19 +256,31 @@ EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
     if (real == NULL)
         return vg_missing_real("cuMemUnmap");
     vg_reached_driver();
-    /* Take out every mapping inside [ptr, ptr+size); uncharge handles whose
-     * last mapping goes after their release. Undo all of it if the driver
-     * refuses. */
-    enum { BATCH = 64 };
-    struct mapping removed[BATCH];
-    CUmemGenericAllocationHandle freed[BATCH];
-    int n_removed = 0, n_freed = 0;
+    /* Take out every mapping inside [ptr, ptr+size) and uncharge the handles
+     * whose last mapping this was after their release; undo it all if the
+     * driver refuses. The undo lists live on the stack up to 64 mappings. */
+    enum { ON_STACK = 64 };
+    struct mapping removed_stack[ON_STACK], *removed = removed_stack;
+    struct vg_alloc freed_stack[ON_STACK], *freed = freed_stack;
+    bool had_stack[ON_STACK], *had = had_stack;
+    CUmemGenericAllocationHandle gone_stack[ON_STACK], *gone = gone_stack;
+    size_t n_removed = 0, n_gone = 0, inside = 0;
+
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < n_maps && n_removed < BATCH;) {
+    for (size_t i = 0; i < n_maps; i++)
+        inside += maps[i].start >= ptr && maps[i].start + maps[i].size <= ptr + size;
+    if (inside > ON_STACK) {
+        removed = malloc(inside * sizeof(*removed));
+        freed = malloc(inside * sizeof(*freed));
+        had = malloc(inside * sizeof(*had));
+        gone = malloc(inside * sizeof(*gone));
+    }
+    bool ok = removed && freed && had && gone;
+    for (size_t i = 0; ok && i < n_maps;) {
         if (maps[i].start >= ptr && maps[i].start + maps[i].size <= ptr + size) {
             removed[n_removed++] = maps[i];
             if (handle_change_locked(maps[i].handle, 0, -1))
-                freed[n_freed++] = maps[i].handle;
+                gone[n_gone++] = maps[i].handle;
             memmove(&maps[i], &maps[i + 1], (n_maps - i - 1) * sizeof(*maps));
             n_maps--;
         } else {
@@ -267,30 +288,28 @@ EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
         }
     }
     pthread_mutex_unlock(&lock);
-    struct vg_alloc old[BATCH];
-    bool had[BATCH];
-    for (int k = 0; k < n_freed; k++)
-        had[k] = vg_table_remove(VG_VMM_KEY(freed[k]), &old[k]);
+    for (size_t k = 0; k < n_gone; k++)
+        had[k] = vg_table_remove(VG_VMM_KEY(gone[k]), &freed[k]);
+
     CUresult r = real(ptr, size);
     if (r != CUDA_SUCCESS) {
         pthread_mutex_lock(&lock);
-        for (int k = 0; k < n_freed; k++)
-            handle_restore_locked(freed[k], 0, 0);
-        for (int k = 0; k < n_removed; k++) {
-            if (reserve((void **)&maps, &cap_maps, n_maps + 1, sizeof(*maps))) {
-                size_t i = 0;
-                while (i < n_maps && maps[i].start < removed[k].start)
-                    i++;
-                memmove(&maps[i + 1], &maps[i], (n_maps - i) * sizeof(*maps));
-                maps[i] = removed[k];
-                n_maps++;
-            }
+        for (size_t k = 0; k < n_gone; k++)
+            handle_restore_locked(gone[k], 0, 0);
+        for (size_t k = 0; k < n_removed; k++) {
+            mapping_insert_locked(&removed[k]);
             handle_change_locked(removed[k].handle, 0, +1);
         }
         pthread_mutex_unlock(&lock);
-        for (int k = 0; k < n_freed; k++)
+        for (size_t k = 0; k < n_gone; k++)
             if (had[k])
-                vg_table_restore(&old[k]);
+                vg_table_restore(&freed[k]);
+    }
+    if (removed != removed_stack) {
+        free(removed);
+        free(freed);
+        free(had);
+        free(gone);
     }
     return r;
 }

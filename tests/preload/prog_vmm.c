@@ -79,6 +79,25 @@ int main(void)
     cuMemAddressFree(va1, size);
     cuMemAddressFree(va2, size);
 
+    /* One cuMemUnmap over many mappings (more than the shim keeps on its stack). */
+    enum { MANY = 70 };
+    CUdeviceptr va = 0;
+    CHECK("reserve a range for many handles", cuMemAddressReserve(&va, MANY * gran, 0, 0, 0) == CUDA_SUCCESS, "failed");
+    int mapped = 0;
+    for (int i = 0; i < MANY; i++) {
+        CUmemGenericAllocationHandle hi;
+        if (cuMemCreate(&hi, gran, &prop, 0) != CUDA_SUCCESS)
+            break;
+        if (cuMemMap(va + (CUdeviceptr)i * gran, gran, 0, hi, 0) == CUDA_SUCCESS)
+            mapped++;
+        cuMemRelease(hi); /* the mapping keeps it alive */
+    }
+    CHECK("70 handles mapped and released: all still charged", mapped == MANY && vmm_live(usage()) - live0 == MANY * gran,
+          "mapped %d, charged %llu", mapped, vmm_live(usage()) - live0);
+    CHECK("one cuMemUnmap over all of them", cuMemUnmap(va, MANY * gran) == CUDA_SUCCESS, "failed");
+    CHECK("all uncharged", vmm_live(usage()) == live0, "left %llu", vmm_live(usage()) - live0);
+    cuMemAddressFree(va, MANY * gran);
+
     /* Host-located physical memory through a "device" API. */
     struct snapshot v0 = snap();
     CUmemAllocationProp host = prop;
