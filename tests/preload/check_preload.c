@@ -496,7 +496,12 @@ START_TEST(vmm_allow_pinned)
     passes_with("prog_vmm", env, 0);
 }
 END_TEST
-START_TEST(misc_reject) { passes_with("prog_misc", NULL, 4); }
+START_TEST(misc_reject)
+{
+    passes_with("prog_misc", NULL, 4);
+    struct run r = run_prog("prog_misc", NULL);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS mapped external buffer shown as imported"), 1);
+}
 END_TEST
 START_TEST(misc_allow_pinned)
 {

@@ -2,6 +2,8 @@
  * (cudaMallocArray, cudaMalloc3D, cudaHostAlloc, cudaHostRegister). */
 #include <cuda.h>
 #include <cuda_runtime_api.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "preload_common.h"
 
@@ -110,6 +112,35 @@ int main(void)
         }
     } else {
         printf("note: no legacy cuArrayCreate in this driver\n");
+    }
+
+    /* External memory: a mapped buffer is imported, not charged. Needs an
+     * exporter's fd; the fake driver accepts any fd, a real one answers an
+     * error for this one, which is passed through (noted, not judged). */
+    int fd = open("/dev/zero", O_RDONLY);
+    CUDA_EXTERNAL_MEMORY_HANDLE_DESC xd = {0};
+    xd.type = CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
+    xd.handle.fd = fd;
+    xd.size = 1 * MiB;
+    CUexternalMemory ext = NULL;
+    CUresult xr = cuImportExternalMemory(&ext, &xd);
+    if (xr == CUDA_SUCCESS) {
+        CUDA_EXTERNAL_MEMORY_BUFFER_DESC bd = {0};
+        bd.size = 1 * MiB;
+        CUdeviceptr mapped = 0;
+        struct snapshot e0 = snap();
+        CHECK("cuExternalMemoryGetMappedBuffer", cuExternalMemoryGetMappedBuffer(&mapped, ext, &bd) == CUDA_SUCCESS,
+              "failed");
+        CHECK("mapped external buffer shown as imported", kind_total(VRAMGUARD_KIND_IMPORTED) == 1 * MiB, "got %llu",
+              kind_total(VRAMGUARD_KIND_IMPORTED));
+        CHECK("and not charged", snap().vram == e0.vram, "vram moved %llu", snap().vram - e0.vram);
+        cuMemFree(mapped);
+        CHECK("freed with cuMemFree", kind_total(VRAMGUARD_KIND_IMPORTED) == 0, "left %llu",
+              kind_total(VRAMGUARD_KIND_IMPORTED));
+        cuDestroyExternalMemory(ext);
+    } else {
+        printf("note: cuImportExternalMemory of /dev/zero answered %d (no exporter here)\n", xr);
+        close(fd);
     }
 
     /* Graph memory nodes: a host-located one is refused; a device one is not. */
