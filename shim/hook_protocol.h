@@ -85,4 +85,16 @@ void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, 
     vg_reached_driver();                                                                          \
     return real_call
 
+/* Forward, then record what the driver answered with `learn` (a statement
+ * that may use `r`): for calls that name or classify memory without
+ * allocating it. */
+#define FORWARD_AND_LEARN(wrapper, api, real_call, learn)                                          \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return vg_missing_real(api);                                                              \
+    vg_reached_driver();                                                                          \
+    CUresult r = real_call;                                                                       \
+    learn;                                                                                        \
+    return r
+
 #endif

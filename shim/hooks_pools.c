@@ -232,79 +232,42 @@ static void learn_pool_at(CUresult r, CUmemoryPool *pool, const CUmemLocation *l
 
 EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 {
-    __typeof__(&cuDeviceGetDefaultMemPool) real = REAL(cuDeviceGetDefaultMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuDeviceGetDefaultMemPool");
-    vg_reached_driver();
-    CUresult r = real(pool_out, dev);
-    learn_device_pool(r, pool_out, dev);
-    return r;
+    FORWARD_AND_LEARN(cuDeviceGetDefaultMemPool, "cuDeviceGetDefaultMemPool", real(pool_out, dev),
+                      learn_device_pool(r, pool_out, dev));
 }
 
 EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
-    __typeof__(&cuDeviceGetMemPool) real = REAL(cuDeviceGetMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuDeviceGetMemPool");
-    vg_reached_driver();
-    CUresult r = real(pool, dev);
-    learn_device_pool(r, pool, dev);
-    return r;
+    FORWARD_AND_LEARN(cuDeviceGetMemPool, "cuDeviceGetMemPool", real(pool, dev), learn_device_pool(r, pool, dev));
 }
 
 EXPORT CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
-    __typeof__(&cuDeviceSetMemPool) real = REAL(cuDeviceSetMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuDeviceSetMemPool");
-    vg_reached_driver();
-    CUresult r = real(dev, pool);
-    learn_device_pool(r, &pool, dev);
-    return r;
+    FORWARD_AND_LEARN(cuDeviceSetMemPool, "cuDeviceSetMemPool", real(dev, pool), learn_device_pool(r, &pool, dev));
 }
 
 EXPORT CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
 {
-    __typeof__(&cuMemGetDefaultMemPool) real = REAL(cuMemGetDefaultMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuMemGetDefaultMemPool");
-    vg_reached_driver();
-    CUresult r = real(pool_out, location, type);
-    learn_pool_at(r, pool_out, location, type);
-    return r;
+    FORWARD_AND_LEARN(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", real(pool_out, location, type),
+                      learn_pool_at(r, pool_out, location, type));
 }
 
 EXPORT CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
 {
-    __typeof__(&cuMemGetMemPool) real = REAL(cuMemGetMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuMemGetMemPool");
-    vg_reached_driver();
-    CUresult r = real(pool, location, type);
-    learn_pool_at(r, pool, location, type);
-    return r;
+    FORWARD_AND_LEARN(cuMemGetMemPool, "cuMemGetMemPool", real(pool, location, type),
+                      learn_pool_at(r, pool, location, type));
 }
 
 EXPORT CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
 {
-    __typeof__(&cuMemSetMemPool) real = REAL(cuMemSetMemPool);
-    if (real == NULL)
-        return vg_missing_real("cuMemSetMemPool");
-    vg_reached_driver();
-    CUresult r = real(location, type, pool);
-    learn_pool_at(r, &pool, location, type);
-    return r;
+    FORWARD_AND_LEARN(cuMemSetMemPool, "cuMemSetMemPool", real(location, type, pool),
+                      learn_pool_at(r, &pool, location, type));
 }
 
 EXPORT CUresult cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle,
                                                    CUmemAllocationHandleType handleType, unsigned long long flags)
 {
-    __typeof__(&cuMemPoolImportFromShareableHandle) real = REAL(cuMemPoolImportFromShareableHandle);
-    if (real == NULL)
-        return vg_missing_real("cuMemPoolImportFromShareableHandle");
-    vg_reached_driver();
-    CUresult r = real(pool_out, handle, handleType, flags);
-    if (r == CUDA_SUCCESS && pool_out)
-        vg_pool_register(*pool_out, -1, VG_KIND_IMPORTED);
-    return r;
+    FORWARD_AND_LEARN(cuMemPoolImportFromShareableHandle, "cuMemPoolImportFromShareableHandle",
+                      real(pool_out, handle, handleType, flags),
+                      if (r == CUDA_SUCCESS && pool_out) vg_pool_register(*pool_out, -1, VG_KIND_IMPORTED));
 }

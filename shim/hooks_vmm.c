@@ -146,6 +146,13 @@ void vg_vmm_reset_after_fork(void)
     atomic_store(&exported_handles, 0);
 }
 
+static void retain(CUmemGenericAllocationHandle h)
+{
+    pthread_mutex_lock(&lock);
+    handle_change_locked(h, +1, 0);
+    pthread_mutex_unlock(&lock);
+}
+
 /* ---- wrappers --------------------------------------------------------------- */
 
 static void mapping_insert_locked(const struct mapping *m)
@@ -316,30 +323,17 @@ EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 
 EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
 {
-    __typeof__(&cuMemRetainAllocationHandle) real = REAL(cuMemRetainAllocationHandle);
-    if (real == NULL)
-        return vg_missing_real("cuMemRetainAllocationHandle");
-    vg_reached_driver();
-    CUresult r = real(handle, addr);
-    if (r == CUDA_SUCCESS && handle) {
-        pthread_mutex_lock(&lock);
-        handle_change_locked(*handle, +1, 0); /* needs its own cuMemRelease */
-        pthread_mutex_unlock(&lock);
-    }
-    return r;
+    /* Each retained reference needs its own cuMemRelease. */
+    FORWARD_AND_LEARN(cuMemRetainAllocationHandle, "cuMemRetainAllocationHandle", real(handle, addr),
+                      if (r == CUDA_SUCCESS && handle) retain(*handle));
 }
 
 EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
                                              CUmemAllocationHandleType handleType, unsigned long long flags)
 {
-    __typeof__(&cuMemExportToShareableHandle) real = REAL(cuMemExportToShareableHandle);
-    if (real == NULL)
-        return vg_missing_real("cuMemExportToShareableHandle");
-    vg_reached_driver();
-    CUresult r = real(shareableHandle, handle, handleType, flags);
-    if (r == CUDA_SUCCESS)
-        atomic_fetch_add(&exported_handles, 1);
-    return r;
+    FORWARD_AND_LEARN(cuMemExportToShareableHandle, "cuMemExportToShareableHandle",
+                      real(shareableHandle, handle, handleType, flags),
+                      if (r == CUDA_SUCCESS) atomic_fetch_add(&exported_handles, 1));
 }
 
 EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
