@@ -114,6 +114,10 @@ $(TEST_DIR)/prog_ipc: tests/preload/prog_ipc.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) 
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(FAKE)/libcudart_static_fake.a -L$(FAKE) -lcuda -ldl -lpthread
 PRELOAD_PROGS += $(TEST_DIR)/prog_ipc
 
+$(TEST_DIR)/prog_misc_shared: tests/preload/prog_misc.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(FAKE) -lcudart -lcuda -ldl -lpthread
+PRELOAD_PROGS += $(TEST_DIR)/prog_misc_shared
+
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

@@ -525,6 +525,16 @@ START_TEST(two_devices)
 }
 END_TEST
 
+START_TEST(runtime_names_with_shared_cudart)
+{
+    struct run r = run_prog("prog_misc_shared", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cudaHostAlloc via cuMemHostAlloc"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cudaHostRegister via cuMemHostRegister_v2"), 1);
+    ck_assert_msg(strstr(r.log, "prog_misc_shared+0x"), "true caller missing:\n%s", r.log);
+}
+END_TEST
+
 START_TEST(imported_across_processes)
 {
     struct run r = run_prog("prog_ipc", NULL);
@@ -593,6 +603,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, two_devices);
     tcase_add_test(t, pool_report_fields);
     tcase_add_test(t, imported_across_processes);
+    tcase_add_test(t, runtime_names_with_shared_cudart);
     suite_add_tcase(s, t);
     return s;
 }
