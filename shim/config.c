@@ -1,5 +1,6 @@
 #include "config.h"
 #include "log.h"
+#include "rules.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +91,47 @@ static bool parse_log(struct vg_config *cfg, const char *v)
     return copy_path(cfg->log_path, v);
 }
 
+static bool parse_listen(struct vg_config *cfg, const char *v)
+{
+    /* Syntax only; the endpoint reports a bind failure itself. */
+    if (strncmp(v, "unix:", 5) == 0)
+        return v[5] == '/' && copy_path(cfg->listen, v);
+    const char *port = strrchr(v, ':');
+    port = port ? port + 1 : v;
+    if (*port == '\0' || strspn(port, "0123456789") != strlen(port) || atol(port) > 65535)
+        return false;
+    if (port != v && port - 1 == v)
+        return false; /* ":PORT" without a host */
+    return copy_path(cfg->listen, v);
+}
+
+static bool parse_health_fail_on(struct vg_config *cfg, const char *v)
+{
+    static const char *const words[] = {"violation", "oom"};
+    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM};
+    return parse_flag_list(v, words, bits, 2, &cfg->health_fail_on);
+}
+
+/* Why the last value was refused, when a parser can say more than the
+ * accepted values do (appended to the warning). */
+static char parse_detail[200];
+
+static bool parse_rules(struct vg_config *cfg, const char *v)
+{
+    return vg_rules_valid(v, parse_detail, sizeof(parse_detail)) && copy_path(cfg->purpose_rules, v);
+}
+
+static bool parse_backtrace(struct vg_config *cfg, const char *v)
+{
+    if (strcmp(v, "1") == 0)
+        cfg->backtrace = true;
+    else if (strcmp(v, "0") == 0)
+        cfg->backtrace = false;
+    else
+        return false;
+    return true;
+}
+
 /* The option table: every VRAMGUARD_* variable the shim reads. */
 static const struct vg_option options[] = {
     {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off"},
@@ -97,6 +139,12 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak; or none"},
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
+    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT, or unix:/path (%p expands to the pid)"},
+    {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom; or none"},
+    {"VRAMGUARD_PURPOSE_RULES", parse_rules,
+     "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
+     "PURPOSE weights, kv_cache, intermediate or unknown"},
+    {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0"},
 };
 
 static void set_defaults(struct vg_config *cfg)
@@ -114,10 +162,11 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
         const char *value = get(options[i].name);
         if (value == NULL || value[0] == '\0')
             continue; /* unset or empty: the default */
+        parse_detail[0] = '\0';
         if (!options[i].parse(cfg, value)) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "%s=\"%.200s\" is not valid (accepted: %s); using the default",
-                     options[i].name, value, options[i].accepted);
+            char msg[768];
+            snprintf(msg, sizeof(msg), "%s=\"%.200s\" is not valid (%s%saccepted: %s); using the default",
+                     options[i].name, value, parse_detail, parse_detail[0] ? "; " : "", options[i].accepted);
             if (warn)
                 warn(msg);
             invalid++;
@@ -146,6 +195,7 @@ static void load_process_config(void)
     vg_config_parse(&process_config, real_getenv, NULL);
     vg_log_open(process_config.log_path);
     vg_config_parse(&process_config, real_getenv, warn_to_log);
+    vg_rules_load(process_config.purpose_rules);
     atomic_store_explicit(&process_config_ready, true, memory_order_release);
 }
 

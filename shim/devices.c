@@ -4,6 +4,7 @@
 #include <cuda.h>
 #include <dlfcn.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,9 +25,14 @@ typedef struct {
 typedef int (*nvml_init_fn)(void);
 typedef int (*nvml_by_pci_fn)(const char *, void **);
 typedef int (*nvml_procs_fn)(void *, unsigned int *, vg_nvml_process_info *);
+typedef struct {
+    unsigned long long total, free, used;
+} vg_nvml_memory;
+typedef int (*nvml_memory_fn)(void *, vg_nvml_memory *);
 
 static nvml_procs_fn nvml_processes;
 static nvml_by_pci_fn nvml_by_pci;
+static nvml_memory_fn nvml_memory;
 static void *nvml_handle[VG_MAX_DEVICES];
 static atomic_int nvml_state; /* 0 untried, 1 trying, 2 ready, 3 absent */
 
@@ -38,6 +44,7 @@ static void nvml_learn(int device, const char *pci_bus_id)
         nvml_init_fn init = lib ? (nvml_init_fn)vg_real_dlsym(lib, "nvmlInit_v2") : NULL;
         nvml_processes = lib ? (nvml_procs_fn)vg_real_dlsym(lib, "nvmlDeviceGetComputeRunningProcesses_v3") : NULL;
         nvml_by_pci = lib ? (nvml_by_pci_fn)vg_real_dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2") : NULL;
+        nvml_memory = lib ? (nvml_memory_fn)vg_real_dlsym(lib, "nvmlDeviceGetMemoryInfo") : NULL;
         bool ok = init && nvml_processes && nvml_by_pci && init() == 0;
         atomic_store(&nvml_state, ok ? 2 : 3);
     }
@@ -66,7 +73,27 @@ bool vg_device_process_usage(int device, uint64_t *used_bytes)
     return false;
 }
 
+bool vg_device_nvml_memory(int device, uint64_t *total_bytes, uint64_t *free_bytes)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device] ||
+        !nvml_memory)
+        return false;
+    vg_nvml_memory m;
+    if (nvml_memory(nvml_handle[device], &m) != 0)
+        return false;
+    *total_bytes = m.total;
+    *free_bytes = m.free;
+    return true;
+}
+
 /* ---- device properties --------------------------------------------------- */
+
+static void format_uuid(const CUuuid *u, char *out, size_t size)
+{
+    const unsigned char *b = (const unsigned char *)u->bytes;
+    snprintf(out, size, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
 
 static void learn_device(int d)
 {
@@ -88,6 +115,12 @@ static void learn_device(int d)
         info->pageable_memory_access = value != 0;
     if (!get_pci || get_pci(info->pci_bus_id, sizeof(info->pci_bus_id), dev) != CUDA_SUCCESS)
         info->pci_bus_id[0] = '\0';
+    __typeof__(&cuDeviceGetUuid_v2) get_uuid = vg_helper_fn(VG_H_cuDeviceGetUuid_v2);
+    CUuuid uuid;
+    if (get_uuid && get_uuid(&uuid, dev) == CUDA_SUCCESS)
+        format_uuid(&uuid, info->uuid, sizeof(info->uuid));
+    else
+        strcpy(info->uuid, "unknown");
     nvml_learn(d, info->pci_bus_id);
     info->known = true;
 }

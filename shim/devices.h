@@ -12,6 +12,7 @@ struct vg_device_info {
     uint64_t total_bytes;
     int pageable_memory_access; /* 1, 0, or -1 when the driver did not say */
     char pci_bus_id[32];
+    char uuid[48];              /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi shows it */
 };
 
 /* The calling thread's current device (cuCtxGetDevice), -1 without a
@@ -25,5 +26,9 @@ bool vg_device_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
 /* This process's memory on `device` as nvidia-smi shows it (NVML). False
  * without NVML or when the driver does not say. No heap. */
 bool vg_device_process_usage(int device, uint64_t *used_bytes);
+
+/* Device memory as NVML sees it: needs no CUDA context (for threads that
+ * have none, such as the endpoint's). False without NVML. */
+bool vg_device_nvml_memory(int device, uint64_t *total_bytes, uint64_t *free_bytes);
 
 #endif

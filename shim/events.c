@@ -22,6 +22,32 @@ static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vg_event violations_kept[VG_EVENTS_KEPT];
 static struct vg_event ooms_kept[VG_EVENTS_KEPT];
 static int n_violations_kept, n_ooms_kept;
+enum { MAX_REJECTION_KEYS = 64 };
+static struct vg_rejection rejections[MAX_REJECTION_KEYS];
+static int n_rejections;
+
+static void count_rejection(const struct vg_call *c)
+{
+    pthread_mutex_lock(&kept_lock);
+    int i = 0;
+    while (i < n_rejections && !(rejections[i].device == c->device && rejections[i].kind == c->kind &&
+                                 strcmp(rejections[i].api, c->api) == 0))
+        i++;
+    if (i == n_rejections && n_rejections < MAX_REJECTION_KEYS)
+        rejections[n_rejections++] = (struct vg_rejection){c->device, c->kind, c->api, 0};
+    if (i < n_rejections)
+        rejections[i].count++;
+    pthread_mutex_unlock(&kept_lock);
+}
+
+int vg_rejections(struct vg_rejection *out, int max)
+{
+    pthread_mutex_lock(&kept_lock);
+    int n = n_rejections < max ? n_rejections : max;
+    memcpy(out, rejections, (size_t)n * sizeof(*out));
+    pthread_mutex_unlock(&kept_lock);
+    return n;
+}
 
 /* The report path and its journal, resolved once per process. */
 static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -83,7 +109,7 @@ void vg_events_reset_after_fork(void)
     atomic_store(&ooms, 0);
     for (int i = 0; i < VG_MAX_DEVICES; i++)
         atomic_store(&ooms_per_device[i], 0);
-    n_violations_kept = n_ooms_kept = 0;
+    n_violations_kept = n_ooms_kept = n_rejections = 0;
     if (journal_fd >= 0)
         close(journal_fd);
     journal_fd = -1;
@@ -147,6 +173,8 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
     fill_event(&e, c, result);
     atomic_fetch_add(&violations, 1);
     keep(violations_kept, &n_violations_kept, &e);
+    if (c->action == VG_ACTION_REJECT)
+        count_rejection(c);
 
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);

@@ -55,6 +55,15 @@ uint64_t vg_oom_count_device(int device);
 int vg_violations_kept(struct vg_event *out, int max);
 int vg_ooms_kept(struct vg_event *out, int max);
 
+/* Refused allocations, counted per device, kind and API (first 64 distinct). */
+struct vg_rejection {
+    int device;
+    int kind;
+    const char *api;
+    uint64_t count;
+};
+int vg_rejections(struct vg_rejection *out, int max);
+
 /* The report path for this process (VRAMGUARD_REPORT expanded), "" if none. */
 const char *vg_report_path(void);
 /* Forget counts and journal after fork: the child starts clean. */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "policy.h"
 #include "purposes.h"
+#include "rules.h"
 
 #include <stdatomic.h>
 
@@ -31,6 +32,12 @@ bool vg_call_enter(struct vg_call *c, const char *api, int kind, uint64_t size, 
     c->device = -1;
     c->action = VG_ACTION_ALLOW;
     vg_purpose_current(&c->purpose, &c->label);
+    if (vg_purpose_depth() == 0 && vg_rules_active()) {
+        /* Nothing pushed on this thread: VRAMGUARD_PURPOSE_RULES may say. */
+        int p = vg_rules_purpose(c->caller, size);
+        if (p >= 0)
+            c->purpose = (uint8_t)p;
+    }
     return true;
 }
 

@@ -68,12 +68,18 @@ void *vg_real_fn(int id)
     return f;
 }
 
+#define HELPER(name) [VG_H_##name] = #name
 static const char *const helper_names[VG_H_COUNT] = {
-    "cuCtxGetDevice",      "cuDeviceGetName", "cuDeviceTotalMem_v2", "cuDeviceGetAttribute",
-    "cuDeviceGetPCIBusId", "cuMemGetInfo_v2", "cuPointerGetAttribute", "cuPointerGetAttributes",
-    "cuStreamIsCapturing", "cuStreamIsCapturing_ptsz", "cuMemPoolGetAttribute", "cuDeviceGetGraphMemAttribute", "cuMemGetAddressRange_v2",
-    "cuArrayGetMemoryRequirements", "cuMipmappedArrayGetMemoryRequirements",
+    HELPER(cuCtxGetDevice),          HELPER(cuDeviceGetName),
+    HELPER(cuDeviceTotalMem_v2),     HELPER(cuDeviceGetAttribute),
+    HELPER(cuDeviceGetPCIBusId),     HELPER(cuDeviceGetUuid_v2),
+    HELPER(cuMemGetInfo_v2),         HELPER(cuPointerGetAttribute),
+    HELPER(cuPointerGetAttributes),  HELPER(cuStreamIsCapturing),
+    HELPER(cuStreamIsCapturing_ptsz), HELPER(cuMemPoolGetAttribute),
+    HELPER(cuDeviceGetGraphMemAttribute), HELPER(cuMemGetAddressRange_v2),
+    HELPER(cuArrayGetMemoryRequirements), HELPER(cuMipmappedArrayGetMemoryRequirements),
 };
+#undef HELPER
 static _Atomic(void *) helper_fns[VG_H_COUNT];
 
 void *vg_helper_fn(enum vg_helper id)

@@ -25,6 +25,7 @@ enum vg_helper {
     VG_H_cuDeviceTotalMem_v2,
     VG_H_cuDeviceGetAttribute,
     VG_H_cuDeviceGetPCIBusId,
+    VG_H_cuDeviceGetUuid_v2,
     VG_H_cuMemGetInfo_v2,
     VG_H_cuPointerGetAttribute,
     VG_H_cuPointerGetAttributes,

@@ -1,0 +1,216 @@
+#include "rules.h"
+#include "model.h"
+#include "real.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <fnmatch.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum op { OP_MODULE, OP_GE, OP_GT, OP_LE, OP_LT };
+
+struct rule {
+    enum op op;
+    char glob[128];
+    uint64_t bytes;
+    int purpose;
+};
+
+static struct rule rules[VG_MAX_RULES];
+static int n_rules;
+static atomic_bool active;
+
+static bool fail(char *err, size_t n, const char *fmt, const char *a, int index)
+{
+    if (err && n)
+        snprintf(err, n, fmt, index, a);
+    return false;
+}
+
+/* Parse one RULE of length `len` at `s` into `r`. */
+static bool parse_rule(const char *s, size_t len, int index, struct rule *r, char *err, size_t n)
+{
+    char text[256];
+    if (len == 0 || len >= sizeof(text))
+        return fail(err, n, "rule %d '%s' is empty or too long", "", index);
+    memcpy(text, s, len);
+    text[len] = '\0';
+    char *eq = strrchr(text, '=');
+    if (eq == NULL || eq == text)
+        return fail(err, n, "rule %d '%s' is not MATCH=PURPOSE", text, index);
+    *eq = '\0';
+    const char *match = text, *purpose = eq + 1;
+    r->purpose = vg_purpose_from_name(purpose);
+    if (r->purpose < 0)
+        return fail(err, n, "rule %d names an unknown purpose '%s' (weights, kv_cache, intermediate, unknown)",
+                    purpose, index);
+    if (match[0] == '>' || match[0] == '<') {
+        bool eqsign = match[1] == '=';
+        r->op = match[0] == '>' ? (eqsign ? OP_GE : OP_GT) : (eqsign ? OP_LE : OP_LT);
+        const char *num = match + (eqsign ? 2 : 1);
+        char *end;
+        if (!isdigit((unsigned char)*num))
+            return fail(err, n, "rule %d size '%s' is not a number", match, index);
+        unsigned long long v = strtoull(num, &end, 10);
+        int shift = 0;
+        switch (toupper((unsigned char)*end)) {
+        case 'K': shift = 10; end++; break;
+        case 'M': shift = 20; end++; break;
+        case 'G': shift = 30; end++; break;
+        case 'T': shift = 40; end++; break;
+        default: break;
+        }
+        if (*end == 'i')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+        if (*end != '\0' || v > (UINT64_MAX >> shift))
+            return fail(err, n, "rule %d size '%s' is not NUMBER[K|M|G|T]", match, index);
+        r->bytes = (uint64_t)v << shift;
+        return true;
+    }
+    if (strlen(match) >= sizeof(r->glob))
+        return fail(err, n, "rule %d module pattern '%s' is too long", match, index);
+    r->op = OP_MODULE;
+    strcpy(r->glob, match);
+    return true;
+}
+
+static int compile(const char *spec, struct rule *out, char *err, size_t n)
+{
+    int count = 0;
+    const char *p = spec;
+    if (spec == NULL || spec[0] == '\0')
+        return fail(err, n, "rule %d%s: the rules are empty", "", 0), -1;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (count == VG_MAX_RULES)
+            return fail(err, n, "more than %d rules%s", "", VG_MAX_RULES), -1;
+        if (!parse_rule(p, len, count + 1, &out[count], err, n))
+            return -1;
+        count++;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    return count;
+}
+
+bool vg_rules_valid(const char *spec, char *err, size_t err_size)
+{
+    struct rule scratch[VG_MAX_RULES];
+    return compile(spec, scratch, err, err_size) > 0;
+}
+
+void vg_rules_load(const char *spec)
+{
+    int n = spec && spec[0] ? compile(spec, rules, NULL, 0) : -1;
+    n_rules = n > 0 ? n : 0;
+    atomic_store(&active, n_rules > 0);
+}
+
+bool vg_rules_active(void)
+{
+    return atomic_load_explicit(&active, memory_order_relaxed);
+}
+
+/* ---- module of a caller, cached per module address range --------------------- */
+
+struct module_purpose {
+    uintptr_t lo, hi;
+    int first_rule; /* index of the first module rule matching its name, -1 none */
+};
+enum { MAX_MODULES = 64 };
+static struct module_purpose modules[MAX_MODULES];
+static atomic_int n_modules;
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct range_query {
+    uintptr_t addr, lo, hi;
+    const char *name;
+};
+
+static int find_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct range_query *q = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+        if (start < lo) lo = start;
+        if (start + info->dlpi_phdr[i].p_memsz > hi) hi = start + info->dlpi_phdr[i].p_memsz;
+    }
+    if (q->addr < lo || q->addr >= hi)
+        return 0;
+    q->lo = lo;
+    q->hi = hi;
+    q->name = info->dlpi_name;
+    return 1;
+}
+
+static int first_module_rule(void *caller)
+{
+    uintptr_t a = (uintptr_t)caller;
+    int n = atomic_load_explicit(&n_modules, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (a >= modules[i].lo && a < modules[i].hi)
+            return modules[i].first_rule;
+    /* Resolve without our lock held (the loader takes its own). */
+    struct range_query q = {.addr = a};
+    char exe[512] = "";
+    if (dl_iterate_phdr(find_module, &q) == 0)
+        return -1;
+    const char *path = q.name && q.name[0] ? q.name : NULL;
+    if (path == NULL) {
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[len > 0 ? len : 0] = '\0';
+        path = exe;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int first = -1;
+    for (int i = 0; i < n_rules && first < 0; i++)
+        if (rules[i].op == OP_MODULE && fnmatch(rules[i].glob, base, 0) == 0)
+            first = i;
+    pthread_mutex_lock(&modules_lock);
+    n = atomic_load_explicit(&n_modules, memory_order_relaxed);
+    if (n < MAX_MODULES) {
+        modules[n] = (struct module_purpose){q.lo, q.hi, first};
+        atomic_store_explicit(&n_modules, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&modules_lock);
+    return first;
+}
+
+int vg_rules_purpose(void *caller, uint64_t size)
+{
+    int module_first = -2; /* not looked up yet */
+    for (int i = 0; i < n_rules; i++) {
+        const struct rule *r = &rules[i];
+        bool hit;
+        switch (r->op) {
+        case OP_GE: hit = size >= r->bytes; break;
+        case OP_GT: hit = size > r->bytes; break;
+        case OP_LE: hit = size <= r->bytes; break;
+        case OP_LT: hit = size < r->bytes; break;
+        default:
+            /* A module rule matches when it is the first module rule that
+             * matches the caller's module (cached per module). */
+            if (module_first == -2)
+                module_first = first_module_rule(caller);
+            hit = module_first == i;
+            break;
+        }
+        if (hit)
+            return r->purpose;
+    }
+    return -1;
+}

@@ -1,0 +1,29 @@
+/* VRAMGUARD_PURPOSE_RULES: purposes for binaries that cannot be changed.
+ *
+ *   RULES := RULE ("," RULE)*        first matching rule wins
+ *   RULE  := MATCH "=" PURPOSE
+ *   MATCH := a glob on the calling module's file name (libcublas*, *nccl*)
+ *          | SIZE: (">=" | ">" | "<=" | "<") NUMBER [K|M|G|T] (powers of 1024)
+ *   PURPOSE := weights | kv_cache | intermediate | unknown
+ *
+ * Rules apply only to allocations made with no purpose pushed on the thread.
+ * Example: libcublas*=intermediate,>=256M=weights */
+#ifndef VG_RULES_H
+#define VG_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { VG_MAX_RULES = 16 };
+
+/* Check `spec`; on error, a clear reason in `err` (may be NULL). */
+bool vg_rules_valid(const char *spec, char *err, size_t err_size);
+/* Compile the process's rules (called once by the configuration). */
+void vg_rules_load(const char *spec);
+bool vg_rules_active(void);
+/* The purpose the rules give an allocation of `size` bytes called from
+ * `caller`, or -1 when none matches. Module names are cached per module. */
+int vg_rules_purpose(void *caller, uint64_t size);
+
+#endif
