@@ -62,6 +62,61 @@ static void text_largest(struct vg_out *o, const char *prefix, const struct vg_a
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vg_stats scratch_stats;
 static struct vg_alloc scratch_largest[LARGEST_SHOWN];
+static struct vg_caller_bytes scratch_callers[256];
+
+/* Untagged VRAM grouped by calling module (the call sites' module, base
+ * name), largest first. No heap. Call with scratch_lock held. */
+struct module_bytes {
+    char name[64];
+    uint64_t bytes, count;
+};
+enum { MODULES_SHOWN = 16 };
+
+static int untagged_by_module(int device, struct module_bytes *out, int max)
+{
+    int n = vg_table_untagged_by_caller(scratch_callers, 256, device), m = 0;
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        if (scratch_callers[i].caller)
+            vg_describe_caller(scratch_callers[i].caller, false, name, sizeof(name));
+        else
+            snprintf(name, sizeof(name), "(other call sites)");
+        int k = 0;
+        while (k < m && strcmp(out[k].name, name) != 0)
+            k++;
+        if (k == m) {
+            if (m == max)
+                k = max - 1; /* fold the rest into the last row */
+            else {
+                snprintf(out[m].name, sizeof(out[m].name), "%s", name);
+                out[m].bytes = out[m].count = 0;
+                m++;
+            }
+        }
+        out[k].bytes += scratch_callers[i].bytes;
+        out[k].count += scratch_callers[i].count;
+    }
+    for (int i = 1; i < m; i++) /* largest first */
+        for (int j = i; j > 0 && out[j].bytes > out[j - 1].bytes; j--) {
+            struct module_bytes t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return m;
+}
+
+static void text_modules(struct vg_out *o, const char *prefix, int device)
+{
+    static struct module_bytes mods[MODULES_SHOWN];
+    int m = untagged_by_module(device, mods, MODULES_SHOWN);
+    if (m == 0)
+        return;
+    vg_out_printf(o, "%s  untagged VRAM by calling module:\n", prefix);
+    char size[32];
+    for (int i = 0; i < m; i++)
+        vg_out_printf(o, "%s    %-40s %12s %8llu\n", prefix, mods[i].name,
+                      vg_format_bytes(mods[i].bytes, size, sizeof(size)), (unsigned long long)mods[i].count);
+}
 
 void vg_report_text(struct vg_out *o, const char *prefix)
 {
@@ -89,6 +144,7 @@ void vg_report_text(struct vg_out *o, const char *prefix)
                       vg_format_bytes(scratch_stats.device_peak[d], g, sizeof(g)),
                       known ? ", device total " : "", known ? vg_format_bytes(info.total_bytes, c, sizeof(c)) : "");
         text_cells(o, prefix, &scratch_stats, d);
+        text_modules(o, prefix, d);
         int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
         if (n > 0) {
             vg_out_printf(o, "%s  largest live allocations:\n", prefix);
@@ -156,8 +212,10 @@ void vg_report_oom_breakdown(const struct vg_call *failed)
                       "processes and the CUDA context; NVML not available) %s\n",
                       P, vg_format_bytes(tracked, s1, sizeof(s1)), vg_format_bytes(untracked, s2, sizeof(s2)));
     }
-    if (d >= 0 && d < VG_MAX_DEVICES)
+    if (d >= 0 && d < VG_MAX_DEVICES) {
         text_cells(&o, P, &scratch_stats, d);
+        text_modules(&o, P, d);
+    }
     int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
     vg_out_printf(&o, "%s%d largest live allocations on device %d:\n", P, n, d);
     text_largest(&o, P, scratch_largest, n);
@@ -282,6 +340,17 @@ static void json_devices(struct vg_out *o, const struct vg_stats *s, const struc
                               (unsigned long long)c->peak_bytes, (unsigned long long)c->allocations,
                               (unsigned long long)c->frees);
             }
+        vg_out_str(o, "], \"untagged_by_module\": [");
+        static struct module_bytes mods[MODULES_SHOWN];
+        pthread_mutex_lock(&scratch_lock);
+        int m = untagged_by_module(d, mods, MODULES_SHOWN);
+        for (int i = 0; i < m; i++) {
+            vg_out_str(o, i ? ", {\"module\": " : "{\"module\": ");
+            vg_out_json_string(o, mods[i].name);
+            vg_out_printf(o, ", \"live_bytes\": %llu, \"live_count\": %llu}", (unsigned long long)mods[i].bytes,
+                          (unsigned long long)mods[i].count);
+        }
+        pthread_mutex_unlock(&scratch_lock);
         vg_out_str(o, "]}");
     }
     vg_out_str(o, "]");

@@ -255,6 +255,38 @@ size_t vg_table_snapshot(struct vg_alloc **out)
     return copy ? k : 0;
 }
 
+int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device)
+{
+    int n = 0;
+    if (max <= 0)
+        return 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < capacity; i++) {
+        const struct vg_alloc *a = &slots[i];
+        if (a->ptr == 0 || a->ptr == TOMBSTONE || a->purpose != VG_PURPOSE_UNKNOWN || !vg_kind_is_vram(a->kind))
+            continue;
+        if (device >= 0 && a->device != device)
+            continue;
+        int k = 0;
+        while (k < n && out[k].caller != a->caller)
+            k++;
+        if (k == n) {
+            if (n < max - 1 || (n == max - 1 && max == 1))
+                out[n++] = (struct vg_caller_bytes){a->caller, 0, 0};
+            else {
+                k = max - 1; /* the overflow slot */
+                if (n < max)
+                    out[n++] = (struct vg_caller_bytes){NULL, 0, 0};
+                out[k].caller = NULL;
+            }
+        }
+        out[k].bytes += a->size;
+        out[k].count++;
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 int vg_table_remove_pool(uint16_t pool)
 {
     int removed = 0;

@@ -42,6 +42,16 @@ int vg_table_largest(struct vg_alloc *out, int max, int device);
  * the count and sets *out (NULL when empty or out of memory). */
 size_t vg_table_snapshot(struct vg_alloc **out);
 
+/* Live VRAM without a purpose, summed per calling address (call site) on
+ * `device` (< 0: all). No heap; the caller's storage. The last slot takes
+ * what does not fit (caller NULL). Returns the number of slots used. */
+struct vg_caller_bytes {
+    void *caller;
+    uint64_t bytes;
+    uint64_t count;
+};
+int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device);
+
 /* Forget every entry of pool `pool` (the pool was destroyed). */
 int vg_table_remove_pool(uint16_t pool);
 /* Live bytes of the VRAM kinds on `device` in a stats snapshot (device pools

@@ -15,6 +15,7 @@ Suite *make_purposes_suite(void);
 Suite *make_policy_suite(void);
 Suite *make_config_suite(void);
 Suite *make_report_suite(void);
+Suite *make_rules_suite(void);
 Suite *make_preload_suite(void);
 Suite *make_cli_suite(void);
 Suite *make_python_suite(void);
@@ -102,6 +103,7 @@ int main(void)
     srunner_add_suite(r, make_policy_suite());
     srunner_add_suite(r, make_config_suite());
     srunner_add_suite(r, make_report_suite());
+    srunner_add_suite(r, make_rules_suite());
     srunner_add_suite(r, make_preload_suite());
     srunner_add_suite(r, make_cli_suite());
     srunner_add_suite(r, make_python_suite());

@@ -118,6 +118,14 @@ $(TEST_DIR)/prog_misc_shared: tests/preload/prog_misc.c $(PRELOAD_DEPS) $(FAKECU
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(FAKE) -lcudart -lcuda -ldl -lpthread
 PRELOAD_PROGS += $(TEST_DIR)/prog_misc_shared
 
+$(TEST_DIR)/libattrib_a.so: tests/preload/libattrib_a.c $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(SHARED_FAKE)
+$(TEST_DIR)/libattrib_b.so: tests/preload/libattrib_b.c $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/prog_attrib: tests/preload/prog_attrib.c $(TEST_DIR)/libattrib_a.so $(TEST_DIR)/libattrib_b.so $(PRELOAD_DEPS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -lattrib_a -lattrib_b $(SHARED_FAKE) -lcuda
+PRELOAD_PROGS += $(TEST_DIR)/prog_attrib
+
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

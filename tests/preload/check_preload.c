@@ -535,6 +535,50 @@ START_TEST(runtime_names_with_shared_cudart)
 }
 END_TEST
 
+START_TEST(attribution_by_module)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, NULL};
+    struct run r = run_prog("prog_attrib", env);
+    ASSERT_PASSED(r);
+    /* Runtime path (cudaMalloc from libattrib_a) and driver path (cuMemAlloc
+     * from libattrib_b) each name their own module. */
+    ck_assert_msg(strstr(r.out, "libattrib_b.so                                6.0 MiB        2"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "libattrib_a.so                                3.0 MiB        1"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "cudaMalloc from ") && strstr(r.out, "libattrib_a.so+0x"), "%s", r.out);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "{\"module\": \"libattrib_b.so\", \"live_bytes\": 6291456, \"live_count\": 2}"), "%s",
+                  json);
+    free(json);
+}
+END_TEST
+
+START_TEST(purpose_rules)
+{
+    const char *env[] = {"VRAMGUARD_PURPOSE_RULES=libattrib_a*=intermediate,>=4M=weights", NULL};
+    struct run r = run_prog("prog_attrib", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS module rule"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS size rule"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS a pushed purpose wins"), 1);
+}
+END_TEST
+
+START_TEST(purpose_rules_invalid)
+{
+    const char *env[] = {"VRAMGUARD_PURPOSE_RULES=libfoo*=bogus", NULL};
+    struct run r = run_prog("prog_runtime_static", env);
+    ASSERT_PASSED(r); /* the rules are ignored, the program runs */
+    ck_assert_msg(strstr(r.log, "VRAMGUARD_PURPOSE_RULES=\"libfoo*=bogus\" is not valid (rule 1 names an unknown "
+                                "purpose 'bogus'"),
+                  "%s", r.log);
+}
+END_TEST
+
 START_TEST(imported_across_processes)
 {
     struct run r = run_prog("prog_ipc", NULL);
@@ -604,6 +648,9 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, pool_report_fields);
     tcase_add_test(t, imported_across_processes);
     tcase_add_test(t, runtime_names_with_shared_cudart);
+    tcase_add_test(t, attribution_by_module);
+    tcase_add_test(t, purpose_rules);
+    tcase_add_test(t, purpose_rules_invalid);
     suite_add_tcase(s, t);
     return s;
 }

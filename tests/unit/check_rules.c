@@ -1,0 +1,98 @@
+/* Unit tests for shim/rules.c: the VRAMGUARD_PURPOSE_RULES grammar and
+ * matching (size rules here; module rules run in the preload suite). */
+#include "model.h"
+#include "rules.h"
+
+#include <check.h>
+#include <string.h>
+
+Suite *make_rules_suite(void);
+
+static const char *const accepted[] = {
+    "libcublas*=intermediate",
+    ">=256M=weights",
+    "libcublas*=intermediate,>=256M=weights",
+    "<1K=unknown,>4096=kv_cache",
+    ">=1G=weights,<=2MiB=intermediate",
+    "*nccl*=intermediate",
+    ">=1TB=weights",
+};
+
+struct rejected {
+    const char *spec;
+    const char *reason;
+};
+static const struct rejected rejected[] = {
+    {"", "empty"},
+    {"libcublas*", "is not MATCH=PURPOSE"},
+    {"=weights", "is not MATCH=PURPOSE"},
+    {"libfoo*=bogus", "unknown purpose 'bogus'"},
+    {">=abc=weights", "is not a number"},
+    {">=12X=weights", "is not NUMBER[K|M|G|T]"},
+    {"libcublas*=intermediate,,>=1M=weights", "empty"},
+    {"a=weights,b=weights,c=weights,d=weights,e=weights,f=weights,g=weights,h=weights,i=weights,j=weights,"
+     "k=weights,l=weights,m=weights,n=weights,o=weights,p=weights,q=weights",
+     "more than 16 rules"},
+};
+
+START_TEST(test_rules_accepted)
+{
+    char err[200] = "";
+    ck_assert_msg(vg_rules_valid(accepted[_i], err, sizeof(err)), "%s refused: %s", accepted[_i], err);
+}
+END_TEST
+
+START_TEST(test_rules_rejected_with_reason)
+{
+    char err[200] = "";
+    ck_assert_msg(!vg_rules_valid(rejected[_i].spec, err, sizeof(err)), "%s accepted", rejected[_i].spec);
+    ck_assert_msg(strstr(err, rejected[_i].reason), "%s: reason '%s' lacks '%s'", rejected[_i].spec, err,
+                  rejected[_i].reason);
+}
+END_TEST
+
+START_TEST(test_size_rules_first_match_wins)
+{
+    vg_rules_load(">=256M=weights,>=1M=kv_cache,<4K=intermediate");
+    ck_assert(vg_rules_active());
+    ck_assert_int_eq(vg_rules_purpose(NULL, 512ull << 20), VG_PURPOSE_WEIGHTS);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 256ull << 20), VG_PURPOSE_WEIGHTS);
+    ck_assert_int_eq(vg_rules_purpose(NULL, (256ull << 20) - 1), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1ull << 20), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 100000), -1);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 4095), VG_PURPOSE_INTERMEDIATE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 4096), -1);
+}
+END_TEST
+
+START_TEST(test_module_rule_against_this_binary)
+{
+    /* The test runner's own module is check_vramguard. */
+    vg_rules_load("libnothing*=weights,check_vram*=kv_cache,>=1=intermediate");
+    ck_assert_int_eq(vg_rules_purpose((void *)test_module_rule_against_this_binary, 10), VG_PURPOSE_KV_CACHE);
+    vg_rules_load("libnothing*=weights,>=1=intermediate");
+    ck_assert_int_eq(vg_rules_purpose((void *)test_module_rule_against_this_binary, 10), VG_PURPOSE_INTERMEDIATE);
+}
+END_TEST
+
+START_TEST(test_no_rules_inactive)
+{
+    vg_rules_load("");
+    ck_assert(!vg_rules_active());
+    vg_rules_load("not a rule");
+    ck_assert(!vg_rules_active());
+}
+END_TEST
+
+Suite *make_rules_suite(void)
+{
+    Suite *s = suite_create("rules");
+    TCase *t = tcase_create("grammar");
+    tcase_add_loop_test(t, test_rules_accepted, 0, sizeof(accepted) / sizeof(accepted[0]));
+    tcase_add_loop_test(t, test_rules_rejected_with_reason, 0, sizeof(rejected) / sizeof(rejected[0]));
+    tcase_add_test(t, test_size_rules_first_match_wins);
+    tcase_add_test(t, test_module_rule_against_this_binary);
+    tcase_add_test(t, test_no_rules_inactive);
+    suite_add_tcase(s, t);
+    return s;
+}
