@@ -1,6 +1,7 @@
 #include "config.h"
 #include "log.h"
 #include "rules.h"
+#include "stacks.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -196,6 +197,8 @@ static void load_process_config(void)
     vg_log_open(process_config.log_path);
     vg_config_parse(&process_config, real_getenv, warn_to_log);
     vg_rules_load(process_config.purpose_rules);
+    if (process_config.backtrace)
+        vg_stacks_enable();
     atomic_store_explicit(&process_config_ready, true, memory_order_release);
 }
 

@@ -22,6 +22,7 @@ struct vg_call {
     uint8_t purpose;
     uint16_t label;
     enum vg_action action;
+    uint32_t stack; /* VRAMGUARD_BACKTRACE */
 };
 
 enum { VG_EVENTS_KEPT = 64 };

@@ -7,6 +7,7 @@
 #include "policy.h"
 #include "purposes.h"
 #include "rules.h"
+#include "stacks.h"
 
 #include <stdatomic.h>
 
@@ -31,6 +32,7 @@ bool vg_call_enter(struct vg_call *c, const char *api, int kind, uint64_t size, 
     c->size = size;
     c->device = -1;
     c->action = VG_ACTION_ALLOW;
+    c->stack = vg_stack_capture(); /* 0 unless VRAMGUARD_BACKTRACE=1 */
     vg_purpose_current(&c->purpose, &c->label);
     if (vg_purpose_depth() == 0 && vg_rules_active()) {
         /* Nothing pushed on this thread: VRAMGUARD_PURPOSE_RULES may say. */
@@ -65,7 +67,7 @@ void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, 
         struct vg_alloc a = {
             .ptr = ptr, .size = size, .api = c->api, .caller = c->caller,
             .device = (int16_t)c->device, .kind = (uint8_t)c->kind,
-            .purpose = c->purpose, .label = c->label, .pool = pool,
+            .purpose = c->purpose, .label = c->label, .pool = pool, .stack = c->stack,
         };
         vg_table_insert(&a);
     } else if (r == CUDA_ERROR_OUT_OF_MEMORY) {

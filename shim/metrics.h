@@ -48,6 +48,8 @@ const char *vg_metrics_uuid(const struct vg_metrics_snapshot *s, int device);
 /* Prometheus text exposition format 0.0.4 of a snapshot / of the process now. */
 void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapshot *s);
 void vg_metrics_write(struct vg_out *o);
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+void vg_metrics_label_value(struct vg_out *o, const char *value);
 
 #define VG_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

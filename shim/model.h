@@ -54,6 +54,7 @@ struct vg_alloc {
     uint8_t purpose;
     uint16_t label;    /* index into the label pool, 0 = none */
     uint16_t pool;     /* index in the pool registry (pools.h), 0 = none */
+    uint32_t stack;    /* VRAMGUARD_BACKTRACE: id in the stack depot (stacks.h), 0 = none */
 };
 
 const char *vg_kind_name(int kind);

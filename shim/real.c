@@ -241,3 +241,19 @@ void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_
         snprintf(out, out_size, caller ? "%p" : "(unknown)", caller);
     }
 }
+
+void vg_describe_frame(void *pc, char *out, unsigned long out_size)
+{
+    Dl_info info;
+    if (pc && dladdr(pc, &info) && info.dli_fname) {
+        const char *module = base_name(info.dli_fname[0] ? info.dli_fname : "(main)");
+        unsigned long off = (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_fbase);
+        if (info.dli_sname)
+            snprintf(out, out_size, "%s+0x%lx (%s+0x%lx)", module, off, info.dli_sname,
+                     (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_saddr));
+        else
+            snprintf(out, out_size, "%s+0x%lx", module, off);
+    } else {
+        snprintf(out, out_size, "%p", pc);
+    }
+}

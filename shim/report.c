@@ -7,6 +7,7 @@
 #include "pools.h"
 #include "purposes.h"
 #include "real.h"
+#include "stacks.h"
 #include "table.h"
 
 #include <errno.h>
@@ -384,6 +385,18 @@ static uint64_t json_live(struct vg_out *o, uint64_t *bytes)
         vg_out_json_string(o, live[i].api);
         vg_out_str(o, ", \"caller\": ");
         json_caller(o, live[i].caller);
+        void *frames[VG_STACK_FRAMES];
+        int nf = vg_stack_frames(live[i].stack, frames, VG_STACK_FRAMES);
+        if (nf > 0) {
+            vg_out_str(o, ", \"stack\": [");
+            for (int f = 0; f < nf; f++) {
+                char sym[600];
+                vg_describe_frame(frames[f], sym, sizeof(sym));
+                vg_out_str(o, f ? ", " : "");
+                vg_out_json_string(o, sym);
+            }
+            vg_out_str(o, "]");
+        }
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]}");

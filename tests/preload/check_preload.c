@@ -557,6 +557,36 @@ START_TEST(attribution_by_module)
 }
 END_TEST
 
+START_TEST(backtraces_in_the_report)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, "VRAMGUARD_BACKTRACE=1", NULL};
+    struct run r = run_prog("prog_attrib", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    /* The first frame is the allocating function itself, symbolised. */
+    ck_assert_msg(strstr(json, "\"stack\": [\"libattrib_b.so+0x") && strstr(json, "(attrib_b_alloc+0x"), "%s", json);
+    ck_assert_msg(strstr(json, "(attrib_a_alloc+0x"), "%s", json);
+    free(json);
+
+    /* Off by default: no stacks. */
+    char tmp2[512];
+    snprintf(tmp2, sizeof(tmp2), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp2);
+    const char *env2[] = {report_env, NULL};
+    r = run_prog("prog_attrib", env2);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(find_file(tmp2, "r.", ".json", report, sizeof(report)), 1);
+    json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"stack\"") == NULL, "%s", json);
+    free(json);
+}
+END_TEST
+
 START_TEST(purpose_rules)
 {
     const char *env[] = {"VRAMGUARD_PURPOSE_RULES=libattrib_a*=intermediate,>=4M=weights", NULL};
@@ -650,6 +680,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, runtime_names_with_shared_cudart);
     tcase_add_test(t, attribution_by_module);
     tcase_add_test(t, purpose_rules);
+    tcase_add_test(t, backtraces_in_the_report);
     tcase_add_test(t, purpose_rules_invalid);
     suite_add_tcase(s, t);
     return s;

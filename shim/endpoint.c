@@ -1,0 +1,822 @@
+/* The live endpoint: VRAMGUARD_LISTEN=PORT | HOST:PORT | unix:/path.
+ *
+ * The socket is bound by vg_endpoint_start() itself (the first time the
+ * process reaches the driver), so the address is logged before the program
+ * goes on; one thread then serves one connection at a time:
+ *
+ *   - every signal blocked in the thread (set around pthread_create), no
+ *     signal disposition touched; sockets SOCK_CLOEXEC; sends MSG_NOSIGNAL;
+ *   - a request is its header only: at most REQUEST_MAX bytes, complete
+ *     within READ_DEADLINE_MS, GET or HEAD, HTTP/1.0 or 1.1; anything else is
+ *     answered 400/405/431/505 or dropped; every answer is Connection: close;
+ *   - no request changes state; the thread makes no CUDA call that needs a
+ *     context (see metrics.h) and reports only devices the program used.
+ */
+#include "endpoint.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "metrics.h"
+#include "model.h"
+#include "report.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    REQUEST_MAX = 8192,          /* request line + headers */
+    READ_DEADLINE_MS = 2000,     /* the whole request must arrive within this */
+    WRITE_DEADLINE_MS = 5000,    /* the whole response must be taken within this */
+    DRAIN_MS = 200,              /* after the answer: read what the client still sends */
+    BODY_FIRST_GUESS = 64 * 1024,
+    BODY_MAX = 64 * 1024 * 1024,
+};
+
+static atomic_int started;            /* vg_endpoint_start ran in this process */
+static int listen_fd = -1;
+static atomic_int conn_fd = -1;       /* the connection being served, for the fork child */
+static atomic_int stopping;           /* set at exit: serve nothing more */
+static pid_t owner_pid;               /* process that created unix_path */
+static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static char address[VG_PATH_MAX + 16];
+
+const char *vg_endpoint_address(void)
+{
+    return address;
+}
+
+/* ---- time ------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* poll one fd for `events` until `deadline`; true when ready. */
+static bool wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, (int)left);
+        if (r > 0)
+            return true;
+        if (r == 0)
+            return false;
+        if (errno != EINTR)
+            return false;
+    }
+}
+
+/* ---- request parsing --------------------------------------------------------- */
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+struct request {
+    char method[16];
+    char path[256];
+    bool path_too_long;
+};
+
+/* Where the header ends (index just past the empty line), or 0 if not yet. */
+static size_t header_end(const char *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] != '\n')
+            continue;
+        if (i + 1 < len && b[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* Parse a request line ("GET /x HTTP/1.1"). Returns 0 when valid, else the
+ * status to answer (400 or 505). */
+static int parse_request_line(const char *line, size_t n, struct request *r)
+{
+    size_t i = 0, m = 0;
+    while (i < n && is_tchar((unsigned char)line[i])) {
+        if (m + 1 < sizeof(r->method))
+            r->method[m++] = line[i];
+        i++;
+    }
+    r->method[m] = '\0';
+    if (i == 0 || i >= sizeof(r->method) || i >= n || line[i] != ' ')
+        return 400;
+    i++;
+    size_t t0 = i;
+    while (i < n && (unsigned char)line[i] > 0x20 && (unsigned char)line[i] < 0x7f)
+        i++;
+    size_t t1 = i;
+    if (t1 == t0 || i >= n || line[i] != ' ')
+        return 400;
+    i++;
+    const char *v = line + i;
+    size_t vn = n - i;
+    if (vn != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
+        v[7] > '9')
+        return 400;
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
+        return 505;
+
+    /* The target: origin-form "/path?query", or absolute-form "http://host/path". */
+    const char *t = line + t0;
+    size_t tn = t1 - t0;
+    if (tn >= 7 && (strncmp(t, "http://", 7) == 0 || (tn >= 8 && strncmp(t, "https://", 8) == 0))) {
+        const char *slash = memchr(t + 8 - (t[4] == ':'), '/', tn - (size_t)(8 - (t[4] == ':')));
+        if (slash == NULL) {
+            t = "/";
+            tn = 1;
+        } else {
+            tn -= (size_t)(slash - t);
+            t = slash;
+        }
+    } else if (t[0] != '/') {
+        if (!(tn == 1 && t[0] == '*'))
+            return 400;
+    }
+    const char *q = memchr(t, '?', tn);
+    if (q)
+        tn = (size_t)(q - t);
+    const char *f = memchr(t, '#', tn);
+    if (f)
+        tn = (size_t)(f - t);
+    if (tn >= sizeof(r->path)) {
+        r->path_too_long = true;
+        tn = sizeof(r->path) - 1;
+    }
+    memcpy(r->path, t, tn);
+    r->path[tn] = '\0';
+    return 0;
+}
+
+/* Validate a complete request header (`len` bytes up to and including the
+ * empty line) and parse its request line. Returns 0 or the error status. */
+static int parse_request(const char *b, size_t len, struct request *r)
+{
+    memset(r, 0, sizeof(*r));
+    size_t i = 0;
+    while (i + 1 < len && b[i] == '\r' && b[i + 1] == '\n') /* tolerated empty lines before the request */
+        i += 2;
+    int status = -1;
+    bool first = true;
+    while (i < len) {
+        const char *nl = memchr(b + i, '\n', len - i);
+        if (nl == NULL)
+            return 400;
+        size_t n = (size_t)(nl - (b + i));
+        if (n > 0 && b[i + n - 1] == '\r')
+            n--;
+        const char *line = b + i;
+        i = (size_t)(nl - b) + 1;
+        for (size_t k = 0; k < n; k++) {
+            unsigned char c = (unsigned char)line[k];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return 400;
+        }
+        if (first) {
+            status = parse_request_line(line, n, r);
+            if (status != 0)
+                return status;
+            first = false;
+            continue;
+        }
+        if (n == 0)
+            break; /* end of header */
+        /* field-name ":" value; no obsolete line folding, no space before ':' */
+        size_t k = 0;
+        while (k < n && is_tchar((unsigned char)line[k]))
+            k++;
+        if (k == 0 || k >= n || line[k] != ':')
+            return 400;
+    }
+    return first ? 400 : 0;
+}
+
+/* Is what arrived so far already not HTTP? (the first line is complete and
+ * invalid, or it holds bytes no request line has) */
+static bool hopeless(const char *b, size_t len)
+{
+    size_t i = 0;
+    while (i + 1 < len && b[i] == '\r' && b[i + 1] == '\n')
+        i += 2;
+    for (size_t k = i; k < len; k++) {
+        unsigned char c = (unsigned char)b[k];
+        if (c == '\n') {
+            struct request r;
+            size_t n = k - i;
+            if (n > 0 && b[i + n - 1] == '\r')
+                n--;
+            return parse_request_line(b + i, n, &r) != 0;
+        }
+        if (c == '\r' && k + 1 < len && b[k + 1] != '\n')
+            return true;
+        if ((c < 0x20 && c != '\r') || c >= 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* ---- responses --------------------------------------------------------------- */
+
+struct response {
+    int status;
+    const char *content_type;
+    char *body;      /* malloc'd, or NULL with body_static */
+    const char *body_static;
+    size_t body_len;
+    bool head;       /* HEAD: headers only */
+    bool allow;      /* add Allow: GET, HEAD */
+};
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+typedef int (*render_fn)(struct vg_out *o);
+
+/* Render into a malloc'd buffer that fits (the size is learned from a first
+ * pass; the breakdown may grow in between, so a few tries). */
+static bool render(render_fn fn, struct response *resp)
+{
+    size_t cap = BODY_FIRST_GUESS;
+    for (int tries = 0; tries < 4; tries++) {
+        char *buf = malloc(cap);
+        if (buf == NULL)
+            return false;
+        struct vg_out *o = malloc(sizeof(*o));
+        if (o == NULL) {
+            free(buf);
+            return false;
+        }
+        vg_out_buffer(o, buf, cap);
+        int status = fn(o);
+        size_t total = o->total, len = o->len;
+        free(o);
+        if (total < cap) {
+            resp->status = status;
+            resp->body = buf;
+            resp->body_len = len;
+            return true;
+        }
+        free(buf);
+        if (total > BODY_MAX)
+            return false;
+        cap = total + total / 4 + 4096;
+    }
+    return false;
+}
+
+int vg_endpoint_health(struct vg_out *o)
+{
+    struct vg_metrics_snapshot *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return 500;
+    vg_metrics_snapshot(s);
+    const struct vg_config *cfg = vg_config();
+    bool fail = ((cfg->health_fail_on & VG_FAIL_ON_VIOLATION) && s->violations > 0) ||
+                ((cfg->health_fail_on & VG_FAIL_ON_OOM) && s->oom_events > 0);
+    vg_out_printf(o, "{\"status\":\"%s\",\"pid\":%d,\"vramguard_version\":\"" VG_VERSION "\",\"violations\":%llu,"
+                  "\"oom_events\":%llu,\"devices\":[",
+                  s->violations > 0 ? "violation" : "ok", (int)getpid(), (unsigned long long)s->violations,
+                  (unsigned long long)s->oom_events);
+    for (int d = 0; d < s->device_count; d++) {
+        const struct vg_metrics_device *m = &s->device[d];
+        vg_out_printf(o, "%s{\"device\":%d,\"gpu_uuid\":", d ? "," : "", d);
+        vg_out_json_string(o, vg_metrics_uuid(s, d));
+        vg_out_printf(o, ",\"charged_bytes\":%llu,\"oom_events\":%llu,\"usage\":[",
+                      (unsigned long long)m->charge.charged, (unsigned long long)m->oom_events);
+        int n = 0;
+        for (int k = 0; k < VG_KIND_SLOTS; k++)
+            for (int p = 0; p < VG_PURPOSE_SLOTS; p++) {
+                const struct vg_cell *c = &s->stats.cell[d][k][p];
+                if (c->allocations == 0 && c->live_count == 0)
+                    continue;
+                vg_out_printf(o, "%s{\"kind\":\"%s\",\"purpose\":\"%s\",\"live_bytes\":%llu,\"live_count\":%llu,"
+                              "\"peak_bytes\":%llu}",
+                              n++ ? "," : "", vg_kind_name(k), vg_purpose_name(p),
+                              (unsigned long long)c->live_bytes, (unsigned long long)c->live_count,
+                              (unsigned long long)c->peak_bytes);
+            }
+        vg_out_str(o, "]}");
+    }
+    vg_out_str(o, "]}\n");
+    free(s);
+    return fail ? 503 : 200;
+}
+
+static int render_metrics(struct vg_out *o)
+{
+    vg_metrics_write(o);
+    return 200;
+}
+
+static int render_report(struct vg_out *o)
+{
+    vg_report_json(o);
+    return 200;
+}
+
+static const char index_text[] = "vramguard " VG_VERSION " endpoint\n"
+                                 "GET /health   status and totals (JSON)\n"
+                                 "GET /metrics  Prometheus text format 0.0.4\n"
+                                 "GET /vram     the full breakdown (JSON report)\n";
+
+static void error_response(struct response *resp, int status)
+{
+    char text[64];
+    resp->status = status;
+    resp->content_type = "text/plain; charset=utf-8";
+    resp->body = NULL;
+    /* reason() strings are constant: build the body on the fly. */
+    snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
+    resp->body_static = NULL;
+    resp->body = strdup(text);
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+    resp->allow = status == 405;
+}
+
+/* Decide the answer to a complete, parsed request. */
+static void route(const struct request *r, int parse_status, struct response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    if (parse_status != 0) {
+        error_response(resp, parse_status);
+        return;
+    }
+    bool get = strcmp(r->method, "GET") == 0, head = strcmp(r->method, "HEAD") == 0;
+    if (!get && !head) {
+        error_response(resp, 405);
+        return;
+    }
+    resp->head = head;
+    render_fn fn = NULL;
+    const char *type = NULL;
+    if (r->path_too_long) {
+        fn = NULL;
+    } else if (strcmp(r->path, "/health") == 0) {
+        fn = vg_endpoint_health;
+        type = "application/json";
+    } else if (strcmp(r->path, "/metrics") == 0) {
+        fn = render_metrics;
+        type = VG_METRICS_CONTENT_TYPE;
+    } else if (strcmp(r->path, "/vram") == 0) {
+        fn = render_report;
+        type = "application/json";
+    } else if (strcmp(r->path, "/") == 0) {
+        resp->status = 200;
+        resp->content_type = "text/plain; charset=utf-8";
+        resp->body_static = index_text;
+        resp->body_len = sizeof(index_text) - 1;
+        return;
+    }
+    if (fn == NULL) {
+        error_response(resp, 404);
+        resp->head = head;
+        return;
+    }
+    if (!render(fn, resp)) {
+        error_response(resp, 500);
+        resp->head = head;
+        return;
+    }
+    resp->content_type = type;
+}
+
+static size_t format_head(const struct response *resp, char *out, size_t size)
+{
+    int n = snprintf(out, size,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "%sConnection: close\r\n\r\n",
+                     resp->status, reason(resp->status), resp->content_type, resp->body_len,
+                     resp->allow ? "Allow: GET, HEAD\r\n" : "");
+    return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
+}
+
+static const char *body_of(const struct response *resp)
+{
+    return resp->body ? resp->body : (resp->body_static ? resp->body_static : "");
+}
+
+int vg_endpoint_respond(const char *request, size_t len, struct vg_out *o)
+{
+    struct request r = {0};
+    struct response resp;
+    size_t end = len > REQUEST_MAX ? 0 : header_end(request, len);
+    int status;
+    if (len > REQUEST_MAX)
+        status = 431;
+    else if (end == 0 && hopeless(request, len))
+        status = 400;
+    else if (end == 0)
+        return 0;
+    else
+        status = parse_request(request, end, &r);
+    route(&r, status, &resp);
+    char head[512];
+    size_t hn = format_head(&resp, head, sizeof(head));
+    vg_out_mem(o, head, hn);
+    if (!resp.head)
+        vg_out_mem(o, body_of(&resp), resp.body_len);
+    free(resp.body);
+    return resp.status;
+}
+
+/* ---- the connection ---------------------------------------------------------- */
+
+static bool send_all(int fd, const char *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLOUT, deadline))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* After the answer: stop sending, read what the client still sends (briefly)
+ * so that closing does not reset the connection under its feet. */
+static void finish(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    int64_t deadline = now_ms() + DRAIN_MS;
+    char sink[4096];
+    size_t drained = 0;
+    while (drained < 64 * 1024 && wait_fd(fd, POLLIN, deadline)) {
+        ssize_t k = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
+            break;
+        if (k > 0)
+            drained += (size_t)k;
+    }
+}
+
+static void serve_connection(int fd)
+{
+    char req[REQUEST_MAX + 1];
+    size_t len = 0, end = 0;
+    int status = 0;
+    int64_t deadline = now_ms() + READ_DEADLINE_MS;
+    while (end == 0) {
+        if (len >= REQUEST_MAX) {
+            status = 431; /* too large: answer, then drop */
+            break;
+        }
+        if (!wait_fd(fd, POLLIN, deadline))
+            return; /* slow or silent client: dropped */
+        ssize_t k = recv(fd, req + len, REQUEST_MAX - len, MSG_DONTWAIT);
+        if (k == 0)
+            return;
+        if (k < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return;
+        }
+        len += (size_t)k;
+        end = header_end(req, len);
+        if (end == 0 && hopeless(req, len)) {
+            status = 400;
+            break;
+        }
+    }
+    struct request r = {0};
+    if (status == 0)
+        status = parse_request(req, end, &r);
+    struct response resp;
+    route(&r, status, &resp);
+    char head[512];
+    size_t hn = format_head(&resp, head, sizeof(head));
+    int64_t wdeadline = now_ms() + WRITE_DEADLINE_MS;
+    if (send_all(fd, head, hn, wdeadline) && !resp.head)
+        send_all(fd, body_of(&resp), resp.body_len, wdeadline);
+    free(resp.body);
+    finish(fd);
+}
+
+static void *serve(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK)
+                return NULL; /* the socket is gone */
+            if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
+                struct timespec pause = {0, 100 * 1000 * 1000}; /* EMFILE, ENOBUFS...: do not spin */
+                nanosleep(&pause, NULL);
+            }
+            continue;
+        }
+        if (atomic_load(&stopping)) {
+            close(fd);
+            continue;
+        }
+        atomic_store(&conn_fd, fd);
+        serve_connection(fd);
+        atomic_store(&conn_fd, -1); /* before close: a fork child never closes a reused number */
+        close(fd);
+    }
+}
+
+/* ---- binding ----------------------------------------------------------------- */
+
+static int bind_unix(const char *path, char *why, size_t why_size)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(why, why_size, "path too long (at most %zu bytes)", sizeof(sa.sun_path) - 1);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(why, why_size, "the path exists and is not a socket");
+            return -1;
+        }
+        /* A socket file: replace it only if nobody answers on it. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0) {
+            int busy = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+            close(probe);
+            if (busy) {
+                snprintf(why, why_size, "%s", strerror(EADDRINUSE));
+                return -1;
+            }
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        return -1;
+    }
+    /* Nobody can connect before listen(): make it 0600 in between. */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
+}
+
+/* Resolve HOST (numeric, "localhost", or a name) into `ss`. */
+static bool resolve_host(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl, char *why,
+                         size_t why_size)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *sl = sizeof(*in4);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*in6);
+        return true;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(why, why_size, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return false;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sl = res->ai_addrlen;
+    if (ss->ss_family == AF_INET)
+        in4->sin_port = htons((uint16_t)port);
+    else
+        in6->sin6_port = htons((uint16_t)port);
+    freeaddrinfo(res);
+    return true;
+}
+
+static int bind_tcp(const char *spec, char *why, size_t why_size)
+{
+    char host[256] = "127.0.0.1";
+    const char *colon = strrchr(spec, ':');
+    const char *port_s = colon ? colon + 1 : spec;
+    if (colon) {
+        const char *h = spec;
+        size_t hn = (size_t)(colon - spec);
+        if (hn >= 2 && h[0] == '[' && h[hn - 1] == ']') {
+            h++;
+            hn -= 2;
+        }
+        if (hn == 0 || hn >= sizeof(host)) {
+            snprintf(why, why_size, "invalid host");
+            return -1;
+        }
+        memcpy(host, h, hn);
+        host[hn] = '\0';
+    }
+    char *endp = NULL;
+    long port = strtol(port_s, &endp, 10);
+    if (*port_s == '\0' || *endp != '\0' || port < 0 || port > 65535) {
+        snprintf(why, why_size, "invalid port");
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (!resolve_host(host, (int)port, &ss, &sl, why, why_size))
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT only; never two listeners */
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 16) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* The address actually bound (port 0 picks one). */
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof(got);
+    char text[INET6_ADDRSTRLEN] = "?";
+    int bound_port = (int)port;
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+        if (got.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&got)->sin_addr, text, sizeof(text));
+            bound_port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+        } else if (got.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&got)->sin6_addr, text, sizeof(text));
+            bound_port = ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+        }
+    }
+    snprintf(address, sizeof(address), got.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", text,
+             bound_port);
+    return fd;
+}
+
+/* Under a report path, record the address next to it (the CLI's run
+ * directory then lists every worker's endpoint). */
+static void record_address(void)
+{
+    const char *report = vg_report_path();
+    if (report == NULL || report[0] == '\0')
+        return;
+    char path[VG_PATH_MAX + 32], tmp[VG_PATH_MAX + 48];
+    snprintf(path, sizeof(path), "%s.endpoint", report);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        vg_log("endpoint: cannot write %s: %s", path, strerror(errno));
+        return;
+    }
+    char line[sizeof(address) + 1];
+    int n = snprintf(line, sizeof(line), "%s\n", address);
+    vg_write_all(fd, line, (size_t)n);
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        vg_log("endpoint: cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+void vg_endpoint_start(void)
+{
+    const struct vg_config *cfg = vg_config();
+    if (cfg->listen[0] == '\0')
+        return;
+    if (atomic_exchange(&started, 1) != 0)
+        return;
+    char why[256] = "";
+    char shown[VG_PATH_MAX + 16];
+    int fd;
+    if (strncmp(cfg->listen, "unix:", 5) == 0) {
+        char path[VG_PATH_MAX];
+        if (!vg_expand_path(cfg->listen + 5, (int)getpid(), path, sizeof(path))) {
+            vg_log("endpoint: cannot listen on %s: path too long", cfg->listen);
+            return;
+        }
+        snprintf(shown, sizeof(shown), "unix:%s", path);
+        fd = bind_unix(path, why, sizeof(why));
+        if (fd >= 0) {
+            snprintf(unix_path, sizeof(unix_path), "%s", path);
+            owner_pid = getpid();
+            snprintf(address, sizeof(address), "unix:%s", path);
+        }
+    } else {
+        snprintf(shown, sizeof(shown), strchr(cfg->listen, ':') ? "%s" : "127.0.0.1:%s", cfg->listen);
+        fd = bind_tcp(cfg->listen, why, sizeof(why));
+    }
+    if (fd < 0) {
+        vg_log("endpoint: cannot listen on %s: %s", shown, why);
+        address[0] = '\0';
+        return;
+    }
+
+    /* The thread starts with every signal blocked; the caller's mask is restored. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    listen_fd = fd;
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, serve, (void *)(intptr_t)fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        vg_log("endpoint: cannot listen on %s: cannot start its thread: %s", shown, strerror(rc));
+        listen_fd = -1;
+        close(fd);
+        if (unix_path[0]) {
+            unlink(unix_path);
+            unix_path[0] = '\0';
+        }
+        address[0] = '\0';
+        return;
+    }
+    pthread_setname_np(thread, "vramguard-http");
+    vg_log("endpoint: listening on %s", address);
+    record_address();
+}
+
+void vg_endpoint_after_fork(void)
+{
+    /* Only the forking thread exists in the child: the server thread is gone. */
+    int c = atomic_exchange(&conn_fd, -1);
+    if (c >= 0)
+        close(c);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    listen_fd = -1;
+    unix_path[0] = '\0'; /* the parent's: never unlinked by the child */
+    address[0] = '\0';
+    atomic_store(&stopping, 0);
+    atomic_store(&started, 0);
+}
+
+__attribute__((destructor)) static void endpoint_at_exit(void)
+{
+    atomic_store(&stopping, 1);
+    if (unix_path[0] && owner_pid == getpid())
+        unlink(unix_path);
+}
