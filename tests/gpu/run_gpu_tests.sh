@@ -161,6 +161,14 @@ if python3 -c 'import torch' 2>/dev/null && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]
     done < <(grep '^ROW ' "$OUTF" | sed 's/^ROW //')
 fi
 
+# Issue 4: PyTorch with the endpoint on, scraped during the run.
+if python3 -c 'import torch' 2>/dev/null; then
+    run_case torch_endpoint "VRAMGUARD_LISTEN=unix:/tmp/vramguard-%p.sock PYTHONUNBUFFERED=1" \
+        python3 "$ROOT/tests/gpu/torch_endpoint.py"
+    check_case torch_endpoint 0
+    while IFS= read -r l; do row "  ${l%%|*}" INFO "${l#*|}"; done < <(grep '^ROW ' "$OUTF" | sed 's/^ROW //')
+fi
+
 # PyTorch
 if python3 -c 'import torch' 2>/dev/null; then
     for mode in reject pinned; do
