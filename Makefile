@@ -34,6 +34,7 @@ $(SHIM): $(SHIM_OBJS)
 include tests/fakecuda/fakecuda.mk
 include tests/tests.mk
 include tests/gpu/gpu.mk
+include install.mk
 
 clean:
 	rm -rf $(BUILD)

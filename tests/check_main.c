@@ -19,6 +19,7 @@ Suite *make_rules_suite(void);
 Suite *make_preload_suite(void);
 Suite *make_cli_suite(void);
 Suite *make_python_suite(void);
+Suite *make_install_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -107,6 +108,7 @@ int main(void)
     srunner_add_suite(r, make_preload_suite());
     srunner_add_suite(r, make_cli_suite());
     srunner_add_suite(r, make_python_suite());
+    srunner_add_suite(r, make_install_suite());
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);

@@ -49,7 +49,7 @@ $(UNIT_ARCHIVE): $(filter-out $(BUILD)/shim/dlsym_trampoline.o,$(SHIM_OBJS))
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 RUNNER_SRCS := tests/check_main.c $(wildcard tests/unit/check_*.c) tests/preload/check_preload.c tests/cli/check_cli.c \
-	tests/python/check_python.c
+	tests/python/check_python.c tests/install/check_install.c
 $(TEST_DIR)/check_vramguard: $(RUNNER_SRCS) $(UNIT_ARCHIVE) tests/check_support.h | check-deps
 	$(CC) $(TEST_CFLAGS) -o $@ $(RUNNER_SRCS) $(UNIT_ARCHIVE) $(CHECK_FLAGS) -ldl -lpthread
 
@@ -127,5 +127,5 @@ $(TEST_DIR)/prog_attrib: tests/preload/prog_attrib.c $(TEST_DIR)/libattrib_a.so 
 PRELOAD_PROGS += $(TEST_DIR)/prog_attrib
 
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
-check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(TEST_DIR)/check_vramguard
+check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(DEMO_DIR)/demo_worker $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

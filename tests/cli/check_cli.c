@@ -242,6 +242,7 @@ static pid_t spawn(const char *const *env, char *const argv[])
         unsetenv("LD_PRELOAD");
         unsetenv("VRAMGUARD_REPORT");
         unsetenv("VRAMGUARD_LOG");
+        unsetenv("VRAMGUARD_LISTEN");
         for (const char *const *e = env; e && *e; e++) {
             const char *eq = strchr(*e, '=');
             if (eq) {
@@ -326,6 +327,8 @@ static int prog(const char *path, ...)
                                  "stdout lacks \"%s\"; stdout was:\n%s", (s), r_out)
 #define CODE_IS(n) ck_assert_msg(r_code == (n), "exit status %d, expected %d; stderr:\n%s", \
                                  r_code, (n), r_err)
+#define OUT_LACKS(s) ck_assert_msg(strstr(r_out, (s)) == NULL, \
+                                   "stdout has \"%s\"; stdout was:\n%s", (s), r_out)
 #define NO_TRACEBACK() ERR_LACKS("Traceback")
 
 static int count_lines_with(const char *text, const char *needle)
@@ -897,6 +900,237 @@ START_TEST(test_stale_files_ignored)
 }
 END_TEST
 
+/* ---- issue 4: --listen, --require-cuda, report --markdown ------------- */
+
+START_TEST(test_listen_help)
+{
+    vg(NULL, "run", "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("--listen SPEC");
+    OUT_HAS("first process only");
+    OUT_HAS("unix:/path/%p");
+    OUT_HAS("--require-cuda");
+    OUT_HAS("VRAMGUARD_LISTEN");
+    vg(NULL, "report", "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("--markdown");
+    OUT_HAS("GITHUB_STEP_SUMMARY");
+}
+END_TEST
+
+START_TEST(test_listen_env_and_endpoints)
+{
+    char dump[PATH_MAX], dir[PATH_MAX], text[16384];
+    tmp_path(dump, "env.json");
+    tmp_path(dir, "reports");
+    /* port 0: every process binds its own port and records it */
+    vg(NULL, "run", "--listen", "0", "--report-dir", dir, "--", g_py, g_worker,
+       "--dump-env", dump, "--child", "--ooms 1", "--child", " --no-driver", "--sleep", "1.5", NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_LISTEN\": \"0\""), "%s", text);
+    /* two processes bound (the --no-driver child did not); each is announced
+     * while the command runs and listed again in the summary */
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: pid "), 6);
+    ck_assert_int_eq(count_lines_with(r_err, " endpoint http://127.0.0.1:"), 4);
+    char cmd[2 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "test $(ls '%s'/vramguard.*.json.endpoint | wc -l) -eq 2", dir);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_msg(run_plain(argv) == 0, "expected 2 .endpoint files in %s", dir);
+    /* the summary lines name the pids of the reports */
+    char *p = strstr(r_err, "vramguard: command exited");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(count_lines_with(r_err, "verdict: pass"), 1);
+    /* 'report' lists them as well */
+    vg(NULL, "report", dir, NULL);
+    CODE_IS(0);
+    ck_assert_int_eq(count_lines_with(r_err, " endpoint http://127.0.0.1:"), 2);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_listen_forms)
+{
+    char dump[PATH_MAX], sock[PATH_MAX], text[16384], want[2 * PATH_MAX];
+    tmp_path(dump, "env.json");
+    vg(NULL, "run", "--listen", "127.0.0.1:9464", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_LISTEN\": \"127.0.0.1:9464\""), "%s", text);
+    ERR_HAS("endpoint http://127.0.0.1:9464\n");
+    vg(NULL, "run", "--listen", "9100", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_HAS("endpoint http://127.0.0.1:9100\n");
+    /* unix:/path/%p: one socket per process, %p left to the shim */
+    fmt(sock, sizeof sock, "unix:%s/vg.%%p.sock", g_tmp);
+    vg(NULL, "run", "--listen", sock, "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    fmt(want, sizeof want, "\"VRAMGUARD_LISTEN\": \"%s\"", sock);
+    ck_assert_msg(strstr(text, want), "%s lacks %s", text, want);
+    fmt(want, sizeof want, "endpoint unix:%s/vg.", g_tmp);
+    ERR_HAS(want);
+    ERR_LACKS("%p.sock");
+    /* a process that could not bind writes no .endpoint: nothing listed */
+    vg(NULL, "run", "--listen", "9100", "--", g_py, g_worker, "--no-endpoint", NULL);
+    CODE_IS(0);
+    ERR_LACKS("endpoint");
+    /* --quiet: the verdict only */
+    vg(NULL, "run", "--quiet", "--listen", "0", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 1);
+    /* without --listen: no VRAMGUARD_LISTEN, no endpoint */
+    vg(NULL, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(!strstr(text, "VRAMGUARD_LISTEN"), "%s", text);
+    ERR_LACKS("endpoint");
+    /* bad values: 125 before the command runs */
+    static const char *const bad[] = {"abc", "70000", ":9100", "unix:relative", "unix:", "",
+                                      "127.0.0.1:", "-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vg(NULL, "run", "--listen", bad[i], "--", g_py, g_worker, "--dump-env", dump, NULL);
+        ck_assert_msg(r_code == 125, "--listen '%s': exit %d, want 125", bad[i], r_code);
+        ERR_HAS("listen");
+    }
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_stale_endpoint_ignored)
+{
+    char dir[PATH_MAX], f[PATH_MAX];
+    tmp_path(dir, "reports");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    fmt(f, sizeof f, "%s/vramguard.1.json.endpoint", dir);
+    spit(f, "http://127.0.0.1:1111\n", 0644);
+    /* announced while running (the worker sleeps) and in the summary: twice */
+    vg(NULL, "run", "--listen", "0", "--report-dir", dir, "--", g_py, g_worker, "--sleep", "1.2", NULL);
+    CODE_IS(0);
+    ERR_LACKS("127.0.0.1:1111");
+    ck_assert_int_eq(count_lines_with(r_err, " endpoint http://127.0.0.1:"), 2);
+}
+END_TEST
+
+START_TEST(test_require_cuda)
+{
+    /* nothing reached the driver: without the option it passes ... */
+    vg(NULL, "run", "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(0);
+    /* ... with it, it fails like a fail-on condition, saying why */
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(3);
+    ERR_HAS("no process of the command reached the CUDA driver");
+    ERR_HAS("static");
+    ERR_HAS("verdict: fail (require-cuda: no process reached the CUDA driver");
+    vg(NULL, "run", "--require-cuda", "--quiet", "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(3);
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 1);
+    ERR_HAS("require-cuda");
+    vg(NULL, "run", "--require-cuda", "--error-exitcode", "9", "--", g_py, g_worker,
+       "--no-driver", NULL);
+    CODE_IS(9);
+    /* --fail-on none does not switch it off */
+    vg(NULL, "run", "--require-cuda", "--fail-on", "none", "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(3);
+    /* a journal without a start line is not reaching the driver */
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, "--empty-journal", NULL);
+    CODE_IS(3);
+    ERR_HAS("0 processes reached the CUDA driver");
+    /* a non-zero exit of the command still wins */
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, "--no-driver", "--exit", "4", NULL);
+    CODE_IS(4);
+    /* one process of several reaching the driver is enough */
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, "--no-driver", "--child", "--peak 1024",
+       NULL);
+    CODE_IS(0);
+    ERR_HAS("1 process reached the CUDA driver");
+    ERR_HAS("verdict: pass");
+    /* a process killed before its report counts (its journal has a start line) */
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, "--no-driver", "--child",
+       "--kill KILL --peak 1", NULL);
+    CODE_IS(0);
+    ERR_HAS("killed, no report");
+    vg(NULL, "run", "--require-cuda", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_report_markdown)
+{
+    char dir[PATH_MAX], empty[PATH_MAX];
+    tmp_path(dir, "reports");
+    tmp_path(empty, "empty");
+    ck_assert_int_eq(mkdir(empty, 0755), 0);
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--listen", "0", "--", g_py, g_worker,
+       "--violations", "2", "--ooms", "1", "--pool-bytes", "8388608",
+       "--child", "--leaks 1 --peak 2097152", NULL);
+    CODE_IS(0);
+    vg(NULL, "report", "--markdown", dir, NULL);
+    CODE_IS(3);
+    /* stdout: the Markdown; stderr: the verdict line only */
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 1);
+    ERR_HAS("vramguard: verdict: fail");
+    OUT_HAS("## vramguard: ");
+    OUT_HAS("\n| pid | exe | status | peak VRAM | charged at exit | violations | OOM events | leaked |\n"
+            "|---:|---|---|---:|---:|---:|---:|---:|\n");
+    ck_assert_int_eq(count_lines_with(r_out, "| `python3"), 2);   /* one row per process */
+    OUT_HAS("| fail (violation) | 3.0 MiB | 8.0 MiB | 2 | 1 | 0 (0 B) |");
+    OUT_HAS("| pass | 2.0 MiB | 4.0 KiB | 0 | 0 | 1 (4.0 KiB) |");
+    /* VRAM by purpose: device and pool kinds, host_pinned left out */
+    OUT_HAS("### VRAM by purpose");
+    OUT_HAS("| `weights` | 5.0 MiB | 0 B | 0 B | 0 B | 5.0 MiB | 0 B | 6 |");
+    OUT_HAS("| `kv_cache` | 4.0 KiB | 0 B | 0 B | 0 B | 4.0 KiB | 4.0 KiB | 1 |");
+    OUT_HAS("| `intermediate` | 0 B | 8.0 MiB | 0 B | 0 B | 8.0 MiB | 0 B | 2 |");
+    OUT_HAS("| **total** |");
+    OUT_LACKS("1.0 GiB");                      /* the host_pinned row */
+    OUT_HAS("### Devices");
+    OUT_HAS("| 8.0 MiB | 3.0 MiB | 8.0 MiB | 8.0 MiB | 0 B |");  /* charged, peak, pool, cache, graph */
+    /* the violations, then the OOM events, then the verdict */
+    OUT_HAS("### Violations (2)");
+    OUT_HAS("| pid | api | size | kind | purpose | caller | action |");
+    OUT_HAS("| `cuMemAllocManaged` | 2.0 MiB | `managed` | `unknown` | `/opt/fake/libworker.so+0x1a2b` | rejected |");
+    OUT_HAS("### OOM events (1)");
+    OUT_HAS("| `cuMemAlloc_v2` | 80.0 GiB | `weights` | 0 | `/opt/fake/libworker.so+0x2b3c` |");
+    OUT_HAS("### Endpoints");
+    OUT_HAS("**Verdict: fail** (violation: 2 violations; fail-on: violation; 2 processes)");
+    const char *v = strstr(r_out, "### Violations"), *o = strstr(r_out, "### OOM events"),
+               *t = strstr(r_out, "**Verdict");
+    ck_assert_msg(v && o && t && v < o && o < t, "sections out of order:\n%s", r_out);
+
+    vg(NULL, "report", "--markdown", "--fail-on", "none", dir, NULL);
+    CODE_IS(0);
+    OUT_HAS("**Verdict: pass** (fail-on: none; 2 processes)");
+    vg(NULL, "report", "--markdown", "--fail-on", "leak,oom", dir, NULL);
+    CODE_IS(3);
+    OUT_HAS("**Verdict: fail** (oom: 1 OOM event; leak: 1 allocation, 4.0 KiB;");
+    /* nothing to summarise: still Markdown, and 125 */
+    vg(NULL, "report", "--markdown", empty, NULL);
+    CODE_IS(125);
+    OUT_HAS("no report");
+    ERR_HAS("no vramguard report or journal found");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_report_markdown_many_and_killed)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violations", "25",
+       "--child", "--violations 1 --kill KILL", NULL);
+    CODE_IS(3);
+    vg(NULL, "report", "--markdown", dir, NULL);
+    CODE_IS(3);
+    OUT_HAS("### Violations (26)");
+    OUT_HAS("... and 6 more");
+    ck_assert_int_eq(count_lines_with(r_out, "| `cuMemAllocManaged` |"), 20);
+    OUT_HAS("| killed, no report, fail (violation) | - | - | 1 | 0 | unknown |");
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -914,6 +1148,9 @@ Suite *make_cli_suite(void)
                              test_fail_on_leak, test_report_subcommand, test_stale_files_ignored,
                              NULL}},
         {"cli_schema", {test_reports_match_schema, test_validator_rejects_bad_reports, NULL}},
+        {"cli_ci_guard", {test_listen_help, test_listen_env_and_endpoints, test_listen_forms,
+                          test_stale_endpoint_ignored, test_require_cuda, test_report_markdown,
+                          test_report_markdown_many_and_killed, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

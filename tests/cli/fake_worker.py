@@ -6,8 +6,18 @@ events to <report>.journal and writes a vramguard.report/v1 report at exit,
 unless told to die by a signal first (journal only) or not to reach the
 "driver" at all (writes nothing).
 
+With VRAMGUARD_LISTEN set, it "binds" the endpoint as the shim does when it
+reaches the driver: it writes the address, one line, to <report>.endpoint
+(PORT -> http://127.0.0.1:PORT, port 0 -> a made-up port per pid,
+HOST:PORT -> http://HOST:PORT, unix:/path -> unix:/path with %p expanded).
+--no-endpoint leaves it out (a bind that failed).
+
+--empty-journal: the process loaded the shim but its journal has no start
+line (an empty journal) and it writes no report: it did not reach the driver.
+
   fake_worker.py [--violations N] [--ooms N] [--leaks N] [--peak BYTES]
                  [--exit N] [--kill SIGNAME] [--no-driver] [--malformed]
+                 [--no-endpoint] [--empty-journal] [--pool-bytes N]
                  [--child "ARGS"] [--dump-env FILE] [--ready FILE --sleep S]
 """
 import argparse
@@ -35,6 +45,10 @@ def main():
     ap.add_argument("--kill", default=None, help="signal name, e.g. TERM or KILL")
     ap.add_argument("--no-driver", action="store_true")
     ap.add_argument("--malformed", action="store_true")
+    ap.add_argument("--no-endpoint", action="store_true")
+    ap.add_argument("--empty-journal", action="store_true")
+    ap.add_argument("--pool-bytes", type=int, default=0,
+                    help="peak of a pool/kv_cache usage row and the pool figures")
     ap.add_argument("--child", action="append", default=[],
                     help="arguments of a child fake_worker (may repeat)")
     ap.add_argument("--dump-env", default=None)
@@ -61,6 +75,9 @@ def main():
     pid = os.getpid()
     report = pattern.replace("%p", str(pid))
     journal = report + ".journal"
+    if a.empty_journal:
+        open(journal, "a").close()
+        return a.exit
     policy = os.environ.get("VRAMGUARD_POLICY", "reject")
     fail_on_env = os.environ.get("VRAMGUARD_FAIL_ON", "violation")
     fail_on = [] if fail_on_env == "none" else fail_on_env.split(",")
@@ -74,6 +91,18 @@ def main():
         jf.flush()
 
     emit({"event": "start", "pid": pid, "exe": sys.executable, "time": started})
+    listen = os.environ.get("VRAMGUARD_LISTEN", "")
+    if listen and not a.no_endpoint:
+        if listen.startswith("unix:"):
+            address = listen.replace("%p", str(pid))
+        else:
+            host, _, port = listen.rpartition(":")
+            if port == "0":
+                port = str(20000 + pid % 40000)
+            address = "http://%s:%s" % (host or "127.0.0.1", port)
+        with open(report + ".endpoint.tmp", "w") as f:
+            f.write(address + "\n")
+        os.rename(report + ".endpoint.tmp", report + ".endpoint")
     violations, ooms = [], []
     for i in range(a.violations):
         ev = {"time": now(), "api": "cuMemAllocManaged", "kind": "managed",
@@ -116,15 +145,23 @@ def main():
         "config": {"policy": policy, "allow": allow, "fail_on": fail_on},
         "devices": [{"device": 0, "name": "Fake H100", "total_bytes": 85520809984,
                      "pageable_memory_access": False, "oom_events": len(ooms),
-                     "charged_bytes": 4096 * len(leaks), "live_vram_bytes": 4096 * len(leaks),
-                     "pool_reserved_bytes": 0, "pool_cache_bytes": 0, "graph_reserved_bytes": 0,
+                     "charged_bytes": 4096 * len(leaks) + a.pool_bytes,
+                     "live_vram_bytes": 4096 * len(leaks),
+                     "pool_reserved_bytes": a.pool_bytes, "pool_cache_bytes": a.pool_bytes,
+                     "graph_reserved_bytes": 0,
                      "pool_figures_current": True, "peak_vram_bytes": a.peak,
                      "usage": [
                          {"kind": "device", "purpose": "weights", "live_bytes": 0,
                           "live_count": 0, "peak_bytes": a.peak, "allocations": 3, "frees": 3},
                          {"kind": "device", "purpose": "kv_cache", "live_bytes": 4096 * len(leaks),
                           "live_count": len(leaks), "peak_bytes": 4096 * len(leaks),
-                          "allocations": len(leaks), "frees": 0}]}],
+                          "allocations": len(leaks), "frees": 0}]
+                     + ([{"kind": "pool", "purpose": "intermediate", "live_bytes": 0,
+                          "live_count": 0, "peak_bytes": a.pool_bytes, "allocations": 2,
+                          "frees": 2},
+                         {"kind": "host_pinned", "purpose": "unknown", "live_bytes": 0,
+                          "live_count": 0, "peak_bytes": 1 << 30, "allocations": 1,
+                          "frees": 1}] if a.pool_bytes else [])}],
         "violations": {"count": len(violations), "recorded": violations[:64]},
         "oom_events": {"count": len(ooms), "recorded": ooms[:64]},
         "live_at_exit": {"count": len(leaks), "bytes": 4096 * len(leaks), "allocations": leaks},
