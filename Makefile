@@ -33,6 +33,7 @@ $(SHIM): $(SHIM_OBJS)
 
 include tests/fakecuda/fakecuda.mk
 include tests/tests.mk
+include tests/endpoint/endpoint.mk
 include tests/gpu/gpu.mk
 include install.mk
 

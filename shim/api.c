@@ -3,7 +3,9 @@
 #include "../purpose_tags/vramguard.h"
 #include "driver_hooks.h"
 #include "emit.h"
+#include "endpoint.h"
 #include "events.h"
+#include "forksafe.h"
 #include "log.h"
 #include "pools.h"
 #include "purposes.h"
@@ -131,24 +133,40 @@ EXPORT int vramguard_shim_verify_residency(void)
 /* ---- fork: the child owns none of its parent's allocations ---------------- */
 
 
+/* In lock order (forksafe.h). */
+static pthread_mutex_t *(*const fork_mutexes[])(void) = {
+    vg_report_fork_mutex, vg_table_fork_mutex, vg_events_kept_fork_mutex, vg_events_journal_fork_mutex,
+    vg_pools_fork_mutex,  vg_labels_fork_mutex, vg_stacks_fork_mutex,   vg_vmm_fork_mutex,
+    vg_scopes_fork_mutex, vg_rules_fork_mutex,
+};
+enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
+
 static void before_fork(void)
 {
-    vg_table_lock_for_fork();
+    for (int i = 0; i < N_FORK_MUTEXES; i++)
+        pthread_mutex_lock(fork_mutexes[i]());
+}
+
+static void unlock_all(void)
+{
+    for (int i = N_FORK_MUTEXES - 1; i >= 0; i--)
+        pthread_mutex_unlock(fork_mutexes[i]());
 }
 
 static void in_parent(void)
 {
-    vg_table_unlock_after_fork();
+    unlock_all();
 }
 
 static void in_child(void)
 {
-    vg_table_unlock_after_fork();
+    unlock_all();
     vg_table_reset();
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();
     vg_forget_reached_driver();
+    vg_endpoint_after_fork();
 }
 
 /* Registering fork handlers is all the constructor does: no driver, no

@@ -3,6 +3,7 @@
 #include "hook_protocol.h"
 #include "config.h"
 #include "devices.h"
+#include "endpoint.h"
 #include "entry_table.h"
 #include "events.h"
 #include "log.h"
@@ -25,6 +26,7 @@ void vg_reached_driver(void)
     if (atomic_exchange(&reached, 1) == 0) {
         vg_config();
         vg_events_process_start();
+        vg_endpoint_start(); /* only now: CPU-only processes bind nothing */
     }
 }
 

@@ -318,9 +318,12 @@ int vg_endpoint_health(struct vg_out *o)
                   "\"oom_events\":%llu,\"devices\":[",
                   s->violations > 0 ? "violation" : "ok", (int)getpid(), (unsigned long long)s->violations,
                   (unsigned long long)s->oom_events);
+    int shown = 0;
     for (int d = 0; d < s->device_count; d++) {
         const struct vg_metrics_device *m = &s->device[d];
-        vg_out_printf(o, "%s{\"device\":%d,\"gpu_uuid\":", d ? "," : "", d);
+        if (!m->used)
+            continue;
+        vg_out_printf(o, "%s{\"device\":%d,\"gpu_uuid\":", shown++ ? "," : "", d);
         vg_out_json_string(o, vg_metrics_uuid(s, d));
         vg_out_printf(o, ",\"charged_bytes\":%llu,\"oom_events\":%llu,\"usage\":[",
                       (unsigned long long)m->charge.charged, (unsigned long long)m->oom_events);

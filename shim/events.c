@@ -1,4 +1,5 @@
 #include "events.h"
+#include "forksafe.h"
 #include "config.h"
 #include "devices.h"
 #include "log.h"
@@ -19,6 +20,11 @@ static atomic_ullong ooms;
 static atomic_ullong ooms_per_device[VG_MAX_DEVICES];
 
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_events_kept_fork_mutex(void)
+{
+    return &kept_lock;
+}
 static struct vg_event violations_kept[VG_EVENTS_KEPT];
 static struct vg_event ooms_kept[VG_EVENTS_KEPT];
 static int n_violations_kept, n_ooms_kept;
@@ -51,6 +57,10 @@ int vg_rejections(struct vg_rejection *out, int max)
 
 /* The report path and its journal, resolved once per process. */
 static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t *vg_events_journal_fork_mutex(void)
+{
+    return &journal_lock;
+}
 static char report_path[VG_PATH_MAX];
 static bool report_path_ready;
 static int journal_fd = -1;

@@ -9,6 +9,7 @@
  * imported, sized by their first mapping, and never charged. The table keys
  * a handle as VG_VMM_KEY(handle), apart from addresses. */
 #include "driver_hooks.h"
+#include "forksafe.h"
 #include "devices.h"
 #include "hook_protocol.h"
 #include "log.h"
@@ -35,6 +36,11 @@ struct mapping {
 /* Both sorted (by handle, by start) for binary search; guarded by `lock`,
  * which is never held across a CUDA call. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_vmm_fork_mutex(void)
+{
+    return &lock;
+}
 static struct handle_state *handles;
 static size_t n_handles, cap_handles;
 static struct mapping *maps;

@@ -28,6 +28,11 @@ void vg_metrics_snapshot(struct vg_metrics_snapshot *s)
         m->oom_events = vg_oom_count_device(d);
         m->nvml_memory = vg_device_nvml_memory(d, &m->nvml_total, &m->nvml_free);
         m->nvml_process = vg_device_process_usage(d, &m->process_used);
+        m->used = m->known || m->oom_events > 0;
+        for (int k = 0; k < VG_KIND_SLOTS && !m->used; k++)
+            for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
+                if (s->stats.cell[d][k][p].allocations || s->stats.cell[d][k][p].live_count)
+                    m->used = true;
     }
     s->violations = vg_violation_count();
     s->oom_events = vg_oom_count();
@@ -126,6 +131,8 @@ static void device_family(struct vg_out *o, const struct vg_metrics_snapshot *s,
     family(o, name, type, help);
     for (int d = 0; d < s->device_count; d++) {
         const struct vg_metrics_device *m = &s->device[d];
+        if (!m->used)
+            continue; /* a lower ordinal the program never touched */
         long long signed_value = 0;
         uint64_t v = 0;
         bool is_signed = false;
@@ -225,6 +232,8 @@ void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapsho
     family(o, "vramguard_device_info", "gauge", "Devices the program used: name and PCI bus id; value 1.");
     for (int d = 0; d < s->device_count; d++) {
         const struct vg_metrics_device *m = &s->device[d];
+        if (!m->used)
+            continue;
         int n = 0;
         vg_out_str(o, "vramguard_device_info{");
         device_labels(o, s, d, &n);

@@ -19,6 +19,7 @@
 enum { VG_METRICS_REJECTIONS_MAX = 64 };
 
 struct vg_metrics_device {
+    bool used;                    /* the program allocated on it, made it current, or hit an OOM there */
     bool known;                   /* identity learned (name, uuid, total) */
     struct vg_device_info info;
     struct vg_charge charge;

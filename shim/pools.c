@@ -1,10 +1,16 @@
 #include "pools.h"
+#include "forksafe.h"
 #include "real.h"
 
 #include <pthread.h>
 #include <string.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_pools_fork_mutex(void)
+{
+    return &lock;
+}
 static struct vg_pool pools[VG_MAX_POOLS + 1]; /* slot 0 unused: index 0 = none */
 static uint64_t last_reserved[VG_MAX_POOLS + 1];
 static int count;

@@ -1,4 +1,5 @@
 #include "purposes.h"
+#include "forksafe.h"
 #include "model.h"
 
 #include <pthread.h>
@@ -21,6 +22,11 @@ static __thread int depth __attribute__((tls_model("initial-exec")));
 static char label_text[VG_LABEL_POOL][VG_LABEL_MAX];
 static atomic_int label_count = 1; /* slot 0 = no label */
 static pthread_mutex_t label_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_labels_fork_mutex(void)
+{
+    return &label_lock;
+}
 
 int vg_purpose_push(int purpose, const char *label)
 {

@@ -1,4 +1,5 @@
 #include "real.h"
+#include "forksafe.h"
 #include "entry_table.h"
 #include "log.h"
 
@@ -106,6 +107,11 @@ enum { MAX_SCOPES = 64 };
 static struct caller_scope scopes[MAX_SCOPES];
 static atomic_int scope_count;
 static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_scopes_fork_mutex(void)
+{
+    return &scope_lock;
+}
 
 struct range_query {
     uintptr_t addr;

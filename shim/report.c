@@ -1,4 +1,5 @@
 #include "report.h"
+#include "forksafe.h"
 #include "config.h"
 #include "devices.h"
 #include "driver_hooks.h"
@@ -61,6 +62,11 @@ static void text_largest(struct vg_out *o, const char *prefix, const struct vg_a
 /* Scratch for the breakdowns: too large for a small thread stack, so static
  * and guarded. No CUDA call is made while it is held. */
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_report_fork_mutex(void)
+{
+    return &scratch_lock;
+}
 static struct vg_stats scratch_stats;
 static struct vg_alloc scratch_largest[LARGEST_SHOWN];
 static struct vg_caller_bytes scratch_callers[256];

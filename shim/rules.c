@@ -1,4 +1,5 @@
 #include "rules.h"
+#include "forksafe.h"
 #include "model.h"
 #include "real.h"
 
@@ -130,6 +131,11 @@ enum { MAX_MODULES = 64 };
 static struct module_purpose modules[MAX_MODULES];
 static atomic_int n_modules;
 static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_rules_fork_mutex(void)
+{
+    return &modules_lock;
+}
 
 struct range_query {
     uintptr_t addr, lo, hi;

@@ -1,4 +1,5 @@
 #include "stacks.h"
+#include "forksafe.h"
 
 #include <execinfo.h>
 #include <pthread.h>
@@ -15,6 +16,11 @@ struct stack {
 
 static struct stack depot[DEPOT]; /* slot 0 unused: id 0 = none */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_stacks_fork_mutex(void)
+{
+    return &lock;
+}
 static atomic_bool enabled;
 
 void vg_stacks_enable(void)

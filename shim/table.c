@@ -1,4 +1,5 @@
 #include "table.h"
+#include "forksafe.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,6 +11,11 @@
 enum { INITIAL_CAPACITY = 1024 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_table_fork_mutex(void)
+{
+    return &lock;
+}
 static struct vg_alloc *slots;
 static size_t capacity;  /* power of two */
 static size_t used;      /* live entries */
@@ -325,12 +331,3 @@ void vg_table_reset(void)
     pthread_mutex_unlock(&lock);
 }
 
-void vg_table_lock_for_fork(void)
-{
-    pthread_mutex_lock(&lock);
-}
-
-void vg_table_unlock_after_fork(void)
-{
-    pthread_mutex_unlock(&lock);
-}

@@ -60,7 +60,5 @@ uint64_t vg_table_device_vram(const struct vg_stats *s, int device);
 
 /* Forget everything (a fork child owns none of its parent's allocations). */
 void vg_table_reset(void);
-void vg_table_lock_for_fork(void);
-void vg_table_unlock_after_fork(void);
 
 #endif

@@ -1,0 +1,22 @@
+/* Fork safety: every mutex of the shim, taken by the fork handlers (api.c)
+ * in one order before fork and released in both parent and child, so that
+ * a fork landing while another thread (an endpoint scrape, an allocation)
+ * holds one cannot leave the child with it locked. The order follows the
+ * only nesting there is: report scratch before table. */
+#ifndef VG_FORKSAFE_H
+#define VG_FORKSAFE_H
+
+#include <pthread.h>
+
+pthread_mutex_t *vg_report_fork_mutex(void);
+pthread_mutex_t *vg_table_fork_mutex(void);
+pthread_mutex_t *vg_events_kept_fork_mutex(void);
+pthread_mutex_t *vg_events_journal_fork_mutex(void);
+pthread_mutex_t *vg_pools_fork_mutex(void);
+pthread_mutex_t *vg_labels_fork_mutex(void);
+pthread_mutex_t *vg_stacks_fork_mutex(void);
+pthread_mutex_t *vg_vmm_fork_mutex(void);
+pthread_mutex_t *vg_scopes_fork_mutex(void);
+pthread_mutex_t *vg_rules_fork_mutex(void);
+
+#endif

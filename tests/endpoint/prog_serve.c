@@ -1,0 +1,85 @@
+/* A worker for the endpoint tests: allocates known bytes per purpose, makes
+ * one refused managed allocation, prints "ready" and stays up so that the
+ * test can scrape it.
+ *
+ *   prog_serve [SECONDS [MODE]]
+ *
+ * SECONDS (default 30): how long to stay up after "ready" (0: exit at once).
+ * MODE: "clean"    no managed allocation (no violation);
+ *       "fork"     fork a child that reaches nothing and sleeps SECONDS, print
+ *                  "child pid PID" before "ready";
+ *       "forkcuda" the child allocates itself (reaches the driver on its own).
+ * Expected live VRAM on device 0 (kind device): weights 6 MiB (2 allocations),
+ * kv_cache 4 MiB, intermediate 2 MiB (2 allocations, 1 freed), unknown 1 MiB. */
+#include <cuda_runtime_api.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../preload/preload_common.h"
+
+static void stay_up(int seconds)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        struct timespec tick = {0, 50 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (t.tv_sec - t0.tv_sec < seconds);
+}
+
+int main(int argc, char **argv)
+{
+    int seconds = argc > 1 ? atoi(argv[1]) : 30;
+    const char *mode = argc > 2 ? argv[2] : "";
+    start("prog_serve");
+    CHECK("cudaFree(0)", cudaFree(0) == cudaSuccess, "failed");
+
+    void *w[2] = {0}, *kv = NULL, *tmp = NULL, *scratch = NULL, *plain = NULL;
+    VRAMGUARD_PURPOSE_LABEL(VRAMGUARD_WEIGHTS, "layer \"0\"")
+    {
+        for (int i = 0; i < 2; i++)
+            CHECK("weights", cudaMalloc(&w[i], 3 * MiB) == cudaSuccess, "failed");
+    }
+    VRAMGUARD_PURPOSE(VRAMGUARD_KV_CACHE)
+    CHECK("kv_cache", cudaMalloc(&kv, 4 * MiB) == cudaSuccess, "failed");
+    VRAMGUARD_PURPOSE(VRAMGUARD_INTERMEDIATE)
+    {
+        CHECK("intermediate", cudaMalloc(&tmp, 2 * MiB) == cudaSuccess, "failed");
+        CHECK("scratch", cudaMalloc(&scratch, 512 * KiB) == cudaSuccess, "failed");
+        CHECK("scratch freed", cudaFree(scratch) == cudaSuccess, "failed");
+    }
+    CHECK("unknown", cudaMalloc(&plain, 1 * MiB) == cudaSuccess, "failed");
+    if (strcmp(mode, "clean") != 0) {
+        void *managed = NULL;
+        cudaError_t e = cudaMallocManaged(&managed, 1 * MiB, cudaMemAttachGlobal);
+        CHECK("managed refused", e != cudaSuccess, "cudaMallocManaged succeeded");
+    }
+
+    pid_t child = -1;
+    if (strncmp(mode, "fork", 4) == 0) {
+        fflush(stdout);
+        child = fork();
+        if (child == 0) {
+            if (strcmp(mode, "forkcuda") == 0) {
+                void *mine = NULL;
+                cudaMalloc(&mine, 1 * MiB);
+                printf("child allocated\n");
+                fflush(stdout);
+            }
+            stay_up(seconds);
+            _exit(0);
+        }
+        printf("child pid %d\n", (int)child);
+    }
+    printf("ready\n");
+    fflush(stdout);
+    stay_up(seconds);
+    if (child > 0) {
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
+    }
+    return finish("prog_serve");
+}
