@@ -115,8 +115,7 @@ pthread_mutex_t *vg_scopes_fork_mutex(void)
 
 struct range_query {
     uintptr_t addr;
-    uintptr_t lo, hi;
-    bool is_main;
+    struct vg_module *out;
 };
 
 static int find_range(struct dl_phdr_info *info, size_t size, void *data)
@@ -133,13 +132,19 @@ static int find_range(struct dl_phdr_info *info, size_t size, void *data)
         if (start < lo) lo = start;
         if (end > hi) hi = end;
     }
-    if (q->addr >= lo && q->addr < hi) {
-        q->lo = lo;
-        q->hi = hi;
-        q->is_main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
-        return 1;
-    }
-    return 0;
+    if (q->addr < lo || q->addr >= hi)
+        return 0;
+    q->out->lo = lo;
+    q->out->hi = hi;
+    q->out->is_main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
+    q->out->path = q->out->is_main ? NULL : info->dlpi_name;
+    return 1;
+}
+
+bool vg_module_of(void *addr, struct vg_module *out)
+{
+    struct range_query q = {.addr = (uintptr_t)addr, .out = out};
+    return dl_iterate_phdr(find_range, &q) != 0;
 }
 
 static const char *base_name(const char *path)
@@ -163,18 +168,19 @@ static bool same_module(void *a, void *b)
 /* Fill `s` for the module containing `caller`. No CUDA call is made. */
 static void resolve_scope(struct caller_scope *s, void *caller, void *const *own_wrappers)
 {
-    struct range_query q = {.addr = (uintptr_t)caller};
-    if (dl_iterate_phdr(find_range, &q) == 0) {
+    struct vg_module m;
+    if (!vg_module_of(caller, &m)) {
         /* Unknown code (JIT, anonymous mapping): cache only this address. */
-        q.lo = (uintptr_t)caller;
-        q.hi = q.lo + 1;
+        m.lo = (uintptr_t)caller;
+        m.hi = m.lo + 1;
+        m.is_main = false;
     }
-    s->lo = q.lo;
-    s->hi = q.hi;
+    s->lo = m.lo;
+    s->hi = m.hi;
 
     void *module = NULL;
     Dl_info info;
-    if (!q.is_main && dladdr(caller, &info) && info.dli_fname && info.dli_fname[0])
+    if (!m.is_main && dladdr(caller, &info) && info.dli_fname && info.dli_fname[0])
         module = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
 
     for (int i = 0; i < VG_RT_COUNT; i++) {

@@ -4,6 +4,7 @@
 #define VG_REAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* glibc's dlsym (versioned lookup, never a glibc-private symbol). NULL-safe:
  * returns NULL when it cannot be found. Note: RTLD_NEXT/RTLD_DEFAULT resolve
@@ -53,6 +54,16 @@ extern const char *const vg_runtime_names[VG_RT_COUNT];
  * scope when RTLD_NEXT finds none (cudart loaded RTLD_LOCAL) or finds a
  * different cudart than the caller's own (two cudart majors). NULL if none. */
 void *vg_real_runtime(enum vg_runtime_fn fn, void *caller);
+
+/* The loaded module whose segments contain `addr` (dl_iterate_phdr): its
+ * address range and path (NULL for the main program). False for code in
+ * no module (JIT, anonymous mappings). */
+struct vg_module {
+    uintptr_t lo, hi;
+    const char *path;
+    bool is_main;
+};
+bool vg_module_of(void *addr, struct vg_module *out);
 
 /* "libfoo.so+0x1a2b" (or the absolute address) for a code address; the
  * module's base name only when `offset` is false. No heap. */

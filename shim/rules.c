@@ -4,9 +4,7 @@
 #include "real.h"
 
 #include <ctype.h>
-#include <dlfcn.h>
 #include <fnmatch.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,31 +135,6 @@ pthread_mutex_t *vg_rules_fork_mutex(void)
     return &modules_lock;
 }
 
-struct range_query {
-    uintptr_t addr, lo, hi;
-    const char *name;
-};
-
-static int find_module(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct range_query *q = data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        if (info->dlpi_phdr[i].p_type != PT_LOAD)
-            continue;
-        uintptr_t start = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
-        if (start < lo) lo = start;
-        if (start + info->dlpi_phdr[i].p_memsz > hi) hi = start + info->dlpi_phdr[i].p_memsz;
-    }
-    if (q->addr < lo || q->addr >= hi)
-        return 0;
-    q->lo = lo;
-    q->hi = hi;
-    q->name = info->dlpi_name;
-    return 1;
-}
-
 static int first_module_rule(void *caller)
 {
     uintptr_t a = (uintptr_t)caller;
@@ -170,11 +143,11 @@ static int first_module_rule(void *caller)
         if (a >= modules[i].lo && a < modules[i].hi)
             return modules[i].first_rule;
     /* Resolve without our lock held (the loader takes its own). */
-    struct range_query q = {.addr = a};
+    struct vg_module q;
     char exe[512] = "";
-    if (dl_iterate_phdr(find_module, &q) == 0)
+    if (!vg_module_of(caller, &q))
         return -1;
-    const char *path = q.name && q.name[0] ? q.name : NULL;
+    const char *path = q.path;
     if (path == NULL) {
         ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         exe[len > 0 ? len : 0] = '\0';

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,11 +49,12 @@ const char *vg_test_tmpdir(void)
     return dir;
 }
 
-int vg_test_run(const char *const *argv, const char *const *env, int preload, const char *out_path)
+pid_t vg_test_spawn(const char *const *argv, const char *const *env, int preload, const char *out_path)
 {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* nothing outlives a failed test */
         char buf[4096];
         if (preload) {
             snprintf(buf, sizeof(buf), "%s/libvramguard.so", vg_test_build());
@@ -61,13 +65,19 @@ int vg_test_run(const char *const *argv, const char *const *env, int preload, co
         for (const char *const *e = env; e && *e; e++)
             putenv((char *)*e);
         if (out_path) {
-            FILE *f = freopen(out_path, "w", stdout);
-            if (f == NULL || dup2(fileno(stdout), 2) < 0)
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
                 _exit(126);
         }
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
+    return pid;
+}
+
+int vg_test_run(const char *const *argv, const char *const *env, int preload, const char *out_path)
+{
+    pid_t pid = vg_test_spawn(argv, env, preload, out_path);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) < 0)
         return -1;

@@ -19,6 +19,11 @@ const char *vg_test_tmpdir(void);
  * the test libraries. Returns the exit status, or 128+N for a signal. */
 int vg_test_run(const char *const *argv, const char *const *env, int preload, const char *out_path);
 
+/* The same, started in the background (it dies with the test process);
+ * returns its pid. */
+#include <sys/types.h>
+pid_t vg_test_spawn(const char *const *argv, const char *const *env, int preload, const char *out_path);
+
 /* The whole file as a NUL-terminated malloc'd string ("" if missing). */
 char *vg_test_read(const char *path);
 /* Occurrences of `needle` in `hay`. */

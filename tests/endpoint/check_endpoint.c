@@ -88,30 +88,10 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
-/* Start argv in the background (stdout+stderr to out_path); it dies with
- * the test process (PR_SET_PDEATHSIG), so nothing outlives a failed test. */
 static pid_t spawn(const char *const *argv, const char *const *env, int preload, const char *out_path)
 {
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = vg_test_spawn(argv, env, preload, out_path);
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char buf[4096];
-        if (preload) {
-            snprintf(buf, sizeof(buf), "%s/libvramguard.so", vg_test_build());
-            setenv("LD_PRELOAD", buf, 1);
-            snprintf(buf, sizeof(buf), "%s/fakecuda:%s/tests", vg_test_build(), vg_test_build());
-            setenv("LD_LIBRARY_PATH", buf, 1);
-        }
-        for (const char *const *e = env; e && *e; e++)
-            putenv((char *)*e);
-        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     return pid;
 }
 
