@@ -35,7 +35,7 @@ include tests/fakecuda/fakecuda.mk
 include tests/tests.mk
 include tests/endpoint/endpoint.mk
 include tests/gpu/gpu.mk
-include install.mk
+include scripts/install.mk
 
 clean:
 	rm -rf $(BUILD)
