@@ -108,7 +108,14 @@ EXPORT int vramguard_shim_verify_residency(void)
     size_t n = vg_table_snapshot(&live);
     __typeof__(&cuPointerGetAttribute) attr = vg_helper_fn(VG_H_cuPointerGetAttribute);
     int offenders = 0;
+    size_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
+        /* VMM handles and arrays are not addresses: their location was
+         * checked when they were created. */
+        if (live[i].kind == VG_KIND_VMM || live[i].kind == VG_KIND_ARRAY || (live[i].ptr >> 63)) {
+            skipped++;
+            continue;
+        }
         unsigned int type = 0, managed = 0;
         CUresult r1 = attr ? attr(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, live[i].ptr) : CUDA_ERROR_NOT_INITIALIZED;
         CUresult r2 = attr ? attr(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, live[i].ptr) : CUDA_ERROR_NOT_INITIALIZED;
@@ -126,7 +133,8 @@ EXPORT int vramguard_shim_verify_residency(void)
                vg_kind_name(live[i].kind), vg_purpose_name(live[i].purpose), live[i].api, caller, why);
     }
     free(live);
-    vg_log("residency: %zu live allocations checked, %d not in VRAM", n, offenders);
+    vg_log("residency: %zu live allocations checked, %d not in VRAM%s", n - skipped, offenders,
+           skipped ? " (VMM handles and arrays: their location was checked when they were created)" : "");
     return offenders;
 }
 

@@ -125,20 +125,25 @@ static void learn_device(int d)
     info->known = true;
 }
 
+void vg_device_seen(int dev)
+{
+    if (dev < 0 || dev >= VG_MAX_DEVICES ||
+        atomic_load_explicit(&device_state[dev], memory_order_acquire) == KNOWN)
+        return;
+    int expected = UNSEEN;
+    if (atomic_compare_exchange_strong(&device_state[dev], &expected, LEARNING)) {
+        learn_device(dev);
+        atomic_store_explicit(&device_state[dev], KNOWN, memory_order_release);
+    }
+}
+
 int vg_current_device(void)
 {
     __typeof__(&cuCtxGetDevice) get_device = vg_helper_fn(VG_H_cuCtxGetDevice);
     CUdevice dev = -1;
     if (get_device == NULL || get_device(&dev) != CUDA_SUCCESS)
         return -1;
-    if (dev >= 0 && dev < VG_MAX_DEVICES &&
-        atomic_load_explicit(&device_state[dev], memory_order_acquire) != KNOWN) {
-        int expected = UNSEEN;
-        if (atomic_compare_exchange_strong(&device_state[dev], &expected, LEARNING)) {
-            learn_device(dev);
-            atomic_store_explicit(&device_state[dev], KNOWN, memory_order_release);
-        }
-    }
+    vg_device_seen(dev);
     return dev;
 }
 

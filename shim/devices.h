@@ -18,6 +18,9 @@ struct vg_device_info {
 /* The calling thread's current device (cuCtxGetDevice), -1 without a
  * context. Learns the device's properties the first time it is seen. */
 int vg_current_device(void);
+/* Learn a device's properties the first time it is named (by a pool, a VMM
+ * location or a pointer's attributes rather than the current context). */
+void vg_device_seen(int device);
 /* Snapshot of a device's properties; false if never seen. */
 bool vg_device_info(int device, struct vg_device_info *out);
 

@@ -51,6 +51,7 @@ void vg_call_leave(void)
 bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal)
 {
     c->device = device == VG_DEVICE_CURRENT ? vg_current_device() : device;
+    vg_device_seen(c->device);
     struct vg_decision d = vg_policy_decide(vg_config(), c->kind);
     c->action = d.action;
     if (d.action != VG_ACTION_REJECT)

@@ -31,6 +31,7 @@ int main(void)
     CHECK("cudaMallocArray", cudaMallocArray(&rarr, &ch, 512, 512, 0) == cudaSuccess, "failed");
     CHECK("cudaMallocArray counted", kind_total(VRAMGUARD_KIND_ARRAY) - a1 >= 1 * MiB, "got %llu",
           kind_total(VRAMGUARD_KIND_ARRAY) - a1);
+    CHECK("live arrays are no residency offenders", vramguard_verify_residency() == 0, "offenders");
     cudaFreeArray(rarr);
     CUarray big = NULL;
     CUDA_ARRAY_DESCRIPTOR dbig = {4096, 4096, CU_AD_FORMAT_FLOAT, 1};

@@ -53,6 +53,7 @@ int main(void)
     long long diff = (long long)(device_used() - used0) - (long long)size;
     CHECK("agrees with cuMemGetInfo within the granularity", diff > -(long long)gran && diff < (long long)gran,
           "cuMemGetInfo moved %lld bytes more than the shim's figure", diff);
+    CHECK("a live VMM handle is no residency offender", vramguard_verify_residency() == 0, "offenders");
     CHECK("purpose weights", usage()->purpose_bytes[VRAMGUARD_WEIGHTS] >= size, "got %llu",
           (unsigned long long)usage()->purpose_bytes[VRAMGUARD_WEIGHTS]);
 
