@@ -112,7 +112,7 @@ EXPORT int vramguard_shim_verify_residency(void)
     for (size_t i = 0; i < n; i++) {
         /* VMM handles and arrays are not addresses: their location was
          * checked when they were created. */
-        if (live[i].kind == VG_KIND_VMM || live[i].kind == VG_KIND_ARRAY || (live[i].ptr >> 63)) {
+        if (vg_key_is_handle(&live[i])) {
             skipped++;
             continue;
         }

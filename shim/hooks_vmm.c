@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VG_VMM_KEY(h) ((uintptr_t)(h) | ((uintptr_t)1 << 63))
+#define VG_VMM_KEY(h) ((uintptr_t)(h) | VG_HANDLE_TAG)
 
 struct handle_state {
     CUmemGenericAllocationHandle handle;

@@ -57,6 +57,19 @@ struct vg_alloc {
     uint32_t stack;    /* VRAMGUARD_BACKTRACE: id in the stack depot (stacks.h), 0 = none */
 };
 
+/* Table keys: device and host addresses, or handles (CUarray,
+ * CUmipmappedArray, and VMM allocation handles, which carry bit 63 to keep
+ * them apart from addresses). */
+#define VG_HANDLE_TAG ((uintptr_t)1 << 63)
+static inline int vg_key_is_handle(const struct vg_alloc *a)
+{
+    return (a->ptr & VG_HANDLE_TAG) != 0 || a->kind == VG_KIND_ARRAY;
+}
+static inline uintptr_t vg_key_value(const struct vg_alloc *a)
+{
+    return a->ptr & ~VG_HANDLE_TAG;
+}
+
 const char *vg_kind_name(int kind);
 const char *vg_purpose_name(int purpose);
 int vg_purpose_from_name(const char *name); /* -1 if unknown */

@@ -52,10 +52,11 @@ static void text_largest(struct vg_out *o, const char *prefix, const struct vg_a
     for (int i = 0; i < n; i++) {
         const char *label = vg_label_text(a[i].label);
         vg_describe_caller(a[i].caller, true, caller, sizeof(caller));
-        vg_out_printf(o, "%s  %2d. %12s %-12s %-13s %s%s%s0x%llx %s from %s\n", prefix, i + 1,
+        vg_out_printf(o, "%s  %2d. %12s %-12s %-13s %s%s%s%s0x%llx %s from %s\n", prefix, i + 1,
                       vg_format_bytes(a[i].size, size, sizeof(size)), vg_kind_name(a[i].kind),
                       vg_purpose_name(a[i].purpose), label ? "\"" : "", label ? label : "",
-                      label ? "\" " : "", (unsigned long long)a[i].ptr, a[i].api, caller);
+                      label ? "\" " : "", vg_key_is_handle(&a[i]) ? "handle " : "",
+                      (unsigned long long)vg_key_value(&a[i]), a[i].api, caller);
     }
 }
 
@@ -382,10 +383,12 @@ static uint64_t json_live(struct vg_out *o, uint64_t *bytes)
     vg_out_printf(o, ",\n  \"live_at_exit\": {\"count\": %llu, \"bytes\": %llu, \"allocations\": [",
                   (unsigned long long)n, (unsigned long long)*bytes);
     for (size_t i = 0; i < n && i < LIVE_LISTED_MAX; i++) {
-        vg_out_printf(o, "%s\n    {\"address\": \"0x%llx\", \"size\": %llu, \"device\": %d, \"kind\": \"%s\", "
-                      "\"purpose\": \"%s\", \"label\": ",
-                      i ? "," : "", (unsigned long long)live[i].ptr, (unsigned long long)live[i].size,
-                      live[i].device, vg_kind_name(live[i].kind), vg_purpose_name(live[i].purpose));
+        bool handle = vg_key_is_handle(&live[i]);
+        vg_out_printf(o, "%s\n    {\"address\": \"0x%llx\", \"handle\": %s, \"size\": %llu, \"device\": %d, "
+                      "\"kind\": \"%s\", \"purpose\": \"%s\", \"label\": ",
+                      i ? "," : "", (unsigned long long)vg_key_value(&live[i]), handle ? "true" : "false",
+                      (unsigned long long)live[i].size, live[i].device, vg_kind_name(live[i].kind),
+                      vg_purpose_name(live[i].purpose));
         vg_out_json_string(o, vg_label_text(live[i].label));
         vg_out_str(o, ", \"api\": ");
         vg_out_json_string(o, live[i].api);

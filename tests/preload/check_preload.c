@@ -553,6 +553,7 @@ START_TEST(attribution_by_module)
     char *json = vg_test_read(report);
     ck_assert_msg(strstr(json, "{\"module\": \"libattrib_b.so\", \"live_bytes\": 6291456, \"live_count\": 2}"), "%s",
                   json);
+    ck_assert_msg(strstr(json, "{\"address\": \"0x7e0000300000\", \"handle\": false, \"size\": 5242880"), "%s", json);
     free(json);
 }
 END_TEST
