@@ -195,8 +195,8 @@ EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, c
         return vg_missing_real("cuMemCreate");
     struct vg_call c;
     CUresult r;
-    if (!vg_call_enter(&c, "cuMemCreate", kind, size, __builtin_return_address(0))) {
-        r = real(handle, size, prop, flags);
+    if (!vg_call_enter(&c, "cuMemCreate", kind, size, __builtin_return_address(0)) || prop == NULL) {
+        r = real(handle, size, prop, flags); /* nested, or the driver's own INVALID_VALUE */
     } else if (!vg_alloc_refused(&c, device, &r)) {
         r = real(handle, size, prop, flags);
         if (r == CUDA_SUCCESS && handle)
