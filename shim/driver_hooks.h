@@ -1,7 +1,9 @@
-/* Driver-level wrappers: the one place where the allocation table changes.
- * Each has the exact prototype of the driver variant it stands for; the
- * legacy 32-bit variants are exported under their driver names with asm
- * labels (cuda.h #defines cuMemAlloc to cuMemAlloc_v2). */
+/* Driver-level wrappers (driver_hooks.c, hooks_pools.c, hooks_vmm.c,
+ * hooks_misc.c): the only places where the allocation table changes. Each
+ * has the exact prototype of the driver variant it stands for; most carry
+ * the driver's own names and cuda.h declares them. Declared here: the legacy
+ * variants, exported under their driver names with asm labels (cuda.h
+ * #defines cuMemAlloc to cuMemAlloc_v2), and the _ptsz variants. */
 #ifndef VG_DRIVER_HOOKS_H
 #define VG_DRIVER_HOOKS_H
 
@@ -18,11 +20,7 @@ CUresult vg_cuMemAllocPitch_v1(vg_devptr_v1 *dptr, unsigned int *pPitch, unsigne
 CUresult vg_cuMemFree_v1(vg_devptr_v1 dptr) __asm__("cuMemFree");
 CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize) __asm__("cuMemAllocHost");
 
-/* The other wrappers carry the driver's own names and prototypes from cuda.h:
- * cuGetProcAddress_v2, cuInit, cuMemAlloc_v2, cuMemAllocPitch_v2, cuMemFree_v2,
- * cuMemAllocHost_v2, cuMemHostAlloc, cuMemFreeHost, cuMemAllocManaged. */
-
-/* Legacy variants exported under their driver names (hooks_misc.c). */
+/* hooks_misc.c */
 struct vg_array_desc_v1;
 struct vg_array3d_desc_v1;
 CUresult vg_cuArrayCreate_v1(CUarray *pHandle, const struct vg_array_desc_v1 *desc) __asm__("cuArrayCreate");
