@@ -12,7 +12,7 @@ for i in 1 2 3; do
 done
 echo "vramguard bench: $(uname -m), $(nproc) cpus, $PAIRS pairs x 11 reps per run, 3 runs each; median of medians"
 printf '%-18s %12s %12s %12s %8s %14s %12s\n' case "base ns" "shim ns" "added ns" ratio "+backtrace ns" "added ns"
-for c in runtime_1thread driver_1thread runtime_8threads driver_8threads; do
+for c in runtime_1thread driver_1thread async_1thread runtime_8threads driver_8threads; do
     base=$(cat "$TMP"/base.* | awk -v c=$c '$1==c{print $2}' | sort -n | sed -n 2p)
     shim=$(cat "$TMP"/shim.* | awk -v c=$c '$1==c{print $2}' | sort -n | sed -n 2p)
     bt=$(cat "$TMP"/bt.* | awk -v c=$c '$1==c{print $2}' | sort -n | sed -n 2p)

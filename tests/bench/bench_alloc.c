@@ -2,7 +2,8 @@
  * Runs the same loop with and without LD_PRELOAD (bench.sh does both) and
  * prints the median over repetitions, in ns per cudaMalloc+cudaFree pair
  * (runtime, as a static-cudart program calls it) and per cuMemAlloc+cuMemFree
- * pair (driver entry point fetched with cuGetProcAddress), one thread and
+ * pair (driver entry point fetched with cuGetProcAddress), per
+ * cudaMallocAsync+cudaFreeAsync pair (stream-ordered), one thread and
  * eight. */
 #include <cuda.h>
 #include <cuda_runtime_api.h>
@@ -57,6 +58,23 @@ static void *driver_loop(void *arg)
     return NULL;
 }
 
+static void *async_loop(void *arg)
+{
+    (void)arg;
+    cudaSetDevice(0);
+    cudaStream_t s;
+    if (cudaStreamCreate(&s) != cudaSuccess)
+        abort();
+    for (long i = 0; i < pairs; i++) {
+        void *p;
+        if (cudaMallocAsync(&p, 4096, s) != cudaSuccess || cudaFreeAsync(p, s) != cudaSuccess)
+            abort();
+    }
+    cudaStreamSynchronize(s);
+    cudaStreamDestroy(s);
+    return NULL;
+}
+
 /* Median ns per pair over REPS runs of `threads` threads each doing `pairs`. */
 static double measure(void *(*loop)(void *), int threads)
 {
@@ -87,6 +105,7 @@ int main(int argc, char **argv)
     runtime_loop(NULL); /* warm up */
     printf("runtime_1thread %.1f\n", measure(runtime_loop, 1));
     printf("driver_1thread %.1f\n", measure(driver_loop, 1));
+    printf("async_1thread %.1f\n", measure(async_loop, 1));
     printf("runtime_8threads %.1f\n", measure(runtime_loop, THREADS));
     printf("driver_8threads %.1f\n", measure(driver_loop, THREADS));
     return 0;
