@@ -12,7 +12,7 @@ DRIVER_FAKE := -L$(FAKE) -lcuda -ldl -lpthread
 
 PRELOAD_PROGS := $(addprefix $(TEST_DIR)/, prog_runtime_static prog_runtime_shared prog_driver prog_legacy \
 	prog_threads prog_oom prog_fork prog_rtld_local prog_dlsym_next libcudauser.so \
-	libnext_a.so libnext_b.so libnext_c.so libnext_d.so stub_shim.so)
+	libnext_a.so libnext_b.so libnext_c.so libnext_d.so stub_shim.so libmalloc_spy.so)
 
 $(TEST_DIR)/prog_runtime_static: tests/preload/prog_runtime.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
 	@mkdir -p $(@D)
@@ -39,6 +39,9 @@ $(TEST_DIR)/libnext_c.so: tests/preload/libnext_c.c $(TEST_DIR)/libnext_d.so
 	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -L$(TEST_DIR) -Wl,--no-as-needed -lnext_d -ldl
 $(TEST_DIR)/prog_dlsym_next: tests/preload/prog_dlsym_next.c $(TEST_DIR)/libnext_a.so $(TEST_DIR)/libnext_b.so $(PRELOAD_DEPS)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -Wl,--no-as-needed -lnext_b -lnext_a -ldl
+$(TEST_DIR)/libmalloc_spy.so: tests/preload/libmalloc_spy.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $<
 $(TEST_DIR)/stub_shim.so: tests/cli/stub_shim.c
 	@mkdir -p $(@D)
 	$(CC) -fPIC -shared -o $@ $<

@@ -226,6 +226,19 @@ START_TEST(oom_breakdown_once_then_lines)
 }
 END_TEST
 
+START_TEST(oom_path_allocates_no_heap)
+{
+    char preload[1200];
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s/libvramguard.so:%s/tests/libmalloc_spy.so", vg_test_build(),
+             vg_test_build());
+    const char *env[] = {preload, "FAKECUDA_VRAM_BYTES=67108864", NULL};
+    struct run r = run_prog("prog_oom", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS no heap allocation on the OOM path"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "==== out of memory on device 0"), 1);
+}
+END_TEST
+
 /* ---- reports and journals ---------------------------------------------------- */
 
 static int validate(const char *path)
@@ -659,6 +672,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, eight_threads_exact);
     tcase_add_test(t, fork_child_owns_nothing);
     tcase_add_test(t, oom_breakdown_once_then_lines);
+    tcase_add_test(t, oom_path_allocates_no_heap);
     tcase_add_test(t, json_report_and_journal);
     tcase_add_test(t, report_pass_with_allow_and_leak_fail);
     tcase_add_test(t, no_report_without_driver);
