@@ -39,9 +39,16 @@ void vg_entry_note_lookup(const char *symbol)
 {
     if (symbol == NULL || symbol[0] != 'c' || symbol[1] != 'u')
         return;
+    static atomic_bool logged_one;
     for (int i = 0; i < N_PASSTHROUGH; i++)
         if (same_entry(passthrough[i].name, symbol)) {
-            atomic_store_explicit(&passthrough_seen[i], true, memory_order_relaxed);
+            if (atomic_exchange_explicit(&passthrough_seen[i], true, memory_order_relaxed))
+                return;
+            /* The first one is logged as it happens; the rest are counted
+             * in one exit line and listed in the report. */
+            if (strncmp(passthrough[i].reason, "information only", 16) != 0 && !atomic_exchange(&logged_one, true))
+                vg_log("%s was looked up; vramguard passes it through (%s); others like it are listed at exit",
+                       passthrough[i].name, passthrough[i].reason);
             return;
         }
 }
