@@ -129,10 +129,8 @@ static void text_modules(struct vg_out *o, const char *prefix, int device)
 void vg_report_text(struct vg_out *o, const char *prefix)
 {
     /* Ask the driver for pool reserves before taking any lock. */
-    struct vg_stats *peek = &scratch_stats;
     struct vg_pool_totals totals;
-    vg_table_stats(peek); /* only for the device count; read again under the lock */
-    vg_pool_totals(&totals, peek->device_count);
+    vg_pool_totals(&totals, vg_table_device_count());
 
     pthread_mutex_lock(&scratch_lock);
     vg_table_stats(&scratch_stats);

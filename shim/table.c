@@ -216,6 +216,14 @@ uint64_t vg_table_live_count(void)
     return n;
 }
 
+int vg_table_device_count(void)
+{
+    pthread_mutex_lock(&lock);
+    int n = stats.device_count;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 int vg_table_largest(struct vg_alloc *out, int max, int device)
 {
     int n = 0;

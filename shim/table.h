@@ -34,6 +34,8 @@ bool vg_table_lookup(uintptr_t ptr, struct vg_alloc *out);
 
 void vg_table_stats(struct vg_stats *out);
 uint64_t vg_table_live_count(void);
+/* Highest device index seen + 1. */
+int vg_table_device_count(void);
 
 /* Copy up to `max` live entries, largest first, into `out` (caller's storage:
  * no heap). `device` < 0 means all devices. Returns how many were copied. */
