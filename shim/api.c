@@ -2,6 +2,7 @@
  * and the fork handlers. */
 #include "../purpose_tags/vramguard.h"
 #include "driver_hooks.h"
+#include "process.h"
 #include "emit.h"
 #include "endpoint.h"
 #include "events.h"
@@ -173,7 +174,7 @@ static void in_child(void)
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();
-    vg_forget_reached_driver();
+    vg_process_forget_reached();
     vg_endpoint_after_fork();
 }
 

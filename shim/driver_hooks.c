@@ -1,5 +1,5 @@
 #include "driver_hooks.h"
-#include "callctx.h"
+#include "process.h"
 #include "hook_protocol.h"
 #include "config.h"
 #include "devices.h"
@@ -15,29 +15,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-__thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
-
-static atomic_int reached;
-
 void vg_reached_driver(void)
 {
-    if (atomic_load_explicit(&reached, memory_order_acquire))
-        return;
-    if (atomic_exchange(&reached, 1) == 0) {
+    if (vg_process_mark_reached()) {
         vg_config();
         vg_events_process_start();
         vg_endpoint_start(); /* only now: CPU-only processes bind nothing */
     }
-}
-
-int vg_process_reached_driver(void)
-{
-    return atomic_load(&reached);
-}
-
-void vg_forget_reached_driver(void)
-{
-    atomic_store(&reached, 0);
 }
 
 /* ---- cuGetProcAddress, both ABIs, and cuInit ------------------------------ */

@@ -43,11 +43,8 @@ uint64_t vg_vmm_exported_handles(void);
 void vg_vmm_reset_after_fork(void);
 
 /* Called by every way in: marks that this process reached the driver (it
- * then gets a report at exit) and loads the configuration. Cheap after the
- * first call. */
+ * then gets a report at exit), loads the configuration and starts the
+ * outputs. Cheap after the first call. */
 void vg_reached_driver(void);
-int vg_process_reached_driver(void);
-/* After fork: the child has not reached the driver itself yet. */
-void vg_forget_reached_driver(void);
 
 #endif

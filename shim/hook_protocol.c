@@ -1,5 +1,5 @@
 #include "hook_protocol.h"
-#include "callctx.h"
+#include "process.h"
 #include "config.h"
 #include "devices.h"
 #include "driver_hooks.h"

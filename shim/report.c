@@ -2,7 +2,8 @@
 #include "forksafe.h"
 #include "config.h"
 #include "devices.h"
-#include "driver_hooks.h"
+#include "process.h"
+#include "driver_hooks.h" /* vg_vmm_exported_handles */
 #include "entry_table.h"
 #include "log.h"
 #include "pools.h"

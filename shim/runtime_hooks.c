@@ -2,7 +2,7 @@
  * shared cudart. They only name the call and record its true caller; the
  * driver wrapper underneath does the accounting. Each forwards to the
  * cudart its caller would have reached without the shim (vg_real_runtime). */
-#include "callctx.h"
+#include "process.h"
 #include "log.h"
 #include "real.h"
 

@@ -301,6 +301,15 @@ int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device
     return n;
 }
 
+void vg_table_visit(vg_table_visitor fn, void *ctx)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < capacity; i++)
+        if (slots[i].ptr != 0 && slots[i].ptr != TOMBSTONE)
+            fn(&slots[i], ctx);
+    pthread_mutex_unlock(&lock);
+}
+
 int vg_table_remove_pool(uint16_t pool)
 {
     int removed = 0;

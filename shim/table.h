@@ -54,6 +54,13 @@ struct vg_caller_bytes {
 };
 int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device);
 
+/* Call `fn` once for every live entry (one pass, no copy). The table is
+ * walked one part at a time, each under its own lock: `fn` must be quick,
+ * must not call CUDA, log, or re-enter the table. Entries added or removed
+ * during the walk may or may not be seen. */
+typedef void (*vg_table_visitor)(const struct vg_alloc *a, void *ctx);
+void vg_table_visit(vg_table_visitor fn, void *ctx);
+
 /* Forget every entry of pool `pool` (the pool was destroyed). */
 int vg_table_remove_pool(uint16_t pool);
 /* Live bytes of the VRAM kinds on `device` in a stats snapshot (device pools
