@@ -36,6 +36,7 @@ include tests/tests.mk
 include tests/endpoint/endpoint.mk
 include tests/gpu/gpu.mk
 include scripts/install.mk
+include scripts/layers.mk
 
 clean:
 	rm -rf $(BUILD)
