@@ -71,6 +71,19 @@ FAKE_API CUresult CUDAAPI legacy_cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMem
     __asm__("cuIpcOpenMemHandle");
 
 /* ------------------------------------------------------------------------ */
+/* Call counter: every exported CUresult entry point starts with FAKE_ENTRY(),
+ * so fakecuda_driver_calls() is the number of calls made into this driver by
+ * anyone (the program, cudart, a preloaded shim).  The two entry points that
+ * are implemented by calling another exported one (cuStreamCreateWithPriority,
+ * cuGraphInstantiate_v2) leave the count to it: one call counts once.       */
+
+static unsigned long long g_driver_calls;
+#define FAKE_ENTRY() __atomic_fetch_add(&g_driver_calls, 1, __ATOMIC_RELAXED)
+
+FAKE_API unsigned long long fakecuda_driver_calls(void);
+FAKE_API unsigned long long fakecuda_driver_calls(void) { return __atomic_load_n(&g_driver_calls, __ATOMIC_RELAXED); }
+
+/* ------------------------------------------------------------------------ */
 /* Configuration (environment, read once)                                    */
 
 #define FAKE_MAX_DEVICES 8
@@ -231,7 +244,7 @@ static CUresult need_ctx(int *dev)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Allocation map: array sorted by start address, one mutex                   */
+/* Allocation map: ordered by start address (skip list + hash), one mutex    */
 
 enum fake_kind {
     K_DEVICE = 1, /* cuMemAlloc / cuMemAllocPitch */
@@ -262,76 +275,216 @@ struct fake_alloc {
     unsigned char acc[FAKE_MAX_DEVICES + 1]; /* K_VMM: CUmemAccess_flags per device, [FAKE_MAX_DEVICES] host */
 };
 
-static struct fake_alloc *g_map;
-static size_t g_map_n, g_map_cap;
 static unsigned long long g_next_id = 1;
 static unsigned long long g_charged[FAKE_MAX_DEVICES];
 static unsigned long long g_bump[FAKE_MAX_DEVICES]; /* next offset from the device base */
 static unsigned long long g_legacy_bump = FAKE_LEGACY_LO;
 
-/* index of the first entry with start > p (caller holds g_lock) */
-static size_t map_upper(uintptr_t p)
+/*
+ * The map holds every live entry ordered by start address (entries never
+ * overlap, except that a start may in principle repeat: a new entry goes
+ * after the existing ones with the same start).  It must stay fast with a
+ * million live entries (make bench's live-set and churn cases), so:
+ *
+ *  - a skip list of nodes, doubly linked and circular at every level around
+ *    a sentinel: removing a known node is O(its level), appending past the
+ *    current last start (the bump allocator's usual case) is O(1), any other
+ *    insertion and the predecessor queries are O(log n) expected;
+ *  - a hash index start -> node (open addressing, linear probing, deletion by
+ *    backward shift) for the exact-start lookups of every free and of most
+ *    pointer queries: O(1).
+ *
+ * Levels are drawn from a fixed-seed generator, so runs are reproducible.
+ * An entry's address is stable while it is live (struct fake_alloc is the
+ * node's first member); every function below needs g_lock.
+ */
+#define MAP_LEVELS 16 /* p = 1/4 per level: plenty for 2^32 entries */
+
+struct map_node {
+    struct fake_alloc a; /* first: a node and its entry share their address */
+    int level;           /* number of levels this node is linked at, 1..MAP_LEVELS */
+    struct { struct map_node *prev, *next; } link[];
+};
+
+static struct {
+    struct map_node node;
+    struct { struct map_node *prev, *next; } link[MAP_LEVELS];
+} g_map_head; /* sentinel: its links are the lists' heads and tails */
+#define MAP_HEAD (&g_map_head.node)
+static int g_map_level;          /* levels in use, 0 when empty */
+static size_t g_map_n;           /* live entries */
+static unsigned long long g_map_rng = 0x9E3779B97F4A7C15ULL;
+
+static struct map_node **g_hash; /* start -> the last node with that start; NULL = empty slot */
+static size_t g_hash_cap;        /* power of two, 0 before the first insert */
+
+static inline struct map_node *node_of(struct fake_alloc *a) { return (struct map_node *)(void *)a; }
+
+static inline size_t hash_slot(uintptr_t start)
 {
-    size_t lo = 0, hi = g_map_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (g_map[mid].start <= p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    unsigned long long h = (unsigned long long)start * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 20) & (g_hash_cap - 1);
 }
 
-/* entry containing p (interior pointers too), or NULL (caller holds g_lock) */
+static size_t hash_find_slot(uintptr_t start) /* the slot holding start, or an empty one */
+{
+    size_t i = hash_slot(start);
+    while (g_hash[i] && g_hash[i]->a.start != start)
+        i = (i + 1) & (g_hash_cap - 1);
+    return i;
+}
+
+static int hash_grow(void)
+{
+    size_t ncap = g_hash_cap ? g_hash_cap * 2 : 1024;
+    struct map_node **old = g_hash, **n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    size_t ocap = g_hash_cap;
+    g_hash = n;
+    g_hash_cap = ncap;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i])
+            g_hash[hash_find_slot(old[i]->a.start)] = old[i];
+    free(old);
+    return 0;
+}
+
+static void hash_delete(uintptr_t start) /* backward-shift deletion keeps probe chains intact */
+{
+    size_t i = hash_find_slot(start), mask = g_hash_cap - 1;
+    if (!g_hash[i])
+        return;
+    for (size_t j = (i + 1) & mask; g_hash[j]; j = (j + 1) & mask) {
+        size_t home = hash_slot(g_hash[j]->a.start);
+        /* g_hash[j] may move to the hole at i unless its home lies cyclically in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            g_hash[i] = g_hash[j];
+            i = j;
+        }
+    }
+    g_hash[i] = NULL;
+}
+
+static inline struct fake_alloc *map_first(void)
+{
+    if (g_map_level == 0)
+        return NULL;
+    struct map_node *n = MAP_HEAD->link[0].next;
+    return n == MAP_HEAD ? NULL : &n->a;
+}
+
+static inline struct fake_alloc *map_next(struct fake_alloc *a)
+{
+    struct map_node *n = node_of(a)->link[0].next;
+    return n == MAP_HEAD ? NULL : &n->a;
+}
+
+/* last entry with start <= p (or < p when strict), or NULL */
+static struct fake_alloc *map_pred(uintptr_t p, int strict)
+{
+    struct map_node *x = MAP_HEAD;
+    for (int l = g_map_level - 1; l >= 0; l--)
+        for (struct map_node *y = x->link[l].next; y != MAP_HEAD && (strict ? y->a.start < p : y->a.start <= p);
+             y = y->link[l].next)
+            x = y;
+    return x == MAP_HEAD ? NULL : &x->a;
+}
+
+/* entry containing p (interior pointers too), or NULL */
 static struct fake_alloc *map_find(uintptr_t p)
 {
-    size_t i = map_upper(p);
-    if (i == 0)
+    struct fake_alloc *a = NULL;
+    if (g_hash_cap) {
+        struct map_node *n = g_hash[hash_find_slot(p)];
+        if (n)
+            return &n->a; /* an entry starts at p: it contains p */
+    }
+    if (!(a = map_pred(p, 0)))
         return NULL;
-    struct fake_alloc *a = &g_map[i - 1];
     size_t len = a->size ? a->size : 1;
     return p - a->start < len ? a : NULL;
 }
 
-/* exact start match, or NULL (caller holds g_lock) */
+/* exact start match, or NULL */
 static struct fake_alloc *map_exact(uintptr_t p)
 {
-    struct fake_alloc *a = map_find(p);
-    return a && a->start == p ? a : NULL;
+    if (!g_hash_cap)
+        return NULL;
+    struct map_node *n = g_hash[hash_find_slot(p)];
+    return n ? &n->a : NULL;
 }
 
 static int map_insert(const struct fake_alloc *a)
 {
-    if (g_map_n == g_map_cap) {
-        size_t ncap = g_map_cap ? g_map_cap * 2 : 256;
-        struct fake_alloc *n = realloc(g_map, ncap * sizeof *n);
-        if (!n)
-            return -1;
-        g_map = n;
-        g_map_cap = ncap;
+    if ((g_map_n + 1) * 2 > g_hash_cap && hash_grow())
+        return -1;
+    int level = 1;
+    while (level < MAP_LEVELS) { /* xorshift64: one more level with probability 1/4 */
+        g_map_rng ^= g_map_rng << 13;
+        g_map_rng ^= g_map_rng >> 7;
+        g_map_rng ^= g_map_rng << 17;
+        if (g_map_rng & 3)
+            break;
+        level++;
     }
-    size_t i = map_upper(a->start);
-    memmove(&g_map[i + 1], &g_map[i], (g_map_n - i) * sizeof *g_map);
-    g_map[i] = *a;
-    g_map[i].id = g_next_id++;
+    struct map_node *n = malloc(sizeof *n + (size_t)level * sizeof n->link[0]);
+    if (!n)
+        return -1;
+    n->a = *a;
+    n->a.id = g_next_id++;
+    n->level = level;
+    for (; g_map_level < level; g_map_level++)
+        MAP_HEAD->link[g_map_level].prev = MAP_HEAD->link[g_map_level].next = MAP_HEAD;
+    struct map_node *last = MAP_HEAD->link[0].prev;
+    int append = last == MAP_HEAD || last->a.start <= a->start;
+    struct map_node *x = MAP_HEAD;
+    for (int l = g_map_level - 1; l >= 0; l--) {
+        if (append) {
+            x = MAP_HEAD->link[l].prev; /* the tail of level l */
+        } else {
+            for (struct map_node *y = x->link[l].next; y != MAP_HEAD && y->a.start <= a->start; y = y->link[l].next)
+                x = y;
+        }
+        if (l < level) { /* link n after x at level l */
+            n->link[l].prev = x;
+            n->link[l].next = x->link[l].next;
+            x->link[l].next->link[l].prev = n;
+            x->link[l].next = n;
+        }
+    }
+    g_hash[hash_find_slot(a->start)] = n; /* n is now the last node with its start */
     g_map_n++;
     return 0;
 }
 
 static void map_remove(struct fake_alloc *a)
 {
-    size_t i = (size_t)(a - g_map);
-    memmove(&g_map[i], &g_map[i + 1], (g_map_n - i - 1) * sizeof *g_map);
+    struct map_node *n = node_of(a);
+    size_t slot = hash_find_slot(a->start);
+    if (g_hash[slot] == n) {
+        struct map_node *p = n->link[0].prev;
+        if (p != MAP_HEAD && p->a.start == a->start)
+            g_hash[slot] = p; /* an earlier entry with the same start is the last one now */
+        else
+            hash_delete(a->start);
+    }
+    for (int l = 0; l < n->level; l++) {
+        n->link[l].prev->link[l].next = n->link[l].next;
+        n->link[l].next->link[l].prev = n->link[l].prev;
+    }
+    while (g_map_level > 0 && MAP_HEAD->link[g_map_level - 1].next == MAP_HEAD)
+        g_map_level--;
     g_map_n--;
+    free(n);
 }
 
 /* lowest gap of r bytes in [lo, hi) between live entries (caller holds g_lock); 0 if none */
 static uintptr_t find_gap(uintptr_t lo, uintptr_t hi, size_t r)
 {
     uintptr_t cand = lo;
-    for (size_t i = map_upper(lo > 0 ? lo - 1 : 0); i < g_map_n && g_map[i].start < hi; i++) {
-        const struct fake_alloc *a = &g_map[i];
+    struct fake_alloc *a = lo > 0 ? map_pred(lo, 1) : NULL; /* the last entry before lo */
+    for (a = a ? map_next(a) : map_first(); a && a->start < hi; a = map_next(a)) {
         uintptr_t end = a->start + ((a->charged ? a->charged : a->size) + FAKE_ALIGN - 1) / FAKE_ALIGN * FAKE_ALIGN;
         if (a->start >= cand + r)
             break;
@@ -473,10 +626,11 @@ static int va_vmm_locked(size_t size, unsigned long long align, uintptr_t *out)
 /* does any map entry overlap [lo, hi)? (g_lock held) */
 static int map_overlaps(uintptr_t lo, uintptr_t hi)
 {
-    size_t i = map_upper(lo);
-    if (i > 0 && g_map[i - 1].start + (g_map[i - 1].size ? g_map[i - 1].size : 1) > lo)
+    struct fake_alloc *a = map_pred(lo, 0);
+    if (a && a->start + (a->size ? a->size : 1) > lo)
         return 1;
-    return i < g_map_n && g_map[i].start < hi;
+    a = a ? map_next(a) : map_first(); /* the first entry starting after lo */
+    return a && a->start < hi;
 }
 
 /* A record behind a shareable handle (memfd) or inside opaque export data. */
@@ -1096,6 +1250,7 @@ static CUresult dev_free(uintptr_t p)
 
 CUresult CUDAAPI cuInit(unsigned int Flags)
 {
+    FAKE_ENTRY();
     cfg();
     trace("fakecuda: cuInit");
     if (Flags != 0)
@@ -1116,6 +1271,7 @@ CUresult CUDAAPI cuInit(unsigned int Flags)
 
 CUresult CUDAAPI cuDriverGetVersion(int *driverVersion)
 {
+    FAKE_ENTRY();
     if (!driverVersion)
         return CUDA_ERROR_INVALID_VALUE;
     *driverVersion = FAKE_DRIVER_VERSION;
@@ -1124,6 +1280,7 @@ CUresult CUDAAPI cuDriverGetVersion(int *driverVersion)
 
 CUresult CUDAAPI cuDeviceGetCount(int *count)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!count)
@@ -1134,6 +1291,7 @@ CUresult CUDAAPI cuDeviceGetCount(int *count)
 
 CUresult CUDAAPI cuDeviceGet(CUdevice *device, int ordinal)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!device)
@@ -1146,6 +1304,7 @@ CUresult CUDAAPI cuDeviceGet(CUdevice *device, int ordinal)
 
 CUresult CUDAAPI cuDeviceGetName(char *name, int len, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!name || len <= 0)
@@ -1158,6 +1317,7 @@ CUresult CUDAAPI cuDeviceGetName(char *name, int len, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceTotalMem(size_t *bytes, CUdevice dev) /* = cuDeviceTotalMem_v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!bytes)
@@ -1170,6 +1330,7 @@ CUresult CUDAAPI cuDeviceTotalMem(size_t *bytes, CUdevice dev) /* = cuDeviceTota
 
 CUresult CUDAAPI cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pi || (int)attrib < 1 || attrib >= CU_DEVICE_ATTRIBUTE_MAX)
@@ -1220,13 +1381,15 @@ static CUresult get_uuid(CUuuid *uuid, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) /* = cuDeviceGetUuid_v2 */
 {
+    FAKE_ENTRY();
     return get_uuid(uuid, dev);
 }
 
-CUresult CUDAAPI legacy_cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { return get_uuid(uuid, dev); }
+CUresult CUDAAPI legacy_cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { FAKE_ENTRY(); return get_uuid(uuid, dev); }
 
 CUresult CUDAAPI cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pciBusId || len <= 0)
@@ -1242,6 +1405,7 @@ CUresult CUDAAPI cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 
 CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pctx)
@@ -1273,13 +1437,15 @@ static CUresult primary_release(CUdevice dev)
 
 CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) /* = cuDevicePrimaryCtxRelease_v2 */
 {
+    FAKE_ENTRY();
     return primary_release(dev);
 }
 
-CUresult CUDAAPI legacy_cuDevicePrimaryCtxRelease(CUdevice dev) { return primary_release(dev); }
+CUresult CUDAAPI legacy_cuDevicePrimaryCtxRelease(CUdevice dev) { FAKE_ENTRY(); return primary_release(dev); }
 
 CUresult CUDAAPI cuCtxSetCurrent(CUcontext ctx)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!ctx) { /* pops the top of the stack, or no-op */
@@ -1298,6 +1464,7 @@ CUresult CUDAAPI cuCtxSetCurrent(CUcontext ctx)
 
 CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pctx)
@@ -1308,6 +1475,7 @@ CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
 
 CUresult CUDAAPI cuCtxGetDevice(CUdevice *device)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!device)
@@ -1321,6 +1489,7 @@ CUresult CUDAAPI cuCtxGetDevice(CUdevice *device)
 
 CUresult CUDAAPI cuCtxPushCurrent(CUcontext ctx) /* = cuCtxPushCurrent_v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     struct fake_ctx *c = ctx_from_handle(ctx);
@@ -1334,6 +1503,7 @@ CUresult CUDAAPI cuCtxPushCurrent(CUcontext ctx) /* = cuCtxPushCurrent_v2 */
 
 CUresult CUDAAPI cuCtxPopCurrent(CUcontext *pctx) /* = cuCtxPopCurrent_v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (tl_depth == 0)
@@ -1349,6 +1519,7 @@ static void sync_trim_locked(int dev);
 /* A synchronisation releases pool memory above the pools' release thresholds. */
 CUresult CUDAAPI cuCtxSynchronize(void)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1404,14 +1575,15 @@ static CUresult error_lookup(CUresult error, const char **pStr, int want_name)
     return CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult CUDAAPI cuGetErrorName(CUresult error, const char **pStr) { return error_lookup(error, pStr, 1); }
-CUresult CUDAAPI cuGetErrorString(CUresult error, const char **pStr) { return error_lookup(error, pStr, 0); }
+CUresult CUDAAPI cuGetErrorName(CUresult error, const char **pStr) { FAKE_ENTRY(); return error_lookup(error, pStr, 1); }
+CUresult CUDAAPI cuGetErrorString(CUresult error, const char **pStr) { FAKE_ENTRY(); return error_lookup(error, pStr, 0); }
 
 /* ------------------------------------------------------------------------ */
 /* Device memory                                                              */
 
 CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize) /* = cuMemAlloc_v2 */
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1440,6 +1612,7 @@ static CUresult pitch_of(size_t width, size_t height, unsigned elem, size_t *pit
 CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
                                  unsigned int ElementSizeBytes) /* = cuMemAllocPitch_v2 */
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1460,6 +1633,7 @@ CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pPitch, size_t Width
 
 CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) /* = cuMemFree_v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (dptr == 0)
@@ -1469,6 +1643,7 @@ CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) /* = cuMemFree_v2 */
 
 CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total) /* = cuMemGetInfo_v2 */
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1488,6 +1663,7 @@ CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total) /* = cuMemGetIn
 
 CUresult CUDAAPI legacy_cuMemAlloc(fake_deviceptr_v1 *dptr, unsigned int bytesize)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res == CUDA_ERROR_NOT_INITIALIZED)
@@ -1508,6 +1684,7 @@ CUresult CUDAAPI legacy_cuMemAlloc(fake_deviceptr_v1 *dptr, unsigned int bytesiz
 CUresult CUDAAPI legacy_cuMemAllocPitch(fake_deviceptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
                                         unsigned int Height, unsigned int ElementSizeBytes)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res == CUDA_ERROR_NOT_INITIALIZED)
@@ -1534,6 +1711,7 @@ CUresult CUDAAPI legacy_cuMemAllocPitch(fake_deviceptr_v1 *dptr, unsigned int *p
 
 CUresult CUDAAPI legacy_cuMemFree(fake_deviceptr_v1 dptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!g_cfg.legacy_alloc)
@@ -1568,18 +1746,21 @@ static CUresult pinned_alloc(void **pp, size_t size, unsigned flags)
 
 CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytesize) /* = cuMemAllocHost_v2 */
 {
+    FAKE_ENTRY();
     return pinned_alloc(pp, bytesize, 0);
 }
 
-CUresult CUDAAPI legacy_cuMemAllocHost(void **pp, unsigned int bytesize) { return pinned_alloc(pp, bytesize, 0); }
+CUresult CUDAAPI legacy_cuMemAllocHost(void **pp, unsigned int bytesize) { FAKE_ENTRY(); return pinned_alloc(pp, bytesize, 0); }
 
 CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 {
+    FAKE_ENTRY();
     return pinned_alloc(pp, bytesize, Flags);
 }
 
 CUresult CUDAAPI cuMemFreeHost(void *p)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -1607,8 +1788,8 @@ static CUresult host_register(void *p, size_t size, unsigned flags)
         return CUDA_ERROR_INVALID_VALUE;
     uintptr_t lo = (uintptr_t)p, hi = lo + size;
     pthread_mutex_lock(&g_lock);
-    for (size_t i = map_upper(lo) > 0 ? map_upper(lo) - 1 : 0; i < g_map_n && g_map[i].start < hi; i++) {
-        const struct fake_alloc *a = &g_map[i];
+    struct fake_alloc *a = map_pred(lo, 0);
+    for (a = a ? a : map_first(); a && a->start < hi; a = map_next(a)) {
         if ((a->kind == K_PINNED || a->kind == K_REGISTERED) && a->start + a->size > lo) {
             res = CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
             break;
@@ -1616,8 +1797,8 @@ static CUresult host_register(void *p, size_t size, unsigned flags)
     }
     if (res == CUDA_SUCCESS) {
         /* IOMEMORY (third-party PCIe BAR) is recorded like any registration: HOST, flags kept */
-        struct fake_alloc a = {.start = lo, .size = size, .device = dev, .kind = K_REGISTERED, .host = 1, .flags = flags};
-        if (map_insert(&a))
+        struct fake_alloc r = {.start = lo, .size = size, .device = dev, .kind = K_REGISTERED, .host = 1, .flags = flags};
+        if (map_insert(&r))
             res = CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_mutex_unlock(&g_lock);
@@ -1626,16 +1807,19 @@ static CUresult host_register(void *p, size_t size, unsigned flags)
 
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int Flags) /* = cuMemHostRegister_v2 */
 {
+    FAKE_ENTRY();
     return host_register(p, bytesize, Flags);
 }
 
 CUresult CUDAAPI legacy_cuMemHostRegister(void *p, size_t bytesize, unsigned int Flags)
 {
+    FAKE_ENTRY();
     return host_register(p, bytesize, Flags);
 }
 
 CUresult CUDAAPI cuMemHostUnregister(void *p)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!p)
@@ -1653,6 +1837,7 @@ CUresult CUDAAPI cuMemHostUnregister(void *p)
 
 CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1771,6 +1956,7 @@ static int lookup_copy(CUdeviceptr ptr, struct fake_alloc *out)
 
 CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!data)
@@ -1785,6 +1971,7 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
  * CUDA_ERROR_NOT_FOUND for host memory and unknown pointers, as the real one. */
 CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     struct fake_alloc a;
@@ -1800,6 +1987,7 @@ CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUde
 CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
                                         CUdeviceptr ptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (numAttributes == 0 || !attributes || !data)
@@ -1822,6 +2010,7 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
 
 CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int Flags)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1843,7 +2032,7 @@ CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int Flags)
 
 CUresult CUDAAPI cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
 {
-    (void)priority;
+    (void)priority; /* no FAKE_ENTRY(): cuStreamCreate counts this call */
     return cuStreamCreate(phStream, flags);
 }
 
@@ -1867,8 +2056,8 @@ static CUresult stream_destroy(CUstream h)
     return res;
 }
 
-CUresult CUDAAPI cuStreamDestroy(CUstream hStream) /* = cuStreamDestroy_v2 */ { return stream_destroy(hStream); }
-CUresult CUDAAPI legacy_cuStreamDestroy(CUstream hStream) { return stream_destroy(hStream); }
+CUresult CUDAAPI cuStreamDestroy(CUstream hStream) /* = cuStreamDestroy_v2 */ { FAKE_ENTRY(); return stream_destroy(hStream); }
+CUresult CUDAAPI legacy_cuStreamDestroy(CUstream hStream) { FAKE_ENTRY(); return stream_destroy(hStream); }
 
 static CUresult stream_sync(CUstream h)
 {
@@ -1886,8 +2075,8 @@ static CUresult stream_sync(CUstream h)
     return res;
 }
 
-CUresult CUDAAPI cuStreamSynchronize(CUstream hStream) { return stream_sync(hStream); }
-CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream) { return stream_sync(hStream); }
+CUresult CUDAAPI cuStreamSynchronize(CUstream hStream) { FAKE_ENTRY(); return stream_sync(hStream); }
+CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream) { FAKE_ENTRY(); return stream_sync(hStream); }
 
 static CUresult begin_capture(CUstream h, int mode)
 {
@@ -1913,18 +2102,22 @@ static CUresult begin_capture(CUstream h, int mode)
 
 CUresult CUDAAPI cuStreamBeginCapture(CUstream hStream, CUstreamCaptureMode mode) /* = cuStreamBeginCapture_v2 */
 {
+    FAKE_ENTRY();
     return begin_capture(hStream, (int)mode);
 }
 CUresult CUDAAPI cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode)
 {
+    FAKE_ENTRY();
     return begin_capture(hStream == NULL ? CU_STREAM_PER_THREAD : hStream, (int)mode);
 }
 CUresult CUDAAPI legacy_cuStreamBeginCapture(CUstream hStream)
 {
+    FAKE_ENTRY();
     return begin_capture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
 }
 CUresult CUDAAPI legacy_cuStreamBeginCapture_ptsz(CUstream hStream)
 {
+    FAKE_ENTRY();
     return begin_capture(hStream == NULL ? CU_STREAM_PER_THREAD : hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
 }
 
@@ -1949,8 +2142,8 @@ static CUresult end_capture(CUstream h, CUgraph *phGraph)
     return res;
 }
 
-CUresult CUDAAPI cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) { return end_capture(hStream, phGraph); }
-CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph) { return end_capture(hStream, phGraph); }
+CUresult CUDAAPI cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) { FAKE_ENTRY(); return end_capture(hStream, phGraph); }
+CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph) { FAKE_ENTRY(); return end_capture(hStream, phGraph); }
 
 static CUresult is_capturing(CUstream h, CUstreamCaptureStatus *st)
 {
@@ -1970,10 +2163,12 @@ static CUresult is_capturing(CUstream h, CUstreamCaptureStatus *st)
 
 CUresult CUDAAPI cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
 {
+    FAKE_ENTRY();
     return is_capturing(hStream, captureStatus);
 }
 CUresult CUDAAPI cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
 {
+    FAKE_ENTRY();
     return is_capturing(hStream, captureStatus);
 }
 
@@ -1992,8 +2187,8 @@ static CUresult stream_get_ctx(CUstream h, CUcontext *pctx)
     return res;
 }
 
-CUresult CUDAAPI cuStreamGetCtx(CUstream hStream, CUcontext *pctx) { return stream_get_ctx(hStream, pctx); }
-CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream hStream, CUcontext *pctx) { return stream_get_ctx(hStream, pctx); }
+CUresult CUDAAPI cuStreamGetCtx(CUstream hStream, CUcontext *pctx) { FAKE_ENTRY(); return stream_get_ctx(hStream, pctx); }
+CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream hStream, CUcontext *pctx) { FAKE_ENTRY(); return stream_get_ctx(hStream, pctx); }
 
 /* ------------------------------------------------------------------------ */
 /* Stream-ordered allocation                                                  */
@@ -2034,16 +2229,19 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t size, CUmemoryPool hp, CUs
 
 CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
+    FAKE_ENTRY();
     return alloc_async(dptr, bytesize, NULL, hStream);
 }
 
 CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
+    FAKE_ENTRY();
     return alloc_async(dptr, bytesize, NULL, hStream);
 }
 
 CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
+    FAKE_ENTRY();
     if (!pool)
         return CUDA_ERROR_INVALID_VALUE;
     return alloc_async(dptr, bytesize, pool, hStream);
@@ -2051,6 +2249,7 @@ CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
 
 CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
+    FAKE_ENTRY();
     if (!pool)
         return CUDA_ERROR_INVALID_VALUE;
     return alloc_async(dptr, bytesize, pool, hStream);
@@ -2078,8 +2277,8 @@ static CUresult free_async(CUdeviceptr dptr, CUstream h)
     return res;
 }
 
-CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { return free_async(dptr, hStream); }
-CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) { return free_async(dptr, hStream); }
+CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { FAKE_ENTRY(); return free_async(dptr, hStream); }
+CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) { FAKE_ENTRY(); return free_async(dptr, hStream); }
 
 /* ------------------------------------------------------------------------ */
 /* Pools: default, current, create, destroy, attributes                       */
@@ -2097,6 +2296,7 @@ static CUresult pool_out_slot(CUmemoryPool *out, int slot, int current)
 
 CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pool_out)
@@ -2108,6 +2308,7 @@ CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pool)
@@ -2132,6 +2333,7 @@ static CUresult set_current_pool(int slot, CUmemoryPool hp)
 
 CUresult CUDAAPI cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_dev(dev))
@@ -2141,6 +2343,7 @@ CUresult CUDAAPI cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 
 CUresult CUDAAPI cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     int slot;
@@ -2154,6 +2357,7 @@ CUresult CUDAAPI cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *l
 
 CUresult CUDAAPI cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     int slot;
@@ -2167,6 +2371,7 @@ CUresult CUDAAPI cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CU
 
 CUresult CUDAAPI cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     int slot;
@@ -2178,6 +2383,7 @@ CUresult CUDAAPI cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType ty
 
 CUresult CUDAAPI cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pool || !poolProps)
@@ -2204,6 +2410,7 @@ CUresult CUDAAPI cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolP
 
 CUresult CUDAAPI cuMemPoolDestroy(CUmemoryPool pool)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -2224,6 +2431,7 @@ CUresult CUDAAPI cuMemPoolDestroy(CUmemoryPool pool)
 
 CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -2239,6 +2447,7 @@ CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
 
 CUresult CUDAAPI cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!value)
@@ -2282,6 +2491,7 @@ out:
 
 CUresult CUDAAPI cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!value)
@@ -2313,6 +2523,7 @@ out:
 
 CUresult CUDAAPI cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!map && count)
@@ -2336,6 +2547,7 @@ CUresult CUDAAPI cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *ma
 
 CUresult CUDAAPI cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool, CUmemLocation *location)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!flags || !location)
@@ -2362,6 +2574,7 @@ CUresult CUDAAPI cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPo
 CUresult CUDAAPI cuMemPoolExportToShareableHandle(void *handle_out, CUmemoryPool pool,
                                                   CUmemAllocationHandleType handleType, unsigned long long flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!handle_out || flags)
@@ -2393,6 +2606,7 @@ CUresult CUDAAPI cuMemPoolExportToShareableHandle(void *handle_out, CUmemoryPool
 CUresult CUDAAPI cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle,
                                                     CUmemAllocationHandleType handleType, unsigned long long flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pool_out || flags)
@@ -2423,6 +2637,7 @@ CUresult CUDAAPI cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void
 
 CUresult CUDAAPI cuMemPoolExportPointer(CUmemPoolPtrExportData *shareData_out, CUdeviceptr ptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!shareData_out)
@@ -2449,6 +2664,7 @@ CUresult CUDAAPI cuMemPoolExportPointer(CUmemPoolPtrExportData *shareData_out, C
 
 CUresult CUDAAPI cuMemPoolImportPointer(CUdeviceptr *ptr_out, CUmemoryPool pool, CUmemPoolPtrExportData *shareData)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!ptr_out || !shareData)
@@ -2495,6 +2711,7 @@ CUresult CUDAAPI cuMemPoolImportPointer(CUdeviceptr *ptr_out, CUmemoryPool pool,
 
 CUresult CUDAAPI cuGraphCreate(CUgraph *phGraph, unsigned int flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!phGraph || flags)
@@ -2510,6 +2727,7 @@ CUresult CUDAAPI cuGraphCreate(CUgraph *phGraph, unsigned int flags)
 
 CUresult CUDAAPI cuGraphDestroy(CUgraph hGraph)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -2526,6 +2744,7 @@ CUresult CUDAAPI cuGraphDestroy(CUgraph hGraph)
 CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                         size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!phGraphNode || !nodeParams || (numDependencies && !dependencies) || nodeParams->bytesize == 0)
@@ -2552,6 +2771,7 @@ CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph
 CUresult CUDAAPI cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                        size_t numDependencies, CUdeviceptr dptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!phGraphNode || (numDependencies && !dependencies))
@@ -2603,6 +2823,7 @@ static CUresult instantiate(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned l
 
 CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
 {
+    FAKE_ENTRY();
     return instantiate(phGraphExec, hGraph, flags);
 }
 
@@ -2610,6 +2831,7 @@ CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph h
 CUresult CUDAAPI legacy_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
                                            char *logBuffer, size_t bufferSize)
 {
+    FAKE_ENTRY();
     (void)phErrorNode;
     if (logBuffer && bufferSize)
         logBuffer[0] = 0;
@@ -2619,11 +2841,13 @@ CUresult CUDAAPI legacy_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGr
 CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
                                        char *logBuffer, size_t bufferSize)
 {
+    /* no FAKE_ENTRY(): legacy_cuGraphInstantiate counts this call */
     return legacy_cuGraphInstantiate(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize);
 }
 
 CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -2713,14 +2937,16 @@ out:
     return res;
 }
 
-CUresult CUDAAPI cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) { return graph_launch(hGraphExec, hStream); }
+CUresult CUDAAPI cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) { FAKE_ENTRY(); return graph_launch(hGraphExec, hStream); }
 CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
 {
+    FAKE_ENTRY();
     return graph_launch(hGraphExec, hStream);
 }
 
 CUresult CUDAAPI cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!value)
@@ -2742,6 +2968,7 @@ CUresult CUDAAPI cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attrib
 
 CUresult CUDAAPI cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!value || *(cuuint64_t *)value != 0) /* high watermarks can only be reset to zero */
@@ -2762,6 +2989,7 @@ CUresult CUDAAPI cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attrib
 
 CUresult CUDAAPI cuDeviceGraphMemTrim(CUdevice device)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_dev(device))
@@ -2782,6 +3010,7 @@ CUresult CUDAAPI cuDeviceGraphMemTrim(CUdevice device)
 CUresult CUDAAPI cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
                                                CUmemAllocationGranularity_flags option)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!granularity || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM && option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED))
@@ -2796,6 +3025,7 @@ CUresult CUDAAPI cuMemGetAllocationGranularity(size_t *granularity, const CUmemA
 CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
                              unsigned long long flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!handle || flags || size == 0 || size % FAKE_GRAN)
@@ -2823,6 +3053,7 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, 
 
 CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -2841,6 +3072,7 @@ CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle)
 CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
                                      unsigned long long flags)
 {
+    FAKE_ENTRY();
     (void)addr; /* only a hint */
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
@@ -2868,6 +3100,7 @@ CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t align
 
 CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_ERROR_INVALID_VALUE;
@@ -2898,6 +3131,7 @@ static struct fake_resv *resv_containing_locked(uintptr_t lo, size_t size)
 CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
                           unsigned long long flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (flags || offset || size == 0 || size % FAKE_GRAN || ptr % FAKE_GRAN) /* offset: "currently must be zero" */
@@ -2928,6 +3162,7 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
 
 CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     uintptr_t lo = (uintptr_t)ptr, hi = lo + size;
@@ -2936,20 +3171,19 @@ CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size)
     CUresult res = CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
     /* whole mappings only: every mapping touching [lo, hi) must lie inside it */
-    size_t i = map_upper(lo), n = 0;
-    if (i > 0 && g_map[i - 1].start == lo)
-        i--; /* first entry starting at or after lo */
-    size_t first = i;
-    if (i > 0 && g_map[i - 1].start + g_map[i - 1].size > lo)
+    struct fake_alloc *before = map_pred(lo, 1), *first = before ? map_next(before) : map_first(), *a;
+    size_t n = 0; /* first: the first entry starting at or after lo */
+    if (before && before->start + before->size > lo)
         res = CUDA_ERROR_INVALID_VALUE;
-    for (; res == CUDA_SUCCESS && i < g_map_n && g_map[i].start < hi; i++, n++)
-        if (g_map[i].kind != K_VMM || g_map[i].start + g_map[i].size > hi)
+    for (a = first; res == CUDA_SUCCESS && a && a->start < hi; a = map_next(a), n++)
+        if (a->kind != K_VMM || a->start + a->size > hi)
             res = CUDA_ERROR_INVALID_VALUE;
     if (res == CUDA_SUCCESS && n == 0)
         res = CUDA_ERROR_INVALID_VALUE;
-    for (size_t k = n; res == CUDA_SUCCESS && k-- > 0;) {
-        struct fake_phys *ph = g_map[first + k].obj;
-        map_remove(&g_map[first + k]);
+    for (a = first; res == CUDA_SUCCESS && n-- > 0; a = first) {
+        struct fake_phys *ph = a->obj;
+        first = map_next(a);
+        map_remove(a);
         ph->maps--;
         phys_maybe_free_locked(ph); /* released before the unmap: freed now */
     }
@@ -2968,6 +3202,7 @@ static int access_index(const CUmemLocation *loc)
 
 CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!desc || count == 0 || size == 0)
@@ -3000,6 +3235,7 @@ CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
 
 CUresult CUDAAPI cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!flags || !location || access_index(location) < 0)
@@ -3017,6 +3253,7 @@ CUresult CUDAAPI cuMemGetAccess(unsigned long long *flags, const CUmemLocation *
 
 CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!handle)
@@ -3037,6 +3274,7 @@ CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handl
 
 CUresult CUDAAPI cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop, CUmemGenericAllocationHandle handle)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!prop)
@@ -3055,6 +3293,7 @@ CUresult CUDAAPI cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *pro
 CUresult CUDAAPI cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
                                               CUmemAllocationHandleType handleType, unsigned long long flags)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!shareableHandle || flags)
@@ -3086,6 +3325,7 @@ CUresult CUDAAPI cuMemExportToShareableHandle(void *shareableHandle, CUmemGeneri
 CUresult CUDAAPI cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
                                                 CUmemAllocationHandleType shHandleType)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!handle)
@@ -3204,11 +3444,13 @@ static CUresult array_create(void **out, const CUDA_ARRAY3D_DESCRIPTOR *desc, un
 
 CUresult CUDAAPI cuArray3DCreate(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray) /* = _v2 */
 {
+    FAKE_ENTRY();
     return array_create((void **)pHandle, pAllocateArray, 1, 0);
 }
 
 CUresult CUDAAPI cuArrayCreate(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray) /* = _v2 */
 {
+    FAKE_ENTRY();
     if (!pAllocateArray)
         return array_create((void **)pHandle, NULL, 1, 0);
     CUDA_ARRAY3D_DESCRIPTOR d = {.Width = pAllocateArray->Width,
@@ -3223,6 +3465,7 @@ CUresult CUDAAPI cuArrayCreate(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pA
 CUresult CUDAAPI cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pMipmappedArrayDesc,
                                         unsigned int numMipmapLevels)
 {
+    FAKE_ENTRY();
     return array_create((void **)pHandle, pMipmappedArrayDesc, numMipmapLevels, 1);
 }
 
@@ -3245,8 +3488,8 @@ static CUresult array_destroy(void *h, int mip)
     return res;
 }
 
-CUresult CUDAAPI cuArrayDestroy(CUarray hArray) { return array_destroy(hArray, 0); }
-CUresult CUDAAPI cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray) { return array_destroy(hMipmappedArray, 1); }
+CUresult CUDAAPI cuArrayDestroy(CUarray hArray) { FAKE_ENTRY(); return array_destroy(hArray, 0); }
+CUresult CUDAAPI cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray) { FAKE_ENTRY(); return array_destroy(hMipmappedArray, 1); }
 
 /* copy of the array (g_lock taken here) */
 static int array_get(void *h, int mip, struct fake_array *out)
@@ -3265,6 +3508,7 @@ static int array_get(void *h, int mip, struct fake_array *out)
 
 CUresult CUDAAPI cuArray3DGetDescriptor(CUDA_ARRAY3D_DESCRIPTOR *pArrayDescriptor, CUarray hArray) /* = _v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pArrayDescriptor)
@@ -3278,6 +3522,7 @@ CUresult CUDAAPI cuArray3DGetDescriptor(CUDA_ARRAY3D_DESCRIPTOR *pArrayDescripto
 
 CUresult CUDAAPI cuArrayGetDescriptor(CUDA_ARRAY_DESCRIPTOR *pArrayDescriptor, CUarray hArray) /* = _v2 */
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pArrayDescriptor)
@@ -3312,12 +3557,14 @@ static CUresult array_requirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *req, void *h,
 CUresult CUDAAPI cuArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *memoryRequirements, CUarray array,
                                               CUdevice device)
 {
+    FAKE_ENTRY();
     return array_requirements(memoryRequirements, array, 0, device);
 }
 
 CUresult CUDAAPI cuMipmappedArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *memoryRequirements,
                                                        CUmipmappedArray mipmap, CUdevice device)
 {
+    FAKE_ENTRY();
     return array_requirements(memoryRequirements, mipmap, 1, device);
 }
 
@@ -3326,6 +3573,7 @@ CUresult CUDAAPI cuMipmappedArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIRE
 
 CUresult CUDAAPI cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!pHandle)
@@ -3366,10 +3614,10 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
     int src_dev = valid_dev(rec.device) ? rec.device : dev;
     uintptr_t addr = 0;
     pthread_mutex_lock(&g_lock);
-    for (size_t i = 0; i < g_map_n; i++) /* already open: same address, one more reference */
-        if (g_map[i].kind == K_IPC && g_map[i].src == rec.serial && g_map[i].src_pid == rec.pid) {
-            g_map[i].flags++;
-            addr = g_map[i].start;
+    for (struct fake_alloc *o = map_first(); o; o = map_next(o)) /* already open: same address, one more reference */
+        if (o->kind == K_IPC && o->src == rec.serial && o->src_pid == rec.pid) {
+            o->flags++;
+            addr = o->start;
             break;
         }
     if (!addr) {
@@ -3397,16 +3645,19 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
 
 CUresult CUDAAPI cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags) /* = _v2 */
 {
+    FAKE_ENTRY();
     return ipc_open(pdptr, handle, Flags);
 }
 
 CUresult CUDAAPI legacy_cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
 {
+    FAKE_ENTRY();
     return ipc_open(pdptr, handle, Flags);
 }
 
 CUresult CUDAAPI cuIpcCloseMemHandle(CUdeviceptr dptr)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -3425,6 +3676,7 @@ CUresult CUDAAPI cuIpcCloseMemHandle(CUdeviceptr dptr)
 
 CUresult CUDAAPI cuImportExternalMemory(CUexternalMemory *extMem_out, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *memHandleDesc)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -3469,6 +3721,7 @@ static struct fake_extmem *extmem_find_locked(CUexternalMemory h)
 CUresult CUDAAPI cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternalMemory extMem,
                                                  const CUDA_EXTERNAL_MEMORY_BUFFER_DESC *bufferDesc)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!devPtr || !bufferDesc || bufferDesc->size == 0 || bufferDesc->flags)
@@ -3502,6 +3755,7 @@ CUresult CUDAAPI cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternal
 
 CUresult CUDAAPI cuDestroyExternalMemory(CUexternalMemory extMem)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     CUresult res = CUDA_SUCCESS;
@@ -3524,6 +3778,7 @@ static unsigned g_peer[FAKE_MAX_DEVICES]; /* bit p of [d]: d's context has enabl
 
 CUresult CUDAAPI cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)
 {
+    FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!canAccessPeer)
@@ -3536,6 +3791,7 @@ CUresult CUDAAPI cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevic
 
 CUresult CUDAAPI cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -3558,6 +3814,7 @@ CUresult CUDAAPI cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags
 
 CUresult CUDAAPI cuCtxDisablePeerAccess(CUcontext peerContext)
 {
+    FAKE_ENTRY();
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -3772,10 +4029,12 @@ static CUresult gpa_common(const char *abi, const char *symbol, void **pfn, int 
 CUresult CUDAAPI cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
                                   CUdriverProcAddressQueryResult *symbolStatus) /* = cuGetProcAddress_v2 */
 {
+    FAKE_ENTRY();
     return gpa_common("v2", symbol, pfn, cudaVersion, flags, symbolStatus);
 }
 
 CUresult CUDAAPI legacy_cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
 {
+    FAKE_ENTRY();
     return gpa_common("v1", symbol, pfn, cudaVersion, flags, NULL);
 }
