@@ -1,5 +1,4 @@
 #include "config.h"
-#include "log.h"
 #include "rules.h"
 #include "stacks.h"
 
@@ -185,17 +184,29 @@ static const char *real_getenv(const char *name)
     return getenv(name);
 }
 
-static void warn_to_log(const char *message)
+/* The configuration makes no output (it is the model's): its warnings wait
+ * here until the outputs open the log and write them (events.c). */
+static char warnings[VG_CONFIG_WARNINGS_MAX][768];
+static int n_warnings;
+
+static void keep_warning(const char *message)
 {
-    vg_log("%s", message);
+    if (n_warnings < VG_CONFIG_WARNINGS_MAX)
+        snprintf(warnings[n_warnings++], sizeof(warnings[0]), "%s", message);
+}
+
+int vg_config_warnings(const char **out, int max)
+{
+    vg_config();
+    int n = n_warnings < max ? n_warnings : max;
+    for (int i = 0; i < n; i++)
+        out[i] = warnings[i];
+    return n;
 }
 
 static void load_process_config(void)
 {
-    /* Parse silently first so the log destination is known before warning. */
-    vg_config_parse(&process_config, real_getenv, NULL);
-    vg_log_open(process_config.log_path);
-    vg_config_parse(&process_config, real_getenv, warn_to_log);
+    vg_config_parse(&process_config, real_getenv, keep_warning);
     vg_rules_load(process_config.purpose_rules);
     if (process_config.backtrace)
         vg_stacks_enable();

@@ -33,8 +33,14 @@ typedef void (*vg_warn_fn)(const char *message);
  * Returns the number of invalid values (each reported through `warn`). */
 int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn);
 
-/* The process configuration, loaded from the real environment on first use. */
+/* The process configuration, loaded from the real environment on first use
+ * (it also compiles the purpose rules and enables backtraces). */
 const struct vg_config *vg_config(void);
+/* The process configuration's warnings (one per invalid value), kept for the
+ * log: the configuration writes nothing itself; the outputs log these once
+ * the log is open. Points `out` at them; returns how many. */
+enum { VG_CONFIG_WARNINGS_MAX = 16 };
+int vg_config_warnings(const char **out, int max);
 
 /* Expand `%p` to the pid and `%%` to `%`. Returns false if it does not fit. */
 bool vg_expand_path(const char *tmpl, int pid, char *out, size_t out_size);

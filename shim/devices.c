@@ -1,4 +1,5 @@
 #include "devices.h"
+#include "process.h"
 #include "real.h"
 
 #include <cuda.h>
@@ -8,10 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { UNSEEN = 0, LEARNING = 1, KNOWN = 2 };
+enum { UNSEEN = 0, LEARNING = 1, KNOWN = VG_DEVICE_KNOWN };
 
 static struct vg_device_info devices[VG_MAX_DEVICES];
-static atomic_int device_state[VG_MAX_DEVICES];
+atomic_int vg_device_state[VG_MAX_DEVICES];
+#define device_state vg_device_state
 
 /* ---- NVML, loaded with dlopen when present ------------------------------- */
 
@@ -125,7 +127,7 @@ static void learn_device(int d)
     info->known = true;
 }
 
-void vg_device_seen(int dev)
+void vg_device_learn(int dev)
 {
     if (dev < 0 || dev >= VG_MAX_DEVICES ||
         atomic_load_explicit(&device_state[dev], memory_order_acquire) == KNOWN)
@@ -137,13 +139,20 @@ void vg_device_seen(int dev)
     }
 }
 
-int vg_current_device(void)
+int vg_current_device_learn(void)
 {
+    struct vg_tls_call *t = &vg_tls_call;
+    uint32_t epoch = atomic_load_explicit(&vg_process_epoch, memory_order_acquire);
     __typeof__(&cuCtxGetDevice) get_device = vg_helper_fn(VG_H_cuCtxGetDevice);
     CUdevice dev = -1;
     if (get_device == NULL || get_device(&dev) != CUDA_SUCCESS)
-        return -1;
+        return -1; /* no context: not cached, asked again next time */
     vg_device_seen(dev);
+    /* New facts: the thread's stream facts were learned under the old ones. */
+    for (int i = 0; i < VG_STREAM_FACTS; i++)
+        t->streams[i].valid = false;
+    t->device = dev;
+    t->epoch = epoch;
     return dev;
 }
 

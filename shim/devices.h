@@ -4,7 +4,10 @@
 #define VG_DEVICES_H
 
 #include "model.h"
+#include "process.h"
 #include <stdbool.h>
+
+int vg_current_device_learn(void);
 
 struct vg_device_info {
     bool known;
@@ -15,12 +18,29 @@ struct vg_device_info {
     char uuid[48];              /* "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi shows it */
 };
 
-/* The calling thread's current device (cuCtxGetDevice), -1 without a
- * context. Learns the device's properties the first time it is seen. */
-int vg_current_device(void);
+/* The calling thread's current device, -1 without a context. Asked of the
+ * driver (cuCtxGetDevice) only when this thread's context may have changed
+ * since it was last asked (process.h: set, push, pop, create on this thread;
+ * destroy or reset anywhere); otherwise remembered. Learns the device's
+ * properties the first time it is seen. */
+static inline int vg_current_device(void)
+{
+    const struct vg_tls_call *t = &vg_tls_call;
+    if (t->epoch == atomic_load_explicit(&vg_process_epoch, memory_order_relaxed))
+        return t->device;
+    return vg_current_device_learn();
+}
 /* Learn a device's properties the first time it is named (by a pool, a VMM
  * location or a pointer's attributes rather than the current context). */
-void vg_device_seen(int device);
+enum { VG_DEVICE_KNOWN = 2 };
+extern atomic_int vg_device_state[VG_MAX_DEVICES];
+void vg_device_learn(int device);
+static inline void vg_device_seen(int device)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES ||
+        atomic_load_explicit(&vg_device_state[device], memory_order_acquire) != VG_DEVICE_KNOWN)
+        vg_device_learn(device);
+}
 /* Snapshot of a device's properties; false if never seen. */
 bool vg_device_info(int device, struct vg_device_info *out);
 

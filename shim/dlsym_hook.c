@@ -5,8 +5,8 @@
  * glibc resolves RTLD_NEXT and RTLD_DEFAULT relative to that address, so
  * every name we do not wrap behaves exactly as without the shim. Only the
  * exact names of the interposition table are routed to vg_dlsym_wrapped. */
-#include "driver_hooks.h"
 #include "entry_table.h"
+#include "hook_protocol.h"
 #include "real.h"
 
 #include <dlfcn.h>

@@ -15,14 +15,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-void vg_reached_driver(void)
-{
-    if (vg_process_mark_reached()) {
-        vg_config();
-        vg_events_process_start();
-        vg_endpoint_start(); /* only now: CPU-only processes bind nothing */
-    }
-}
 
 /* ---- cuGetProcAddress, both ABIs, and cuInit ------------------------------ */
 

@@ -8,6 +8,7 @@
 #define VG_DRIVER_HOOKS_H
 
 #include <cuda.h>
+#include <stdbool.h>
 
 typedef unsigned int vg_devptr_v1; /* CUdeviceptr_v1: 32-bit */
 
@@ -31,6 +32,28 @@ CUresult vg_cuIpcOpenMemHandle_v1(CUdeviceptr *pdptr, CUipcMemHandle handle, uns
 CUresult vg_cuGraphAddNode_v1(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                               size_t numDependencies, CUgraphNodeParams *nodeParams) __asm__("cuGraphAddNode");
 
+/* hooks_context.c: legacy variants and those cuda.h 13.0 declares only for
+ * the driver's own build. */
+CUresult vg_cuCtxPushCurrent_v1(CUcontext ctx) __asm__("cuCtxPushCurrent");
+CUresult vg_cuCtxPopCurrent_v1(CUcontext *pctx) __asm__("cuCtxPopCurrent");
+CUresult vg_cuCtxCreate_v1(CUcontext *pctx, unsigned int flags, CUdevice dev) __asm__("cuCtxCreate");
+CUresult vg_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev) __asm__("cuCtxCreate_v2");
+CUresult vg_cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params, int numParams, unsigned int flags,
+                           CUdevice dev) __asm__("cuCtxCreate_v3");
+CUresult vg_cuCtxDestroy_v1(CUcontext ctx) __asm__("cuCtxDestroy");
+CUresult vg_cuDevicePrimaryCtxRelease_v1(CUdevice dev) __asm__("cuDevicePrimaryCtxRelease");
+CUresult vg_cuDevicePrimaryCtxReset_v1(CUdevice dev) __asm__("cuDevicePrimaryCtxReset");
+CUresult vg_cuStreamDestroy_v1(CUstream stream) __asm__("cuStreamDestroy");
+CUresult vg_cuStreamBeginCapture_v1(CUstream stream) __asm__("cuStreamBeginCapture");
+CUresult vg_cuStreamBeginCapture_v1_ptsz(CUstream stream) __asm__("cuStreamBeginCapture_ptsz");
+CUresult cuStreamBeginCapture_v2_ptsz(CUstream stream, CUstreamCaptureMode mode);
+CUresult cuStreamBeginCaptureToGraph_ptsz(CUstream stream, CUgraph graph, const CUgraphNode *deps,
+                                          const CUgraphEdgeData *edges, size_t n, CUstreamCaptureMode mode);
+CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph *graph);
+
+/* hooks_pools.c: is `stream` capturing (any status but none)? Asks the driver. */
+bool vg_stream_capturing(CUstream stream, bool ptsz);
+
 /* Per-thread-default-stream variants: cuda.h declares them only when a
  * program is compiled for per-thread streams. */
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
@@ -42,9 +65,5 @@ CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 uint64_t vg_vmm_exported_handles(void);
 void vg_vmm_reset_after_fork(void);
 
-/* Called by every way in: marks that this process reached the driver (it
- * then gets a report at exit), loads the configuration and starts the
- * outputs. Cheap after the first call. */
-void vg_reached_driver(void);
 
 #endif

@@ -15,6 +15,32 @@
 #include <string.h>
 #include <unistd.h>
 
+/* ---- the log: opened by the outputs, not by the configuration --------------- */
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void open_log(void)
+{
+    const struct vg_config *cfg = vg_config();
+    if (cfg->log_path[0]) {
+        char path[VG_PATH_MAX];
+        if (vg_expand_path(cfg->log_path, (int)getpid(), path, sizeof(path)))
+            vg_log_open(path);
+        else
+            vg_log("VRAMGUARD_LOG path is too long; logging to stderr");
+    }
+    const char *warnings[VG_CONFIG_WARNINGS_MAX];
+    int n = vg_config_warnings(warnings, VG_CONFIG_WARNINGS_MAX);
+    for (int i = 0; i < n; i++)
+        vg_log("%s", warnings[i]);
+}
+
+/* Before anything the outputs write: the log is where VRAMGUARD_LOG says. */
+static void outputs_ready(void)
+{
+    pthread_once(&log_once, open_log);
+}
+
 static atomic_ullong violations;
 static atomic_ullong ooms;
 static atomic_ullong ooms_per_device[VG_MAX_DEVICES];
@@ -179,6 +205,7 @@ const char *vg_cuda_error_name(CUresult r)
 
 void vg_event_violation(const struct vg_call *c, CUresult result)
 {
+    outputs_ready();
     struct vg_event e;
     fill_event(&e, c, result);
     atomic_fetch_add(&violations, 1);
@@ -203,6 +230,7 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
 
 void vg_event_oom(const struct vg_call *c, CUresult result)
 {
+    outputs_ready();
     struct vg_event e;
     fill_event(&e, c, result);
     unsigned long long total = atomic_fetch_add(&ooms, 1) + 1;
@@ -229,6 +257,7 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
 
 void vg_events_process_start(void)
 {
+    outputs_ready();
     char line[VG_PATH_MAX + 256], exe[VG_PATH_MAX], when[40];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = '\0';

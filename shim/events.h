@@ -1,7 +1,11 @@
 /* Events: policy violations and out-of-memory failures. Each is counted,
  * logged, kept (the first VG_EVENTS_KEPT of each) for the report, and
  * appended to the report's journal as it happens so that a killed process
- * leaves its evidence. Nothing here allocates heap memory. */
+ * leaves its evidence. Nothing here allocates heap memory.
+ *
+ * The outputs start here too: the log is opened at VRAMGUARD_LOG and given
+ * the configuration's warnings once per process, when the process first
+ * reaches the driver or at its first event, whichever comes first. */
 #ifndef VG_EVENTS_H
 #define VG_EVENTS_H
 
@@ -46,7 +50,8 @@ void vg_event_violation(const struct vg_call *c, CUresult result);
 /* The driver returned CUDA_ERROR_OUT_OF_MEMORY: full breakdown on the first
  * failure of each device, one line for each later one. */
 void vg_event_oom(const struct vg_call *c, CUresult result);
-/* First time the process reaches the driver: the journal's start line. */
+/* First time the process reaches the driver: open the log, the journal's
+ * start line. */
 void vg_events_process_start(void);
 
 uint64_t vg_violation_count(void);

@@ -1,13 +1,23 @@
 /* The protocol every driver wrapper follows (see the TRACKED_* macros):
  * enter (nested calls only forward), decide by policy before the real call,
  * record a success after it, explain an out-of-memory failure; for frees,
- * remove the entry before the real free and put it back if that fails. */
+ * remove the entry before the real free and put it back if that fails.
+ *
+ * This is the hot path of someone else's program: the steps are inline, no
+ * lock is taken but the table shard's, and nothing asks the driver unless a
+ * fact it learned may have changed (process.h). */
 #ifndef VG_HOOK_PROTOCOL_H
 #define VG_HOOK_PROTOCOL_H
 
+#include "devices.h"
 #include "entry_table.h"
 #include "events.h"
+#include "policy.h"
+#include "process.h"
+#include "purposes.h"
 #include "real.h"
+#include "rules.h"
+#include "stacks.h"
 #include "table.h"
 
 #include <cuda.h>
@@ -20,17 +30,102 @@ enum { VG_DEVICE_CURRENT = -2 };
 
 /* One warning per process, then CUDA_ERROR_NOT_INITIALIZED. */
 CUresult vg_missing_real(const char *symbol);
+
+/* Marks that the process reached the driver, the first time loads the
+ * configuration and starts the outputs (driver_hooks.c). */
+void vg_reached_driver_first(void);
+static inline void vg_reached_driver(void)
+{
+    if (__builtin_expect(!vg_process_reached_driver(), 0))
+        vg_reached_driver_first();
+}
+
+/* Purpose from VRAMGUARD_PURPOSE_RULES, when nothing is pushed. */
+void vg_call_apply_rules(struct vg_call *c);
+
 /* Enter a driver wrapper. Returns false when nested inside another driver
  * wrapper: the caller then only forwards. vg_call_leave() must follow. */
-bool vg_call_enter(struct vg_call *c, const char *api, int kind, uint64_t size, void *ret);
-void vg_call_leave(void);
+static inline bool vg_call_enter(struct vg_call *c, const char *api, int kind, uint64_t size, void *ret)
+{
+    struct vg_tls_call *t = &vg_tls_call;
+    if (t->drv_depth++ > 0)
+        return false;
+    vg_reached_driver();
+    bool runtime = t->rt_depth != 0;
+    c->driver_api = api;
+    c->api = runtime ? t->rt_api : api;
+    c->caller = runtime ? t->rt_caller : ret;
+    c->kind = kind;
+    c->size = size;
+    c->device = -1;
+    c->action = VG_ACTION_ALLOW;
+    c->stack = vg_stacks_enabled() ? vg_stack_capture() : 0;
+    vg_purpose_current(&c->purpose, &c->label);
+    if (__builtin_expect(vg_rules_active(), 0) && vg_purpose_depth() == 0)
+        vg_call_apply_rules(c);
+    return true;
+}
+
+/* Enter a free wrapper: it needs no name, caller or purpose. */
+static inline bool vg_free_enter(void)
+{
+    if (vg_tls_call.drv_depth++ > 0)
+        return false;
+    vg_reached_driver();
+    return true;
+}
+
+static inline void vg_call_leave(void)
+{
+    vg_tls_call.drv_depth--;
+}
+
+/* The policy's refusal: logged, counted, journaled. */
+void vg_call_refuse(struct vg_call *c, struct vg_decision d, CUresult *refusal);
+
 /* Before the real allocation: set the device (VG_DEVICE_CURRENT: the
  * calling thread's), apply the policy. True when refused; *refusal is then
  * the answer and the driver must not be called. */
-bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal);
+static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal)
+{
+    if (device == VG_DEVICE_CURRENT) {
+        device = vg_current_device();
+    } else {
+        vg_device_seen(device);
+    }
+    c->device = device;
+    if (vg_policy_always_allows(c->kind))
+        return false;
+    struct vg_decision d = vg_policy_decide(vg_config(), c->kind);
+    c->action = d.action;
+    if (d.action != VG_ACTION_REJECT)
+        return false;
+    vg_call_refuse(c, d, refusal);
+    return true;
+}
+
+/* A driver answer that is not a success: explain an OOM, log a violation
+ * let through. */
+void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r);
+
 /* After the real allocation: record a success (key `ptr`, `size` bytes, in
  * pool `pool` or 0), explain an OOM, log a let-through violation. */
-void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, uint16_t pool);
+static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, uint16_t pool)
+{
+    if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
+        c->size = size;
+        struct vg_alloc a = {
+            .ptr = ptr, .size = size, .api = c->api, .caller = c->caller,
+            .device = (int16_t)c->device, .kind = (uint8_t)c->kind,
+            .purpose = c->purpose, .label = c->label, .pool = pool, .stack = c->stack,
+        };
+        vg_table_insert(&a);
+        if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
+            vg_alloc_failed_or_warned(c, r);
+    } else {
+        vg_alloc_failed_or_warned(c, r);
+    }
+}
 
 /* The body of an allocation wrapper whose kind is known before the call.
  * `wrapper` names the row of the interposition table; `real_call` is the
@@ -62,15 +157,14 @@ void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, 
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
-    struct vg_call c;                                                                             \
     CUresult r;                                                                                   \
-    if (!vg_call_enter(&c, api, VG_KIND_DEVICE, 0, __builtin_return_address(0))) {                \
+    if (!vg_free_enter()) {                                                                       \
         r = real_call;                                                                            \
     } else {                                                                                      \
         struct vg_alloc old;                                                                      \
         bool had = vg_table_remove((uintptr_t)(key), &old);                                       \
         r = real_call;                                                                            \
-        if (had && r != CUDA_SUCCESS)                                                             \
+        if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
             vg_table_restore(&old);                                                               \
     }                                                                                             \
     vg_call_leave();                                                                              \

@@ -15,13 +15,46 @@
 
 typedef CUresult (*free_async_fn)(CUdeviceptr, CUstream);
 
-static bool capturing(CUstream stream, bool ptsz)
+bool vg_stream_capturing(CUstream stream, bool ptsz)
 {
     __typeof__(&cuStreamIsCapturing) is_capturing =
         vg_helper_fn(ptsz ? VG_H_cuStreamIsCapturing_ptsz : VG_H_cuStreamIsCapturing);
     CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
     return is_capturing && is_capturing(stream, &status) == CUDA_SUCCESS &&
            status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/* The driver is asked only while some capture is in progress (hooks_context.c
+ * counts them). */
+static inline bool capturing(CUstream stream, bool ptsz)
+{
+    return atomic_load_explicit(&vg_process_captures, memory_order_acquire) > 0 && vg_stream_capturing(stream, ptsz);
+}
+
+/* What this thread learned about `stream` (its device, and the pool
+ * cuMemAllocAsync draws from there), or NULL: learned from the first
+ * allocation's pointer attributes, forgotten when a context, stream or
+ * current pool changes (process.h). */
+static inline struct vg_stream_fact *stream_slot(CUstream stream)
+{
+    return &vg_tls_call.streams[((uintptr_t)stream >> 4) % VG_STREAM_FACTS];
+}
+
+static inline const struct vg_stream_fact *stream_fact(CUstream stream)
+{
+    const struct vg_stream_fact *f = stream_slot(stream);
+    if (f->valid && f->stream == (void *)stream &&
+        vg_tls_call.epoch == atomic_load_explicit(&vg_process_epoch, memory_order_relaxed))
+        return f;
+    return NULL;
+}
+
+static void remember_stream(CUstream stream, int device, uint16_t pool, int kind)
+{
+    if (vg_tls_call.epoch != atomic_load_explicit(&vg_process_epoch, memory_order_relaxed))
+        return; /* learned under facts that have changed since */
+    struct vg_stream_fact *f = stream_slot(stream);
+    *f = (struct vg_stream_fact){(void *)stream, (int16_t)device, pool, (uint8_t)kind, true};
 }
 
 /* Kind, device and pool of a fresh stream-ordered allocation. */
@@ -73,6 +106,17 @@ static CUresult ordered_alloc(struct vg_call *c, CUdeviceptr *dptr, size_t size,
         vg_alloc_done(c, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, size, index);
         return r;
     }
+    const struct vg_stream_fact *f = pool ? NULL : stream_fact(stream);
+    if (f) {
+        /* This stream's device and pool are known: decide before the call. */
+        c->kind = f->kind;
+        uint16_t from = f->pool;
+        if (vg_alloc_refused(c, f->device, &r))
+            return r;
+        r = alloc(dptr, size, pool, stream, real);
+        vg_alloc_done(c, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, size, from);
+        return r;
+    }
     r = alloc(dptr, size, pool, stream, real);
     if (r != CUDA_SUCCESS || dptr == NULL) {
         c->device = vg_current_device();
@@ -82,6 +126,8 @@ static CUresult ordered_alloc(struct vg_call *c, CUdeviceptr *dptr, size_t size,
     int kind, device;
     classify_pointer(*dptr, &kind, &device, &index);
     c->kind = kind;
+    if (pool == NULL && index != 0)
+        remember_stream(stream, device, index, kind);
     CUresult refusal;
     if (vg_alloc_refused(c, device, &refusal)) {
         /* Only now known not to be VRAM: give it back, then refuse. */
@@ -147,10 +193,8 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
-    struct vg_call c;                                                                             \
     CUresult r;                                                                                   \
-    if (!vg_call_enter(&c, api, VG_KIND_POOL, 0, __builtin_return_address(0)) ||                  \
-        capturing(hStream, ptsz)) {                                                               \
+    if (!vg_free_enter() || capturing(hStream, ptsz)) {                                           \
         r = real(dptr, hStream);                                                                  \
     } else {                                                                                      \
         struct vg_alloc old;                                                                      \
@@ -213,6 +257,8 @@ EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
         vg_table_remove_pool(index); /* the driver frees what was left in it */
         vg_pool_destroyed(pool);
     }
+    if (r == CUDA_SUCCESS)
+        vg_process_facts_changed(); /* it may have been a device's current pool */
     return r;
 }
 
@@ -241,9 +287,17 @@ EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
     FORWARD_AND_LEARN(cuDeviceGetMemPool, "cuDeviceGetMemPool", real(pool, dev), learn_device_pool(r, pool, dev));
 }
 
+/* A device's current pool changes: what threads remember of its streams. */
+static void learn_current_pool(CUresult r, CUmemoryPool *pool, CUdevice dev)
+{
+    learn_device_pool(r, pool, dev);
+    if (r == CUDA_SUCCESS)
+        vg_process_facts_changed();
+}
+
 EXPORT CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
-    FORWARD_AND_LEARN(cuDeviceSetMemPool, "cuDeviceSetMemPool", real(dev, pool), learn_device_pool(r, &pool, dev));
+    FORWARD_AND_LEARN(cuDeviceSetMemPool, "cuDeviceSetMemPool", real(dev, pool), learn_current_pool(r, &pool, dev));
 }
 
 EXPORT CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
@@ -261,7 +315,8 @@ EXPORT CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUm
 EXPORT CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
 {
     FORWARD_AND_LEARN(cuMemSetMemPool, "cuMemSetMemPool", real(location, type, pool),
-                      learn_pool_at(r, &pool, location, type));
+                      learn_pool_at(r, &pool, location, type);
+                      if (r == CUDA_SUCCESS) vg_process_facts_changed());
 }
 
 EXPORT CUresult cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle,

@@ -1,5 +1,4 @@
 #include "log.h"
-#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,15 +24,10 @@ void vg_write_all(int fd, const char *buf, size_t len)
     }
 }
 
-void vg_log_open(const char *path_template)
+void vg_log_open(const char *path)
 {
-    if (path_template == NULL || path_template[0] == '\0')
+    if (path == NULL || path[0] == '\0')
         return;
-    char path[VG_PATH_MAX];
-    if (!vg_expand_path(path_template, (int)getpid(), path, sizeof(path))) {
-        vg_log("VRAMGUARD_LOG path is too long; logging to stderr");
-        return;
-    }
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         vg_log("cannot open VRAMGUARD_LOG file %s (%s); logging to stderr", path, strerror(errno));

@@ -5,8 +5,10 @@
 
 #include <stddef.h>
 
-/* Open the log at `path_template` ("" = stderr). Called once by config. */
-void vg_log_open(const char *path_template);
+/* Log to the file at `path` from now on ("" = stay on stderr). The log does
+ * not read the configuration: the outputs pass it the expanded
+ * VRAMGUARD_LOG once (events.c). */
+void vg_log_open(const char *path);
 void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write preformatted text as it is (each line must already carry the prefix). */
 void vg_log_write(const char *text, size_t len);

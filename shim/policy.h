@@ -4,6 +4,7 @@
 #define VG_POLICY_H
 
 #include "config.h"
+#include "model.h"
 #include <cuda.h>
 #include <stdbool.h>
 
@@ -25,5 +26,12 @@ struct vg_decision {
  * and registered host memory) under `reject`; let through as a violation
  * under `warn`; let through silently (still tracked) under `off`. */
 struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind);
+
+/* The kinds vg_policy_decide allows whatever the configuration says: the
+ * hot path asks this first and skips the rest. */
+static inline bool vg_policy_always_allows(int kind)
+{
+    return vg_kind_is_vram(kind) || kind == VG_KIND_IMPORTED;
+}
 
 #endif

@@ -3,6 +3,7 @@
 #include "real.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -14,6 +15,11 @@ pthread_mutex_t *vg_pools_fork_mutex(void)
 static struct vg_pool pools[VG_MAX_POOLS + 1]; /* slot 0 unused: index 0 = none */
 static uint64_t last_reserved[VG_MAX_POOLS + 1];
 static int count;
+/* Read without the lock on every stream-ordered allocation from a pool:
+ * the handle of each registered pool while it lives (NULL once destroyed),
+ * published after its slot is filled. */
+static _Atomic(CUmemoryPool) live_handle[VG_MAX_POOLS + 1];
+static atomic_int published;
 static struct vg_pool_totals last_totals;
 
 int vg_pool_kind_of(CUmemAllocationType type, const CUmemLocation *location)
@@ -43,6 +49,8 @@ uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind)
         i = ++count;
         pools[i] = (struct vg_pool){handle, device, kind, false};
         last_reserved[i] = 0;
+        atomic_store_explicit(&live_handle[i], handle, memory_order_relaxed);
+        atomic_store_explicit(&published, i, memory_order_release);
     }
     pthread_mutex_unlock(&lock);
     return (uint16_t)i;
@@ -50,12 +58,16 @@ uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind)
 
 uint16_t vg_pool_find(CUmemoryPool handle, struct vg_pool *out)
 {
-    pthread_mutex_lock(&lock);
-    int i = find_locked(handle);
-    if (i && out)
-        *out = pools[i];
-    pthread_mutex_unlock(&lock);
-    return (uint16_t)i;
+    if (handle == NULL)
+        return 0;
+    int n = atomic_load_explicit(&published, memory_order_acquire);
+    for (int i = 1; i <= n; i++)
+        if (atomic_load_explicit(&live_handle[i], memory_order_relaxed) == handle) {
+            if (out) /* handle, device and kind never change once published */
+                *out = (struct vg_pool){handle, pools[i].device, pools[i].kind, false};
+            return (uint16_t)i;
+        }
+    return 0;
 }
 
 void vg_pool_destroyed(CUmemoryPool handle)
@@ -65,6 +77,7 @@ void vg_pool_destroyed(CUmemoryPool handle)
     if (i) {
         pools[i].destroyed = true;
         last_reserved[i] = 0;
+        atomic_store_explicit(&live_handle[i], NULL, memory_order_relaxed);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -130,5 +143,8 @@ void vg_pools_reset_after_fork(void)
 {
     /* Pools belong to the parent's context; the child starts with none. */
     count = 0;
+    atomic_store(&published, 0);
+    for (int i = 0; i <= VG_MAX_POOLS; i++)
+        atomic_store(&live_handle[i], NULL);
     memset(&last_totals, 0, sizeof(last_totals));
 }

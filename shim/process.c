@@ -4,7 +4,16 @@
 
 __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
 
+_Atomic uint32_t vg_process_epoch = 1;
+_Atomic int vg_process_captures;
+
 static atomic_bool reached;
+
+void vg_process_facts_changed(void)
+{
+    if (atomic_fetch_add(&vg_process_epoch, 1) + 1 == 0) /* wrapped: 0 means "not learned" */
+        atomic_fetch_add(&vg_process_epoch, 1);
+}
 
 bool vg_process_mark_reached(void)
 {

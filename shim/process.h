@@ -4,6 +4,7 @@
 #ifndef VG_PROCESS_H
 #define VG_PROCESS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -11,18 +12,48 @@
  * records its caller; the driver wrapper underneath does the accounting with
  * that name and caller. A driver wrapper reached from inside another one
  * passes straight through, so nothing is counted twice. */
+/* What a thread learned about a stream it allocated on: its device and the
+ * pool cuMemAllocAsync draws from there (see hooks_pools.c). */
+struct vg_stream_fact {
+    void *stream;
+    int16_t device;
+    uint16_t pool;
+    uint8_t kind;
+    bool valid;
+};
+enum { VG_STREAM_FACTS = 4 };
+
 struct vg_tls_call {
     const char *rt_api;
     void *rt_caller;
     int rt_depth;
     int drv_depth;
-    /* The device of this thread's current context, as last learned, valid
-     * while device_epoch equals vg_process_ctx_epoch (see devices.h). */
+    /* Facts learned from the driver, valid while `epoch` equals
+     * vg_process_epoch: the device of this thread's current context, and
+     * its streams. A context switch on this thread sets `epoch` to 0; a
+     * change that concerns every thread bumps vg_process_epoch. */
+    uint32_t epoch;
     int device;
-    uint32_t device_epoch;
+    struct vg_stream_fact streams[VG_STREAM_FACTS];
 };
 
 extern __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
+
+/* Starts at 1 and only grows, so a thread's 0 never matches it. */
+extern _Atomic uint32_t vg_process_epoch;
+
+/* This thread's current context changed (set, push, pop, create). */
+static inline void vg_process_thread_context_changed(void)
+{
+    vg_tls_call.epoch = 0;
+}
+/* A change every thread must re-learn from: a context destroyed or reset, a
+ * stream destroyed (its handle may come back), a device's pool replaced. */
+void vg_process_facts_changed(void);
+
+/* Stream captures in progress in this process (begun, not yet ended):
+ * while 0, no stream is capturing and none needs to be asked. */
+extern _Atomic int vg_process_captures;
 
 /* Marks that the process reached the driver; true for the first caller only. */
 bool vg_process_mark_reached(void);

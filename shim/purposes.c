@@ -7,17 +7,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
-struct purpose_frame {
-    uint8_t purpose;
-    uint16_t label;
-};
-
 /* initial-exec: the shim is preloaded, and this is read on every allocation. */
-static __thread struct purpose_frame stack[VG_PURPOSE_STACK_DEPTH]
-    __attribute__((tls_model("initial-exec")));
-/* May exceed VG_PURPOSE_STACK_DEPTH: deeper pushes reuse the top frame but
- * still pair with their pops. */
-static __thread int depth __attribute__((tls_model("initial-exec")));
+__thread struct vg_purpose_stack vg_purpose_tls __attribute__((tls_model("initial-exec")));
+#define stack vg_purpose_tls.frames
+#define depth vg_purpose_tls.depth
 
 static char label_text[VG_LABEL_POOL][VG_LABEL_MAX];
 static atomic_int label_count = 1; /* slot 0 = no label */
@@ -46,22 +39,6 @@ int vg_purpose_pop(void)
     return depth;
 }
 
-void vg_purpose_current(uint8_t *purpose, uint16_t *label)
-{
-    if (depth == 0) {
-        *purpose = VG_PURPOSE_UNKNOWN;
-        *label = 0;
-        return;
-    }
-    int top = depth <= VG_PURPOSE_STACK_DEPTH ? depth - 1 : VG_PURPOSE_STACK_DEPTH - 1;
-    *purpose = stack[top].purpose;
-    *label = stack[top].label;
-}
-
-int vg_purpose_depth(void)
-{
-    return depth;
-}
 
 uint16_t vg_label_intern(const char *label)
 {

@@ -14,9 +14,37 @@ enum { VG_PURPOSE_STACK_DEPTH = 32, VG_LABEL_POOL = 256, VG_LABEL_MAX = 64 };
 int vg_purpose_push(int purpose, const char *label);
 /* Pop the innermost purpose; returns the new depth (0 when already empty). */
 int vg_purpose_pop(void);
-/* The calling thread's current purpose and label index. */
-void vg_purpose_current(uint8_t *purpose, uint16_t *label);
-int vg_purpose_depth(void);
+struct vg_purpose_frame {
+    uint8_t purpose;
+    uint16_t label;
+};
+struct vg_purpose_stack {
+    /* May exceed VG_PURPOSE_STACK_DEPTH: deeper pushes reuse the top frame
+     * but still pair with their pops. */
+    int depth;
+    struct vg_purpose_frame frames[VG_PURPOSE_STACK_DEPTH];
+};
+extern __thread struct vg_purpose_stack vg_purpose_tls __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's current purpose and label index (read on every
+ * allocation, hence inline). */
+static inline void vg_purpose_current(uint8_t *purpose, uint16_t *label)
+{
+    int d = vg_purpose_tls.depth;
+    if (d == 0) {
+        *purpose = 0; /* VG_PURPOSE_UNKNOWN */
+        *label = 0;
+        return;
+    }
+    int top = d <= VG_PURPOSE_STACK_DEPTH ? d - 1 : VG_PURPOSE_STACK_DEPTH - 1;
+    *purpose = vg_purpose_tls.frames[top].purpose;
+    *label = vg_purpose_tls.frames[top].label;
+}
+
+static inline int vg_purpose_depth(void)
+{
+    return vg_purpose_tls.depth;
+}
 
 /* Intern `label` (truncated to VG_LABEL_MAX-1 bytes); 0 for NULL/"". When the
  * pool is full, every new label maps to the last slot, "(other labels)". */

@@ -51,9 +51,10 @@ void *vg_driver_handle(void)
     return h;
 }
 
-static _Atomic(void *) real_fns[VG_FN_COUNT];
+_Atomic(void *) vg_real_fns[VG_FN_COUNT];
+#define real_fns vg_real_fns
 
-void *vg_real_fn(int id)
+void *vg_real_fn_lookup(int id)
 {
     if (id < 0 || id >= VG_FN_COUNT)
         return NULL;

@@ -3,6 +3,7 @@
 #ifndef VG_REAL_H
 #define VG_REAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,8 +17,15 @@ void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
  * if there is none. Lazy; never called from a constructor. */
 void *vg_driver_handle(void);
 
-/* The real function behind row `id` of the interposition table. */
-void *vg_real_fn(int id);
+/* The real function behind row `id` of the interposition table (looked up
+ * once, then read from an array: this is on every call). */
+extern _Atomic(void *) vg_real_fns[];
+void *vg_real_fn_lookup(int id);
+static inline void *vg_real_fn(int id)
+{
+    void *f = atomic_load_explicit(&vg_real_fns[id], memory_order_acquire);
+    return f ? f : vg_real_fn_lookup(id);
+}
 
 /* Driver functions the shim itself calls (never wrapped). */
 enum vg_helper {

@@ -23,7 +23,7 @@ struct rule {
 
 static struct rule rules[VG_MAX_RULES];
 static int n_rules;
-static atomic_bool active;
+atomic_bool vg_rules_on;
 
 static bool fail(char *err, size_t n, const char *fmt, const char *a, int index)
 {
@@ -111,12 +111,7 @@ void vg_rules_load(const char *spec)
 {
     int n = spec && spec[0] ? compile(spec, rules, NULL, 0) : -1;
     n_rules = n > 0 ? n : 0;
-    atomic_store(&active, n_rules > 0);
-}
-
-bool vg_rules_active(void)
-{
-    return atomic_load_explicit(&active, memory_order_relaxed);
+    atomic_store(&vg_rules_on, n_rules > 0);
 }
 
 /* ---- module of a caller, cached per module address range --------------------- */
@@ -135,7 +130,26 @@ pthread_mutex_t *vg_rules_fork_mutex(void)
     return &modules_lock;
 }
 
+/* The last call site this thread asked about: a worker allocates from a
+ * handful of call sites, so this saves the module scan on most calls. */
+static __thread struct {
+    void *caller;
+    int first_rule;
+} last_site __attribute__((tls_model("initial-exec")));
+
+static int first_module_rule_uncached(void *caller);
+
 static int first_module_rule(void *caller)
+{
+    if (caller != NULL && last_site.caller == caller)
+        return last_site.first_rule;
+    int first = first_module_rule_uncached(caller);
+    last_site.caller = caller;
+    last_site.first_rule = first;
+    return first;
+}
+
+static int first_module_rule_uncached(void *caller)
 {
     uintptr_t a = (uintptr_t)caller;
     int n = atomic_load_explicit(&n_modules, memory_order_acquire);

@@ -11,6 +11,7 @@
 #ifndef VG_RULES_H
 #define VG_RULES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +22,11 @@ enum { VG_MAX_RULES = 16 };
 bool vg_rules_valid(const char *spec, char *err, size_t err_size);
 /* Compile the process's rules (called once by the configuration). */
 void vg_rules_load(const char *spec);
-bool vg_rules_active(void);
+extern atomic_bool vg_rules_on;
+static inline bool vg_rules_active(void)
+{
+    return atomic_load_explicit(&vg_rules_on, memory_order_relaxed);
+}
 /* The purpose the rules give an allocation of `size` bytes called from
  * `caller`, or -1 when none matches. Module names are cached per module. */
 int vg_rules_purpose(void *caller, uint64_t size);

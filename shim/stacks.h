@@ -6,13 +6,18 @@
 #ifndef VG_STACKS_H
 #define VG_STACKS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 enum { VG_STACK_FRAMES = 8 };
 
 void vg_stacks_enable(void);
-bool vg_stacks_enabled(void);
+extern atomic_bool vg_stacks_on;
+static inline bool vg_stacks_enabled(void)
+{
+    return atomic_load_explicit(&vg_stacks_on, memory_order_relaxed);
+}
 /* Capture the caller's stack (skipping vramguard's own frames); 0 when
  * disabled or the depot is full. */
 uint32_t vg_stack_capture(void);

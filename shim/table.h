@@ -1,6 +1,7 @@
-/* The allocation table: live allocations keyed by address (open addressing,
- * O(1)), and per device x kind x purpose totals, counts and peaks. One mutex,
- * never held across a CUDA call. */
+/* The allocation table: live allocations keyed by address, and per device x
+ * kind x purpose totals, counts and peaks. Sharded (table.c): O(1) per call,
+ * no global lock, 32 bytes per entry, freed slots reused at once; no lock is
+ * ever held across a CUDA call. */
 #ifndef VG_TABLE_H
 #define VG_TABLE_H
 
@@ -67,7 +68,14 @@ int vg_table_remove_pool(uint16_t pool);
  * by what is live in them; their reserve is in pools.h). */
 uint64_t vg_table_device_vram(const struct vg_stats *s, int device);
 
-/* Forget everything (a fork child owns none of its parent's allocations). */
+/* Host memory the table holds (entries and index), for make bench. */
+uint64_t vg_table_heap_bytes(void);
+
+/* fork: take every shard lock before, release them in the parent; in the
+ * child vg_table_reset forgets everything (a fork child owns none of its
+ * parent's allocations) and releases them. */
+void vg_table_fork_prepare(void);
+void vg_table_fork_parent(void);
 void vg_table_reset(void);
 
 #endif
