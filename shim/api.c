@@ -144,15 +144,18 @@ EXPORT int vramguard_shim_verify_residency(void)
 
 /* In lock order (forksafe.h). */
 static pthread_mutex_t *(*const fork_mutexes[])(void) = {
-    vg_report_fork_mutex, vg_table_fork_mutex, vg_events_kept_fork_mutex, vg_events_journal_fork_mutex,
+    vg_report_fork_mutex, vg_events_kept_fork_mutex, vg_events_journal_fork_mutex,
     vg_pools_fork_mutex,  vg_labels_fork_mutex, vg_stacks_fork_mutex,   vg_vmm_fork_mutex,
     vg_scopes_fork_mutex, vg_rules_fork_mutex,
 };
 enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
 
+/* The report scratch lock (first) nests around the table's shard locks. */
 static void before_fork(void)
 {
-    for (int i = 0; i < N_FORK_MUTEXES; i++)
+    pthread_mutex_lock(fork_mutexes[0]());
+    vg_table_fork_prepare();
+    for (int i = 1; i < N_FORK_MUTEXES; i++)
         pthread_mutex_lock(fork_mutexes[i]());
 }
 
@@ -164,13 +167,14 @@ static void unlock_all(void)
 
 static void in_parent(void)
 {
+    vg_table_fork_parent();
     unlock_all();
 }
 
 static void in_child(void)
 {
+    vg_table_reset(); /* also releases the shard locks */
     unlock_all();
-    vg_table_reset();
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();

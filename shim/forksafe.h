@@ -9,7 +9,9 @@
 #include <pthread.h>
 
 pthread_mutex_t *vg_report_fork_mutex(void);
-pthread_mutex_t *vg_table_fork_mutex(void);
+/* The table's shard locks are spin locks: vg_table_fork_prepare/parent
+ * (table.h) take and release them all, at the table's place in this order;
+ * vg_table_reset releases them in the child. */
 pthread_mutex_t *vg_events_kept_fork_mutex(void);
 pthread_mutex_t *vg_events_journal_fork_mutex(void);
 pthread_mutex_t *vg_pools_fork_mutex(void);
