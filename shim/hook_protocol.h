@@ -114,12 +114,8 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
 {
     if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
         c->size = size;
-        struct vg_alloc a = {
-            .ptr = ptr, .size = size, .api = c->api, .caller = c->caller,
-            .device = (int16_t)c->device, .kind = (uint8_t)c->kind,
-            .purpose = c->purpose, .label = c->label, .pool = pool, .stack = c->stack,
-        };
-        vg_table_insert(&a);
+        vg_table_add(ptr, size, pool, c->api, c->caller,
+                     vg_table_meta(c->device, c->kind, c->purpose, c->label, c->stack));
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {
@@ -161,11 +157,11 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
     if (!vg_free_enter()) {                                                                       \
         r = real_call;                                                                            \
     } else {                                                                                      \
-        struct vg_alloc old;                                                                      \
-        bool had = vg_table_remove((uintptr_t)(key), &old);                                       \
+        struct vg_table_saved old;                                                                \
+        bool had = vg_table_take((uintptr_t)(key), &old);                                         \
         r = real_call;                                                                            \
         if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
-            vg_table_restore(&old);                                                               \
+            vg_table_put_back(&old);                                                              \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

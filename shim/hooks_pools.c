@@ -197,11 +197,11 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
     if (!vg_free_enter() || capturing(hStream, ptsz)) {                                           \
         r = real(dptr, hStream);                                                                  \
     } else {                                                                                      \
-        struct vg_alloc old;                                                                      \
-        bool had = vg_table_remove((uintptr_t)dptr, &old);                                        \
+        struct vg_table_saved old;                                                                \
+        bool had = vg_table_take((uintptr_t)dptr, &old);                                          \
         r = real(dptr, hStream);                                                                  \
-        if (had && r != CUDA_SUCCESS)                                                             \
-            vg_table_restore(&old);                                                               \
+        if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
+            vg_table_put_back(&old);                                                              \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

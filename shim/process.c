@@ -7,7 +7,8 @@ __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")
 _Atomic uint32_t vg_process_epoch = 1;
 _Atomic int vg_process_captures;
 
-static atomic_bool reached;
+atomic_bool vg_process_reached;
+#define reached vg_process_reached
 
 void vg_process_facts_changed(void)
 {
@@ -20,11 +21,6 @@ bool vg_process_mark_reached(void)
     if (atomic_load_explicit(&reached, memory_order_acquire))
         return false;
     return !atomic_exchange(&reached, true);
-}
-
-bool vg_process_reached_driver(void)
-{
-    return atomic_load_explicit(&reached, memory_order_acquire);
 }
 
 void vg_process_forget_reached(void)

@@ -57,7 +57,11 @@ extern _Atomic int vg_process_captures;
 
 /* Marks that the process reached the driver; true for the first caller only. */
 bool vg_process_mark_reached(void);
-bool vg_process_reached_driver(void);
+extern atomic_bool vg_process_reached;
+static inline bool vg_process_reached_driver(void)
+{
+    return atomic_load_explicit(&vg_process_reached, memory_order_acquire);
+}
 /* After fork: the child has not reached the driver itself yet. */
 void vg_process_forget_reached(void);
 

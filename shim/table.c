@@ -1,10 +1,11 @@
 /* The allocation table. Sharded by address hash: each shard has its own
  * spin lock (held for a few dozen instructions, never across a CUDA call or
- * a log write), a dense array of 32-byte entries with a free list (freed
- * slots are reused at once), and an open-addressing index of 4-byte entry
- * numbers (linear probing, backward-shift deletion: no tombstones, so no
- * rebuilds under churn). A shard grows on its own, so the longest stall is
- * one shard's rehash, not the whole table's.
+ * a log write) and an open-addressing array of 32-byte entries: linear
+ * probing from a home slot computed by multiply-shift (so any capacity
+ * works and a shard grows by half, keeping it between 53% and 80% full),
+ * backward-shift deletion (no tombstones, so churn never forces a rebuild).
+ * A shard grows on its own: the longest stall is one shard's rehash, a
+ * sixty-fourth of the table.
  *
  * Totals: live bytes and peaks per cell and per device are global atomics
  * (a peak is only exact against one global order); allocation and free
@@ -17,37 +18,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SHARD_BITS = 6, SHARDS = 1 << SHARD_BITS, MIN_INDEX = 16, MIN_ENTRIES = 16 };
+enum { SHARD_BITS = 6, SHARDS = 1 << SHARD_BITS, MIN_SLOTS = 16 };
 
-/* One live allocation as stored: 32 bytes (struct vg_alloc is 48). */
-struct entry {
-    uintptr_t ptr;      /* 0: a free slot, whose next free slot is in size_pool */
-    uint64_t size_pool; /* size (48 bits) | pool index << 48 */
-    void *caller;
-    int32_t api;        /* offset of the api name from api_anchor (names are literals in the shim) */
-    uint32_t meta;      /* device+1 (5) | kind (3) | purpose (2) | label (8) | stack (14) */
-};
+/* One live allocation as stored (struct vg_table_saved in table.h): 32
+ * bytes, where struct vg_alloc is 48.
+ *   ptr        0: an empty slot
+ *   size_pool  size (48 bits) | pool index << 48
+ *   caller
+ *   api        offset of the api name from api_anchor (names are literals in the shim)
+ *   meta       cell (9 bits: device slot << 5 | kind << 2 | purpose) | no-device flag (1)
+ *              | label (8) | stack (14)
+ * The cell indexes the totals directly; the flag tells device -1 (no context)
+ * from the last slot. */
+#define entry vg_table_saved
 _Static_assert(sizeof(struct entry) == 32, "a table entry is 32 bytes");
-_Static_assert(VG_PURPOSE_COUNT <= 4 && VG_KIND_COUNT <= 8, "purpose and kind fit their bits");
+_Static_assert(VG_PURPOSE_COUNT <= 4 && VG_KIND_COUNT <= 8 && VG_MAX_DEVICES <= 16, "a cell fits 9 bits");
+enum { CELLS = VG_MAX_DEVICES * 8 * 4 };
 
 struct shard {
     atomic_int lock;
-    uint32_t mask;    /* index capacity - 1; 0 before the first insert */
-    uint32_t *index;  /* entry number + 1; 0 = empty */
-    struct entry *entries;
-    uint32_t cap;     /* entries allocated */
-    uint32_t top;     /* entries ever used (the rest of `cap` is untouched) */
-    uint32_t free_head; /* entry number + 1 of the first free slot; 0 = none */
+    uint32_t cap;      /* slots; 0 before the first insert */
     uint32_t live;
-    uint64_t counts[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_COUNT][2]; /* allocations, frees */
+    uint32_t grow_at;  /* live count at which the shard grows (80% of cap) */
+    struct entry *slots; /* ptr == 0: empty */
+    uint64_t (*counts)[2]; /* per cell: allocations, frees (counts_of[this shard]) */
 } __attribute__((aligned(64)));
 
+static uint64_t counts_of[SHARDS][CELLS][2];
 static struct shard shards[SHARDS];
+
+/* Each shard's counts, set before the first allocation can be recorded. */
+__attribute__((constructor)) static void point_counts(void)
+{
+    for (int i = 0; i < SHARDS; i++)
+        shards[i].counts = counts_of[i];
+}
 
 struct live_peak {
     _Atomic uint64_t live, peak;
 };
-static struct live_peak cells[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_COUNT];
+static struct live_peak cells[CELLS];
 static struct live_peak device_vram[VG_MAX_DEVICES];
 static atomic_int device_count;
 static _Atomic uint64_t dropped;
@@ -56,43 +66,33 @@ static const char api_anchor[] = "(unknown)";
 
 /* ---- packing --------------------------------------------------------------- */
 
-enum { SIZE_BITS = 48 };
+enum { SIZE_BITS = 48, NO_DEVICE = VG_TABLE_NO_DEVICE };
 #define SIZE_MASK ((UINT64_C(1) << SIZE_BITS) - 1)
 
-static uint32_t pack_meta(const struct vg_alloc *a)
-{
-    uint32_t dev = a->device < 0 ? 0 : (a->device > 30 ? 31 : (uint32_t)a->device + 1);
-    return dev | (uint32_t)(a->kind & 7) << 5 | (uint32_t)(a->purpose & 3) << 8 | (uint32_t)(a->label & 0xff) << 10 |
-           (a->stack & 0x3fff) << 18;
-}
+#define cell_of vg_table_cell
 
-static void pack(struct entry *e, const struct vg_alloc *a)
-{
-    intptr_t off = a->api ? (intptr_t)a->api - (intptr_t)api_anchor : INT32_MIN;
-    e->ptr = a->ptr;
-    e->size_pool = (a->size > SIZE_MASK ? SIZE_MASK : a->size) | (uint64_t)a->pool << SIZE_BITS;
-    e->caller = a->caller;
-    e->api = (off > INT32_MIN && off <= INT32_MAX) || off == INT32_MIN ? (int32_t)off : 0;
-    e->meta = pack_meta(a);
-}
+static inline uint32_t cell_device(uint32_t cell) { return cell >> 5; }
+static inline int cell_kind(uint32_t cell) { return (int)(cell >> 2 & 7); }
+static inline uint64_t entry_size(const struct entry *e) { return e->size_pool & SIZE_MASK; }
 
 static void unpack(const struct entry *e, struct vg_alloc *a)
 {
+    uint32_t cell = e->meta & 511;
     a->ptr = e->ptr;
-    a->size = e->size_pool & SIZE_MASK;
+    a->size = entry_size(e);
     a->pool = (uint16_t)(e->size_pool >> SIZE_BITS);
     a->caller = e->caller;
-    a->api = e->api == INT32_MIN ? NULL : api_anchor + e->api;
-    a->device = (int16_t)((e->meta & 31) - 1);
-    a->kind = (uint8_t)(e->meta >> 5 & 7);
-    a->purpose = (uint8_t)(e->meta >> 8 & 3);
+    a->api = e->api == INT32_MIN ? api_anchor : api_anchor + e->api;
+    a->device = (e->meta & NO_DEVICE) ? -1 : (int16_t)cell_device(cell);
+    a->kind = (uint8_t)cell_kind(cell);
+    a->purpose = (uint8_t)(cell & 3);
     a->label = (uint16_t)(e->meta >> 10 & 0xff);
     a->stack = e->meta >> 18;
 }
 
-static int device_slot(int device)
+void vg_table_unpack(const struct vg_table_saved *saved, struct vg_alloc *out)
 {
-    return device < 0 || device >= VG_MAX_DEVICES ? VG_MAX_DEVICES - 1 : device;
+    unpack(saved, out);
 }
 
 /* ---- locks ----------------------------------------------------------------- */
@@ -106,7 +106,7 @@ static void cpu_relax(void)
 #endif
 }
 
-static void lock_slow(struct shard *s)
+__attribute__((noinline, cold)) static void lock_slow(struct shard *s)
 {
     for (int spins = 0;; spins++) {
         if (atomic_load_explicit(&s->lock, memory_order_relaxed) == 0 &&
@@ -142,7 +142,7 @@ void vg_table_fork_parent(void)
         shard_unlock(&shards[i]);
 }
 
-/* ---- hashing and the index --------------------------------------------------- */
+/* ---- hashing and the slots ---------------------------------------------------- */
 
 static inline uint64_t hash_ptr(uintptr_t p)
 {
@@ -154,95 +154,61 @@ static inline struct shard *shard_of(uint64_t h)
     return &shards[h >> (64 - SHARD_BITS)];
 }
 
-static inline uint32_t home_of(const struct shard *s, uint64_t h)
+/* Multiply-shift onto 0..cap-1 from hash bits the shard choice did not use. */
+static inline uint32_t home_in(uint32_t cap, uint64_t h)
 {
-    return (uint32_t)(h >> 20) & s->mask;
+    return (uint32_t)(((h >> 16) & 0xffffffffu) * cap >> 32);
 }
 
-/* Index position holding `ptr`, or -1. */
-static inline int64_t find_locked(const struct shard *s, uintptr_t ptr, uint64_t h)
+static inline uint32_t next_slot(uint32_t i, uint32_t cap)
 {
-    if (s->index == NULL)
-        return -1;
-    for (uint32_t i = home_of(s, h);; i = (i + 1) & s->mask) {
-        uint32_t n = s->index[i];
-        if (n == 0)
-            return -1;
-        if (s->entries[n - 1].ptr == ptr)
-            return i;
-    }
+    return ++i == cap ? 0 : i;
 }
 
-static void place(struct shard *s, uint32_t number, uint64_t h)
+/* Slot holding `ptr`, or the empty slot where it would go. */
+static inline uint32_t probe(const struct shard *s, uintptr_t ptr, uint64_t h)
 {
-    uint32_t i = home_of(s, h);
-    while (s->index[i] != 0)
-        i = (i + 1) & s->mask;
-    s->index[i] = number;
+    uint32_t i = home_in(s->cap, h);
+    while (s->slots[i].ptr != ptr && s->slots[i].ptr != 0)
+        i = next_slot(i, s->cap);
+    return i;
 }
 
-/* Keep the index at most 3/4 full. False when it is full and cannot grow. */
-static bool index_room(struct shard *s)
+/* Room for one more entry: grow (by half) at 80% full. False when the
+ * shard is full and cannot grow (out of host memory). */
+__attribute__((noinline, cold)) static bool room(struct shard *s)
 {
-    uint64_t capacity = s->index ? (uint64_t)s->mask + 1 : 0;
-    if ((uint64_t)(s->live + 1) * 4 <= capacity * 3)
+    if (s->live < s->grow_at)
         return true;
-    uint64_t next = capacity ? capacity * 2 : MIN_INDEX;
-    uint32_t *fresh = next <= UINT32_MAX ? calloc(next, sizeof(*fresh)) : NULL;
+    uint64_t cap = s->cap ? (uint64_t)s->cap + s->cap / 2 : MIN_SLOTS;
+    struct entry *fresh = cap < UINT32_MAX ? calloc(cap, sizeof(*fresh)) : NULL;
     if (fresh == NULL)
-        return s->live + 1 < capacity;
-    uint32_t *old = s->index;
-    s->index = fresh;
-    s->mask = (uint32_t)(next - 1);
-    for (uint64_t i = 0; i < capacity; i++)
-        if (old[i])
-            place(s, old[i], hash_ptr(s->entries[old[i] - 1].ptr));
+        return s->live + 1 < s->cap;
+    struct entry *old = s->slots;
+    uint32_t old_cap = s->cap;
+    s->slots = fresh;
+    s->cap = (uint32_t)cap;
+    s->grow_at = (uint32_t)(cap * 4 / 5);
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i].ptr)
+            s->slots[probe(s, old[i].ptr, hash_ptr(old[i].ptr))] = old[i];
     free(old);
     return true;
 }
 
-/* A free entry number (+1), or 0 when out of memory. */
-static uint32_t take_entry(struct shard *s)
+/* Empty slot `i` (backward-shift deletion): later entries of the same run
+ * move back unless their home lies cyclically in (i, j]. */
+static void vacate(struct shard *s, uint32_t i)
 {
-    uint32_t n = s->free_head;
-    if (n) {
-        s->free_head = (uint32_t)s->entries[n - 1].size_pool;
-        return n;
-    }
-    if (s->top == s->cap) {
-        uint64_t next = s->cap ? (uint64_t)s->cap + s->cap / 2 : MIN_ENTRIES;
-        struct entry *grown = next < UINT32_MAX ? realloc(s->entries, next * sizeof(*grown)) : NULL;
-        if (grown == NULL)
-            return 0;
-        s->entries = grown;
-        s->cap = (uint32_t)next;
-    }
-    return ++s->top;
-}
-
-static void give_entry(struct shard *s, uint32_t n)
-{
-    s->entries[n - 1].ptr = 0;
-    s->entries[n - 1].size_pool = s->free_head;
-    s->free_head = n;
-}
-
-/* Remove index position `i` (backward-shift deletion). */
-static void unindex(struct shard *s, uint32_t i)
-{
-    for (uint32_t j = (i + 1) & s->mask;; j = (j + 1) & s->mask) {
-        uint32_t n = s->index[j];
-        if (n == 0)
-            break;
-        uint32_t k = home_of(s, hash_ptr(s->entries[n - 1].ptr));
-        /* Move j back to i unless its home lies cyclically in (i, j]. */
+    for (uint32_t j = next_slot(i, s->cap); s->slots[j].ptr != 0; j = next_slot(j, s->cap)) {
+        uint32_t k = home_in(s->cap, hash_ptr(s->slots[j].ptr));
         bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
-            s->index[i] = n;
+            s->slots[i] = s->slots[j];
             i = j;
         }
     }
-    s->index[i] = 0;
+    s->slots[i].ptr = 0;
 }
 
 /* ---- totals ------------------------------------------------------------------- */
@@ -255,125 +221,130 @@ static inline void raise_peak(_Atomic uint64_t *peak, uint64_t value)
         ;
 }
 
-static inline void totals_add(int d, int kind, int purpose, uint64_t size)
+static inline void totals_add(uint32_t cell, uint64_t size)
 {
-    struct live_peak *c = &cells[d][kind][purpose];
+    struct live_peak *c = &cells[cell];
     raise_peak(&c->peak, atomic_fetch_add_explicit(&c->live, size, memory_order_relaxed) + size);
-    if (vg_kind_is_vram(kind)) {
+    uint32_t d = cell_device(cell);
+    if (vg_kind_is_vram(cell_kind(cell))) {
         struct live_peak *v = &device_vram[d];
         raise_peak(&v->peak, atomic_fetch_add_explicit(&v->live, size, memory_order_relaxed) + size);
     }
-    if (d >= atomic_load_explicit(&device_count, memory_order_relaxed)) {
-        int n = atomic_load_explicit(&device_count, memory_order_relaxed);
-        while (d + 1 > n && !atomic_compare_exchange_weak(&device_count, &n, d + 1))
-            ;
-    }
+    int n = atomic_load_explicit(&device_count, memory_order_relaxed);
+    while ((int)d + 1 > n && !atomic_compare_exchange_weak(&device_count, &n, (int)d + 1))
+        ;
 }
 
-static inline void totals_sub(int d, int kind, int purpose, uint64_t size)
+static inline void totals_sub(uint32_t cell, uint64_t size)
 {
-    atomic_fetch_sub_explicit(&cells[d][kind][purpose].live, size, memory_order_relaxed);
-    if (vg_kind_is_vram(kind))
-        atomic_fetch_sub_explicit(&device_vram[d].live, size, memory_order_relaxed);
-}
-
-struct where {
-    int device, kind, purpose;
-    uint64_t size;
-};
-
-static inline struct where where_of(const struct entry *e)
-{
-    return (struct where){device_slot((int)(e->meta & 31) - 1), (int)(e->meta >> 5 & 7), (int)(e->meta >> 8 & 3),
-                          e->size_pool & SIZE_MASK};
+    atomic_fetch_sub_explicit(&cells[cell].live, size, memory_order_relaxed);
+    if (vg_kind_is_vram(cell_kind(cell)))
+        atomic_fetch_sub_explicit(&device_vram[cell_device(cell)].live, size, memory_order_relaxed);
 }
 
 /* ---- insert / remove ------------------------------------------------------------ */
 
-/* Under the shard lock. Returns false when it could not be stored. `count`:
- * a new allocation (false: a failed free put back). `replaced` gets the
- * entry an address reuse displaced (freed behind our back). */
-static bool insert_locked(struct shard *s, const struct vg_alloc *a, uint64_t h, bool count, struct where *replaced)
+/* Store an entry (count: a new allocation; else a failed free put back).
+ * An address we still hold was freed behind our back (a path we do not
+ * see): its entry is replaced and uncounted. False when it could not be
+ * stored (out of host memory: counted in `dropped`). */
+static inline __attribute__((always_inline)) bool insert(uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api, uint32_t meta, bool count)
 {
-    int64_t i = find_locked(s, a->ptr, h);
-    struct entry *e;
-    if (i >= 0) {
-        e = &s->entries[s->index[i] - 1];
-        *replaced = where_of(e);
-        s->counts[replaced->device][replaced->kind][replaced->purpose][1]++;
-    } else {
-        replaced->size = UINT64_MAX;
-        if (!index_room(s))
-            return false;
-        uint32_t n = take_entry(s);
-        if (n == 0)
-            return false;
-        place(s, n, h);
-        s->live++;
-        e = &s->entries[n - 1];
-    }
-    pack(e, a);
-    struct where w = where_of(e);
-    if (count)
-        s->counts[w.device][w.kind][w.purpose][0]++;
-    else
-        s->counts[w.device][w.kind][w.purpose][1]--;
-    return true;
-}
-
-static bool insert(const struct vg_alloc *a, bool count)
-{
-    if (a->ptr == 0)
+    if (ptr == 0)
         return false;
-    uint64_t h = hash_ptr(a->ptr);
+    uint64_t h = hash_ptr(ptr);
     struct shard *s = shard_of(h);
-    struct where replaced;
+    struct entry old = {0};
     shard_lock(s);
-    bool ok = insert_locked(s, a, h, count, &replaced);
-    shard_unlock(s);
-    if (!ok) {
+    if (__builtin_expect(s->live >= s->grow_at, 0) && !room(s)) {
+        shard_unlock(s);
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
         return false;
     }
-    if (replaced.size != UINT64_MAX)
-        totals_sub(replaced.device, replaced.kind, replaced.purpose, replaced.size);
-    totals_add(device_slot(a->device), a->kind & 7, a->purpose & 3, a->size > SIZE_MASK ? SIZE_MASK : a->size);
+    struct entry *e = &s->slots[probe(s, ptr, h)];
+    if (__builtin_expect(e->ptr != 0, 0)) {
+        old = *e;
+        s->counts[old.meta & 511][1]++;
+    } else {
+        s->live++;
+    }
+    *e = (struct entry){ptr, size_pool, caller, api, meta};
+    if (count)
+        s->counts[meta & 511][0]++;
+    else
+        s->counts[meta & 511][1]--;
+    shard_unlock(s);
+    if (__builtin_expect(old.ptr != 0, 0))
+        totals_sub(old.meta & 511, entry_size(&old));
+    totals_add(meta & 511, size_pool & SIZE_MASK);
     return true;
+}
+
+static inline int32_t api_offset(const char *api)
+{
+    intptr_t off = (intptr_t)api - (intptr_t)api_anchor;
+    return api && off >= INT32_MIN + 1 && off <= INT32_MAX ? (int32_t)off : INT32_MIN;
+}
+
+static inline uint64_t size_pool_of(uint64_t size, uint16_t pool)
+{
+    return (size > SIZE_MASK ? SIZE_MASK : size) | (uint64_t)pool << SIZE_BITS;
 }
 
 bool vg_table_insert(const struct vg_alloc *a)
 {
-    return insert(a, true);
+    return insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
+                  vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack), true);
+}
+
+bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta)
+{
+    return insert(ptr, size_pool_of(size, pool), caller, api_offset(api), meta, true);
 }
 
 void vg_table_restore(const struct vg_alloc *a)
 {
-    insert(a, false);
+    insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
+           vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack), false);
 }
 
-bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out)
+void vg_table_put_back(const struct vg_table_saved *saved)
+{
+    insert(saved->ptr, saved->size_pool, saved->caller, saved->api, saved->meta, false);
+}
+
+bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
 {
     if (ptr == 0)
         return false;
     uint64_t h = hash_ptr(ptr);
     struct shard *s = shard_of(h);
     shard_lock(s);
-    int64_t i = find_locked(s, ptr, h);
-    if (i < 0) {
+    if (s->cap == 0) {
         shard_unlock(s);
         return false;
     }
-    uint32_t n = s->index[i];
-    struct entry *e = &s->entries[n - 1];
-    struct where w = where_of(e);
-    if (out)
-        unpack(e, out);
-    s->counts[w.device][w.kind][w.purpose][1]++;
-    unindex(s, (uint32_t)i);
-    give_entry(s, n);
+    uint32_t i = probe(s, ptr, h);
+    if (s->slots[i].ptr == 0) {
+        shard_unlock(s);
+        return false;
+    }
+    *saved = s->slots[i];
+    s->counts[saved->meta & 511][1]++;
+    vacate(s, i);
     s->live--;
     shard_unlock(s);
-    totals_sub(w.device, w.kind, w.purpose, w.size);
+    totals_sub(saved->meta & 511, entry_size(saved));
+    return true;
+}
+
+bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out)
+{
+    struct entry saved;
+    if (!vg_table_take(ptr, &saved))
+        return false;
+    if (out)
+        unpack(&saved, out);
     return true;
 }
 
@@ -381,12 +352,16 @@ bool vg_table_lookup(uintptr_t ptr, struct vg_alloc *out)
 {
     uint64_t h = hash_ptr(ptr);
     struct shard *s = shard_of(h);
+    bool found = false;
     shard_lock(s);
-    int64_t i = find_locked(s, ptr, h);
-    if (i >= 0 && out)
-        unpack(&s->entries[s->index[i] - 1], out);
+    if (s->cap) {
+        uint32_t i = probe(s, ptr, h);
+        found = ptr != 0 && s->slots[i].ptr == ptr;
+        if (found && out)
+            unpack(&s->slots[i], out);
+    }
     shard_unlock(s);
-    return i >= 0;
+    return found;
 }
 
 /* ---- readers ------------------------------------------------------------------------ */
@@ -398,8 +373,9 @@ void vg_table_stats(struct vg_stats *out)
     for (int d = 0; d < devices; d++)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
-                out->cell[d][k][p].live_bytes = atomic_load_explicit(&cells[d][k][p].live, memory_order_relaxed);
-                out->cell[d][k][p].peak_bytes = atomic_load_explicit(&cells[d][k][p].peak, memory_order_relaxed);
+                uint32_t c = cell_of(d, k, p);
+                out->cell[d][k][p].live_bytes = atomic_load_explicit(&cells[c].live, memory_order_relaxed);
+                out->cell[d][k][p].peak_bytes = atomic_load_explicit(&cells[c].peak, memory_order_relaxed);
             }
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
@@ -407,8 +383,9 @@ void vg_table_stats(struct vg_stats *out)
         for (int d = 0; d < devices; d++)
             for (int k = 0; k < VG_KIND_SLOTS; k++)
                 for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
-                    out->cell[d][k][p].allocations += s->counts[d][k][p][0];
-                    out->cell[d][k][p].frees += s->counts[d][k][p][1];
+                    uint32_t c = cell_of(d, k, p);
+                    out->cell[d][k][p].allocations += s->counts[c][0];
+                    out->cell[d][k][p].frees += s->counts[c][1];
                 }
         shard_unlock(s);
     }
@@ -445,11 +422,11 @@ void vg_table_visit(vg_table_visitor fn, void *ctx)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
-        for (uint32_t n = 0; n < s->top; n++) {
-            if (s->entries[n].ptr == 0)
+        for (uint32_t n = 0; n < s->cap; n++) {
+            if (s->slots[n].ptr == 0)
                 continue;
             struct vg_alloc a;
-            unpack(&s->entries[n], &a);
+            unpack(&s->slots[n], &a);
             fn(&a, ctx);
         }
         shard_unlock(s);
@@ -498,9 +475,9 @@ size_t vg_table_snapshot(struct vg_alloc **out)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
-        for (uint32_t n = 0; n < s->top && k < room; n++)
-            if (s->entries[n].ptr != 0)
-                unpack(&s->entries[n], &copy[k++]);
+        for (uint32_t n = 0; n < s->cap && k < room; n++)
+            if (s->slots[n].ptr != 0)
+                unpack(&s->slots[n], &copy[k++]);
         shard_unlock(s);
     }
     if (k == 0) {
@@ -555,18 +532,18 @@ int vg_table_remove_pool(uint16_t pool)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
-        for (uint32_t n = 1; n <= s->top; n++) {
-            struct entry *e = &s->entries[n - 1];
-            if (e->ptr == 0 || (uint16_t)(e->size_pool >> SIZE_BITS) != pool)
+        for (uint32_t n = 0; n < s->cap;) {
+            struct entry *e = &s->slots[n];
+            if (e->ptr == 0 || (uint16_t)(e->size_pool >> SIZE_BITS) != pool) {
+                n++;
                 continue;
-            struct where w = where_of(e);
-            int64_t at = find_locked(s, e->ptr, hash_ptr(e->ptr));
-            if (at >= 0)
-                unindex(s, (uint32_t)at);
-            s->counts[w.device][w.kind][w.purpose][1]++;
-            give_entry(s, n);
+            }
+            uint32_t cell = e->meta & 511;
+            uint64_t size = entry_size(e);
+            s->counts[cell][1]++;
+            vacate(s, n); /* may move a later entry into n: look at n again */
             s->live--;
-            totals_sub(w.device, w.kind, w.purpose, w.size);
+            totals_sub(cell, size);
             removed++;
         }
         shard_unlock(s);
@@ -591,7 +568,7 @@ uint64_t vg_table_heap_bytes(void)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
-        bytes += (uint64_t)s->cap * sizeof(struct entry) + (s->index ? ((uint64_t)s->mask + 1) * sizeof(uint32_t) : 0);
+        bytes += (uint64_t)s->cap * sizeof(struct entry);
         shard_unlock(s);
     }
     return bytes;
@@ -602,10 +579,11 @@ void vg_table_reset(void)
 {
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
-        free(s->index);
-        free(s->entries);
+        free(s->slots);
         memset(s, 0, sizeof(*s)); /* also releases the lock */
+        s->counts = counts_of[i];
     }
+    memset(counts_of, 0, sizeof(counts_of));
     memset(cells, 0, sizeof(cells));
     memset(device_vram, 0, sizeof(device_vram));
     atomic_store(&device_count, 0);

@@ -23,12 +23,42 @@ struct vg_stats {
     uint64_t dropped;                     /* allocations not tracked: table could not grow */
 };
 
+/* The hot path's insert: the entry's fields as the table packs them (meta
+ * from vg_table_meta), so that nothing is built twice. */
+enum { VG_TABLE_NO_DEVICE = 1 << 9 };
+/* The totals cell of a device x kind x purpose (devices outside
+ * 0..VG_MAX_DEVICES-1 share the last slot). */
+static inline uint32_t vg_table_cell(int device, int kind, int purpose)
+{
+    uint32_t slot = (unsigned)device < VG_MAX_DEVICES ? (uint32_t)device : VG_MAX_DEVICES - 1;
+    return slot << 5 | (uint32_t)(kind & 7) << 2 | (uint32_t)(purpose & 3);
+}
+static inline uint32_t vg_table_meta(int device, int kind, int purpose, uint16_t label, uint32_t stack)
+{
+    return vg_table_cell(device, kind, purpose) | (device < 0 ? VG_TABLE_NO_DEVICE : 0) |
+           (uint32_t)(label & 0xff) << 10 | (stack & 0x3fff) << 18;
+}
+bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta);
+
 /* Record a successful allocation. Returns false when it could not be stored
  * (out of host memory); it is then counted in `dropped`. A device outside
  * 0..VG_MAX_DEVICES-1 is stored as the last slot. */
 bool vg_table_insert(const struct vg_alloc *a);
 /* Remove `ptr` (before the real free) and return its entry in `out`. */
 bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out);
+
+/* The free path's pair: remove `ptr` keeping its entry as stored (no
+ * conversion), and put it back exactly if the real free fails. */
+struct vg_table_saved {
+    uintptr_t ptr;
+    uint64_t size_pool;
+    void *caller;
+    int32_t api;
+    uint32_t meta;
+};
+bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved);
+void vg_table_put_back(const struct vg_table_saved *saved);
+void vg_table_unpack(const struct vg_table_saved *saved, struct vg_alloc *out);
 /* Put back an entry whose real free failed; totals are restored too. */
 void vg_table_restore(const struct vg_alloc *a);
 bool vg_table_lookup(uintptr_t ptr, struct vg_alloc *out);
