@@ -3,15 +3,17 @@
 #include "../purpose_tags/vramguard.h"
 #include "driver_hooks.h"
 #include "process.h"
+#include "breakdown.h"
+#include "callers.h"
 #include "emit.h"
 #include "endpoint.h"
 #include "events.h"
+#include "incidents.h"
 #include "forksafe.h"
 #include "log.h"
 #include "pools.h"
 #include "purposes.h"
 #include "real.h"
-#include "report.h"
 #include "table.h"
 
 #include <cuda.h>
@@ -97,7 +99,7 @@ EXPORT size_t vramguard_shim_report(char *buf, size_t size)
     if (o == NULL)
         return 0;
     vg_out_buffer(o, buf, size);
-    vg_report_text(o, "");
+    vg_breakdown_text(o, "");
     size_t total = o->total;
     free(o);
     return total;
@@ -124,7 +126,7 @@ EXPORT int vramguard_shim_verify_residency(void)
             continue;
         offenders++;
         char caller[512], size[32];
-        vg_describe_caller(live[i].caller, true, caller, sizeof(caller));
+        vg_caller_text(live[i].caller, true, caller, sizeof(caller));
         const char *why = r1 != CUDA_SUCCESS || r2 != CUDA_SUCCESS ? "the driver does not know this pointer"
                           : managed                                 ? "managed (unified) memory"
                           : type == CU_MEMORYTYPE_HOST             ? "host memory"
@@ -144,13 +146,13 @@ EXPORT int vramguard_shim_verify_residency(void)
 
 /* In lock order (forksafe.h). */
 static pthread_mutex_t *(*const fork_mutexes[])(void) = {
-    vg_report_fork_mutex, vg_events_kept_fork_mutex, vg_events_journal_fork_mutex,
+    vg_breakdown_fork_mutex, vg_incidents_fork_mutex, vg_events_journal_fork_mutex,
     vg_pools_fork_mutex,  vg_labels_fork_mutex, vg_stacks_fork_mutex,   vg_vmm_fork_mutex,
     vg_scopes_fork_mutex, vg_rules_fork_mutex,
 };
 enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
 
-/* The report scratch lock (first) nests around the table's shard locks. */
+/* The breakdown scratch lock (first) nests around the table's shard locks. */
 static void before_fork(void)
 {
     pthread_mutex_lock(fork_mutexes[0]());
@@ -175,6 +177,7 @@ static void in_child(void)
 {
     vg_table_reset(); /* also releases the shard locks */
     unlock_all();
+    vg_incidents_reset();
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();

@@ -1,16 +1,14 @@
 #include "events.h"
-#include "forksafe.h"
+#include "breakdown.h"
+#include "callers.h"
 #include "config.h"
 #include "devices.h"
+#include "forksafe.h"
 #include "log.h"
 #include "purposes.h"
-#include "real.h"
-#include "emit.h"
-#include "report.h"
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,47 +39,8 @@ static void outputs_ready(void)
     pthread_once(&log_once, open_log);
 }
 
-static atomic_ullong violations;
-static atomic_ullong ooms;
-static atomic_ullong ooms_per_device[VG_MAX_DEVICES];
+/* ---- the report path and its journal, resolved once per process ------------- */
 
-static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-
-pthread_mutex_t *vg_events_kept_fork_mutex(void)
-{
-    return &kept_lock;
-}
-static struct vg_event violations_kept[VG_EVENTS_KEPT];
-static struct vg_event ooms_kept[VG_EVENTS_KEPT];
-static int n_violations_kept, n_ooms_kept;
-enum { MAX_REJECTION_KEYS = 64 };
-static struct vg_rejection rejections[MAX_REJECTION_KEYS];
-static int n_rejections;
-
-static void count_rejection(const struct vg_call *c)
-{
-    pthread_mutex_lock(&kept_lock);
-    int i = 0;
-    while (i < n_rejections && !(rejections[i].device == c->device && rejections[i].kind == c->kind &&
-                                 strcmp(rejections[i].api, c->api) == 0))
-        i++;
-    if (i == n_rejections && n_rejections < MAX_REJECTION_KEYS)
-        rejections[n_rejections++] = (struct vg_rejection){c->device, c->kind, c->api, 0};
-    if (i < n_rejections)
-        rejections[i].count++;
-    pthread_mutex_unlock(&kept_lock);
-}
-
-int vg_rejections(struct vg_rejection *out, int max)
-{
-    pthread_mutex_lock(&kept_lock);
-    int n = n_rejections < max ? n_rejections : max;
-    memcpy(out, rejections, (size_t)n * sizeof(*out));
-    pthread_mutex_unlock(&kept_lock);
-    return n;
-}
-
-/* The report path and its journal, resolved once per process. */
 static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t *vg_events_journal_fork_mutex(void)
 {
@@ -91,6 +50,7 @@ static char report_path[VG_PATH_MAX];
 static bool report_path_ready;
 static int journal_fd = -1;
 static bool journal_tried;
+static struct timespec started_at;
 
 void vg_format_time(const struct timespec *t, char *out, size_t size)
 {
@@ -141,11 +101,6 @@ static void journal_append(const char *line, size_t len)
 
 void vg_events_reset_after_fork(void)
 {
-    atomic_store(&violations, 0);
-    atomic_store(&ooms, 0);
-    for (int i = 0; i < VG_MAX_DEVICES; i++)
-        atomic_store(&ooms_per_device[i], 0);
-    n_violations_kept = n_ooms_kept = n_rejections = 0;
     if (journal_fd >= 0)
         close(journal_fd);
     journal_fd = -1;
@@ -153,6 +108,8 @@ void vg_events_reset_after_fork(void)
     report_path_ready = false;
     report_path[0] = '\0';
 }
+
+/* ---- events --------------------------------------------------------------- */
 
 static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult result)
 {
@@ -168,12 +125,21 @@ static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult res
     e->result = result;
 }
 
-static void keep(struct vg_event *kept, int *n, const struct vg_event *e)
+void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation)
 {
-    pthread_mutex_lock(&kept_lock);
-    if (*n < VG_EVENTS_KEPT)
-        kept[(*n)++] = *e;
-    pthread_mutex_unlock(&kept_lock);
+    char when[40], caller[512];
+    vg_format_time(&e->time, when, sizeof(when));
+    vg_out_printf(o, "\"time\":\"%s\",\"api\":", when);
+    vg_out_json_string(o, e->api);
+    vg_out_printf(o, ",\"kind\":\"%s\",\"size\":%llu,\"device\":%d,\"purpose\":\"%s\",\"label\":",
+                  vg_kind_name(e->kind), (unsigned long long)e->size, e->device, vg_purpose_name(e->purpose));
+    vg_out_json_string(o, vg_label_text(e->label));
+    vg_out_str(o, ",\"caller\":");
+    vg_caller_text(e->caller, true, caller, sizeof(caller));
+    vg_out_json_string(o, caller);
+    if (violation)
+        vg_out_printf(o, ",\"action\":\"%s\"", e->action == VG_ACTION_REJECT ? "rejected" : "allowed");
+    vg_out_printf(o, ",\"result\":%d", (int)e->result);
 }
 
 /* The journal line: {"event":TYPE,"pid":N, the report's fields for the event}. */
@@ -183,7 +149,7 @@ static void journal_event(const char *type, const struct vg_event *e)
     struct vg_out o;
     vg_out_buffer(&o, line, sizeof(line));
     vg_out_printf(&o, "{\"event\":\"%s\",\"pid\":%d,", type, (int)getpid());
-    vg_report_event_fields(&o, e, strcmp(type, "violation") == 0);
+    vg_event_json_fields(&o, e, strcmp(type, "violation") == 0);
     vg_out_str(&o, "}\n");
     if (o.total < sizeof(line))
         journal_append(line, o.total);
@@ -208,14 +174,11 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
     outputs_ready();
     struct vg_event e;
     fill_event(&e, c, result);
-    atomic_fetch_add(&violations, 1);
-    keep(violations_kept, &n_violations_kept, &e);
-    if (c->action == VG_ACTION_REJECT)
-        count_rejection(c);
+    vg_incident_violation(&e);
 
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);
-    vg_describe_caller(c->caller, true, caller, sizeof(caller));
+    vg_caller_text(c->caller, true, caller, sizeof(caller));
     vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s %s (%d); %s",
            c->api, c->api != c->driver_api ? " via " : "", c->api != c->driver_api ? c->driver_api : "",
            vg_format_bytes(c->size, size, sizeof(size)), (unsigned long long)c->size, vg_kind_name(c->kind),
@@ -233,22 +196,20 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
     outputs_ready();
     struct vg_event e;
     fill_event(&e, c, result);
-    unsigned long long total = atomic_fetch_add(&ooms, 1) + 1;
-    int d = (c->device >= 0 && c->device < VG_MAX_DEVICES) ? c->device : VG_MAX_DEVICES - 1;
-    unsigned long long on_device = atomic_fetch_add(&ooms_per_device[d], 1) + 1;
-    keep(ooms_kept, &n_ooms_kept, &e);
+    uint64_t total = 0;
+    uint64_t on_device = vg_incident_oom(&e, &total);
 
     if (on_device == 1) {
-        vg_report_oom_breakdown(c);
+        vg_breakdown_oom(c);
     } else {
         char caller[512], size[32], free_s[32], total_s[32];
         uint64_t free_b = 0, total_b = 0;
         bool mem = vg_device_mem_info(&free_b, &total_b);
-        vg_describe_caller(c->caller, true, caller, sizeof(caller));
+        vg_caller_text(c->caller, true, caller, sizeof(caller));
         vg_log("out of memory again (#%llu on device %d, #%llu in all): %s of %s, purpose %s, from %s; "
                "device free %s of %s; see the first breakdown above",
-               on_device, c->device, total, c->api, vg_format_bytes(c->size, size, sizeof(size)),
-               vg_purpose_name(c->purpose), caller,
+               (unsigned long long)on_device, c->device, (unsigned long long)total, c->api,
+               vg_format_bytes(c->size, size, sizeof(size)), vg_purpose_name(c->purpose), caller,
                mem ? vg_format_bytes(free_b, free_s, sizeof(free_s)) : "?",
                mem ? vg_format_bytes(total_b, total_s, sizeof(total_s)) : "?");
     }
@@ -271,41 +232,10 @@ void vg_events_process_start(void)
     vg_out_printf(&o, ",\"time\":\"%s\"}\n", when);
     if (o.total < sizeof(line) && vg_report_path()[0])
         journal_append(line, o.total);
-    vg_report_note_start(&now);
+    started_at = now;
 }
 
-uint64_t vg_violation_count(void)
+struct timespec vg_events_started_at(void)
 {
-    return atomic_load(&violations);
-}
-
-uint64_t vg_oom_count(void)
-{
-    return atomic_load(&ooms);
-}
-
-uint64_t vg_oom_count_device(int device)
-{
-    if (device < 0 || device >= VG_MAX_DEVICES)
-        return 0;
-    return atomic_load(&ooms_per_device[device]);
-}
-
-static int copy_kept(const struct vg_event *kept, const int *n, struct vg_event *out, int max)
-{
-    pthread_mutex_lock(&kept_lock);
-    int k = *n < max ? *n : max;
-    memcpy(out, kept, (size_t)k * sizeof(*out));
-    pthread_mutex_unlock(&kept_lock);
-    return k;
-}
-
-int vg_violations_kept(struct vg_event *out, int max)
-{
-    return copy_kept(violations_kept, &n_violations_kept, out, max);
-}
-
-int vg_ooms_kept(struct vg_event *out, int max)
-{
-    return copy_kept(ooms_kept, &n_ooms_kept, out, max);
+    return started_at;
 }

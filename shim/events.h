@@ -1,7 +1,8 @@
-/* Events: policy violations and out-of-memory failures. Each is counted,
- * logged, kept (the first VG_EVENTS_KEPT of each) for the report, and
- * appended to the report's journal as it happens so that a killed process
- * leaves its evidence. Nothing here allocates heap memory.
+/* Events: policy violations and out-of-memory failures as they happen.
+ * Each is recorded (incidents.h: counts and the kept events, which the
+ * reports read), logged, and appended to the report's journal so that a
+ * killed process leaves its evidence; the first OOM of a device logs the
+ * full breakdown (breakdown.h). Nothing here allocates heap memory.
  *
  * The outputs start here too: the log is opened at VRAMGUARD_LOG and given
  * the configuration's warnings once per process, when the process first
@@ -9,40 +10,11 @@
 #ifndef VG_EVENTS_H
 #define VG_EVENTS_H
 
-#include "model.h"
-#include "policy.h"
+#include "emit.h"
+#include "incidents.h"
 #include <cuda.h>
 #include <stdbool.h>
 #include <time.h>
-
-/* One intercepted allocation call, as the wrappers describe it. */
-struct vg_call {
-    const char *api;        /* outermost name: "cudaMalloc" through cudart */
-    const char *driver_api; /* the driver entry point */
-    void *caller;
-    int device;
-    int kind;
-    uint64_t size;
-    uint8_t purpose;
-    uint16_t label;
-    enum vg_action action;
-    uint32_t stack; /* VRAMGUARD_BACKTRACE */
-};
-
-enum { VG_EVENTS_KEPT = 64 };
-
-struct vg_event {
-    struct timespec time;
-    const char *api;
-    void *caller;
-    uint64_t size;
-    int device;
-    int kind;
-    uint8_t purpose;
-    uint16_t label;
-    enum vg_action action;
-    CUresult result;
-};
 
 /* A violation: `result` is the refusal (rejected) or the driver's answer
  * (let through under warn). */
@@ -53,26 +25,16 @@ void vg_event_oom(const struct vg_call *c, CUresult result);
 /* First time the process reaches the driver: open the log, the journal's
  * start line. */
 void vg_events_process_start(void);
+/* When the process first reached the driver (zero before). */
+struct timespec vg_events_started_at(void);
 
-uint64_t vg_violation_count(void);
-uint64_t vg_oom_count(void);
-uint64_t vg_oom_count_device(int device);
-/* Copy the kept events; returns how many. */
-int vg_violations_kept(struct vg_event *out, int max);
-int vg_ooms_kept(struct vg_event *out, int max);
-
-/* Refused allocations, counted per device, kind and API (first 64 distinct). */
-struct vg_rejection {
-    int device;
-    int kind;
-    const char *api;
-    uint64_t count;
-};
-int vg_rejections(struct vg_rejection *out, int max);
+/* "time":...,"api":... (no braces): one event's JSON fields, for a journal
+ * line and the report. */
+void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation);
 
 /* The report path for this process (VRAMGUARD_REPORT expanded), "" if none. */
 const char *vg_report_path(void);
-/* Forget counts and journal after fork: the child starts clean. */
+/* Forget the journal after fork: the child starts clean. */
 void vg_events_reset_after_fork(void);
 
 const char *vg_cuda_error_name(CUresult r);

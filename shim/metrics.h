@@ -9,7 +9,7 @@
 
 #include "devices.h"
 #include "emit.h"
-#include "events.h"
+#include "incidents.h"
 #include "pools.h"
 #include "table.h"
 

@@ -1,269 +1,52 @@
 #include "report.h"
-#include "forksafe.h"
+#include "callers.h"
+#include "census.h"
 #include "config.h"
 #include "devices.h"
-#include "process.h"
-#include "driver_hooks.h" /* vg_vmm_exported_handles */
-#include "entry_table.h"
+#include "driver_hooks.h" /* vg_vmm_exported_handles: until it has a model-side home */
+#include "entry_table.h"  /* vg_entry_passthrough_seen: likewise */
+#include "events.h"
 #include "log.h"
 #include "pools.h"
+#include "process.h"
 #include "purposes.h"
-#include "real.h"
 #include "stacks.h"
 #include "table.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum { LARGEST_SHOWN = 10, LIVE_LISTED_MAX = 1000 };
+enum { LIVE_LISTED_MAX = 1000 };
 
-static struct timespec started_at;
-
-void vg_report_note_start(const struct timespec *t)
-{
-    started_at = *t;
-}
-
-/* ---- text ---------------------------------------------------------------- */
-
-static void text_cells(struct vg_out *o, const char *prefix, const struct vg_stats *s, int d)
-{
-    char live[32], peak[32];
-    vg_out_printf(o, "%s  %-12s %-13s %12s %8s %12s\n", prefix, "kind", "purpose", "live", "count", "peak");
-    for (int k = 0; k < VG_KIND_SLOTS; k++)
-        for (int p = 0; p < VG_PURPOSE_SLOTS; p++) {
-            const struct vg_cell *c = &s->cell[d][k][p];
-            if (c->allocations == 0 && c->live_count == 0)
-                continue;
-            vg_out_printf(o, "%s  %-12s %-13s %12s %8llu %12s\n", prefix, vg_kind_name(k), vg_purpose_name(p),
-                          vg_format_bytes(c->live_bytes, live, sizeof(live)),
-                          (unsigned long long)c->live_count,
-                          vg_format_bytes(c->peak_bytes, peak, sizeof(peak)));
-        }
-}
-
-static void text_largest(struct vg_out *o, const char *prefix, const struct vg_alloc *a, int n)
-{
-    char size[32], caller[512];
-    for (int i = 0; i < n; i++) {
-        const char *label = vg_label_text(a[i].label);
-        vg_describe_caller(a[i].caller, true, caller, sizeof(caller));
-        vg_out_printf(o, "%s  %2d. %12s %-12s %-13s %s%s%s%s0x%llx %s from %s\n", prefix, i + 1,
-                      vg_format_bytes(a[i].size, size, sizeof(size)), vg_kind_name(a[i].kind),
-                      vg_purpose_name(a[i].purpose), label ? "\"" : "", label ? label : "",
-                      label ? "\" " : "", vg_key_is_handle(&a[i]) ? "handle " : "",
-                      (unsigned long long)vg_key_value(&a[i]), a[i].api, caller);
-    }
-}
-
-/* Scratch for the breakdowns: too large for a small thread stack, so static
- * and guarded. No CUDA call is made while it is held. */
-static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
-
-pthread_mutex_t *vg_report_fork_mutex(void)
-{
-    return &scratch_lock;
-}
-static struct vg_stats scratch_stats;
-static struct vg_alloc scratch_largest[LARGEST_SHOWN];
-static struct vg_caller_bytes scratch_callers[256];
-
-/* Untagged VRAM grouped by calling module (the call sites' module, base
- * name), largest first. No heap. Call with scratch_lock held. */
-struct module_bytes {
-    char name[64];
-    uint64_t bytes, count;
+/* Everything one report needs besides the sink: malloc'd per report, so
+ * that /vram, the exit report and vramguard_report() never share it (and
+ * the OOM path's static scratch is not held while a report is written). */
+struct report_scratch {
+    struct vg_stats stats;
+    struct vg_pool_totals totals;
+    struct vg_alloc largest[LIVE_LISTED_MAX];
+    struct vg_top top;
+    struct vg_sites sites;
+    struct vg_census census;
+    struct vg_modules modules;
+    struct vg_module_bytes by_module[VG_MODULES_SHOWN];
+    struct vg_event kept[VG_EVENTS_KEPT];
 };
-enum { MODULES_SHOWN = 16 };
-
-static int untagged_by_module(int device, struct module_bytes *out, int max)
-{
-    int n = vg_table_untagged_by_caller(scratch_callers, 256, device), m = 0;
-    for (int i = 0; i < n; i++) {
-        char name[64];
-        if (scratch_callers[i].caller)
-            vg_describe_caller(scratch_callers[i].caller, false, name, sizeof(name));
-        else
-            snprintf(name, sizeof(name), "(other call sites)");
-        int k = 0;
-        while (k < m && strcmp(out[k].name, name) != 0)
-            k++;
-        if (k == m) {
-            if (m == max)
-                k = max - 1; /* fold the rest into the last row */
-            else {
-                snprintf(out[m].name, sizeof(out[m].name), "%s", name);
-                out[m].bytes = out[m].count = 0;
-                m++;
-            }
-        }
-        out[k].bytes += scratch_callers[i].bytes;
-        out[k].count += scratch_callers[i].count;
-    }
-    for (int i = 1; i < m; i++) /* largest first */
-        for (int j = i; j > 0 && out[j].bytes > out[j - 1].bytes; j--) {
-            struct module_bytes t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-        }
-    return m;
-}
-
-static void text_modules(struct vg_out *o, const char *prefix, int device)
-{
-    static struct module_bytes mods[MODULES_SHOWN];
-    int m = untagged_by_module(device, mods, MODULES_SHOWN);
-    if (m == 0)
-        return;
-    vg_out_printf(o, "%s  untagged VRAM by calling module:\n", prefix);
-    char size[32];
-    for (int i = 0; i < m; i++)
-        vg_out_printf(o, "%s    %-40s %12s %8llu\n", prefix, mods[i].name,
-                      vg_format_bytes(mods[i].bytes, size, sizeof(size)), (unsigned long long)mods[i].count);
-}
-
-void vg_report_text(struct vg_out *o, const char *prefix)
-{
-    /* Ask the driver for pool reserves before taking any lock. */
-    struct vg_pool_totals totals;
-    vg_pool_totals(&totals, vg_table_device_count());
-
-    pthread_mutex_lock(&scratch_lock);
-    vg_table_stats(&scratch_stats);
-    char a[32], b[32], c[32], e[32], f[32], g[32];
-    vg_out_printf(o, "%sVRAM by device, kind and purpose (pid %d): violations %llu, OOM events %llu\n",
-                  prefix, (int)getpid(), (unsigned long long)vg_violation_count(),
-                  (unsigned long long)vg_oom_count());
-    for (int d = 0; d < scratch_stats.device_count; d++) {
-        struct vg_device_info info;
-        bool known = vg_device_info(d, &info);
-        struct vg_charge ch;
-        vg_device_charge(&scratch_stats, &totals, d, &ch);
-        vg_out_printf(o, "%sdevice %d (%s): charged VRAM %s (live %s, pool cache %s, graph pool %s), peak live %s%s%s\n",
-                      prefix, d, known ? info.name : "unknown", vg_format_bytes(ch.charged, a, sizeof(a)),
-                      vg_format_bytes(ch.live, b, sizeof(b)), vg_format_bytes(ch.pool_cache, e, sizeof(e)),
-                      vg_format_bytes(ch.graph_reserved, f, sizeof(f)),
-                      vg_format_bytes(scratch_stats.device_peak[d], g, sizeof(g)),
-                      known ? ", device total " : "", known ? vg_format_bytes(info.total_bytes, c, sizeof(c)) : "");
-        text_cells(o, prefix, &scratch_stats, d);
-        text_modules(o, prefix, d);
-        int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
-        if (n > 0) {
-            vg_out_printf(o, "%s  largest live allocations:\n", prefix);
-            text_largest(o, prefix, scratch_largest, n);
-        }
-    }
-    pthread_mutex_unlock(&scratch_lock);
-}
-
-void vg_report_oom_breakdown(const struct vg_call *failed)
-{
-    /* Ask the driver and NVML first: no lock may be held across those. */
-    uint64_t free_b = 0, total_b = 0, process_b = 0;
-    bool mem = vg_device_mem_info(&free_b, &total_b);
-    bool nvml = vg_device_process_usage(failed->device, &process_b);
-    struct vg_pool_totals totals;
-    vg_pool_totals(&totals, failed->device + 1);
-
-    static char text[16384];
-    struct vg_out o;
-    const char *P = "vramguard: ";
-    char s1[32], s2[32], s3[32], s4[32], caller[512];
-
-    pthread_mutex_lock(&scratch_lock);
-    vg_out_buffer(&o, text, sizeof(text));
-    vg_table_stats(&scratch_stats);
-    int d = failed->device;
-    struct vg_device_info info;
-    bool known = vg_device_info(d, &info);
-    const char *label = vg_label_text(failed->label);
-    vg_describe_caller(failed->caller, true, caller, sizeof(caller));
-
-    vg_out_printf(&o, "%s==== out of memory on device %d (%s): breakdown at the first failure ====\n", P, d,
-                  known ? info.name : "unknown");
-    vg_out_printf(&o, "%sfailed request: %s%s%s of %s (%llu bytes), kind %s, purpose %s%s%s%s, from %s\n", P,
-                  failed->api, failed->api != failed->driver_api ? " via " : "",
-                  failed->api != failed->driver_api ? failed->driver_api : "",
-                  vg_format_bytes(failed->size, s1, sizeof(s1)), (unsigned long long)failed->size,
-                  vg_kind_name(failed->kind), vg_purpose_name(failed->purpose), label ? " (label \"" : "",
-                  label ? label : "", label ? "\")" : "", caller);
-    struct vg_charge ch;
-    vg_device_charge(&scratch_stats, &totals, d, &ch);
-    uint64_t tracked = ch.charged;
-    if (ch.pool_cache || ch.graph_reserved)
-        vg_out_printf(&o, "%scharged VRAM %s = live allocations %s + pool cache %s + graph pool %s\n", P,
-                      vg_format_bytes(ch.charged, s1, sizeof(s1)), vg_format_bytes(ch.live, s2, sizeof(s2)),
-                      vg_format_bytes(ch.pool_cache, s3, sizeof(s3)),
-                      vg_format_bytes(ch.graph_reserved, s4, sizeof(s4)));
-    if (mem)
-        vg_out_printf(&o, "%sdevice %d: total %s, free %s, used %s\n", P, d,
-                      vg_format_bytes(total_b, s1, sizeof(s1)), vg_format_bytes(free_b, s2, sizeof(s2)),
-                      vg_format_bytes(total_b - free_b, s3, sizeof(s3)));
-    else
-        vg_out_printf(&o, "%sdevice %d: cuMemGetInfo failed; total and free unknown\n", P, d);
-    if (nvml) {
-        uint64_t untracked = process_b > tracked ? process_b - tracked : 0;
-        vg_out_printf(&o, "%sthis process (NVML, as nvidia-smi shows it): %s; charged VRAM %s; untracked %s "
-                      "(CUDA context, libraries, paths not intercepted)\n",
-                      P, vg_format_bytes(process_b, s1, sizeof(s1)), vg_format_bytes(tracked, s2, sizeof(s2)),
-                      vg_format_bytes(untracked, s3, sizeof(s3)));
-    } else if (mem) {
-        uint64_t used = total_b - free_b;
-        uint64_t untracked = used > tracked ? used - tracked : 0;
-        vg_out_printf(&o, "%scharged VRAM %s; untracked (device-wide: used minus charged, includes other "
-                      "processes and the CUDA context; NVML not available) %s\n",
-                      P, vg_format_bytes(tracked, s1, sizeof(s1)), vg_format_bytes(untracked, s2, sizeof(s2)));
-    }
-    if (d >= 0 && d < VG_MAX_DEVICES) {
-        text_cells(&o, P, &scratch_stats, d);
-        text_modules(&o, P, d);
-    }
-    int n = vg_table_largest(scratch_largest, LARGEST_SHOWN, d);
-    vg_out_printf(&o, "%s%d largest live allocations on device %d:\n", P, n, d);
-    text_largest(&o, P, scratch_largest, n);
-    vg_out_printf(&o, "%s==== end of breakdown; later failures on this device get one line each ====\n", P);
-    vg_log_write(text, o.len);
-    pthread_mutex_unlock(&scratch_lock);
-}
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_caller(struct vg_out *o, void *caller)
+static void json_events(struct vg_out *o, struct report_scratch *r, const char *name, uint64_t count,
+                        bool violation)
 {
-    char text[512];
-    vg_describe_caller(caller, true, text, sizeof(text));
-    vg_out_json_string(o, text);
-}
-
-void vg_report_event_fields(struct vg_out *o, const struct vg_event *e, bool violation)
-{
-    char when[40];
-    vg_format_time(&e->time, when, sizeof(when));
-    vg_out_printf(o, "\"time\":\"%s\",\"api\":", when);
-    vg_out_json_string(o, e->api);
-    vg_out_printf(o, ",\"kind\":\"%s\",\"size\":%llu,\"device\":%d,\"purpose\":\"%s\",\"label\":",
-                  vg_kind_name(e->kind), (unsigned long long)e->size, e->device, vg_purpose_name(e->purpose));
-    vg_out_json_string(o, vg_label_text(e->label));
-    vg_out_str(o, ",\"caller\":");
-    json_caller(o, e->caller);
-    if (violation)
-        vg_out_printf(o, ",\"action\":\"%s\"", e->action == VG_ACTION_REJECT ? "rejected" : "allowed");
-    vg_out_printf(o, ",\"result\":%d", (int)e->result);
-}
-
-static void json_events(struct vg_out *o, const char *name, uint64_t count, bool violation)
-{
-    static struct vg_event kept[VG_EVENTS_KEPT];
-    int n = violation ? vg_violations_kept(kept, VG_EVENTS_KEPT) : vg_ooms_kept(kept, VG_EVENTS_KEPT);
+    int n = violation ? vg_violations_kept(r->kept, VG_EVENTS_KEPT) : vg_ooms_kept(r->kept, VG_EVENTS_KEPT);
     vg_out_printf(o, ",\n  \"%s\": {\"count\": %llu, \"recorded\": [", name, (unsigned long long)count);
     for (int i = 0; i < n; i++) {
         vg_out_str(o, i ? ",\n    {" : "\n    {");
-        vg_report_event_fields(o, &kept[i], violation);
+        vg_event_json_fields(o, &r->kept[i], violation);
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]}");
@@ -292,6 +75,7 @@ static void json_process(struct vg_out *o)
             }
         }
     }
+    struct timespec started_at = vg_events_started_at();
     vg_format_time(&started_at, when, sizeof(when));
     vg_out_printf(o, "], \"started_at\": \"%s\", ", when);
     struct timespec now;
@@ -312,8 +96,10 @@ static void json_config(struct vg_out *o, const struct vg_config *cfg)
     vg_out_str(o, "]}");
 }
 
-static void json_devices(struct vg_out *o, const struct vg_stats *s, const struct vg_pool_totals *t)
+static void json_devices(struct vg_out *o, struct report_scratch *r)
 {
+    const struct vg_stats *s = &r->stats;
+    const struct vg_pool_totals *t = &r->totals;
     vg_out_str(o, ",\n  \"devices\": [");
     for (int d = 0; d < s->device_count; d++) {
         struct vg_device_info info;
@@ -348,58 +134,45 @@ static void json_devices(struct vg_out *o, const struct vg_stats *s, const struc
                               (unsigned long long)c->frees);
             }
         vg_out_str(o, "], \"untagged_by_module\": [");
-        static struct module_bytes mods[MODULES_SHOWN];
-        pthread_mutex_lock(&scratch_lock);
-        int m = untagged_by_module(d, mods, MODULES_SHOWN);
+        int m = d < VG_MAX_DEVICES ? vg_census_by_module(&r->sites, d, &r->modules, r->by_module, VG_MODULES_SHOWN) : 0;
         for (int i = 0; i < m; i++) {
             vg_out_str(o, i ? ", {\"module\": " : "{\"module\": ");
-            vg_out_json_string(o, mods[i].name);
-            vg_out_printf(o, ", \"live_bytes\": %llu, \"live_count\": %llu}", (unsigned long long)mods[i].bytes,
-                          (unsigned long long)mods[i].count);
+            vg_out_json_string(o, r->by_module[i].name);
+            vg_out_printf(o, ", \"live_bytes\": %llu, \"live_count\": %llu}", (unsigned long long)r->by_module[i].bytes,
+                          (unsigned long long)r->by_module[i].count);
         }
-        pthread_mutex_unlock(&scratch_lock);
         vg_out_str(o, "]}");
     }
     vg_out_str(o, "]");
 }
 
-static int by_size_desc(const void *a, const void *b)
+/* The largest live allocations (the census kept them; nothing else is
+ * sorted), each call site resolved through the module snapshot. */
+static void json_live(struct vg_out *o, struct report_scratch *r)
 {
-    const struct vg_alloc *x = a, *y = b;
-    return x->size < y->size ? 1 : (x->size > y->size ? -1 : 0);
-}
-
-/* Returns the number of live allocations and their bytes through *bytes. */
-static uint64_t json_live(struct vg_out *o, uint64_t *bytes)
-{
-    struct vg_alloc *live = NULL;
-    size_t n = vg_table_snapshot(&live);
-    *bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        *bytes += live[i].size;
-    if (n)
-        qsort(live, n, sizeof(*live), by_size_desc);
     vg_out_printf(o, ",\n  \"live_at_exit\": {\"count\": %llu, \"bytes\": %llu, \"allocations\": [",
-                  (unsigned long long)n, (unsigned long long)*bytes);
-    for (size_t i = 0; i < n && i < LIVE_LISTED_MAX; i++) {
-        bool handle = vg_key_is_handle(&live[i]);
+                  (unsigned long long)r->census.count, (unsigned long long)r->census.bytes);
+    for (int i = 0; i < r->top.n; i++) {
+        const struct vg_alloc *a = &r->top.e[i];
+        bool handle = vg_key_is_handle(a);
         vg_out_printf(o, "%s\n    {\"address\": \"0x%llx\", \"handle\": %s, \"size\": %llu, \"device\": %d, "
                       "\"kind\": \"%s\", \"purpose\": \"%s\", \"label\": ",
-                      i ? "," : "", (unsigned long long)vg_key_value(&live[i]), handle ? "true" : "false",
-                      (unsigned long long)live[i].size, live[i].device, vg_kind_name(live[i].kind),
-                      vg_purpose_name(live[i].purpose));
-        vg_out_json_string(o, vg_label_text(live[i].label));
+                      i ? "," : "", (unsigned long long)vg_key_value(a), handle ? "true" : "false",
+                      (unsigned long long)a->size, a->device, vg_kind_name(a->kind), vg_purpose_name(a->purpose));
+        vg_out_json_string(o, vg_label_text(a->label));
         vg_out_str(o, ", \"api\": ");
-        vg_out_json_string(o, live[i].api);
+        vg_out_json_string(o, a->api);
         vg_out_str(o, ", \"caller\": ");
-        json_caller(o, live[i].caller);
+        char caller[512];
+        vg_modules_caller_text(&r->modules, a->caller, true, caller, sizeof(caller));
+        vg_out_json_string(o, caller);
         void *frames[VG_STACK_FRAMES];
-        int nf = vg_stack_frames(live[i].stack, frames, VG_STACK_FRAMES);
+        int nf = vg_stack_frames(a->stack, frames, VG_STACK_FRAMES);
         if (nf > 0) {
             vg_out_str(o, ", \"stack\": [");
             for (int f = 0; f < nf; f++) {
                 char sym[600];
-                vg_describe_frame(frames[f], sym, sizeof(sym));
+                vg_frame_text(frames[f], sym, sizeof(sym));
                 vg_out_str(o, f ? ", " : "");
                 vg_out_json_string(o, sym);
             }
@@ -408,28 +181,30 @@ static uint64_t json_live(struct vg_out *o, uint64_t *bytes)
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]}");
-    free(live);
-    return n;
 }
 
 void vg_report_json(struct vg_out *o)
 {
     const struct vg_config *cfg = vg_config();
-    struct vg_stats *s = malloc(sizeof(*s));
-    if (s == NULL)
+    struct report_scratch *r = malloc(sizeof(*r));
+    if (r == NULL)
         return;
-    vg_table_stats(s);
-    struct vg_pool_totals totals;
-    vg_pool_totals(&totals, s->device_count);
-    uint64_t violations = vg_violation_count(), ooms = vg_oom_count(), live_bytes = 0;
+    vg_table_stats(&r->stats);
+    vg_pool_totals(&r->totals, r->stats.device_count); /* driver calls: before the table is walked */
+    vg_top_init(&r->top, r->largest, LIVE_LISTED_MAX);
+    vg_sites_init(&r->sites, VG_MAX_DEVICES);
+    vg_modules_init(&r->modules);
+    r->census = (struct vg_census){.device = -1, .top = &r->top, .sites = &r->sites};
+    vg_census_take(&r->census);
+    uint64_t violations = vg_violation_count(), ooms = vg_oom_count();
 
     vg_out_str(o, "{\n  \"schema\": \"vramguard.report/v1\",\n  \"vramguard_version\": \"" VG_VERSION "\",\n");
     json_process(o);
     json_config(o, cfg);
-    json_devices(o, s, &totals);
-    json_events(o, "violations", violations, true);
-    json_events(o, "oom_events", ooms, false);
-    uint64_t live = json_live(o, &live_bytes);
+    json_devices(o, r);
+    json_events(o, r, "violations", violations, true);
+    json_events(o, r, "oom_events", ooms, false);
+    json_live(o, r);
     const char *names[128], *reasons[128];
     int n_pass = vg_entry_passthrough_seen(names, reasons, 128);
     vg_out_printf(o, ",\n  \"vmm_exported_handles\": %llu", (unsigned long long)vg_vmm_exported_handles());
@@ -443,6 +218,7 @@ void vg_report_json(struct vg_out *o)
     }
     vg_out_str(o, "]");
 
+    uint64_t live = r->census.count, live_bytes = r->census.bytes;
     bool fail_violation = (cfg->fail_on & VG_FAIL_ON_VIOLATION) && violations > 0;
     bool fail_oom = (cfg->fail_on & VG_FAIL_ON_OOM) && ooms > 0;
     bool fail_leak = (cfg->fail_on & VG_FAIL_ON_LEAK) && live > 0;
@@ -453,8 +229,8 @@ void vg_report_json(struct vg_out *o)
                   fail_violation ? "\"violation\"" : "", fail_violation && (fail_oom || fail_leak) ? ", " : "",
                   fail_oom ? "\"oom\"" : "", fail_oom && fail_leak ? ", " : "", fail_leak ? "\"leak\"" : "",
                   (unsigned long long)violations, (unsigned long long)ooms, (unsigned long long)live,
-                  (unsigned long long)live_bytes, (unsigned long long)s->dropped);
-    free(s);
+                  (unsigned long long)live_bytes, (unsigned long long)r->stats.dropped);
+    free(r);
 }
 
 bool vg_report_write(void)

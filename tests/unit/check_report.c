@@ -1,10 +1,11 @@
-/* Unit tests for the report emitters (shim/report.c), the output sink
+/* Unit tests for the report emitters (shim/report.c, shim/breakdown.c), the output sink
  * (shim/emit.c) and events (shim/events.c). No CUDA driver is involved:
  * allocations are put straight into the table and violations are raised by
  * calling vg_event_violation() with a filled struct vg_call.
  *
  * vg_config() reads the real environment once per process; Check forks every
  * test, so each test sets VRAMGUARD_* before its first vg_config() call. */
+#include "breakdown.h"
 #include "config.h"
 #include "emit.h"
 #include "events.h"
@@ -414,7 +415,7 @@ START_TEST(test_report_text_cells)
     static char buf[65536];
     struct vg_out o;
     vg_out_buffer(&o, buf, sizeof(buf));
-    vg_report_text(&o, "T> ");
+    vg_breakdown_text(&o, "T> ");
     ck_assert_uint_eq(o.total, strlen(buf));
     ck_assert_ptr_nonnull(strstr(buf, "violations 0"));
 
@@ -459,14 +460,14 @@ START_TEST(test_report_text_truncates_in_small_buffer)
     static char full[65536];
     struct vg_out o;
     vg_out_buffer(&o, full, sizeof(full));
-    vg_report_text(&o, "");
+    vg_breakdown_text(&o, "");
     size_t need = o.total;
     ck_assert_uint_gt(need, 40);
 
     char small[41];
     memset(small, '#', sizeof(small));
     vg_out_buffer(&o, small, 40);
-    vg_report_text(&o, "");
+    vg_breakdown_text(&o, "");
     ck_assert_uint_eq(o.total, need); /* same length needed */
     ck_assert_uint_eq(strlen(small), 39);
     ck_assert(strncmp(small, full, 39) == 0);
