@@ -36,18 +36,22 @@ LAYERS = {
     # vramguard_shim_* functions and the fork handlers).
     "api": INTERCEPTION,
     "dlsym_hook": INTERCEPTION,
+    "driver_queries": INTERCEPTION,
     "driver_hooks": INTERCEPTION,
     "entry_table": INTERCEPTION,
     "hook_protocol": INTERCEPTION,
     # hooks_*: every driver wrapper file (see layer_of)
     "real": INTERCEPTION,
     "runtime_hooks": INTERCEPTION,
+    "wrappers": INTERCEPTION,
     # model: plain data, no output; reached from both sides.
     "config": MODEL,
     "devices": MODEL,
     "forksafe": MODEL,
+    "holes": MODEL,
     "incidents": MODEL,
     "model": MODEL,
+    "modules": MODEL,
     "policy": MODEL,
     "pools": MODEL,
     "process": MODEL,

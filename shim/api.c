@@ -1,7 +1,7 @@
 /* The exported vramguard_shim_* functions behind purpose_tags/vramguard.h,
  * and the fork handlers. */
 #include "../purpose_tags/vramguard.h"
-#include "driver_hooks.h"
+#include "hooks_vmm.h"
 #include "process.h"
 #include "breakdown.h"
 #include "callers.h"

@@ -1,9 +1,6 @@
 #include "devices.h"
 #include "process.h"
-#include "real.h"
 
-#include <cuda.h>
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,116 +12,18 @@ static struct vg_device_info devices[VG_MAX_DEVICES];
 atomic_int vg_device_state[VG_MAX_DEVICES];
 #define device_state vg_device_state
 
-/* ---- NVML, loaded with dlopen when present ------------------------------- */
+/* Installed by the interception layer (driver_queries.c); NULL in a unit
+ * test that links the model alone: every reading is then unavailable. */
+static _Atomic(const struct vg_driver_probes *) probes;
 
-typedef struct {
-    unsigned int pid;
-    unsigned long long usedGpuMemory;
-    unsigned int gpuInstanceId;
-    unsigned int computeInstanceId;
-} vg_nvml_process_info; /* nvmlProcessInfo_t as of NVML 11+ */
-
-typedef int (*nvml_init_fn)(void);
-typedef int (*nvml_by_pci_fn)(const char *, void **);
-typedef int (*nvml_procs_fn)(void *, unsigned int *, vg_nvml_process_info *);
-typedef struct {
-    unsigned long long total, free, used;
-} vg_nvml_memory;
-typedef int (*nvml_memory_fn)(void *, vg_nvml_memory *);
-
-static nvml_procs_fn nvml_processes;
-static nvml_by_pci_fn nvml_by_pci;
-static nvml_memory_fn nvml_memory;
-static void *nvml_handle[VG_MAX_DEVICES];
-static atomic_int nvml_state; /* 0 untried, 1 trying, 2 ready, 3 absent */
-
-static void nvml_learn(int device, const char *pci_bus_id)
+void vg_install_driver_probes(const struct vg_driver_probes *p)
 {
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&nvml_state, &expected, 1)) {
-        void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-        nvml_init_fn init = lib ? (nvml_init_fn)vg_real_dlsym(lib, "nvmlInit_v2") : NULL;
-        nvml_processes = lib ? (nvml_procs_fn)vg_real_dlsym(lib, "nvmlDeviceGetComputeRunningProcesses_v3") : NULL;
-        nvml_by_pci = lib ? (nvml_by_pci_fn)vg_real_dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2") : NULL;
-        nvml_memory = lib ? (nvml_memory_fn)vg_real_dlsym(lib, "nvmlDeviceGetMemoryInfo") : NULL;
-        bool ok = init && nvml_processes && nvml_by_pci && init() == 0;
-        atomic_store(&nvml_state, ok ? 2 : 3);
-    }
-    if (atomic_load(&nvml_state) != 2 || pci_bus_id[0] == '\0')
-        return;
-    void *h = NULL;
-    if (nvml_by_pci(pci_bus_id, &h) == 0)
-        nvml_handle[device] = h;
+    atomic_store_explicit(&probes, p, memory_order_release);
 }
 
-bool vg_device_process_usage(int device, uint64_t *used_bytes)
+const struct vg_driver_probes *vg_driver_probes(void)
 {
-    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device])
-        return false;
-    vg_nvml_process_info procs[64];
-    unsigned int count = 64;
-    if (nvml_processes(nvml_handle[device], &count, procs) != 0)
-        return false;
-    unsigned int pid = (unsigned int)getpid();
-    for (unsigned int i = 0; i < count && i < 64; i++) {
-        if (procs[i].pid == pid && procs[i].usedGpuMemory != ~0ull) {
-            *used_bytes = procs[i].usedGpuMemory;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool vg_device_nvml_memory(int device, uint64_t *total_bytes, uint64_t *free_bytes)
-{
-    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device] ||
-        !nvml_memory)
-        return false;
-    vg_nvml_memory m;
-    if (nvml_memory(nvml_handle[device], &m) != 0)
-        return false;
-    *total_bytes = m.total;
-    *free_bytes = m.free;
-    return true;
-}
-
-/* ---- device properties --------------------------------------------------- */
-
-static void format_uuid(const CUuuid *u, char *out, size_t size)
-{
-    const unsigned char *b = (const unsigned char *)u->bytes;
-    snprintf(out, size, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-static void learn_device(int d)
-{
-    struct vg_device_info *info = &devices[d];
-    CUdevice dev = d;
-    __typeof__(&cuDeviceGetName) get_name = vg_helper_fn(VG_H_cuDeviceGetName);
-    __typeof__(&cuDeviceTotalMem_v2) get_total = vg_helper_fn(VG_H_cuDeviceTotalMem_v2);
-    __typeof__(&cuDeviceGetAttribute) get_attr = vg_helper_fn(VG_H_cuDeviceGetAttribute);
-    __typeof__(&cuDeviceGetPCIBusId) get_pci = vg_helper_fn(VG_H_cuDeviceGetPCIBusId);
-
-    if (!get_name || get_name(info->name, sizeof(info->name), dev) != CUDA_SUCCESS)
-        strcpy(info->name, "unknown");
-    size_t total = 0;
-    if (get_total && get_total(&total, dev) == CUDA_SUCCESS)
-        info->total_bytes = total;
-    int value = 0;
-    info->pageable_memory_access = -1;
-    if (get_attr && get_attr(&value, CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, dev) == CUDA_SUCCESS)
-        info->pageable_memory_access = value != 0;
-    if (!get_pci || get_pci(info->pci_bus_id, sizeof(info->pci_bus_id), dev) != CUDA_SUCCESS)
-        info->pci_bus_id[0] = '\0';
-    __typeof__(&cuDeviceGetUuid_v2) get_uuid = vg_helper_fn(VG_H_cuDeviceGetUuid_v2);
-    CUuuid uuid;
-    if (get_uuid && get_uuid(&uuid, dev) == CUDA_SUCCESS)
-        format_uuid(&uuid, info->uuid, sizeof(info->uuid));
-    else
-        strcpy(info->uuid, "unknown");
-    nvml_learn(d, info->pci_bus_id);
-    info->known = true;
+    return atomic_load_explicit(&probes, memory_order_acquire);
 }
 
 void vg_device_learn(int dev)
@@ -134,7 +33,12 @@ void vg_device_learn(int dev)
         return;
     int expected = UNSEEN;
     if (atomic_compare_exchange_strong(&device_state[dev], &expected, LEARNING)) {
-        learn_device(dev);
+        const struct vg_driver_probes *p = vg_driver_probes();
+        if (p)
+            p->learn_device(dev, &devices[dev]);
+        else
+            strcpy(devices[dev].name, "unknown");
+        devices[dev].known = true;
         atomic_store_explicit(&device_state[dev], KNOWN, memory_order_release);
     }
 }
@@ -143,9 +47,9 @@ int vg_current_device_learn(void)
 {
     struct vg_tls_call *t = &vg_tls_call;
     uint32_t epoch = atomic_load_explicit(&vg_process_epoch, memory_order_acquire);
-    __typeof__(&cuCtxGetDevice) get_device = vg_helper_fn(VG_H_cuCtxGetDevice);
-    CUdevice dev = -1;
-    if (get_device == NULL || get_device(&dev) != CUDA_SUCCESS)
+    const struct vg_driver_probes *p = vg_driver_probes();
+    int dev = p ? p->current_device() : -1;
+    if (dev < 0)
         return -1; /* no context: not cached, asked again next time */
     vg_device_seen(dev);
     /* New facts: the thread's stream facts were learned under the old ones. */
@@ -167,11 +71,18 @@ bool vg_device_info(int device, struct vg_device_info *out)
 
 bool vg_device_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
 {
-    __typeof__(&cuMemGetInfo_v2) get_info = vg_helper_fn(VG_H_cuMemGetInfo_v2);
-    size_t f = 0, t = 0;
-    if (get_info == NULL || get_info(&f, &t) != CUDA_SUCCESS)
-        return false;
-    *free_bytes = f;
-    *total_bytes = t;
-    return true;
+    const struct vg_driver_probes *p = vg_driver_probes();
+    return p && p->mem_info(free_bytes, total_bytes);
+}
+
+bool vg_device_process_usage(int device, uint64_t *used_bytes)
+{
+    const struct vg_driver_probes *p = vg_driver_probes();
+    return p && p->process_usage(device, used_bytes);
+}
+
+bool vg_device_nvml_memory(int device, uint64_t *total_bytes, uint64_t *free_bytes)
+{
+    const struct vg_driver_probes *p = vg_driver_probes();
+    return p && p->nvml_memory(device, total_bytes, free_bytes);
 }

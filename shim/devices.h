@@ -44,6 +44,23 @@ static inline void vg_device_seen(int device)
 /* Snapshot of a device's properties; false if never seen. */
 bool vg_device_info(int device, struct vg_device_info *out);
 
+/* Readings that need the driver or NVML, installed by the interception
+ * layer (driver_queries.c): the model and the outputs ask through these and
+ * never include the CUDA boundary. Each returns false (current_device: -1)
+ * when the driver does not answer. */
+struct vg_driver_probes {
+    void (*learn_device)(int device, struct vg_device_info *out);
+    int (*current_device)(void);
+    bool (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
+    bool (*process_usage)(int device, uint64_t *used_bytes);
+    bool (*nvml_memory)(int device, uint64_t *total_bytes, uint64_t *free_bytes);
+    bool (*pool_reserved)(void *pool, uint64_t *bytes);
+    bool (*graph_reserved)(int device, uint64_t *bytes);
+};
+void vg_install_driver_probes(const struct vg_driver_probes *p);
+/* NULL until installed. */
+const struct vg_driver_probes *vg_driver_probes(void);
+
 /* cuMemGetInfo_v2 for the calling thread's context. */
 bool vg_device_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
 /* This process's memory on `device` as nvidia-smi shows it (NVML). False

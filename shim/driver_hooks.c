@@ -1,4 +1,4 @@
-#include "driver_hooks.h"
+#include "wrappers.h"
 #include "process.h"
 #include "hook_protocol.h"
 #include "config.h"

@@ -1,5 +1,6 @@
 #include "entry_table.h"
-#include "driver_hooks.h"
+#include "holes.h"
+#include "wrappers.h"
 #include "log.h"
 #include "real.h"
 
@@ -13,59 +14,31 @@ const struct vg_entry vg_entries[VG_FN_COUNT] = {
 #undef ENTRY
 };
 
-/* Allocation-related entry points deliberately passed through, with why. */
-static const struct {
-    const char *name;
-    const char *reason;
-} passthrough[] = {
-#define PASSTHROUGH(name, reason) {name, reason},
-#include "passthrough_points.def"
-#undef PASSTHROUGH
-};
-enum { N_PASSTHROUGH = sizeof(passthrough) / sizeof(passthrough[0]) };
-static atomic_bool passthrough_seen[N_PASSTHROUGH];
+_Atomic(void *) vg_real_fns[VG_FN_COUNT];
 
-/* Is `row` the name `symbol` or one of its variants (_v2, _ptsz, _ptds)? */
-static bool same_entry(const char *row, const char *symbol)
+void *vg_real_fn_lookup(int id)
 {
-    size_t n = strlen(symbol);
-    if (strncmp(row, symbol, n) != 0)
-        return false;
-    return row[n] == '\0' || strcmp(row + n, "_v2") == 0 || strcmp(row + n, "_ptsz") == 0 ||
-           strcmp(row + n, "_ptds") == 0 || strcmp(row + n, "_v2_ptsz") == 0 || strcmp(row + n, "_v2_ptds") == 0;
+    if (id < 0 || id >= VG_FN_COUNT)
+        return NULL;
+    void *f = atomic_load_explicit(&vg_real_fns[id], memory_order_acquire);
+    if (f == NULL) {
+        void *h = vg_driver_handle();
+        f = h ? vg_real_dlsym(h, vg_entries[id].symbol) : NULL;
+        if (f == vg_entries[id].wrapper)
+            f = NULL; /* never "find" ourselves */
+        if (f != NULL)
+            atomic_store_explicit(&vg_real_fns[id], f, memory_order_release);
+    }
+    return f;
 }
 
+/* A lookup of a name passed through on purpose: noted (holes.h); the first
+ * is logged as it happens, the rest are counted at exit and listed. */
 void vg_entry_note_lookup(const char *symbol)
 {
-    if (symbol == NULL || symbol[0] != 'c' || symbol[1] != 'u')
-        return;
-    static atomic_bool logged_one;
-    for (int i = 0; i < N_PASSTHROUGH; i++)
-        if (same_entry(passthrough[i].name, symbol)) {
-            if (atomic_exchange_explicit(&passthrough_seen[i], true, memory_order_relaxed))
-                return;
-            /* The first one is logged as it happens; the rest are counted
-             * in one exit line and listed in the report. */
-            if (strncmp(passthrough[i].reason, "information only", 16) != 0 && !atomic_exchange(&logged_one, true))
-                vg_log("%s was looked up; vramguard passes it through (%s); others like it are listed at exit",
-                       passthrough[i].name, passthrough[i].reason);
-            return;
-        }
-}
-
-int vg_entry_passthrough_seen(const char **names, const char **reasons, int max)
-{
-    int n = 0;
-    for (int i = 0; i < N_PASSTHROUGH && n < max; i++) {
-        if (!atomic_load_explicit(&passthrough_seen[i], memory_order_relaxed))
-            continue;
-        if (strncmp(passthrough[i].reason, "information only", 16) == 0)
-            continue;
-        names[n] = passthrough[i].name;
-        reasons[n] = passthrough[i].reason;
-        n++;
-    }
-    return n;
+    const char *name, *reason;
+    if (vg_holes_note(symbol, &name, &reason))
+        vg_log("%s was looked up; vramguard passes it through (%s); others like it are listed at exit", name, reason);
 }
 
 int vg_entry_by_symbol(const char *symbol)

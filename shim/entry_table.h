@@ -4,6 +4,7 @@
 #ifndef VG_ENTRY_TABLE_H
 #define VG_ENTRY_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,6 +25,16 @@ enum vg_entry_id {
 
 extern const struct vg_entry vg_entries[VG_FN_COUNT];
 
+/* The real function behind row `id` (looked up once in the real libcuda,
+ * then read from an array: this is on every call). */
+extern _Atomic(void *) vg_real_fns[VG_FN_COUNT];
+void *vg_real_fn_lookup(int id);
+static inline void *vg_real_fn(int id)
+{
+    void *f = atomic_load_explicit(&vg_real_fns[id], memory_order_acquire);
+    return f ? f : vg_real_fn_lookup(id);
+}
+
 /* Row of an exported symbol name ("cuMemAlloc_v2"), or -1. Exact match. */
 int vg_entry_by_symbol(const char *symbol);
 
@@ -36,8 +47,5 @@ void *vg_entry_swap(const char *base, void *real, int version, uint64_t flags);
 /* No silent holes: an allocation-related entry point in
  * passthrough_points.def was looked up (by cuGetProcAddress or dlsym). */
 void vg_entry_note_lookup(const char *symbol);
-/* The passthrough names looked up so far whose reason is not "information
- * only" (those are fetched by every cudart); returns how many. */
-int vg_entry_passthrough_seen(const char **names, const char **reasons, int max);
 
 #endif

@@ -10,7 +10,8 @@
  *     no stream needs to be asked (a stream joining a capture through an
  *     event wait joins one that was begun here).
  * Each wrapper forwards unchanged and only records that the fact changed. */
-#include "driver_hooks.h"
+#include "hooks_pools.h"
+#include "wrappers.h"
 #include "hook_protocol.h"
 
 /* ---- this thread's current context ---------------------------------------- */

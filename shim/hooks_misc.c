@@ -4,7 +4,7 @@
  * memory nodes (classified by their pool properties when added; their
  * memory is counted by the device's graph-pool reserve when graphs run). */
 #include "devices.h"
-#include "driver_hooks.h"
+#include "wrappers.h"
 #include "hook_protocol.h"
 #include "pools.h"
 

@@ -5,7 +5,8 @@
  * again and refused. An allocation or free on a stream being captured makes
  * a graph node, not live memory: graph memory is counted by the device's
  * graph-pool reserve when graphs run. */
-#include "driver_hooks.h"
+#include "hooks_pools.h"
+#include "wrappers.h"
 #include "hook_protocol.h"
 #include "log.h"
 #include "policy.h"

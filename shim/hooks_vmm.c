@@ -8,7 +8,9 @@
  * gone (the report counts exported handles). Imported handles are shown as
  * imported, sized by their first mapping, and never charged. The table keys
  * a handle as VG_VMM_KEY(handle), apart from addresses. */
-#include "driver_hooks.h"
+#include "hooks_vmm.h"
+#include "vmm.h"
+#include "wrappers.h"
 #include "forksafe.h"
 #include "devices.h"
 #include "hook_protocol.h"
@@ -45,7 +47,6 @@ static struct handle_state *handles;
 static size_t n_handles, cap_handles;
 static struct mapping *maps;
 static size_t n_maps, cap_maps;
-static atomic_ullong exported_handles;
 
 static bool reserve(void **array, size_t *cap, size_t need, size_t elem)
 {
@@ -141,15 +142,10 @@ static void size_imported(CUmemGenericAllocationHandle h, size_t size)
     }
 }
 
-uint64_t vg_vmm_exported_handles(void)
-{
-    return atomic_load(&exported_handles);
-}
-
 void vg_vmm_reset_after_fork(void)
 {
     n_handles = n_maps = 0;
-    atomic_store(&exported_handles, 0);
+    vg_vmm_forget_exported();
 }
 
 static void retain(CUmemGenericAllocationHandle h)
@@ -339,7 +335,7 @@ EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGeneric
 {
     FORWARD_AND_LEARN(cuMemExportToShareableHandle, "cuMemExportToShareableHandle",
                       real(shareableHandle, handle, handleType, flags),
-                      if (r == CUDA_SUCCESS) atomic_fetch_add(&exported_handles, 1));
+                      if (r == CUDA_SUCCESS) vg_vmm_note_exported());
 }
 
 EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,

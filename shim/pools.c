@@ -1,6 +1,6 @@
 #include "pools.h"
 #include "forksafe.h"
-#include "real.h"
+#include "devices.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -84,8 +84,7 @@ void vg_pool_destroyed(CUmemoryPool handle)
 
 void vg_pool_totals(struct vg_pool_totals *out, int device_count)
 {
-    __typeof__(&cuMemPoolGetAttribute) get_attr = vg_helper_fn(VG_H_cuMemPoolGetAttribute);
-    __typeof__(&cuDeviceGetGraphMemAttribute) get_graph = vg_helper_fn(VG_H_cuDeviceGetGraphMemAttribute);
+    const struct vg_driver_probes *probes = vg_driver_probes();
     struct vg_pool snapshot[VG_MAX_POOLS + 1];
     pthread_mutex_lock(&lock);
     int n = count;
@@ -93,14 +92,14 @@ void vg_pool_totals(struct vg_pool_totals *out, int device_count)
     pthread_mutex_unlock(&lock);
 
     memset(out, 0, sizeof(*out));
-    bool asked_all = get_attr != NULL;
+    bool asked_all = probes != NULL;
     uint64_t answers[VG_MAX_POOLS + 1] = {0};
     for (int i = 1; i <= n; i++) {
         const struct vg_pool *p = &snapshot[i];
         if (p->destroyed || p->kind != VG_KIND_POOL || p->device < 0 || p->device >= VG_MAX_DEVICES)
             continue;
-        cuuint64_t reserved = 0;
-        if (get_attr && get_attr(p->handle, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved) == CUDA_SUCCESS) {
+        uint64_t reserved = 0;
+        if (probes && probes->pool_reserved(p->handle, &reserved)) {
             answers[i] = reserved;
         } else {
             asked_all = false;
@@ -109,8 +108,8 @@ void vg_pool_totals(struct vg_pool_totals *out, int device_count)
         out->reserved[p->device] += answers[i];
     }
     for (int d = 0; d < device_count && d < VG_MAX_DEVICES; d++) {
-        cuuint64_t graph = 0;
-        if (get_graph && get_graph(d, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &graph) == CUDA_SUCCESS)
+        uint64_t graph = 0;
+        if (probes && probes->graph_reserved(d, &graph))
             out->graph_reserved[d] = graph;
         else {
             asked_all = false;

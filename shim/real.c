@@ -1,6 +1,6 @@
 #include "real.h"
 #include "forksafe.h"
-#include "entry_table.h"
+#include "modules.h"
 #include "log.h"
 
 #include <dlfcn.h>
@@ -51,25 +51,6 @@ void *vg_driver_handle(void)
     return h;
 }
 
-_Atomic(void *) vg_real_fns[VG_FN_COUNT];
-#define real_fns vg_real_fns
-
-void *vg_real_fn_lookup(int id)
-{
-    if (id < 0 || id >= VG_FN_COUNT)
-        return NULL;
-    void *f = atomic_load_explicit(&real_fns[id], memory_order_acquire);
-    if (f == NULL) {
-        void *h = vg_driver_handle();
-        f = h ? vg_real_dlsym(h, vg_entries[id].symbol) : NULL;
-        if (f == vg_entries[id].wrapper)
-            f = NULL; /* never "find" ourselves */
-        if (f != NULL)
-            atomic_store_explicit(&real_fns[id], f, memory_order_release);
-    }
-    return f;
-}
-
 #define HELPER(name) [VG_H_##name] = #name
 static const char *const helper_names[VG_H_COUNT] = {
     HELPER(cuCtxGetDevice),          HELPER(cuDeviceGetName),
@@ -112,40 +93,6 @@ static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t *vg_scopes_fork_mutex(void)
 {
     return &scope_lock;
-}
-
-struct range_query {
-    uintptr_t addr;
-    struct vg_module *out;
-};
-
-static int find_range(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct range_query *q = data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        uintptr_t end = start + ph->p_memsz;
-        if (start < lo) lo = start;
-        if (end > hi) hi = end;
-    }
-    if (q->addr < lo || q->addr >= hi)
-        return 0;
-    q->out->lo = lo;
-    q->out->hi = hi;
-    q->out->is_main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
-    q->out->path = q->out->is_main ? NULL : info->dlpi_name;
-    return 1;
-}
-
-bool vg_module_of(void *addr, struct vg_module *out)
-{
-    struct range_query q = {.addr = (uintptr_t)addr, .out = out};
-    return dl_iterate_phdr(find_range, &q) != 0;
 }
 
 static const char *base_name(const char *path)

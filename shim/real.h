@@ -17,15 +17,7 @@ void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
  * if there is none. Lazy; never called from a constructor. */
 void *vg_driver_handle(void);
 
-/* The real function behind row `id` of the interposition table (looked up
- * once, then read from an array: this is on every call). */
-extern _Atomic(void *) vg_real_fns[];
-void *vg_real_fn_lookup(int id);
-static inline void *vg_real_fn(int id)
-{
-    void *f = atomic_load_explicit(&vg_real_fns[id], memory_order_acquire);
-    return f ? f : vg_real_fn_lookup(id);
-}
+
 
 /* Driver functions the shim itself calls (never wrapped). */
 enum vg_helper {
@@ -63,15 +55,7 @@ extern const char *const vg_runtime_names[VG_RT_COUNT];
  * different cudart than the caller's own (two cudart majors). NULL if none. */
 void *vg_real_runtime(enum vg_runtime_fn fn, void *caller);
 
-/* The loaded module whose segments contain `addr` (dl_iterate_phdr): its
- * address range and path (NULL for the main program). False for code in
- * no module (JIT, anonymous mappings). */
-struct vg_module {
-    uintptr_t lo, hi;
-    const char *path;
-    bool is_main;
-};
-bool vg_module_of(void *addr, struct vg_module *out);
+
 
 /* "libfoo.so+0x1a2b" (or the absolute address) for a code address; the
  * module's base name only when `offset` is false. No heap. */

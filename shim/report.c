@@ -3,8 +3,8 @@
 #include "census.h"
 #include "config.h"
 #include "devices.h"
-#include "driver_hooks.h" /* vg_vmm_exported_handles: until it has a model-side home */
-#include "entry_table.h"  /* vg_entry_passthrough_seen: likewise */
+#include "vmm.h"
+#include "holes.h"
 #include "events.h"
 #include "log.h"
 #include "pools.h"
@@ -206,7 +206,7 @@ void vg_report_json(struct vg_out *o)
     json_events(o, r, "oom_events", ooms, false);
     json_live(o, r);
     const char *names[128], *reasons[128];
-    int n_pass = vg_entry_passthrough_seen(names, reasons, 128);
+    int n_pass = vg_holes_seen(names, reasons, 128);
     vg_out_printf(o, ",\n  \"vmm_exported_handles\": %llu", (unsigned long long)vg_vmm_exported_handles());
     vg_out_str(o, ",\n  \"passthrough_lookups\": [");
     for (int i = 0; i < n_pass; i++) {
@@ -285,7 +285,7 @@ __attribute__((destructor)) static void report_at_exit(void)
         free(s);
     }
     const char *names[64], *reasons[64];
-    int n = vg_entry_passthrough_seen(names, reasons, 64);
+    int n = vg_holes_seen(names, reasons, 64);
     if (n > 0) {
         char line[900];
         struct vg_out o;

@@ -1,7 +1,7 @@
 #include "rules.h"
 #include "forksafe.h"
 #include "model.h"
-#include "real.h"
+#include "modules.h"
 
 #include <ctype.h>
 #include <fnmatch.h>

@@ -1,11 +1,14 @@
-/* Driver-level wrappers (driver_hooks.c, hooks_pools.c, hooks_vmm.c,
- * hooks_misc.c): the only places where the allocation table changes. Each
+/* Declarations of the driver-level wrappers (driver_hooks.c, hooks_pools.c,
+ * hooks_vmm.c, hooks_misc.c, hooks_context.c): the only places where the
+ * allocation table changes. A header of declarations only, so that the
+ * interposition table (entry_table.c) can list them without depending on
+ * their files. Each
  * has the exact prototype of the driver variant it stands for; most carry
  * the driver's own names and cuda.h declares them. Declared here: the legacy
  * variants, exported under their driver names with asm labels (cuda.h
  * #defines cuMemAlloc to cuMemAlloc_v2), and the _ptsz variants. */
-#ifndef VG_DRIVER_HOOKS_H
-#define VG_DRIVER_HOOKS_H
+#ifndef VG_WRAPPERS_H
+#define VG_WRAPPERS_H
 
 #include <cuda.h>
 #include <stdbool.h>
@@ -51,8 +54,6 @@ CUresult cuStreamBeginCaptureToGraph_ptsz(CUstream stream, CUgraph graph, const 
                                           const CUgraphEdgeData *edges, size_t n, CUstreamCaptureMode mode);
 CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph *graph);
 
-/* hooks_pools.c: is `stream` capturing (any status but none)? Asks the driver. */
-bool vg_stream_capturing(CUstream stream, bool ptsz);
 
 /* Per-thread-default-stream variants: cuda.h declares them only when a
  * program is compiled for per-thread streams. */
@@ -60,10 +61,6 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStre
 CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream);
 CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 
-/* VMM bookkeeping (hooks_vmm.c): handles exported with
- * cuMemExportToShareableHandle; forgetting everything in a fork child. */
-uint64_t vg_vmm_exported_handles(void);
-void vg_vmm_reset_after_fork(void);
 
 
 #endif
