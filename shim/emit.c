@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vg_out_buffer(struct vg_out *o, char *buf, size_t size)
@@ -11,6 +12,7 @@ void vg_out_buffer(struct vg_out *o, char *buf, size_t size)
     o->size = size;
     o->len = o->total = 0;
     o->fd = -1;
+    o->limit = 0;
     if (buf && size)
         buf[0] = '\0';
 }
@@ -21,6 +23,30 @@ void vg_out_fd(struct vg_out *o, int fd)
     o->size = sizeof(o->chunk);
     o->len = o->total = 0;
     o->fd = fd;
+    o->limit = 0;
+}
+
+bool vg_out_growable(struct vg_out *o, size_t initial, size_t limit)
+{
+    char *buf = malloc(initial);
+    vg_out_buffer(o, buf, buf ? initial : 0);
+    o->limit = limit > initial ? limit : initial;
+    return buf != NULL;
+}
+
+/* Make room for `need` bytes (NUL included) in a growable buffer. */
+static void grow(struct vg_out *o, size_t need)
+{
+    if (o->limit == 0 || need <= o->size || o->size >= o->limit)
+        return;
+    size_t size = o->size * 2 > need ? o->size * 2 : need;
+    if (size > o->limit)
+        size = o->limit;
+    char *bigger = realloc(o->buf, size);
+    if (bigger == NULL)
+        return; /* keeps what it has; truncates from here */
+    o->buf = bigger;
+    o->size = size;
 }
 
 void vg_out_flush(struct vg_out *o)
@@ -33,6 +59,8 @@ void vg_out_flush(struct vg_out *o)
 
 void vg_out_mem(struct vg_out *o, const char *s, size_t n)
 {
+    if (o->limit)
+        grow(o, o->len + n + 1);
     o->total += n;
     while (n > 0) {
         /* A buffer sink keeps one byte for the terminating NUL. */
@@ -71,9 +99,12 @@ void vg_out_printf(struct vg_out *o, const char *fmt, ...)
         vg_out_mem(o, tmp, (size_t)n);
         return;
     }
-    /* Longer than the stack buffer: format straight into the sink (no heap). */
+    /* Longer than the stack buffer: format straight into the sink (no heap
+     * unless the sink is growable). */
     if (o->fd >= 0)
         vg_out_flush(o);
+    if (o->limit)
+        grow(o, o->len + (size_t)n + 1);
     size_t room = o->size - o->len; /* includes the NUL's byte */
     va_start(ap, fmt);
     vsnprintf(o->buf + o->len, room, fmt, ap);

@@ -14,7 +14,7 @@
  */
 #include "endpoint.h"
 #include "config.h"
-#include "events.h"
+#include "events.h" /* vg_report_path */
 #include "log.h"
 #include "metrics.h"
 #include "model.h"
@@ -273,36 +273,28 @@ static const char *reason(int status)
 
 typedef int (*render_fn)(struct vg_out *o);
 
-/* Render into a malloc'd buffer that fits (the size is learned from a first
- * pass; the breakdown may grow in between, so a few tries). */
+/* Render once into a heap buffer that grows as needed (a first guess that
+ * was too small used to mean rendering the whole breakdown again). */
 static bool render(render_fn fn, struct response *resp)
 {
-    size_t cap = BODY_FIRST_GUESS;
-    for (int tries = 0; tries < 4; tries++) {
-        char *buf = malloc(cap);
-        if (buf == NULL)
-            return false;
-        struct vg_out *o = malloc(sizeof(*o));
-        if (o == NULL) {
-            free(buf);
-            return false;
-        }
-        vg_out_buffer(o, buf, cap);
-        int status = fn(o);
-        size_t total = o->total, len = o->len;
+    struct vg_out *o = malloc(sizeof(*o));
+    if (o == NULL)
+        return false;
+    if (!vg_out_growable(o, BODY_FIRST_GUESS, BODY_MAX + 1)) {
         free(o);
-        if (total < cap) {
-            resp->status = status;
-            resp->body = buf;
-            resp->body_len = len;
-            return true;
-        }
-        free(buf);
-        if (total > BODY_MAX)
-            return false;
-        cap = total + total / 4 + 4096;
+        return false;
     }
-    return false;
+    int status = fn(o);
+    bool fits = o->total < o->size; /* else too large, or out of memory */
+    if (fits) {
+        resp->status = status;
+        resp->body = o->buf;
+        resp->body_len = o->len;
+    } else {
+        free(o->buf);
+    }
+    free(o);
+    return fits;
 }
 
 int vg_endpoint_health(struct vg_out *o)
