@@ -84,9 +84,10 @@ static inline void vg_call_leave(void)
 void vg_call_refuse(struct vg_call *c, struct vg_decision d, CUresult *refusal);
 
 /* Before the real allocation: set the device (VG_DEVICE_CURRENT: the
- * calling thread's), apply the policy. True when refused; *refusal is then
+ * calling thread's), apply the policy to `kind` (c->kind; passed apart so
+ * that a wrapper's constant kind folds). True when refused; *refusal is then
  * the answer and the driver must not be called. */
-static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal)
+static inline bool vg_alloc_refused_as(struct vg_call *c, int kind, int device, CUresult *refusal)
 {
     if (device == VG_DEVICE_CURRENT) {
         device = vg_current_device();
@@ -94,14 +95,19 @@ static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *ref
         vg_device_seen(device);
     }
     c->device = device;
-    if (vg_policy_always_allows(c->kind))
+    if (vg_policy_always_allows(kind))
         return false;
-    struct vg_decision d = vg_policy_decide(vg_config(), c->kind);
+    struct vg_decision d = vg_policy_decide(vg_config(), kind);
     c->action = d.action;
     if (d.action != VG_ACTION_REJECT)
         return false;
     vg_call_refuse(c, d, refusal);
     return true;
+}
+
+static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal)
+{
+    return vg_alloc_refused_as(c, c->kind, device, refusal);
 }
 
 /* A driver answer that is not a success: explain an OOM, log a violation
@@ -110,17 +116,23 @@ void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r);
 
 /* After the real allocation: record a success (key `ptr`, `size` bytes, in
  * pool `pool` or 0), explain an OOM, log a let-through violation. */
-static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, uint16_t pool)
+static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uintptr_t ptr, uint64_t size,
+                                    uint16_t pool)
 {
     if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
         c->size = size;
         vg_table_add(ptr, size, pool, c->api, c->caller,
-                     vg_table_meta(c->device, c->kind, c->purpose, c->label, c->stack));
+                     vg_table_meta(c->device, kind, c->purpose, c->label, c->stack));
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {
         vg_alloc_failed_or_warned(c, r);
     }
+}
+
+static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, uint16_t pool)
+{
+    vg_alloc_done_as(c, c->kind, r, ptr, size, pool);
 }
 
 /* The body of an allocation wrapper whose kind is known before the call.
@@ -135,10 +147,10 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
     CUresult r;                                                                                   \
     if (!vg_call_enter(&c, api, kind, request, __builtin_return_address(0))) {                    \
         r = real_call;                                                                            \
-    } else if (!vg_alloc_refused(&c, device, &r)) {                                               \
+    } else if (!vg_alloc_refused_as(&c, kind, device, &r)) {                                       \
         r = real_call;                                                                            \
-        vg_alloc_done(&c, r, r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0,                        \
-                      r == CUDA_SUCCESS ? (uint64_t)(out_size) : 0, 0);                           \
+        vg_alloc_done_as(&c, kind, r, r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0,               \
+                         r == CUDA_SUCCESS ? (uint64_t)(out_size) : 0, 0);                        \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r
