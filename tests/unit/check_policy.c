@@ -116,6 +116,27 @@ START_TEST(test_unknown_allow_bits_ignored)
 }
 END_TEST
 
+START_TEST(test_fast_path_agrees)
+{
+    /* The hot path skips vg_policy_decide for the kinds
+     * vg_policy_always_allows names: that must be exactly the kinds every
+     * configuration allows. */
+    for (int kind = -2; kind < 20; kind++) {
+        bool allowed_everywhere = true;
+        for (int pol = VG_POLICY_REJECT; pol <= VG_POLICY_OFF; pol++)
+            for (unsigned allow = 0; allow <= VG_ALLOW_PINNED; allow++) {
+                struct vg_config c = cfg_of((enum vg_policy_mode)pol, allow);
+                if (vg_policy_decide(&c, kind).action != VG_ACTION_ALLOW)
+                    allowed_everywhere = false;
+            }
+        if (kind >= 0 && kind < VG_KIND_COUNT)
+            ck_assert_msg(vg_policy_always_allows(kind) == allowed_everywhere, "kind %d", kind);
+        else
+            ck_assert_msg(!vg_policy_always_allows(kind), "kind %d", kind);
+    }
+}
+END_TEST
+
 Suite *make_policy_suite(void)
 {
     Suite *s = suite_create("policy");
@@ -123,6 +144,7 @@ Suite *make_policy_suite(void)
     tcase_add_loop_test(tc, test_policy_table, 0, (int)(sizeof(table) / sizeof(table[0])));
     tcase_add_test(tc, test_refusal_only_with_reject);
     tcase_add_test(tc, test_unknown_allow_bits_ignored);
+    tcase_add_test(tc, test_fast_path_agrees);
     suite_add_tcase(s, tc);
     return s;
 }

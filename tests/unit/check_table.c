@@ -470,6 +470,128 @@ START_TEST(test_device_out_of_range_last_slot)
 }
 END_TEST
 
+/* A reference model: a plain array of what should be live. Random inserts,
+ * removes (some of addresses never inserted), failed frees put back,
+ * address reuse, pool removal; after every step batch the table must agree
+ * entry by entry and in its totals. Keys are chosen so that many share a
+ * probe run (backward-shift deletion is exercised across runs and the
+ * wrap-around of a shard). */
+enum { REF_MAX = 6000 };
+static struct vg_alloc ref[REF_MAX];
+static int ref_n;
+
+static int ref_find(uintptr_t p)
+{
+    for (int i = 0; i < ref_n; i++)
+        if (ref[i].ptr == p)
+            return i;
+    return -1;
+}
+
+static void check_against_ref(void)
+{
+    uint64_t live[VG_KIND_SLOTS] = {0};
+    for (int i = 0; i < ref_n; i++) {
+        struct vg_alloc got;
+        ck_assert_msg(vg_table_lookup(ref[i].ptr, &got), "0x%lx missing", (unsigned long)ref[i].ptr);
+        ck_assert_uint_eq(got.size, ref[i].size);
+        ck_assert_int_eq(got.device, ref[i].device);
+        ck_assert_int_eq(got.kind, ref[i].kind);
+        ck_assert_int_eq(got.pool, ref[i].pool);
+        live[ref[i].kind] += ref[i].size;
+    }
+    ck_assert_uint_eq(vg_table_live_count(), (uint64_t)ref_n);
+    for (int k = 0; k < VG_KIND_SLOTS; k++) {
+        uint64_t sum = 0;
+        for (int p = 0; p < VG_PURPOSE_SLOTS; p++)
+            sum += cell(0, k, p)->live_bytes;
+        ck_assert_uint_eq(sum, live[k]);
+    }
+}
+
+START_TEST(test_random_against_reference)
+{
+    srand(12345);
+    for (int step = 0; step < 60000; step++) {
+        int op = rand() % 10;
+        /* Few distinct addresses, densely packed: long probe runs. */
+        uintptr_t p = 0x7e0000000000u + (uintptr_t)(rand() % 8000) * 512;
+        int i = ref_find(p);
+        if (op < 5) {
+            struct vg_alloc a = mk(p, 1 + (uint64_t)(rand() % 100000), 0, rand() % 2 ? VG_KIND_DEVICE : VG_KIND_POOL,
+                                   rand() % VG_PURPOSE_COUNT);
+            a.pool = a.kind == VG_KIND_POOL ? (uint16_t)(1 + rand() % 3) : 0;
+            ck_assert(vg_table_insert(&a));
+            if (i >= 0)
+                ref[i] = a; /* reused address: replaced */
+            else if (ref_n < REF_MAX)
+                ref[ref_n++] = a;
+            else
+                ck_assert(vg_table_remove(p, NULL)); /* keep the model bounded */
+        } else if (op < 9) {
+            struct vg_table_saved saved;
+            bool had = vg_table_take(p, &saved);
+            ck_assert_int_eq(had, i >= 0);
+            if (had && rand() % 4 == 0) {
+                vg_table_put_back(&saved); /* the real free failed */
+            } else if (had) {
+                ref[i] = ref[--ref_n];
+            }
+        } else if (rand() % 50 == 0) {
+            uint16_t pool = (uint16_t)(1 + rand() % 3);
+            int removed = vg_table_remove_pool(pool), expected = 0;
+            for (int k = 0; k < ref_n;)
+                if (ref[k].pool == pool) {
+                    ref[k] = ref[--ref_n];
+                    expected++;
+                } else {
+                    k++;
+                }
+            ck_assert_int_eq(removed, expected);
+        }
+        if (step % 5000 == 0)
+            check_against_ref();
+    }
+    check_against_ref();
+}
+END_TEST
+
+/* Host memory per live allocation stays within 64 bytes: at many sizes of
+ * the live set (a shard grows by half, so just after growing is the worst
+ * case), and under churn at a constant live set (freed slots are reused,
+ * nothing accumulates). */
+START_TEST(test_bytes_per_live_allocation)
+{
+    uintptr_t next = 0x100000;
+    uint64_t worst = 0, live = 0;
+    for (int n = 0; n < 300000; n++) {
+        struct vg_alloc a = mk(next, 4096, 0, VG_KIND_DEVICE, 0);
+        next += 4096;
+        ck_assert(vg_table_insert(&a));
+        live++;
+        if (live >= 10000 && live % 997 == 0) {
+            uint64_t per = vg_table_heap_bytes() / live;
+            if (per > worst)
+                worst = per;
+        }
+    }
+    ck_assert_msg(worst <= 64, "%llu bytes per live allocation while growing", (unsigned long long)worst);
+    uint64_t before = vg_table_heap_bytes();
+    uintptr_t oldest = 0x100000;
+    for (int n = 0; n < 600000; n++) { /* churn: free the oldest, allocate a new one */
+        ck_assert(vg_table_remove(oldest, NULL));
+        oldest += 4096;
+        struct vg_alloc a = mk(next, 4096, 0, VG_KIND_DEVICE, 0);
+        next += 4096;
+        ck_assert(vg_table_insert(&a));
+    }
+    ck_assert_uint_eq(vg_table_live_count(), live);
+    ck_assert_uint_eq(vg_table_heap_bytes(), before);
+    ck_assert_msg(before / live <= 64, "%llu bytes per live allocation after churn",
+                  (unsigned long long)(before / live));
+}
+END_TEST
+
 Suite *make_table_suite(void)
 {
     Suite *s = suite_create("table");
@@ -489,6 +611,8 @@ Suite *make_table_suite(void)
     tcase_add_test(tc, test_snapshot);
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_device_out_of_range_last_slot);
+    tcase_add_test(tc, test_random_against_reference);
+    tcase_add_test(tc, test_bytes_per_live_allocation);
     suite_add_tcase(s, tc);
     return s;
 }
