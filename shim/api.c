@@ -181,7 +181,7 @@ static void in_child(void)
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();
-    vg_process_forget_reached();
+    vg_process_after_fork();
     vg_endpoint_after_fork();
 }
 

@@ -23,7 +23,9 @@ bool vg_process_mark_reached(void)
     return !atomic_exchange(&reached, true);
 }
 
-void vg_process_forget_reached(void)
+void vg_process_after_fork(void)
 {
     atomic_store(&reached, false);
+    atomic_store(&vg_process_captures, 0);
+    vg_process_facts_changed();
 }

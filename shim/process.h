@@ -62,7 +62,8 @@ static inline bool vg_process_reached_driver(void)
 {
     return atomic_load_explicit(&vg_process_reached, memory_order_acquire);
 }
-/* After fork: the child has not reached the driver itself yet. */
-void vg_process_forget_reached(void);
+/* After fork, in the child: it has not reached the driver itself yet,
+ * nothing the parent's threads learned holds, no capture is in progress. */
+void vg_process_after_fork(void);
 
 #endif
