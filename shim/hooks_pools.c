@@ -88,8 +88,10 @@ static void classify_pointer(CUdeviceptr ptr, int *kind, int *device, uint16_t *
 }
 
 /* One stream-ordered allocation: from the stream device's current pool
- * (from_pool NULL) or from `pool`. */
-static CUresult ordered_alloc(struct vg_call *c, CUdeviceptr *dptr, size_t size, CUstream stream, CUmemoryPool pool,
+ * (from_pool NULL) or from `pool`. The steady state (no capture anywhere, a
+ * stream whose device pool this thread knows) is inline in ORDERED_ALLOC;
+ * everything else comes here. */
+__attribute__((noinline)) static CUresult ordered_alloc(struct vg_call *c, CUdeviceptr *dptr, size_t size, CUstream stream, CUmemoryPool pool,
                               bool ptsz, CUresult (*alloc)(CUdeviceptr *, size_t, CUmemoryPool, CUstream, void *),
                               void *real, free_async_fn undo)
 {
@@ -151,15 +153,36 @@ static CUresult call_alloc_from_pool(CUdeviceptr *dptr, size_t size, CUmemoryPoo
     return ((__typeof__(&cuMemAllocFromPoolAsync))real)(dptr, size, pool, stream);
 }
 
+/* This thread's fact about `stream` when it names a device pool and no
+ * capture is in progress anywhere: the allocation needs no question. */
+static inline const struct vg_stream_fact *steady(CUstream stream, CUmemoryPool pool)
+{
+    if (pool != NULL || atomic_load_explicit(&vg_process_captures, memory_order_relaxed) != 0)
+        return NULL;
+    const struct vg_stream_fact *f = stream_fact(stream);
+    return f && f->kind == VG_KIND_POOL ? f : NULL;
+}
+
+static inline uint16_t vg_fact_pool(const struct vg_stream_fact *f)
+{
+    return f->pool;
+}
+
 #define ORDERED_ALLOC(wrapper, api, pool, ptsz, call, undo_wrapper)                                 \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
     struct vg_call c;                                                                             \
     CUresult r;                                                                                   \
-    if (!vg_call_enter(&c, api, VG_KIND_POOL, bytesize, __builtin_return_address(0)))             \
+    const struct vg_stream_fact *f;                                                               \
+    if (!vg_call_enter(&c, api, VG_KIND_POOL, bytesize, __builtin_return_address(0))) {           \
         r = call(dptr, bytesize, pool, hStream, (void *)real);                                    \
-    else                                                                                          \
+    } else if ((f = steady(hStream, pool)) != NULL) {                                             \
+        c.device = f->device;                                                                     \
+        uint16_t from = vg_fact_pool(f);                                                          \
+        r = call(dptr, bytesize, pool, hStream, (void *)real);                                    \
+        vg_alloc_done_as(&c, VG_KIND_POOL, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, bytesize, from); \
+    } else                                                                                        \
         r = ordered_alloc(&c, dptr, bytesize, hStream, pool, ptsz, call, (void *)real,            \
                           REAL(undo_wrapper));                                                    \
     vg_call_leave();                                                                              \
