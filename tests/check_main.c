@@ -25,6 +25,7 @@ Suite *make_python_suite(void);
 Suite *make_install_suite(void);
 Suite *make_endpoint_suite(void);
 Suite *make_layers_suite(void);
+Suite *make_census_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -122,6 +123,7 @@ int main(void)
     srunner_add_suite(r, make_python_suite());
     srunner_add_suite(r, make_install_suite());
     srunner_add_suite(r, make_endpoint_suite());
+    srunner_add_suite(r, make_census_suite());
     srunner_add_suite(r, make_layers_suite());
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);

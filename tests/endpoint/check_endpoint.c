@@ -673,6 +673,29 @@ START_TEST(respond_routes)
 }
 END_TEST
 
+/* A body far larger than the first guess (64 KiB) comes whole, rendered
+ * once: 1000 allocations listed of 2000, Content-Length its length. */
+START_TEST(respond_vram_larger_than_first_guess)
+{
+    for (int i = 0; i < 2000; i++)
+        insert(0x10000000 + (uintptr_t)i * 0x100000, (uint64_t)(1 + i % 50) * KiB, 0, VG_KIND_DEVICE,
+               VG_PURPOSE_UNKNOWN);
+    ck_assert_int_eq(respond("GET /vram HTTP/1.1\r\n\r\n"), 200);
+    const char *body = strstr(response, "\r\n\r\n");
+    ck_assert_ptr_nonnull(body);
+    body += 4;
+    ck_assert_uint_gt(strlen(body), 64 * 1024);
+    char cl[64];
+    snprintf(cl, sizeof(cl), "\r\nContent-Length: %zu\r\n", strlen(body));
+    ck_assert_msg(strstr(response, cl), "Content-Length does not match the body:\n%.300s", response);
+    ck_assert_ptr_nonnull(strstr(body, "\"live_at_exit\": {\"count\": 2000,"));
+    ck_assert_int_eq(vg_test_count(body, "{\"address\": "), 1000);
+    ck_assert_ptr_nonnull(strstr(body, "\"size\": 51200,")); /* the largest are the ones listed */
+    ck_assert_ptr_null(strstr(body, "\"size\": 1024,"));
+    ck_assert_str_eq(body + strlen(body) - 3, "\n}\n");
+}
+END_TEST
+
 START_TEST(respond_rejects_malformed)
 {
     ck_assert_int_eq(respond("GET /hea"), 0); /* incomplete: wait for more */
@@ -1411,6 +1434,7 @@ Suite *make_endpoint_suite(void)
     tcase_add_test(unit, metrics_empty_process);
     tcase_add_test(unit, metrics_only_used_devices);
     tcase_add_test(unit, respond_routes);
+    tcase_add_test(unit, respond_vram_larger_than_first_guess);
     tcase_add_test(unit, respond_rejects_malformed);
     tcase_add_test(unit, health_statuses);
     tcase_add_test(unit, health_default_never_503);

@@ -395,6 +395,21 @@ START_TEST(test_process_config_from_environment)
 }
 END_TEST
 
+/* The configuration writes nothing: its warnings wait for the outputs. */
+START_TEST(test_process_config_keeps_its_warnings)
+{
+    setenv("VRAMGUARD_POLICY", "bogus", 1);
+    setenv("VRAMGUARD_FAIL_ON", "oom", 1);
+    setenv("VRAMGUARD_BACKTRACE", "yes", 1);
+    const char *w[VG_CONFIG_WARNINGS_MAX];
+    ck_assert_int_eq(vg_config_warnings(w, VG_CONFIG_WARNINGS_MAX), 2);
+    ck_assert_ptr_nonnull(strstr(w[0], "VRAMGUARD_POLICY=\"bogus\""));
+    ck_assert_ptr_nonnull(strstr(w[1], "VRAMGUARD_BACKTRACE"));
+    ck_assert_int_eq(vg_config()->policy, VG_POLICY_REJECT);
+    ck_assert_int_eq(vg_config_warnings(w, 1), 1);
+}
+END_TEST
+
 Suite *make_config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -413,6 +428,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_null_warn_callback);
     tcase_add_test(tc, test_unknown_variables_ignored);
     tcase_add_test(tc, test_process_config_from_environment);
+    tcase_add_test(tc, test_process_config_keeps_its_warnings);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("paths_and_names");
     tcase_add_checked_fixture(tp, setup, NULL);

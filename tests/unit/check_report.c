@@ -260,6 +260,37 @@ START_TEST(test_out_printf_long_counts_total)
 }
 END_TEST
 
+/* The growable sink (the endpoint's bodies): one render whatever the size,
+ * and no further than its limit. */
+START_TEST(test_out_growable)
+{
+    struct vg_out o;
+    ck_assert(vg_out_growable(&o, 16, 1 << 20));
+    for (int i = 0; i < 10000; i++)
+        vg_out_printf(&o, "line %05d\n", i);
+    static char arg[3001];
+    memset(arg, 'q', 3000);
+    vg_out_printf(&o, "<%s>", arg); /* longer than vg_out_printf's stack buffer */
+    ck_assert_uint_eq(o.total, 10000 * 11 + 3002);
+    ck_assert_uint_eq(o.len, o.total);
+    ck_assert_uint_gt(o.size, o.len);
+    ck_assert_uint_eq(strlen(o.buf), o.total);
+    ck_assert(memcmp(o.buf + 9999 * 11, "line 09999\n<qqq", 15) == 0);
+    free(o.buf);
+
+    /* Past the limit: truncated like a fixed buffer, `total` still counts. */
+    ck_assert(vg_out_growable(&o, 8, 100));
+    for (int i = 0; i < 30; i++)
+        vg_out_str(&o, "0123456789");
+    vg_out_printf(&o, "%s", arg);
+    ck_assert_uint_eq(o.size, 100);
+    ck_assert_uint_eq(o.len, 99);
+    ck_assert_uint_eq(strlen(o.buf), 99);
+    ck_assert_uint_eq(o.total, 300 + 3000);
+    free(o.buf);
+}
+END_TEST
+
 START_TEST(test_out_fd_sink_chunks)
 {
     char path[512];
@@ -721,6 +752,23 @@ START_TEST(test_violation_journal_line)
 }
 END_TEST
 
+/* The log is the outputs': loading the configuration writes nothing; the
+ * first event opens VRAMGUARD_LOG and writes the configuration's warnings
+ * there first. */
+START_TEST(test_log_opened_by_the_outputs)
+{
+    setenv("VRAMGUARD_POLICY", "bogus", 1);
+    struct vg_call c = managed_call(); /* vg_config() */
+    ck_assert_str_eq(slurp(log_path), "");
+    vg_event_violation(&c, CUDA_ERROR_NOT_SUPPORTED);
+    const char *log = slurp(log_path);
+    const char *warning = strstr(log, "vramguard: VRAMGUARD_POLICY=\"bogus\" is not valid");
+    const char *event = strstr(log, "vramguard: violation: cudaMallocManaged");
+    ck_assert_msg(warning && event && warning < event, "%s", log);
+    ck_assert_ptr_null(strstr(warning + 30, "VRAMGUARD_POLICY=")); /* once */
+}
+END_TEST
+
 START_TEST(test_report_write_atomic)
 {
     char report_tmpl[512];
@@ -792,6 +840,7 @@ Suite *make_report_suite(void)
     tcase_add_test(out, test_out_buffer_truncation);
     tcase_add_test(out, test_out_buffer_tiny_and_null);
     tcase_add_test(out, test_out_printf_long_counts_total);
+    tcase_add_test(out, test_out_growable);
     tcase_add_test(out, test_out_fd_sink_chunks);
     tcase_add_test(out, test_out_json_string_escapes);
     tcase_add_test(out, test_out_json_string_invalid_utf8);
@@ -812,6 +861,7 @@ Suite *make_report_suite(void)
     tcase_add_test(json, test_report_json_fail_on_leak);
     tcase_add_test(json, test_report_json_schema_validation);
     tcase_add_test(json, test_violation_journal_line);
+    tcase_add_test(json, test_log_opened_by_the_outputs);
     tcase_add_test(json, test_report_write_atomic);
     tcase_add_test(json, test_report_write_without_path);
     tcase_add_test(json, test_report_json_escaped_labels_valid);
