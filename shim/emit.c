@@ -146,6 +146,14 @@ void vg_out_json_string(struct vg_out *o, const char *s)
     }
     vg_out_str(o, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        /* A run of plain ASCII goes out at once (paths, names: most of it). */
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            vg_out_mem(o, (const char *)run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
         if (*p == '"' || *p == '\\') {
             char esc[2] = {'\\', (char)*p};
             vg_out_mem(o, esc, 2);
