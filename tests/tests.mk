@@ -132,3 +132,22 @@ PRELOAD_PROGS += $(TEST_DIR)/prog_attrib
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(DEMO_DIR)/demo_worker $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard
+
+# ---- Hot-path regression tests (exact totals under stress, device switching,
+# ---- stream capture): they pin what a per-thread device cache, learned
+# ---- capture state and a sharded table must keep. Static fake cudart, plus
+# ---- the driver where the program calls it directly.
+$(TEST_DIR)/prog_stress: tests/preload/prog_stress.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+$(TEST_DIR)/prog_ctx_switch: tests/preload/prog_ctx_switch.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(FAKE)/libcudart_static_fake.a -L$(FAKE) -lcuda -ldl -lpthread
+$(TEST_DIR)/prog_ctx_switch_shared: tests/preload/prog_ctx_switch.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(FAKE) -lcudart -lcuda -ldl -lpthread
+HOTPATH_PROGS := $(TEST_DIR)/prog_stress $(TEST_DIR)/prog_ctx_switch $(TEST_DIR)/prog_ctx_switch_shared
+PRELOAD_PROGS += $(HOTPATH_PROGS)
+# `check:` above expanded PRELOAD_PROGS when it was read: name them again.
+check: $(HOTPATH_PROGS)
+# ---- end of the hot-path regression tests

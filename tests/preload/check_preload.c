@@ -655,6 +655,151 @@ START_TEST(pool_report_fields)
 }
 END_TEST
 
+/* ---- hot path: exact totals under stress, device switching, capture ---------- */
+
+/* The report's cell {"kind": K, "purpose": P, ...} on the line that starts
+ * with it: its allocations and frees (-1 when absent). */
+static void report_cell_counters(const char *json, const char *kind, const char *purpose, long long *allocations,
+                                 long long *frees)
+{
+    char head[128];
+    snprintf(head, sizeof(head), "{\"kind\": \"%s\", \"purpose\": \"%s\", ", kind, purpose);
+    *allocations = *frees = -1;
+    const char *at = strstr(json, head);
+    if (at == NULL)
+        return;
+    const char *eol = strchr(at, '\n');
+    const char *a = strstr(at, "\"allocations\": ");
+    const char *f = strstr(at, "\"frees\": ");
+    if (a && (!eol || a < eol))
+        *allocations = atoll(a + strlen("\"allocations\": "));
+    if (f && (!eol || f < eol))
+        *frees = atoll(f + strlen("\"frees\": "));
+}
+
+START_TEST(stress_sixteen_threads_exact)
+{
+    char tmp[512], report_env[700], listen_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    snprintf(listen_env, sizeof(listen_env), "VRAMGUARD_LISTEN=unix:%s/vg.sock", tmp);
+    const char *env[] = {report_env, listen_env, "FAKECUDA_VRAM_BYTES=1099511627776", NULL};
+    struct run r = run_prog("prog_stress", env);
+    ASSERT_PASSED(r);
+    /* Five checkpoints (four with every worker parked, one after the drain),
+     * eight checks each: live bytes, live counts, purpose and VRAM totals, peaks,
+     * nothing elsewhere, no violation, GET /metrics, allocation/free counters. */
+    ck_assert_int_eq(vg_test_count(r.out, "PASS checkpoint "), 40);
+    ck_assert_int_eq(vg_test_count(r.out, ": allocation and free counters exact"), 5);
+    ck_assert_int_eq(vg_test_count(r.out, "SKIP"), 0);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS peak after "), 3);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS at least 1 000 000 calls"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS allocations crossed threads"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS snapshots taken while the workers ran are sane"), 1);
+    ck_assert_msg(strstr(r.log, ", 0 live allocations, 0 violations, 0 OOM events"), "%s", r.log);
+    /* The report written at exit: the same counters, nothing live. */
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"live_at_exit\": {\"count\": 0, \"bytes\": 0"), "%s", json);
+    ck_assert_int_eq(vg_test_count(json, "{\"kind\": "), 8); /* device and pool x 4 purposes, device 0 */
+    ck_assert_int_eq(vg_test_count(r.out, "EXPECT "), 8);
+    long long total = 0;
+    for (const char *e = strstr(r.out, "EXPECT "); e; e = strstr(e + 1, "EXPECT ")) {
+        char kind[32], purpose[32];
+        long long want_a = -2, want_f = -2, got_a, got_f;
+        ck_assert_int_eq(sscanf(e, "EXPECT %31s %31s allocations=%lld frees=%lld", kind, purpose, &want_a, &want_f), 4);
+        report_cell_counters(json, kind, purpose, &got_a, &got_f);
+        ck_assert_msg(got_a == want_a && got_f == want_f, "%s/%s: report %lld allocations %lld frees, program %lld %lld",
+                      kind, purpose, got_a, got_f, want_a, want_f);
+        ck_assert_msg(want_a == want_f && want_a > 10000, "%s/%s: %lld allocations %lld frees", kind, purpose, want_a,
+                      want_f);
+        total += want_a + want_f;
+    }
+    ck_assert_msg(total >= 1000000, "%lld allocation and free calls", total);
+    free(json);
+}
+END_TEST
+
+/* prog_ctx_switch's steps, each an exact comparison per device after a way
+ * of changing the current device or a capture transition. */
+static const char *const ctx_switch_steps[] = {
+    "PASS step: cudaSetDevice 0,1,2,1,0,2,2,0,1, each followed by cudaMalloc",
+    "PASS step: a refused cudaSetDevice changes nothing",
+    "PASS step: stream-ordered allocations on the default streams follow cudaSetDevice",
+    "PASS step: cuCtxSetCurrent through exported symbols",
+    "PASS step: cuCtxSetCurrent through cuGetProcAddress",
+    "PASS step: cuCtxSetCurrent through cudaGetDriverEntryPointByVersion",
+    "PASS step: cuCtxSetCurrent through dlsym(libcuda)",
+    "PASS step: cuCtxSetCurrent through cuGetProcAddress (4-argument ABI)",
+    "PASS step: cuCtxSetCurrent through dlsym(RTLD_DEFAULT)",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through exported symbols",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through cuGetProcAddress",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through cudaGetDriverEntryPointByVersion",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through dlsym(libcuda)",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through cuGetProcAddress (4-argument ABI)",
+    "PASS step: cuCtxPushCurrent/cuCtxPopCurrent nesting through dlsym(RTLD_DEFAULT)",
+    "PASS step: cuDevicePrimaryCtxRelease",
+    "PASS step: a new thread allocates at once on its own device",
+    "PASS step: 48 short-lived threads, 6 at a time, each on its own device",
+    "PASS step: 4 threads at once, 1000 iterations each: allocate, switch, allocate, switch back, allocate",
+    "PASS interleaving: 12000 allocations checked",
+    "PASS step: stream-ordered allocations go to the stream's device, not the current one",
+    "PASS step: device-1 memory freed on a device-0 stream",
+    "PASS step: explicit pools of other devices",
+    "PASS step: current pools set with cuDeviceSetMemPool / cuMemSetMemPool",
+    "PASS step: destroying the current pool makes the default current again",
+    "PASS step: stream and pool handles destroyed and created again on other devices",
+    "PASS step: another thread's streams destroyed here and their handles reused on other devices",
+    "PASS step: another thread's allocations after the current pool was set back and the old one destroyed empty",
+    "PASS step: inside a capture: graph nodes, nothing live; other streams unaffected",
+    "PASS step: after cudaStreamEndCapture: live again",
+    "PASS the launched graph's memory is in device 1's graph-pool reserve",
+    "PASS step: after the graph ran: its memory is not a live pool allocation",
+    "PASS step: a refused second begin or an end on the wrong stream does not end a capture",
+    "PASS step: refused begins and ends change nothing",
+    "PASS step: every begin x allocation x end variant",
+    "PASS step: another thread's allocations on a capturing stream are graph nodes",
+    "PASS step: another thread's allocations after the capture ended are live",
+    "PASS step: a capture ended by another thread",
+    "PASS step: capture of the per-thread stream, as the driver answered",
+    "PASS step: a capturing stream destroyed, a new stream created",
+    "PASS step: end: nothing live",
+    NULL};
+
+static void ctx_switch_passes(const char *prog)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, "FAKECUDA_DEVICES=3", "FAKECUDA_VRAM_BYTES=8589934592", NULL};
+    struct run r = run_prog(prog, env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "SKIP prog_ctx_switch"), 0);
+    for (const char *const *s = ctx_switch_steps; *s; s++) {
+        char line[300];
+        snprintf(line, sizeof(line), "%s\n", *s); /* the whole line: some are prefixes of others */
+        ck_assert_msg(vg_test_count(r.out, line) == 1, "missing: %s\n%s", *s, r.out);
+    }
+    /* Each of the 11 sections ends by freeing everything and checking that nothing is left. */
+    ck_assert_int_eq(vg_test_count(r.out, ": all freed"), 11);
+    ck_assert_msg(strstr(r.log, ", 0 live allocations, 0 violations, 0 OOM events"), "%s", r.log);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"live_at_exit\": {\"count\": 0, \"bytes\": 0"), "%s", json);
+    /* Three devices used, each with device and pool memory. */
+    ck_assert_int_eq(vg_test_count(json, "{\"kind\": \"device\", \"purpose\": \"unknown\""), 3);
+    ck_assert_int_eq(vg_test_count(json, "{\"kind\": \"pool\", \"purpose\": \"unknown\""), 3);
+    free(json);
+}
+
+START_TEST(device_switching_exact_static_cudart) { ctx_switch_passes("prog_ctx_switch"); }
+END_TEST
+
+START_TEST(device_switching_exact_shared_cudart) { ctx_switch_passes("prog_ctx_switch_shared"); }
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -701,6 +846,9 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, purpose_rules);
     tcase_add_test(t, backtraces_in_the_report);
     tcase_add_test(t, purpose_rules_invalid);
+    tcase_add_test(t, stress_sixteen_threads_exact);
+    tcase_add_test(t, device_switching_exact_static_cudart);
+    tcase_add_test(t, device_switching_exact_shared_cudart);
     suite_add_tcase(s, t);
     return s;
 }
