@@ -283,15 +283,12 @@ def self_test():
     """Run the checker on synthetic trees: it must pass a clean one and fail,
     naming the problem, on a cycle, a layer violation and an unmapped module."""
 
-    def tree(files):
-        d = tempfile.mkdtemp(prefix="vg_layers_")
-        for name, text in files.items():
-            with open(os.path.join(d, name), "w") as f:
-                f.write(text)
-        return d
-
-    def run(d):
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), d], capture_output=True, text=True)
+    def run(files):
+        with tempfile.TemporaryDirectory(prefix="vg_layers_") as d:
+            for name, text in files.items():
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), d], capture_output=True, text=True)
         return p.returncode, p.stdout + p.stderr
 
     cases = [
@@ -328,7 +325,7 @@ def self_test():
     ]
     failed = 0
     for name, files, want_rc, want_text in cases:
-        rc, text = run(tree(files))
+        rc, text = run(files)
         ok = rc == want_rc and want_text in text
         failed += not ok
         print("self-test %-40s %s" % (name, "ok" if ok else "FAILED (exit %d):\n%s" % (rc, text)))
