@@ -7,9 +7,11 @@
  * A shard grows on its own: the longest stall is one shard's rehash, a
  * sixty-fourth of the table.
  *
- * Totals: live bytes and peaks per cell and per device are global atomics
- * (a peak is only exact against one global order); allocation and free
- * counts are per shard, under the shard lock, and summed when read. */
+ * Totals: allocation and free counts and live bytes per cell are kept per
+ * shard, under the shard lock, and summed shard by shard when read (so a
+ * snapshot's bytes and counts always agree). Peaks need one global order:
+ * live bytes per cell and per device are also global atomics, read only for
+ * their peaks. */
 #include "table.h"
 #include "forksafe.h"
 
@@ -41,10 +43,10 @@ struct shard {
     uint32_t live;
     uint32_t grow_at;  /* live count at which the shard grows (80% of cap) */
     struct entry *slots; /* ptr == 0: empty */
-    uint64_t (*counts)[2]; /* per cell: allocations, frees (counts_of[this shard]) */
+    uint64_t (*counts)[3]; /* per cell: allocations, frees, live bytes (counts_of[this shard]) */
 } __attribute__((aligned(64)));
 
-static uint64_t counts_of[SHARDS][CELLS][2];
+static uint64_t counts_of[SHARDS][CELLS][3];
 static struct shard shards[SHARDS];
 
 /* Each shard's counts, set before the first allocation can be recorded. */
@@ -265,14 +267,17 @@ static inline __attribute__((always_inline)) bool insert(uintptr_t ptr, uint64_t
     if (__builtin_expect(e->ptr != 0, 0)) {
         old = *e;
         s->counts[old.meta & 511][1]++;
+        s->counts[old.meta & 511][2] -= entry_size(&old);
     } else {
         s->live++;
     }
     *e = (struct entry){ptr, size_pool, caller, api, meta};
+    uint64_t *c = s->counts[meta & 511];
     if (count)
-        s->counts[meta & 511][0]++;
+        c[0]++;
     else
-        s->counts[meta & 511][1]--;
+        c[1]--;
+    c[2] += size_pool & SIZE_MASK;
     shard_unlock(s);
     if (__builtin_expect(old.ptr != 0, 0))
         totals_sub(old.meta & 511, entry_size(&old));
@@ -331,6 +336,7 @@ bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
     }
     *saved = s->slots[i];
     s->counts[saved->meta & 511][1]++;
+    s->counts[saved->meta & 511][2] -= entry_size(saved);
     vacate(s, i);
     s->live--;
     shard_unlock(s);
@@ -374,7 +380,6 @@ void vg_table_stats(struct vg_stats *out)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
                 uint32_t c = cell_of(d, k, p);
-                out->cell[d][k][p].live_bytes = atomic_load_explicit(&cells[c].live, memory_order_relaxed);
                 out->cell[d][k][p].peak_bytes = atomic_load_explicit(&cells[c].peak, memory_order_relaxed);
             }
     for (int i = 0; i < SHARDS; i++) {
@@ -386,6 +391,7 @@ void vg_table_stats(struct vg_stats *out)
                     uint32_t c = cell_of(d, k, p);
                     out->cell[d][k][p].allocations += s->counts[c][0];
                     out->cell[d][k][p].frees += s->counts[c][1];
+                    out->cell[d][k][p].live_bytes += s->counts[c][2];
                 }
         shard_unlock(s);
     }
@@ -394,8 +400,13 @@ void vg_table_stats(struct vg_stats *out)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
                 struct vg_cell *c = &out->cell[d][k][p];
                 c->live_count = c->allocations - c->frees;
+                if (c->peak_bytes < c->live_bytes) /* read a moment apart */
+                    c->peak_bytes = c->live_bytes;
             }
         out->device_peak[d] = atomic_load_explicit(&device_vram[d].peak, memory_order_relaxed);
+        uint64_t vram = vg_table_device_vram(out, d);
+        if (out->device_peak[d] < vram)
+            out->device_peak[d] = vram;
     }
     out->device_count = devices;
     out->dropped = atomic_load_explicit(&dropped, memory_order_relaxed);
@@ -541,6 +552,7 @@ int vg_table_remove_pool(uint16_t pool)
             uint32_t cell = e->meta & 511;
             uint64_t size = entry_size(e);
             s->counts[cell][1]++;
+            s->counts[cell][2] -= size;
             vacate(s, n); /* may move a later entry into n: look at n again */
             s->live--;
             totals_sub(cell, size);
