@@ -303,8 +303,8 @@ static void *work(void *arg)
  * counter), no peak below the live bytes, no more live allocations than the
  * workers can hold. Whether a cell's bytes and count come from the same
  * moment (no more than 1 MiB per live allocation; the single-lock table
- * gave that) is counted as "torn" and fails only with
- * PROG_STRESS_STRICT_SNAPSHOTS=1. */
+ * gave that, the sharded one keeps them together per shard) is counted as
+ * "torn", and fails. */
 static atomic_int observer_stop;
 static unsigned long long observer_snapshots, observer_metrics, observer_torn;
 static int observer_bad;
