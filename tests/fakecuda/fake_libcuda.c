@@ -283,16 +283,19 @@ static unsigned long long g_legacy_bump = FAKE_LEGACY_LO;
 /*
  * The map holds every live entry ordered by start address (entries never
  * overlap, except that a start may in principle repeat: a new entry goes
- * after the existing ones with the same start).  It must stay fast with a
- * million live entries (make bench's live-set and churn cases), so:
+ * after the existing ones with the same start).  It must stay fast, with no
+ * pause, with a million live entries (make bench's live-set and churn
+ * cases), so:
  *
  *  - a skip list of nodes, doubly linked and circular at every level around
  *    a sentinel: removing a known node is O(its level), appending past the
  *    current last start (the bump allocator's usual case) is O(1), any other
  *    insertion and the predecessor queries are O(log n) expected;
- *  - a hash index start -> node (open addressing, linear probing, deletion by
- *    backward shift) for the exact-start lookups of every free and of most
- *    pointer queries: O(1).
+ *  - a hash index start -> node (chained; one node per distinct start, the
+ *    last one in order) for the exact-start lookups of every free and of
+ *    most pointer queries: O(1).  It grows incrementally (a few buckets move
+ *    to the doubled table at each insertion or removal), so no single call
+ *    pays for rehashing a million entries.
  *
  * Levels are drawn from a fixed-seed generator, so runs are reproducible.
  * An entry's address is stable while it is live (struct fake_alloc is the
@@ -301,8 +304,9 @@ static unsigned long long g_legacy_bump = FAKE_LEGACY_LO;
 #define MAP_LEVELS 16 /* p = 1/4 per level: plenty for 2^32 entries */
 
 struct map_node {
-    struct fake_alloc a; /* first: a node and its entry share their address */
-    int level;           /* number of levels this node is linked at, 1..MAP_LEVELS */
+    struct fake_alloc a;    /* first: a node and its entry share their address */
+    struct map_node *hnext; /* hash chain */
+    int level;              /* number of levels this node is linked at, 1..MAP_LEVELS */
     struct { struct map_node *prev, *next; } link[];
 };
 
@@ -315,55 +319,74 @@ static int g_map_level;          /* levels in use, 0 when empty */
 static size_t g_map_n;           /* live entries */
 static unsigned long long g_map_rng = 0x9E3779B97F4A7C15ULL;
 
-static struct map_node **g_hash; /* start -> the last node with that start; NULL = empty slot */
-static size_t g_hash_cap;        /* power of two, 0 before the first insert */
+struct map_hash {
+    struct map_node **b; /* bucket heads */
+    size_t cap;          /* power of two; 0: no table */
+};
+static struct map_hash g_hash;     /* the table insertions go to */
+static struct map_hash g_hash_old; /* the table being emptied into g_hash while it grows */
+static size_t g_hash_moved;        /* buckets of g_hash_old already moved */
+static size_t g_hash_n;            /* distinct starts indexed */
+#define HASH_STEP 16               /* old buckets moved per insertion or removal */
 
 static inline struct map_node *node_of(struct fake_alloc *a) { return (struct map_node *)(void *)a; }
 
-static inline size_t hash_slot(uintptr_t start)
+static inline struct map_node **hash_bucket(const struct map_hash *t, uintptr_t start)
 {
     unsigned long long h = (unsigned long long)start * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 20) & (g_hash_cap - 1);
+    return &t->b[(size_t)(h >> 24) & (t->cap - 1)];
 }
 
-static size_t hash_find_slot(uintptr_t start) /* the slot holding start, or an empty one */
+/* the link that points at start's node in table t, or NULL */
+static struct map_node **hash_link(const struct map_hash *t, uintptr_t start)
 {
-    size_t i = hash_slot(start);
-    while (g_hash[i] && g_hash[i]->a.start != start)
-        i = (i + 1) & (g_hash_cap - 1);
-    return i;
+    if (!t->cap)
+        return NULL;
+    for (struct map_node **l = hash_bucket(t, start); *l; l = &(*l)->hnext)
+        if ((*l)->a.start == start)
+            return l;
+    return NULL;
 }
 
-static int hash_grow(void)
+static struct map_node **hash_find(uintptr_t start)
 {
-    size_t ncap = g_hash_cap ? g_hash_cap * 2 : 1024;
-    struct map_node **old = g_hash, **n = calloc(ncap, sizeof *n);
-    if (!n)
-        return -1;
-    size_t ocap = g_hash_cap;
-    g_hash = n;
-    g_hash_cap = ncap;
-    for (size_t i = 0; i < ocap; i++)
-        if (old[i])
-            g_hash[hash_find_slot(old[i]->a.start)] = old[i];
-    free(old);
-    return 0;
+    struct map_node **l = hash_link(&g_hash, start);
+    return l ? l : hash_link(&g_hash_old, start);
 }
 
-static void hash_delete(uintptr_t start) /* backward-shift deletion keeps probe chains intact */
+/* move a few buckets of the old table; free it once empty */
+static void hash_step(void)
 {
-    size_t i = hash_find_slot(start), mask = g_hash_cap - 1;
-    if (!g_hash[i])
-        return;
-    for (size_t j = (i + 1) & mask; g_hash[j]; j = (j + 1) & mask) {
-        size_t home = hash_slot(g_hash[j]->a.start);
-        /* g_hash[j] may move to the hole at i unless its home lies cyclically in (i, j] */
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            g_hash[i] = g_hash[j];
-            i = j;
+    for (int k = 0; k < HASH_STEP && g_hash_moved < g_hash_old.cap; k++, g_hash_moved++) {
+        struct map_node *n = g_hash_old.b[g_hash_moved], *next;
+        g_hash_old.b[g_hash_moved] = NULL;
+        for (; n; n = next) {
+            next = n->hnext;
+            struct map_node **b = hash_bucket(&g_hash, n->a.start);
+            n->hnext = *b;
+            *b = n;
         }
     }
-    g_hash[i] = NULL;
+    if (g_hash_old.cap && g_hash_moved == g_hash_old.cap) {
+        free(g_hash_old.b);
+        g_hash_old = (struct map_hash){0};
+    }
+}
+
+/* room for one more start: a table twice as large when full (calloc of a
+ * large table maps zero pages: no cost proportional to its size) */
+static int hash_reserve(void)
+{
+    if (g_hash_n < g_hash.cap || g_hash_old.cap)
+        return 0;
+    size_t ncap = g_hash.cap ? g_hash.cap * 2 : 1024;
+    struct map_node **b = calloc(ncap, sizeof *b);
+    if (!b)
+        return -1;
+    g_hash_old = g_hash;
+    g_hash_moved = 0;
+    g_hash = (struct map_hash){b, ncap};
+    return 0;
 }
 
 static inline struct fake_alloc *map_first(void)
@@ -391,34 +414,30 @@ static struct fake_alloc *map_pred(uintptr_t p, int strict)
     return x == MAP_HEAD ? NULL : &x->a;
 }
 
+/* exact start match (the last entry with that start), or NULL */
+static struct fake_alloc *map_exact(uintptr_t p)
+{
+    struct map_node **l = hash_find(p);
+    return l ? &(*l)->a : NULL;
+}
+
 /* entry containing p (interior pointers too), or NULL */
 static struct fake_alloc *map_find(uintptr_t p)
 {
-    struct fake_alloc *a = NULL;
-    if (g_hash_cap) {
-        struct map_node *n = g_hash[hash_find_slot(p)];
-        if (n)
-            return &n->a; /* an entry starts at p: it contains p */
-    }
+    struct fake_alloc *a = map_exact(p);
+    if (a)
+        return a; /* an entry starts at p: it contains p */
     if (!(a = map_pred(p, 0)))
         return NULL;
     size_t len = a->size ? a->size : 1;
     return p - a->start < len ? a : NULL;
 }
 
-/* exact start match, or NULL */
-static struct fake_alloc *map_exact(uintptr_t p)
-{
-    if (!g_hash_cap)
-        return NULL;
-    struct map_node *n = g_hash[hash_find_slot(p)];
-    return n ? &n->a : NULL;
-}
-
 static int map_insert(const struct fake_alloc *a)
 {
-    if ((g_map_n + 1) * 2 > g_hash_cap && hash_grow())
+    if (hash_reserve())
         return -1;
+    hash_step();
     int level = 1;
     while (level < MAP_LEVELS) { /* xorshift64: one more level with probability 1/4 */
         g_map_rng ^= g_map_rng << 13;
@@ -453,30 +472,42 @@ static int map_insert(const struct fake_alloc *a)
             x->link[l].next = n;
         }
     }
-    g_hash[hash_find_slot(a->start)] = n; /* n is now the last node with its start */
+    struct map_node **l = hash_find(a->start);
+    if (l) { /* n is now the last node with its start: it takes the older one's place */
+        n->hnext = (*l)->hnext;
+        *l = n;
+    } else {
+        struct map_node **b = hash_bucket(&g_hash, a->start);
+        n->hnext = *b;
+        *b = n;
+        g_hash_n++;
+    }
     g_map_n++;
     return 0;
 }
 
 static void map_remove(struct fake_alloc *a)
 {
-    struct map_node *n = node_of(a);
-    size_t slot = hash_find_slot(a->start);
-    if (g_hash[slot] == n) {
-        struct map_node *p = n->link[0].prev;
-        if (p != MAP_HEAD && p->a.start == a->start)
-            g_hash[slot] = p; /* an earlier entry with the same start is the last one now */
-        else
-            hash_delete(a->start);
+    struct map_node *n = node_of(a), *p = n->link[0].prev;
+    struct map_node **l = hash_find(a->start);
+    if (l && *l == n) {
+        if (p != MAP_HEAD && p->a.start == a->start) { /* an earlier entry with the same start is the last now */
+            p->hnext = n->hnext;
+            *l = p;
+        } else {
+            *l = n->hnext;
+            g_hash_n--;
+        }
     }
-    for (int l = 0; l < n->level; l++) {
-        n->link[l].prev->link[l].next = n->link[l].next;
-        n->link[l].next->link[l].prev = n->link[l].prev;
+    for (int k = 0; k < n->level; k++) {
+        n->link[k].prev->link[k].next = n->link[k].next;
+        n->link[k].next->link[k].prev = n->link[k].prev;
     }
     while (g_map_level > 0 && MAP_HEAD->link[g_map_level - 1].next == MAP_HEAD)
         g_map_level--;
     g_map_n--;
     free(n);
+    hash_step();
 }
 
 /* lowest gap of r bytes in [lo, hi) between live entries (caller holds g_lock); 0 if none */
