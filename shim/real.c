@@ -186,34 +186,3 @@ void *vg_real_runtime(enum vg_runtime_fn fn, void *caller)
     pthread_mutex_unlock(&scope_lock);
     return found ? f : s.fn[fn];
 }
-
-void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_size)
-{
-    Dl_info info;
-    if (caller && dladdr(caller, &info) && info.dli_fname) {
-        const char *name = info.dli_fname[0] ? info.dli_fname : "(main)";
-        if (offset)
-            snprintf(out, out_size, "%s+0x%lx", name,
-                     (unsigned long)((uintptr_t)caller - (uintptr_t)info.dli_fbase));
-        else
-            snprintf(out, out_size, "%s", base_name(name));
-    } else {
-        snprintf(out, out_size, caller ? "%p" : "(unknown)", caller);
-    }
-}
-
-void vg_describe_frame(void *pc, char *out, unsigned long out_size)
-{
-    Dl_info info;
-    if (pc && dladdr(pc, &info) && info.dli_fname) {
-        const char *module = base_name(info.dli_fname[0] ? info.dli_fname : "(main)");
-        unsigned long off = (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_fbase);
-        if (info.dli_sname)
-            snprintf(out, out_size, "%s+0x%lx (%s+0x%lx)", module, off, info.dli_sname,
-                     (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_saddr));
-        else
-            snprintf(out, out_size, "%s+0x%lx", module, off);
-    } else {
-        snprintf(out, out_size, "%p", pc);
-    }
-}

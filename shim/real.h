@@ -57,12 +57,6 @@ void *vg_real_runtime(enum vg_runtime_fn fn, void *caller);
 
 
 
-/* "libfoo.so+0x1a2b" (or the absolute address) for a code address; the
- * module's base name only when `offset` is false. No heap. */
-void vg_describe_caller(void *caller, bool offset, char *out, unsigned long out_size);
 
-/* A stack frame for a report: "module+0xoff (symbol+0xoff)" where the
- * module exports a symbol there. Not for the OOM path. */
-void vg_describe_frame(void *pc, char *out, unsigned long out_size);
 
 #endif
