@@ -55,8 +55,4 @@ extern const char *const vg_runtime_names[VG_RT_COUNT];
  * different cudart than the caller's own (two cudart majors). NULL if none. */
 void *vg_real_runtime(enum vg_runtime_fn fn, void *caller);
 
-
-
-
-
 #endif
