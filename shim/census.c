@@ -155,7 +155,12 @@ void vg_census_take(struct vg_census *c)
 {
     c->count = c->bytes = 0;
     bool one_device = c->device >= 0 && c->device < VG_MAX_DEVICES;
-    vg_table_visit(one_device && c->top && c->sites && !c->top_by_device ? visit_device : visit, c);
+    if (one_device && c->top && c->sites && !c->top_by_device)
+        vg_table_visit_device(c->device, visit_device, c);
+    else if (one_device)
+        vg_table_visit_device(c->device, visit, c);
+    else
+        vg_table_visit(visit, c);
     if (c->top)
         vg_top_sort(c->top);
     for (int d = 0; c->top_by_device && d < VG_MAX_DEVICES; d++)

@@ -428,20 +428,35 @@ int vg_table_device_count(void)
     return atomic_load_explicit(&device_count, memory_order_relaxed);
 }
 
-void vg_table_visit(vg_table_visitor fn, void *ctx)
+/* Visit the live entries whose cell device is `slot` (any when slot < 0). */
+static void visit_slot(int slot, vg_table_visitor fn, void *ctx)
 {
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
         for (uint32_t n = 0; n < s->cap; n++) {
-            if (s->slots[n].ptr == 0)
+            const struct entry *e = &s->slots[n];
+            if (e->ptr == 0 || (slot >= 0 && cell_device(e->meta & 511) != (uint32_t)slot))
                 continue;
             struct vg_alloc a;
-            unpack(&s->slots[n], &a);
+            unpack(e, &a);
             fn(&a, ctx);
         }
         shard_unlock(s);
     }
+}
+
+void vg_table_visit(vg_table_visitor fn, void *ctx)
+{
+    visit_slot(-1, fn, ctx);
+}
+
+void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx)
+{
+    /* Entries are filtered by their cell before being unpacked; the last
+     * cell slot is shared (devices past it, no device), so `fn` still sees
+     * a->device and filters exactly. */
+    visit_slot(device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5, fn, ctx);
 }
 
 struct largest {

@@ -91,6 +91,10 @@ int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device
  * during the walk may or may not be seen. */
 typedef void (*vg_table_visitor)(const struct vg_alloc *a, void *ctx);
 void vg_table_visit(vg_table_visitor fn, void *ctx);
+/* The same for the entries of one device (cheaper: others are skipped
+ * before they are unpacked); `fn` may still see another device's entry
+ * when device >= VG_MAX_DEVICES - 1 and must filter on a->device. */
+void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx);
 
 /* Forget every entry of pool `pool` (the pool was destroyed). */
 int vg_table_remove_pool(uint16_t pool);
