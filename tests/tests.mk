@@ -81,14 +81,9 @@ demo: $(SHIM) fakecuda $(DEMO_DIR)/demo_worker
 	   echo "      that is the CI guard failing the build. Reports: $(DEMO_DIR)/reports"; \
 	 else echo "demo: unexpected exit status $$status (want 3)"; exit 1; fi
 
-# make bench: shim overhead per allocation + free pair on the fake driver
-# (CPU side; see tests/bench/bench.sh). On a GPU machine, build/gpu/bench_alloc
-# (make gpu-build) measures the same against the real driver.
-$(TEST_DIR)/bench_alloc: tests/bench/bench_alloc.c $(FAKECUDA_LIBS)
-	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -O2 -o $@ $< $(STATIC_FAKE)
-bench: $(SHIM) fakecuda $(TEST_DIR)/bench_alloc
-	LD_LIBRARY_PATH=$(FAKE) tests/bench/bench.sh $(BUILD) $(TEST_DIR)/bench_alloc
+# make bench: the shim's cost on the fake driver (tests/bench/bench.mk). On a
+# GPU machine, make gpu-bench (tests/gpu/gpu.mk) measures it on the real one.
+include tests/bench/bench.mk
 
 # Two cudart majors: libcudauser12.so links the fake cudart 12.
 $(TEST_DIR)/libcudauser12.so: tests/preload/libcudauser.c $(FAKECUDA_LINKS)

@@ -1,47 +1,67 @@
-/* make bench: the CPU-side cost of an allocation + free through the shim.
- * Runs the same loop with and without LD_PRELOAD (bench.sh does both) and
- * prints the median over repetitions, in ns per cudaMalloc+cudaFree pair
- * (runtime, as a static-cudart program calls it) and per cuMemAlloc+cuMemFree
- * pair (driver entry point fetched with cuGetProcAddress), per
- * cudaMallocAsync+cudaFreeAsync pair (stream-ordered), one thread and
- * eight. */
-#include <cuda.h>
-#include <cuda_runtime_api.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+/* make bench: the CPU-side cost of an allocation + free pair through the shim.
+ * bench.sh runs each mode with and without LD_PRELOAD and compares.
+ *
+ * Cases, each a 4 KiB allocation and its free:
+ *   driver   cuMemAlloc_v2 + cuMemFree_v2, fetched with
+ *            cudaGetDriverEntryPointByVersion (the driver's cuGetProcAddress);
+ *   runtime  cudaMalloc + cudaFree (a static cudart: at the driver for the shim);
+ *   async    cudaMallocAsync + cudaFreeAsync on a created stream.
+ *
+ * Modes:
+ *   bench_alloc [wall] [PAIRS]   wall time: median over 11 repetitions of
+ *                                PAIRS pairs, in ns per pair, for runtime,
+ *                                driver and async with 1 thread, runtime and
+ *                                driver with 8 threads (ns per pair = wall
+ *                                time / all threads' pairs). One line per
+ *                                case: "<case>_<n>thread[s] <ns>".
+ *   bench_alloc ir CASE N        one case for callgrind: 1000 warm-up pairs,
+ *                                then N pairs between MEASURE_BEGIN/END (the
+ *                                only instructions counted under
+ *                                --instr-atstart=no). Prints
+ *                                "calls_per_pair <driver calls per pair>"
+ *                                (the fake driver's counter; -1 without it).
+ */
+#include "bench_common.h"
 
-enum { REPS = 11, THREADS = 8 };
+#include <pthread.h>
+#include <string.h>
+
+enum { REPS = 11, THREADS = 8, WARMUP = 1000 };
 
 static long pairs = 20000;
-typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
-typedef CUresult (*free_fn)(CUdeviceptr);
-static alloc_fn drv_alloc;
-static free_fn drv_free;
 
-static double now_ns(void)
+static void runtime_pairs(long n)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
+    for (long i = 0; i < n; i++) {
+        void *p;
+        if (cudaMalloc(&p, 4096) != cudaSuccess || cudaFree(p) != cudaSuccess)
+            abort();
+    }
 }
 
-static int cmp(const void *a, const void *b)
+static void driver_pairs(long n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    for (long i = 0; i < n; i++) {
+        CUdeviceptr p;
+        if (drv_alloc(&p, 4096) != CUDA_SUCCESS || drv_free(p) != CUDA_SUCCESS)
+            abort();
+    }
+}
+
+static void async_pairs(cudaStream_t s, long n)
+{
+    for (long i = 0; i < n; i++) {
+        void *p;
+        if (cudaMallocAsync(&p, 4096, s) != cudaSuccess || cudaFreeAsync(p, s) != cudaSuccess)
+            abort();
+    }
 }
 
 static void *runtime_loop(void *arg)
 {
     (void)arg;
     cudaSetDevice(0);
-    for (long i = 0; i < pairs; i++) {
-        void *p;
-        if (cudaMalloc(&p, 4096) != cudaSuccess || cudaFree(p) != cudaSuccess)
-            abort();
-    }
+    runtime_pairs(pairs);
     return NULL;
 }
 
@@ -49,12 +69,8 @@ static void *driver_loop(void *arg)
 {
     (void)arg;
     cudaSetDevice(0);
-    cudaFree(0);
-    for (long i = 0; i < pairs; i++) {
-        CUdeviceptr p;
-        if (drv_alloc(&p, 4096) != CUDA_SUCCESS || drv_free(p) != CUDA_SUCCESS)
-            abort();
-    }
+    cudaFree(0); /* makes the primary context current on this thread */
+    driver_pairs(pairs);
     return NULL;
 }
 
@@ -65,11 +81,7 @@ static void *async_loop(void *arg)
     cudaStream_t s;
     if (cudaStreamCreate(&s) != cudaSuccess)
         abort();
-    for (long i = 0; i < pairs; i++) {
-        void *p;
-        if (cudaMallocAsync(&p, 4096, s) != cudaSuccess || cudaFreeAsync(p, s) != cudaSuccess)
-            abort();
-    }
+    async_pairs(s, pairs);
     cudaStreamSynchronize(s);
     cudaStreamDestroy(s);
     return NULL;
@@ -88,20 +100,11 @@ static double measure(void *(*loop)(void *), int threads)
             pthread_join(th[i], NULL);
         t[r] = (now_ns() - t0) / ((double)pairs * threads);
     }
-    qsort(t, REPS, sizeof(t[0]), cmp);
-    return t[REPS / 2];
+    return median(t, REPS);
 }
 
-int main(int argc, char **argv)
+static int wall(void)
 {
-    if (argc > 1)
-        pairs = atol(argv[1]);
-    cudaFree(0);
-    enum cudaDriverEntryPointQueryResult q;
-    cudaGetDriverEntryPointByVersion("cuMemAlloc", (void **)&drv_alloc, 12000, cudaEnableDefault, &q);
-    cudaGetDriverEntryPointByVersion("cuMemFree", (void **)&drv_free, 12000, cudaEnableDefault, &q);
-    if (!drv_alloc || !drv_free)
-        return 1;
     runtime_loop(NULL); /* warm up */
     printf("runtime_1thread %.1f\n", measure(runtime_loop, 1));
     printf("driver_1thread %.1f\n", measure(driver_loop, 1));
@@ -109,4 +112,55 @@ int main(int argc, char **argv)
     printf("runtime_8threads %.1f\n", measure(runtime_loop, THREADS));
     printf("driver_8threads %.1f\n", measure(driver_loop, THREADS));
     return 0;
+}
+
+/* One case, N measured pairs (callgrind), and the driver calls they made. */
+static int instructions(const char *which, long n)
+{
+    cudaStream_t s = NULL;
+    void (*run)(long) = NULL;
+    if (strcmp(which, "driver") == 0)
+        run = driver_pairs;
+    else if (strcmp(which, "runtime") == 0)
+        run = runtime_pairs;
+    else if (strcmp(which, "async") != 0 || cudaStreamCreate(&s) != cudaSuccess) {
+        fprintf(stderr, "bench_alloc ir: case driver|runtime|async\n");
+        return 2;
+    }
+    if (run)
+        run(WARMUP);
+    else
+        async_pairs(s, WARMUP);
+    double c0 = driver_calls();
+    MEASURE_BEGIN();
+    if (run)
+        run(n);
+    else
+        async_pairs(s, n);
+    MEASURE_END();
+    double c1 = driver_calls();
+    printf("calls_per_pair %.3f\n", c0 < 0 ? -1.0 : (c1 - c0) / (double)n);
+    if (s) {
+        cudaStreamSynchronize(s);
+        cudaStreamDestroy(s);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int a = 1;
+    const char *mode = "wall";
+    if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9'))
+        mode = argv[a++];
+    bench_driver_init();
+    if (strcmp(mode, "wall") == 0) {
+        if (argc > a)
+            pairs = atol(argv[a]);
+        return wall();
+    }
+    if (strcmp(mode, "ir") == 0 && argc == a + 2)
+        return instructions(argv[a], atol(argv[a + 1]));
+    fprintf(stderr, "usage: bench_alloc [wall] [PAIRS] | ir driver|runtime|async N\n");
+    return 2;
 }
