@@ -47,11 +47,16 @@ $(GPU_DIR)/lib/libcudart.so.13:
 gpu-build: $(SHIM) $(GPU_BINS)
 gpu-test: gpu-build
 	tests/gpu/run_gpu_tests.sh $(BUILD)
-$(GPU_DIR)/bench_alloc: tests/bench/bench_alloc.c
+# make gpu-bench: the shim's cost per allocation on the real GPU (one case per
+# process, with and without the shim; tests/gpu/gpu_bench.sh). Static cudart.
+$(GPU_DIR)/gpu_bench: tests/gpu/gpu_bench.c
 	@mkdir -p $(@D)
-	$(CC) $(GPU_CFLAGS) -O2 -c -o $(GPU_DIR)/bench_alloc.o $<
-	$(NVCC) -o $@ $(GPU_DIR)/bench_alloc.o
-gpu-build: $(GPU_DIR)/bench_alloc
+	$(CC) $(GPU_CFLAGS) -Wextra -O2 -c -o $(GPU_DIR)/gpu_bench.o $<
+	$(NVCC) -o $@ $(GPU_DIR)/gpu_bench.o
+gpu-build: $(GPU_DIR)/gpu_bench
+.PHONY: gpu-bench
+gpu-bench: $(SHIM) $(GPU_DIR)/gpu_bench
+	tests/gpu/gpu_bench.sh $(BUILD)
 $(GPU_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h
 	@mkdir -p $(@D)
 	$(NVCC) -std=c++17 -Ipurpose_tags -o $@ $<

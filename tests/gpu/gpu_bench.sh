@@ -1,0 +1,63 @@
+#!/bin/bash
+# gpu_bench.sh [BUILD_DIR]: `make gpu-bench`, the shim's cost on a real GPU.
+# ROUNDS rounds (default 12); each runs every case of BUILD_DIR/gpu/gpu_bench
+# (tests/gpu/gpu_bench.c) once without and once with LD_PRELOAD of the shim,
+# one process per measurement, alternating which goes first. Per case: the
+# median ns per pair without and with, and the median of the per-round
+# ratios with/without, against its target. About 70 s on an H200 (12 rounds).
+# Exit 0 when every measurement ran (a missed target does not fail it).
+set -u
+B=$(cd "${1:-build}" && pwd)
+BIN=$B/gpu/gpu_bench
+SHIM=$B/libvramguard.so
+ROUNDS=${ROUNDS:-12}
+CASES="async4k asyncmixed sync4k"
+TMP=$(mktemp -d /tmp/vg-gpubench.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+if [ ! -x "$BIN" ] || [ ! -f "$SHIM" ]; then echo "gpu_bench.sh: build first (make gpu-build)" >&2; exit 1; fi
+
+echo "== vramguard gpu-bench: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+echo "   $(uname -m), $(nproc) cpus; $ROUNDS rounds, one process per measurement; shim $SHIM"
+
+# one CASE 0|1: ns per pair of one process, without / with the shim
+one() {
+    local out
+    if [ "$2" = 1 ]; then
+        out=$(VRAMGUARD_LOG=/dev/null LD_PRELOAD="$SHIM" timeout -k 5 60 "$BIN" "$1")
+    else
+        out=$(timeout -k 5 60 "$BIN" "$1")
+    fi || { echo "gpu_bench.sh: $1 (shim $2) failed" >&2; return 1; }
+    echo "$out" | awk '$1 == "ns_per_pair" {print $2}'
+}
+
+FAILED=0
+for r in $(seq "$ROUNDS"); do
+    for c in $CASES; do
+        if [ $((r % 2)) = 1 ]; then order="0 1"; else order="1 0"; fi
+        for w in $order; do
+            v=$(one "$c" "$w") || { FAILED=1; continue; }
+            echo "$v" >>"$TMP/$c.$w"
+            eval "R_${c}_$w=$v"
+        done
+        b=$(eval echo "\${R_${c}_0:-}"); s=$(eval echo "\${R_${c}_1:-}")
+        [ -n "$b" ] && [ -n "$s" ] && awk -v b="$b" -v s="$s" 'BEGIN {print s / b}' >>"$TMP/$c.ratio"
+        unset "R_${c}_0" "R_${c}_1"
+    done
+done
+
+med() { sort -g "$1" 2>/dev/null | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print ""}'; }
+echo
+printf '%-52s %12s %12s %14s %8s  %s\n' case "without ns" "with ns" "median ratio" target verdict
+for c in $CASES; do
+    case $c in
+    async4k) label="cudaMallocAsync + cudaFreeAsync, 4 KiB, a stream"; tgt=1.10 ;;
+    asyncmixed) label="the same, mixed sizes, 64 live"; tgt=1.10 ;;
+    sync4k) label="cudaMalloc + cudaFree, 4 KiB"; tgt=1.03 ;;
+    esac
+    ratio=$(med "$TMP/$c.ratio")
+    v=$(awk -v r="$ratio" -v t="$tgt" 'BEGIN {print (r == "" ? "?" : ((r + 0 <= t + 0) ? "PASS" : "FAIL"))}')
+    printf '%-52s %12s %12s %14s %8s  %s\n' "$label" "$(med "$TMP/$c.0")" "$(med "$TMP/$c.1")" \
+        "$(awk -v r="$ratio" 'BEGIN {if (r != "") printf "%.3f", r}')" "<=$tgt" "$v"
+done
+echo "   (ratio: with / without in the same round; $(wc -l <"$TMP/async4k.ratio" 2>/dev/null || echo 0) rounds complete)"
+exit $FAILED
