@@ -13,6 +13,8 @@
  *       (the shim writes its full breakdown to VRAMGUARD_LOG) and the second
  *       (one line), each timed. Prints "key value" lines, times in ms
  *       (medians), sizes in bytes; -1 where there is nothing to measure.
+ *       Exit status 3 when the shim is loaded but the endpoint did not
+ *       answer or vramguard_report() gave nothing.
  *
  *   bench_render exit L REPS SHIM DIR
  *       REPS rounds of three child processes (the order rotates), each making
@@ -172,7 +174,8 @@ static int render(long live, int reps, const char *sock)
         }
     }
     printf("oom_first_ms %.4f\noom_second_ms %.4f\n", oom[0], oom[1]);
-    return 0;
+    /* with the shim, a missing endpoint answer or report is a failure */
+    return vramguard_loaded() && ((c.path[0] && c.failed) || !need) ? 3 : 0;
 }
 
 /* ---- exit -------------------------------------------------------------- */
