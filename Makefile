@@ -6,25 +6,27 @@ BUILD := build
 PYTHON ?= python3
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# shim/ is three layers (README "Layout"): intercept -> model <- output.
+SHIM_INCLUDES := -Ishim -Ishim/intercept -Ishim/model -Ishim/output -Ipurpose_tags
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -I$(CUDA_HOME)/include
-SHIM_CFLAGS := $(BASE_CFLAGS) $(WARN) -fvisibility=hidden -pthread
+SHIM_CFLAGS := $(BASE_CFLAGS) $(SHIM_INCLUDES) $(WARN) -fvisibility=hidden -pthread
 # -Bsymbolic-functions: the shim's own references to its wrappers bind to
 # itself; -z now: no lazy binding inside someone else's process.
 SHIM_LDFLAGS := -shared -pthread -Wl,-Bsymbolic-functions -Wl,-z,now -Wl,-z,defs -Wl,--no-undefined
 SHIM_LIBS := -ldl
 
-SHIM_SRCS := $(wildcard shim/*.c)
-SHIM_OBJS := $(patsubst shim/%.c,$(BUILD)/shim/%.o,$(SHIM_SRCS)) $(BUILD)/shim/dlsym_trampoline.o
+SHIM_SRCS := $(wildcard shim/*/*.c)
+SHIM_OBJS := $(patsubst shim/%.c,$(BUILD)/shim/%.o,$(SHIM_SRCS)) $(BUILD)/shim/intercept/dlsym_trampoline.o
 SHIM := $(BUILD)/libvramguard.so
 
 .PHONY: all check demo gpu-test bench clean install-check-deps
 all: $(SHIM)
 
-$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) purpose_tags/vramguard.h
+$(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*/*.h shim/*.def) purpose_tags/vramguard.h
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@
 
-$(BUILD)/shim/dlsym_trampoline.o: shim/dlsym_trampoline.S
+$(BUILD)/shim/intercept/dlsym_trampoline.o: shim/intercept/dlsym_trampoline.S
 	@mkdir -p $(dir $@)
 	$(CC) -c $< -o $@
 

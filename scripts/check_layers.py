@@ -4,15 +4,17 @@
     interception  ->  model  <-  outputs
     (interception may also call outputs: it raises events)
 
-A module is x.c + x.h; module A depends on module B when A's .c or .h
-includes B's .h ("#include \"b.h\""). .def files are data, not modules;
-headers outside the directory are ignored. The check fails (exit 1) on
+The folders are the layers: shim/intercept, shim/model, shim/output. A
+module is x.c + x.h in one of them; module A depends on module B when A's
+.c or .h includes B's .h ("#include \"b.h\""). .def files (shim/*.def) are
+data, not modules; headers outside shim/ are ignored. The check fails
+(exit 1) on
 
   - any include cycle between modules (every elementary cycle is listed,
     with the files that make each edge), and
-  - any include that the layer map below forbids: a model module including
-    an interception or output header, an output module including an
-    interception header, or a module missing from the map.
+  - any include against the layers: a model module including an
+    interception or output header, an output module including an
+    interception header, or a module outside the layer folders.
 
 Usage: check_layers.py [DIR]          check DIR (default: shim/ next to this script)
        check_layers.py --self-test    prove the checker can fail (synthetic trees)
@@ -27,50 +29,12 @@ import tempfile
 
 INTERCEPTION, MODEL, OUTPUTS = "interception", "model", "outputs"
 
-# Every module of shim/ and its layer. A new module must be added here (or
-# be a hooks_* wrapper file): an unmapped module fails the check, so the map
-# cannot silently fall behind.
-LAYERS = {
-    # interception: the CUDA boundary (dlsym, cuGetProcAddress, exported
-    # driver and runtime wrappers) and the program's own way in (api.c: the
-    # vramguard_shim_* functions and the fork handlers).
-    "api": INTERCEPTION,
-    "dlsym_hook": INTERCEPTION,
-    "driver_queries": INTERCEPTION,
-    "driver_hooks": INTERCEPTION,
-    "entry_table": INTERCEPTION,
-    "hook_protocol": INTERCEPTION,
-    # hooks_*: every driver wrapper file (see layer_of)
-    "real": INTERCEPTION,
-    "runtime_hooks": INTERCEPTION,
-    "wrappers": INTERCEPTION,
-    # model: plain data, no output; reached from both sides.
-    "config": MODEL,
-    "devices": MODEL,
-    "forksafe": MODEL,
-    "holes": MODEL,
-    "incidents": MODEL,
-    "model": MODEL,
-    "modules": MODEL,
-    "policy": MODEL,
-    "pools": MODEL,
-    "process": MODEL,
-    "purposes": MODEL,
-    "rules": MODEL,
-    "stacks": MODEL,
-    "table": MODEL,
-    "vmm": MODEL,
-    # outputs: read the model, never the interception layer.
-    "breakdown": OUTPUTS,
-    "callers": OUTPUTS,
-    "census": OUTPUTS,
-    "emit": OUTPUTS,
-    "endpoint": OUTPUTS,
-    "events": OUTPUTS,
-    "log": OUTPUTS,
-    "metrics": OUTPUTS,
-    "report": OUTPUTS,
-}
+# The layer of a module is the folder it lives in: shim/intercept (the CUDA
+# boundary: dlsym, cuGetProcAddress, the exported driver and runtime
+# wrappers, and the program's own way in, api.c), shim/model (plain data, no
+# CUDA call, no output; reached from both sides), shim/output (read the
+# model, never the interception layer). A .c or .h anywhere else fails.
+FOLDERS = {"intercept": INTERCEPTION, "model": MODEL, "output": OUTPUTS}
 
 # Which layer may include which.
 ALLOWED = {
@@ -86,15 +50,28 @@ COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 
 
 def scan(directory):
-    """Modules of `directory` and their edges: {module: {dep: [(file, line), ...]}}."""
-    names = sorted(os.listdir(directory))
-    modules = {os.path.splitext(n)[0] for n in names if n.endswith((".c", ".h"))}
-    headers = {n for n in names if n.endswith(".h")}
+    """Modules of `directory` (in its layer folders) and their edges:
+    modules {module: layer or None}, edges {module: {dep: [(file, line), ...]}}.
+    Includes name headers by base name (the build puts every layer folder on
+    the include path)."""
+    files = []  # (path relative to directory, base name, layer)
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        rel = os.path.relpath(root, directory)
+        layer = FOLDERS.get(rel) if rel != "." else None
+        for n in sorted(names):
+            if n.endswith((".c", ".h")):
+                files.append((os.path.normpath(os.path.join(rel, n)), n, layer))
+    modules = {}
+    for path, n, layer in files:
+        m = os.path.splitext(n)[0]
+        if m in modules and modules[m] != layer:
+            layer = None  # its .c and .h disagree: reported as misplaced
+        modules[m] = layer
+    headers = {n for _, n, _ in files if n.endswith(".h")}
     edges = {m: {} for m in modules}
-    for n in names:
-        if not n.endswith((".c", ".h")):
-            continue
-        with open(os.path.join(directory, n), encoding="utf-8", errors="replace") as f:
+    for path, n, _ in files:
+        with open(os.path.join(directory, path), encoding="utf-8", errors="replace") as f:
             text = f.read()
         # Blank out comments but keep line numbers.
         text = COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
@@ -102,12 +79,12 @@ def scan(directory):
         for match in INCLUDE.finditer(text):
             inc = match.group(1)
             if "/" in inc or inc not in headers:
-                continue  # outside the directory (purpose_tags/, system)
+                continue  # outside shim/ (purpose_tags/, system)
             dep = os.path.splitext(inc)[0]
             if dep == src:
                 continue
             line = text.count("\n", 0, match.start()) + 1
-            edges[src].setdefault(dep, []).append((n, line))
+            edges[src].setdefault(dep, []).append((path, line))
     return modules, edges
 
 
@@ -220,15 +197,9 @@ def where(edges, a, b):
     return ", ".join("%s:%d" % fl for fl in edges[a][b])
 
 
-def layer_of(module):
-    # Driver wrappers live in shim/hooks_*.c (README "Layout"): new ones need no entry.
-    if module.startswith("hooks_"):
-        return INTERCEPTION
-    return LAYERS.get(module)
-
-
 def check(directory, out=sys.stdout):
     modules, edges = scan(directory)
+    layer_of = modules.get
     succ = {m: set(edges[m]) for m in modules}
     problems = 0
 
@@ -251,7 +222,8 @@ def check(directory, out=sys.stdout):
     unmapped = sorted(m for m in modules if layer_of(m) is None)
     for m in unmapped:
         problems += 1
-        print("check_layers: module %s is not in the layer map (scripts/check_layers.py LAYERS)" % m, file=out)
+        print("check_layers: module %s is not in a layer folder (%s/{%s}, its .c and .h together)"
+              % (m, directory, ",".join(sorted(FOLDERS))), file=out)
 
     violations = []
     for a in sorted(modules):
@@ -276,7 +248,7 @@ def check(directory, out=sys.stdout):
 def print_graph(directory):
     modules, edges = scan(directory)
     for m in sorted(modules):
-        print("%-14s %-12s -> %s" % (m, layer_of(m) or "?", " ".join(sorted(edges[m]))))
+        print("%-14s %-12s -> %s" % (m, modules[m] or "?", " ".join(sorted(edges[m]))))
 
 
 def self_test():
@@ -286,41 +258,49 @@ def self_test():
     def run(files):
         with tempfile.TemporaryDirectory(prefix="vg_layers_") as d:
             for name, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(d, name)), exist_ok=True)
                 with open(os.path.join(d, name), "w") as f:
                     f.write(text)
             p = subprocess.run([sys.executable, os.path.abspath(__file__), d], capture_output=True, text=True)
         return p.returncode, p.stdout + p.stderr
 
+    I, M, O = "intercept/", "model/", "output/"
     cases = [
         # (name, files, expected exit, text the output must contain)
         ("clean", {
-            "model.h": "", "table.h": '#include "model.h"\n', "table.c": '#include "table.h"\n',
-            "report.c": '#include "report.h"\n#include "table.h"\n', "report.h": "#include <stdio.h>\n",
-            "driver_hooks.c": '#include "report.h"\n#include "table.h"\n#include "entry_points.def"\n',
-            "entry_points.def": '#include "driver_hooks.h"\n', "driver_hooks.h": "",
+            M + "model.h": "", M + "table.h": '#include "model.h"\n', M + "table.c": '#include "table.h"\n',
+            O + "report.c": '#include "report.h"\n#include "table.h"\n', O + "report.h": "#include <stdio.h>\n",
+            I + "driver_hooks.c": '#include "report.h"\n#include "table.h"\n#include "entry_points.def"\n',
+            "entry_points.def": '#include "wrappers.h"\n', I + "wrappers.h": "",
         }, 0, "no include cycle"),
         ("two-module cycle", {
-            "log.h": "", "log.c": '#include "log.h"\n#include "emit.h"\n',
-            "emit.h": "", "emit.c": '#include "emit.h"\n#include "log.h"\n',
+            O + "log.h": "", O + "log.c": '#include "log.h"\n#include "emit.h"\n',
+            O + "emit.h": "", O + "emit.c": '#include "emit.h"\n#include "log.h"\n',
         }, 1, "cycle 1: emit -> log -> emit"),
         ("three-module cycle through headers", {
-            "events.h": '#include "report.h"\n', "report.h": '#include "metrics.h"\n',
-            "metrics.h": '#include "events.h"\n',
+            O + "events.h": '#include "report.h"\n', O + "report.h": '#include "metrics.h"\n',
+            O + "metrics.h": '#include "events.h"\n',
         }, 1, "events -> report -> metrics -> events"),
         ("every cycle listed", {
-            "events.h": "", "events.c": '#include "report.h"\n#include "metrics.h"\n',
-            "report.h": "", "report.c": '#include "events.h"\n',
-            "metrics.h": "", "metrics.c": '#include "events.h"\n',
+            O + "events.h": "", O + "events.c": '#include "report.h"\n#include "metrics.h"\n',
+            O + "report.h": "", O + "report.c": '#include "events.h"\n',
+            O + "metrics.h": "", O + "metrics.c": '#include "events.h"\n',
         }, 1, "2 include cycle(s)"),
+        ("cycle across layer folders", {
+            I + "real.h": '#include "table.h"\n', M + "table.h": "", M + "table.c": '#include "real.h"\n',
+        }, 1, "cycle 1: real -> table -> real"),
         ("model includes an output", {
-            "table.h": "", "table.c": '#include "table.h"\n#include "log.h"\n', "log.h": "",
+            M + "table.h": "", M + "table.c": '#include "table.h"\n#include "log.h"\n', O + "log.h": "",
         }, 1, "table (model) includes log (outputs)"),
         ("output includes interception", {
-            "report.c": '#include "real.h"\n', "real.h": "",
+            O + "report.c": '#include "real.h"\n', I + "real.h": "",
         }, 1, "report (outputs) includes real (interception)"),
-        ("unmapped module", {"mystery.c": "", "mystery.h": ""}, 1, "mystery is not in the layer map"),
+        ("module outside the layer folders", {"mystery.c": "", "mystery.h": ""}, 1,
+         "mystery is not in a layer folder"),
+        ("module split across folders", {M + "pools.c": '#include "pools.h"\n', O + "pools.h": ""}, 1,
+         "pools is not in a layer folder"),
         ("commented include ignored", {
-            "table.c": '/* #include "log.h" */\n// #include "log.h"\n', "log.h": "",
+            M + "table.c": '/* #include "log.h" */\n// #include "log.h"\n', O + "log.h": "",
         }, 0, "no include cycle"),
     ]
     failed = 0

@@ -25,7 +25,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
 INSTALL ?= install
 
-VRAMGUARD_VERSION := $(shell sed -n 's/^\#define VG_VERSION "\(.*\)"/\1/p' shim/model.h)
+VRAMGUARD_VERSION := $(shell sed -n 's/^\#define VG_VERSION "\(.*\)"/\1/p' shim/model/model.h)
 
 # Paths in the .pc file are written relative to ${prefix} where they can be,
 # so that pkg-config --define-prefix can relocate a staged tree.
@@ -42,7 +42,7 @@ INSTALLED_FILES = \
 .PHONY: install uninstall
 install: $(SHIM) scripts/vramguard purpose_tags/vramguard.h purpose_tags/python/vramguard.py \
 		docs/vramguard.1 docs/vramguard.pc.in
-	@test -n "$(VRAMGUARD_VERSION)" || { echo "install: no VG_VERSION in shim/model.h" >&2; exit 1; }
+	@test -n "$(VRAMGUARD_VERSION)" || { echo "install: no VG_VERSION in shim/model/model.h" >&2; exit 1; }
 	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be an absolute path" >&2; exit 1;; esac
 	@mkdir -p $(BUILD)/install
 	sed -e 's|^VERSION = ".*"|VERSION = "$(VRAMGUARD_VERSION)"|' \

@@ -2,7 +2,7 @@
 # programs and one Check runner, then runs it.
 TEST_DIR := $(BUILD)/tests
 FAKE := $(BUILD)/fakecuda
-TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -Ishim
+TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -I$(CUDA_HOME)/include -Ipurpose_tags -Ishim -Ishim/intercept -Ishim/model -Ishim/output
 CHECK_FLAGS = $(shell pkg-config --cflags --libs check 2>/dev/null)
 
 PRELOAD_DEPS := tests/preload/preload_common.h purpose_tags/vramguard.h
@@ -48,7 +48,7 @@ $(TEST_DIR)/stub_shim.so: tests/cli/stub_shim.c
 
 # The Check runner: unit suites link the shim's objects directly.
 UNIT_ARCHIVE := $(TEST_DIR)/libvg_units.a
-$(UNIT_ARCHIVE): $(filter-out $(BUILD)/shim/dlsym_trampoline.o,$(SHIM_OBJS))
+$(UNIT_ARCHIVE): $(filter-out $(BUILD)/shim/intercept/dlsym_trampoline.o,$(SHIM_OBJS))
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 RUNNER_SRCS := tests/check_main.c $(wildcard tests/unit/check_*.c) tests/preload/check_preload.c tests/cli/check_cli.c \

@@ -1,4 +1,4 @@
-/* A stand-in for libnvidia-ml.so.1 (only what shim/devices.c asks for), so
+/* A stand-in for libnvidia-ml.so.1 (only what shim/model/devices.c asks for), so
  * that the endpoint's NVML figures can be tested without a GPU: every device
  * has 1 GiB with 700 MiB free, and the calling process uses 64 MiB on it.
  * Built as build/tests/nvml/libnvidia-ml.so.1; found through LD_LIBRARY_PATH. */

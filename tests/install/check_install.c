@@ -138,7 +138,7 @@ START_TEST(install_files_and_uninstall)
           "cmp purpose_tags/python/vramguard.py '%s/lib/python3/dist-packages/vramguard.py'",
           g_usr, vg_test_build(), g_usr, g_usr, g_usr);
     SH_OK("grep '^INSTALLED_LIBRARY = \"/usr/lib/vramguard/libvramguard.so\"' '%s/bin/vramguard' && "
-          "grep -x \"VERSION = \\\"$(sed -n 's/^#define VG_VERSION \"\\(.*\\)\"/\\1/p' shim/model.h)\\\"\" "
+          "grep -x \"VERSION = \\\"$(sed -n 's/^#define VG_VERSION \"\\(.*\\)\"/\\1/p' shim/model/model.h)\\\"\" "
           "'%s/bin/vramguard'", g_usr, g_usr);
     /* the .pc file: prefix, paths relative to it, Cflags, Libs, shimlib */
     char pc[PATH_MAX];

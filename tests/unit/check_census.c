@@ -1,5 +1,5 @@
-/* Unit tests for one-pass reading of the table (shim/census.c) and for
- * naming code addresses (shim/callers.c): the K largest equal a full sort,
+/* Unit tests for one-pass reading of the table (shim/output/census.c) and for
+ * naming code addresses (shim/output/callers.c): the K largest equal a full sort,
  * untagged VRAM by call site and by module adds up, and the module snapshot
  * names every address exactly as dladdr does. Entries go straight into the
  * table; no CUDA driver is involved. */

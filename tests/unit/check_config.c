@@ -1,4 +1,4 @@
-/* Unit tests for shim/config.c: option parsing with a fake environment and
+/* Unit tests for shim/model/config.c: option parsing with a fake environment and
  * a warning recorder, path templates and the name helpers. */
 #include "config.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for shim/policy.c: every policy x kind x allow combination. */
+/* Unit tests for shim/model/policy.c: every policy x kind x allow combination. */
 #include "policy.h"
 #include "model.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for shim/purposes.c (thread-local purpose stack, label pool)
+/* Unit tests for shim/model/purposes.c (thread-local purpose stack, label pool)
  * and for the public header purpose_tags/vramguard.h without the shim. */
 #include "purposes.h"
 #include "model.h"

@@ -1,5 +1,5 @@
-/* Unit tests for the report emitters (shim/report.c, shim/breakdown.c), the output sink
- * (shim/emit.c) and events (shim/events.c). No CUDA driver is involved:
+/* Unit tests for the report emitters (shim/output/report.c, shim/output/breakdown.c), the output sink
+ * (shim/output/emit.c) and events (shim/output/events.c). No CUDA driver is involved:
  * allocations are put straight into the table and violations are raised by
  * calling vg_event_violation() with a filled struct vg_call.
  *

@@ -1,4 +1,4 @@
-/* Unit tests for shim/rules.c: the VRAMGUARD_PURPOSE_RULES grammar and
+/* Unit tests for shim/model/rules.c: the VRAMGUARD_PURPOSE_RULES grammar and
  * matching (size rules here; module rules run in the preload suite). */
 #include "model.h"
 #include "rules.h"

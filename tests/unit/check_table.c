@@ -1,4 +1,4 @@
-/* Unit tests for shim/table.c: the allocation table and its per device x
+/* Unit tests for shim/model/table.c: the allocation table and its per device x
  * kind x purpose totals. Every test runs in its own forked process (CK_FORK),
  * so the table starts empty. */
 #include "table.h"

@@ -1,6 +1,6 @@
 /* The exported vramguard_shim_* functions behind purpose_tags/vramguard.h,
  * and the fork handlers. */
-#include "../purpose_tags/vramguard.h"
+#include "vramguard.h"
 #include "hooks_vmm.h"
 #include "process.h"
 #include "breakdown.h"
