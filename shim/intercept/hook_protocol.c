@@ -22,14 +22,6 @@ void vg_reached_driver_first(void)
     }
 }
 
-void vg_call_apply_rules(struct vg_call *c)
-{
-    /* Nothing pushed on this thread: VRAMGUARD_PURPOSE_RULES may say. */
-    int p = vg_rules_purpose(c->caller, c->size);
-    if (p >= 0)
-        c->purpose = (uint8_t)p;
-}
-
 void vg_call_refuse(struct vg_call *c, struct vg_decision d, CUresult *refusal)
 {
     vg_event_violation(c, d.refusal);

@@ -41,7 +41,12 @@ static inline void vg_reached_driver(void)
 }
 
 /* Purpose from VRAMGUARD_PURPOSE_RULES, when nothing is pushed. */
-void vg_call_apply_rules(struct vg_call *c);
+static inline void vg_call_apply_rules(struct vg_call *c)
+{
+    int p = vg_rules_purpose(c->caller, c->size);
+    if (p >= 0)
+        c->purpose = (uint8_t)p;
+}
 
 /* Enter a driver wrapper. Returns false when nested inside another driver
  * wrapper: the caller then only forwards. vg_call_leave() must follow. */

@@ -25,6 +25,16 @@ static struct rule rules[VG_MAX_RULES];
 static int n_rules;
 atomic_bool vg_rules_on;
 
+/* The rules as the hot path tests them, in order: a size rule as the range
+ * [lo, hi] (one unsigned compare: size - lo <= hi - lo), a module rule by its
+ * index (it matches when it is the caller's module's first matching rule). */
+struct test {
+    uint64_t lo, span; /* span = hi - lo */
+    int module_rule;   /* rule index for a module rule; -1 a size rule; -2 never matches */
+    int purpose;
+};
+static struct test tests[VG_MAX_RULES];
+
 static bool fail(char *err, size_t n, const char *fmt, const char *a, int index)
 {
     if (err && n)
@@ -111,6 +121,19 @@ void vg_rules_load(const char *spec)
 {
     int n = spec && spec[0] ? compile(spec, rules, NULL, 0) : -1;
     n_rules = n > 0 ? n : 0;
+    for (int i = 0; i < n_rules; i++) {
+        const struct rule *r = &rules[i];
+        uint64_t lo = 0, hi = UINT64_MAX;
+        bool empty = false; /* > the largest size, < 0: a rule that never matches */
+        switch (r->op) {
+        case OP_GE: lo = r->bytes; break;
+        case OP_GT: empty = r->bytes == UINT64_MAX; lo = r->bytes + 1; break;
+        case OP_LE: hi = r->bytes; break;
+        case OP_LT: empty = r->bytes == 0; hi = r->bytes - 1; break;
+        default: break;
+        }
+        tests[i] = (struct test){lo, hi - lo, r->op == OP_MODULE ? i : (empty ? -2 : -1), r->purpose};
+    }
     atomic_store(&vg_rules_on, n_rules > 0);
 }
 
@@ -137,7 +160,7 @@ static __thread struct {
     int first_rule;
 } last_site __attribute__((tls_model("initial-exec")));
 
-static int first_module_rule_uncached(void *caller);
+__attribute__((noinline)) static int first_module_rule_uncached(void *caller);
 
 static int first_module_rule(void *caller)
 {
@@ -149,7 +172,7 @@ static int first_module_rule(void *caller)
     return first;
 }
 
-static int first_module_rule_uncached(void *caller)
+__attribute__((noinline)) static int first_module_rule_uncached(void *caller)
 {
     uintptr_t a = (uintptr_t)caller;
     int n = atomic_load_explicit(&n_modules, memory_order_acquire);
@@ -185,25 +208,20 @@ static int first_module_rule_uncached(void *caller)
 
 int vg_rules_purpose(void *caller, uint64_t size)
 {
-    int module_first = -2; /* not looked up yet */
+    int module_first = -3; /* not looked up yet */
     for (int i = 0; i < n_rules; i++) {
-        const struct rule *r = &rules[i];
-        bool hit;
-        switch (r->op) {
-        case OP_GE: hit = size >= r->bytes; break;
-        case OP_GT: hit = size > r->bytes; break;
-        case OP_LE: hit = size <= r->bytes; break;
-        case OP_LT: hit = size < r->bytes; break;
-        default:
+        const struct test *t = &tests[i];
+        if (t->module_rule == -1) {
+            if (size - t->lo <= t->span)
+                return t->purpose;
+        } else if (t->module_rule >= 0) {
             /* A module rule matches when it is the first module rule that
-             * matches the caller's module (cached per module). */
-            if (module_first == -2)
+             * matches the caller's module (cached per module and thread). */
+            if (module_first == -3)
                 module_first = first_module_rule(caller);
-            hit = module_first == i;
-            break;
+            if (module_first == i)
+                return t->purpose;
         }
-        if (hit)
-            return r->purpose;
     }
     return -1;
 }

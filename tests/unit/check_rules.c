@@ -4,6 +4,7 @@
 #include "rules.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <string.h>
 
 Suite *make_rules_suite(void);
@@ -65,6 +66,34 @@ START_TEST(test_size_rules_first_match_wins)
 }
 END_TEST
 
+/* Every comparison at its boundary, and the ranges that match nothing;
+ * the hot path tests a size rule as one unsigned range compare. */
+START_TEST(test_size_rule_boundaries)
+{
+    vg_rules_load(">1K=weights");
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1024), -1);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1025), VG_PURPOSE_WEIGHTS);
+    ck_assert_int_eq(vg_rules_purpose(NULL, UINT64_MAX), VG_PURPOSE_WEIGHTS);
+    vg_rules_load(">=1K=weights");
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1023), -1);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1024), VG_PURPOSE_WEIGHTS);
+    vg_rules_load("<1K=kv_cache");
+    ck_assert_int_eq(vg_rules_purpose(NULL, 0), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1023), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1024), -1);
+    vg_rules_load("<=1K=kv_cache");
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1024), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1025), -1);
+    vg_rules_load("<0=kv_cache,>=0=intermediate"); /* < 0 matches nothing; >= 0 everything */
+    ck_assert_int_eq(vg_rules_purpose(NULL, 0), VG_PURPOSE_INTERMEDIATE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1), VG_PURPOSE_INTERMEDIATE);
+    vg_rules_load(">18446744073709551615=weights,<=0=kv_cache"); /* > the largest size: nothing */
+    ck_assert_int_eq(vg_rules_purpose(NULL, UINT64_MAX), -1);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 0), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 1), -1);
+}
+END_TEST
+
 START_TEST(test_module_rule_against_this_binary)
 {
     /* The test runner's own module is check_vramguard. */
@@ -91,6 +120,7 @@ Suite *make_rules_suite(void)
     tcase_add_loop_test(t, test_rules_accepted, 0, sizeof(accepted) / sizeof(accepted[0]));
     tcase_add_loop_test(t, test_rules_rejected_with_reason, 0, sizeof(rejected) / sizeof(rejected[0]));
     tcase_add_test(t, test_size_rules_first_match_wins);
+    tcase_add_test(t, test_size_rule_boundaries);
     tcase_add_test(t, test_module_rule_against_this_binary);
     tcase_add_test(t, test_no_rules_inactive);
     suite_add_tcase(s, t);
