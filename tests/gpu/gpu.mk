@@ -5,7 +5,7 @@
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 GPU_DIR := $(BUILD)/gpu
 GPU_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -I$(CUDA_HOME)/include -Ipurpose_tags -Itests/preload
-GPU_STATIC := prog_runtime_static prog_threads prog_oom prog_fork
+GPU_STATIC := prog_runtime_static prog_threads prog_oom prog_fork prog_stress
 GPU_STATIC_DRIVER := prog_pools prog_misc prog_ipc
 GPU_BINS := $(addprefix $(GPU_DIR)/, $(GPU_STATIC) prog_runtime_shared prog_driver prog_legacy prog_rtld_local \
 	prog_dlsym_next libcudauser.so libnext_a.so libnext_b.so libnext_c.so libnext_d.so lib/libcudart.so.13 \
@@ -16,7 +16,7 @@ $(GPU_DIR)/%.o: tests/preload/%.c $(PRELOAD_DEPS)
 	$(CC) $(GPU_CFLAGS) -c -o $@ $<
 $(GPU_DIR)/prog_runtime_static: $(GPU_DIR)/prog_runtime.o
 	$(NVCC) -o $@ $<                      # nvcc's default: static cudart
-$(GPU_DIR)/prog_threads $(GPU_DIR)/prog_oom $(GPU_DIR)/prog_fork: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
+$(GPU_DIR)/prog_threads $(GPU_DIR)/prog_oom $(GPU_DIR)/prog_fork $(GPU_DIR)/prog_stress: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
 	$(NVCC) -o $@ $<
 $(GPU_DIR)/prog_runtime_shared: $(GPU_DIR)/prog_runtime.o
 	$(NVCC) -cudart shared -o $@ $<

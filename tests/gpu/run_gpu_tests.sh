@@ -75,6 +75,11 @@ run_case dlsym_next "" "$G/prog_dlsym_next" "$G/libnext_c.so"
 check_case dlsym_next 0 "vramguard:=0"
 run_case fork "" "$G/prog_fork"
 check_case fork 0
+# Issue 7: 16 threads x 1M mixed operations (sync, driver, stream-ordered,
+# frees across threads), the shim's totals against the program's own sums.
+CASE_TIMEOUT=300 run_case stress_16_threads_1M "" "$G/prog_stress"
+check_case stress_16_threads_1M 0
+row "  stress" INFO "$(grep -m1 '^stress:' "$OUTF")"
 
 run_case cxx_scopes "" "$G/prog_cxx"
 check_case cxx_scopes 0
