@@ -215,11 +215,25 @@ static void vacate(struct shard *s, uint32_t i)
 
 /* ---- totals ------------------------------------------------------------------- */
 
-static inline void raise_peak(_Atomic uint64_t *peak, uint64_t value)
+__attribute__((noinline)) static void raise_peak_to(_Atomic uint64_t *peak, uint64_t value)
 {
     uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
     while (value > p && !atomic_compare_exchange_weak_explicit(peak, &p, value, memory_order_relaxed,
                                                                memory_order_relaxed))
+        ;
+}
+
+/* A new peak is rare in the steady state: only then the compare-exchange. */
+static inline void raise_peak(_Atomic uint64_t *peak, uint64_t value)
+{
+    if (__builtin_expect(value > atomic_load_explicit(peak, memory_order_relaxed), 0))
+        raise_peak_to(peak, value);
+}
+
+__attribute__((noinline)) static void count_device(uint32_t d)
+{
+    int n = atomic_load_explicit(&device_count, memory_order_relaxed);
+    while ((int)d + 1 > n && !atomic_compare_exchange_weak(&device_count, &n, (int)d + 1))
         ;
 }
 
@@ -232,9 +246,8 @@ static inline void totals_add(uint32_t cell, uint64_t size)
         struct live_peak *v = &device_vram[d];
         raise_peak(&v->peak, atomic_fetch_add_explicit(&v->live, size, memory_order_relaxed) + size);
     }
-    int n = atomic_load_explicit(&device_count, memory_order_relaxed);
-    while ((int)d + 1 > n && !atomic_compare_exchange_weak(&device_count, &n, (int)d + 1))
-        ;
+    if (__builtin_expect((int)d >= atomic_load_explicit(&device_count, memory_order_relaxed), 0))
+        count_device(d);
 }
 
 static inline void totals_sub(uint32_t cell, uint64_t size)
@@ -250,7 +263,7 @@ static inline void totals_sub(uint32_t cell, uint64_t size)
  * An address we still hold was freed behind our back (a path we do not
  * see): its entry is replaced and uncounted. False when it could not be
  * stored (out of host memory: counted in `dropped`). */
-static inline __attribute__((always_inline)) bool insert(uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api, uint32_t meta, bool count)
+__attribute__((noinline)) static bool insert(uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api, uint32_t meta, bool count)
 {
     if (ptr == 0)
         return false;
@@ -302,9 +315,38 @@ bool vg_table_insert(const struct vg_alloc *a)
                   vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack), true);
 }
 
+/* The hot path's insert: the common case (room in the shard, the address
+ * not already held) straight through; anything else takes insert(). */
 bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta)
 {
-    return insert(ptr, size_pool_of(size, pool), caller, api_offset(api), meta, true);
+    uint64_t size_pool = size_pool_of(size, pool);
+    int32_t api_off = api_offset(api);
+    uint64_t h = hash_ptr(ptr);
+    struct shard *s = shard_of(h);
+    shard_lock(s);
+    if (__builtin_expect(ptr != 0 && s->live < s->grow_at, 1)) {
+        struct entry *slots = s->slots;
+        uint32_t cap = s->cap, i = home_in(cap, h);
+        for (;;) {
+            uintptr_t k = slots[i].ptr;
+            if (k == 0)
+                break;
+            if (__builtin_expect(k == ptr, 0))
+                goto general;
+            i = next_slot(i, cap);
+        }
+        slots[i] = (struct entry){ptr, size_pool, caller, api_off, meta};
+        s->live++;
+        uint64_t *c = s->counts[meta & 511];
+        c[0]++;
+        c[2] += size_pool & SIZE_MASK;
+        shard_unlock(s);
+        totals_add(meta & 511, size_pool & SIZE_MASK);
+        return true;
+    }
+general:
+    shard_unlock(s);
+    return insert(ptr, size_pool, caller, api_off, meta, true);
 }
 
 void vg_table_restore(const struct vg_alloc *a)
