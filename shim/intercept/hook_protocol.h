@@ -32,7 +32,7 @@ enum { VG_DEVICE_CURRENT = -2 };
 CUresult vg_missing_real(const char *symbol);
 
 /* Marks that the process reached the driver, the first time loads the
- * configuration and starts the outputs (driver_hooks.c). */
+ * configuration and starts the outputs (hook_protocol.c). */
 void vg_reached_driver_first(void);
 static inline void vg_reached_driver(void)
 {

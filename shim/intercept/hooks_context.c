@@ -25,9 +25,23 @@
     vg_process_thread_context_changed(); /* also when it failed: it may have half-happened */     \
     return r
 
+/* A context's device never changes while it lives (destroying one makes
+ * every thread re-learn), so setting the context this thread set last
+ * changes nothing: frameworks that set the device around every call do not
+ * make the next allocation ask the driver. */
 EXPORT CUresult cuCtxSetCurrent(CUcontext ctx)
 {
-    CONTEXT_CHANGE(cuCtxSetCurrent, "cuCtxSetCurrent", real(ctx));
+    __typeof__(&cuCtxSetCurrent) real = REAL(cuCtxSetCurrent);
+    if (real == NULL)
+        return vg_missing_real("cuCtxSetCurrent");
+    vg_reached_driver();
+    CUresult r = real(ctx);
+    struct vg_tls_call *t = &vg_tls_call;
+    if (r != CUDA_SUCCESS || ctx == NULL || ctx != t->context) {
+        vg_process_thread_context_changed();
+        t->context = r == CUDA_SUCCESS ? ctx : NULL;
+    }
+    return r;
 }
 
 EXPORT CUresult cuCtxPushCurrent_v2(CUcontext ctx)

@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Per-thread call state. A runtime wrapper (cudaMalloc) names the call and
@@ -35,6 +36,9 @@ struct vg_tls_call {
     uint32_t epoch;
     int device;
     struct vg_stream_fact streams[VG_STREAM_FACTS];
+    /* The context this thread last made current with cuCtxSetCurrent, NULL
+     * when not known: setting the same one again changes nothing. */
+    void *context;
 };
 
 extern __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
@@ -46,6 +50,7 @@ extern _Atomic uint32_t vg_process_epoch;
 static inline void vg_process_thread_context_changed(void)
 {
     vg_tls_call.epoch = 0;
+    vg_tls_call.context = NULL;
 }
 /* A change every thread must re-learn from: a context destroyed or reset, a
  * stream destroyed (its handle may come back), a device's pool replaced. */
