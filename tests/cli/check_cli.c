@@ -243,6 +243,9 @@ static pid_t spawn(const char *const *env, char *const argv[])
         unsetenv("VRAMGUARD_REPORT");
         unsetenv("VRAMGUARD_LOG");
         unsetenv("VRAMGUARD_LISTEN");
+        unsetenv("VRAMGUARD_POLICY"); /* the CLI keeps what the environment sets */
+        unsetenv("VRAMGUARD_ALLOW");
+        unsetenv("VRAMGUARD_FAIL_ON");
         for (const char *const *e = env; e && *e; e++) {
             const char *eq = strchr(*e, '=');
             if (eq) {
@@ -657,6 +660,74 @@ START_TEST(test_env_for_command)
     ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"none\""), "%s", text);
     ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"violation\""), "%s", text);
     ck_assert_msg(!strstr(text, "VRAMGUARD_LOG"), "%s", text);
+}
+END_TEST
+
+/* Flags > environment > defaults: what the user set in the environment is
+ * kept, a flag overrides it, an invalid value is warned about and the
+ * default used, an empty value counts as unset. */
+START_TEST(test_env_settings_kept)
+{
+    char dump[PATH_MAX], text[16384];
+    tmp_path(dump, "env.json");
+    const char *set[] = {"VRAMGUARD_POLICY=warn", "VRAMGUARD_ALLOW=pinned", "VRAMGUARD_FAIL_ON=oom,leak", NULL};
+    vg(set, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"warn\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"pinned\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"oom,leak\""), "%s", text);
+    ERR_LACKS("warning");
+
+    /* a flag wins */
+    vg(set, "run", "--policy", "off", "--fail-on", "violation", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"off\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"pinned\""), "%s", text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"violation\""), "%s", text);
+
+    /* the verdict follows the environment's fail-on too */
+    const char *none[] = {"VRAMGUARD_FAIL_ON=none", NULL};
+    vg(none, "run", "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(0);
+    ERR_HAS("verdict: pass (fail-on: none");
+    vg(none, "run", "--fail-on", "violation", "--", g_py, g_worker, "--violations", "1", NULL);
+    CODE_IS(3);
+
+    /* invalid: one warning naming the variable, the default stays */
+    const char *bad[] = {"VRAMGUARD_POLICY=rejekt", "VRAMGUARD_FAIL_ON=oom,sometimes", NULL};
+    vg(bad, "run", "--", g_py, g_worker, "--dump-env", dump, "--violations", "1", NULL);
+    CODE_IS(3); /* fail-on fell back to violation */
+    ERR_HAS("warning: ignoring VRAMGUARD_POLICY=rejekt");
+    ERR_HAS("accepted: reject, warn, off");
+    ERR_HAS("warning: ignoring VRAMGUARD_FAIL_ON=oom,sometimes");
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
+
+    /* empty = unset */
+    const char *empty[] = {"VRAMGUARD_POLICY=", NULL};
+    vg(empty, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_LACKS("warning");
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_report_fail_on_from_env)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker, "--leaks", "1", NULL);
+    CODE_IS(0);
+    const char *leak[] = {"VRAMGUARD_FAIL_ON=leak", NULL};
+    vg(leak, "report", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("leak: 1 allocation");
+    vg(leak, "report", "--fail-on", "none", dir, NULL);
+    CODE_IS(0);
 }
 END_TEST
 
@@ -1144,7 +1215,7 @@ Suite *make_cli_suite(void)
                         test_report_dir_unusable, test_malformed_report, NULL}},
         {"cli_signals", {test_command_killed_by_signal, test_sigterm_forwarded, NULL}},
         {"cli_aggregation", {test_journal_only_counted, test_two_processes_aggregated,
-                             test_env_for_command, test_temporary_dir_removed, test_fail_on_oom,
+                             test_env_for_command, test_env_settings_kept, test_report_fail_on_from_env, test_temporary_dir_removed, test_fail_on_oom,
                              test_fail_on_leak, test_report_subcommand, test_stale_files_ignored,
                              NULL}},
         {"cli_schema", {test_reports_match_schema, test_validator_rejects_bad_reports, NULL}},
