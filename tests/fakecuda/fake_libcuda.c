@@ -69,6 +69,8 @@ FAKE_API CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgrap
                                                 char *logBuffer, size_t bufferSize);
 FAKE_API CUresult CUDAAPI legacy_cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
     __asm__("cuIpcOpenMemHandle");
+FAKE_API CUresult CUDAAPI legacy_cuModuleGetGlobal(fake_deviceptr_v1 *dptr, unsigned int *bytes, CUmodule hmod,
+                                                   const char *name) __asm__("cuModuleGetGlobal");
 
 /* ------------------------------------------------------------------------ */
 /* Call counter: every exported CUresult entry point starts with FAKE_ENTRY(),
@@ -256,6 +258,7 @@ enum fake_kind {
     K_VMM,        /* one cuMemMap mapping (obj: struct fake_phys) */
     K_IPC,        /* cuIpcOpenMemHandle mapping (src: the exporter's buffer id, refs: opens) */
     K_EXTMEM,     /* cuExternalMemoryGetMappedBuffer (obj: struct fake_extmem) */
+    K_GLOBAL,     /* a __device__ or __managed__ global of a loaded module or library (obj: struct fake_module) */
 };
 
 struct fake_alloc {
@@ -3863,6 +3866,339 @@ CUresult CUDAAPI cuCtxDisablePeerAccess(CUcontext peerContext)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Modules and libraries: globals only (no code, no kernels)                  */
+
+/* A fake image is text:  "fakecuda-module\n" then one line per global,
+ * "device NAME BYTES\n" (a __device__ global: VRAM of the loading device,
+ * charged) or "managed NAME BYTES\n" (a __managed__ global: zeroed host
+ * memory, attributes DEVICE with IS_MANAGED 1, as managed memory).  Anything
+ * else is CUDA_ERROR_INVALID_IMAGE (200). */
+#define FAKE_IMAGE_MAGIC "fakecuda-module\n"
+enum { FAKE_MODULE_GLOBALS = 16, FAKE_GLOBAL_NAME = 64 };
+
+struct fake_global {
+    char name[FAKE_GLOBAL_NAME];
+    int managed;
+    size_t size, charged;
+    uintptr_t addr;
+};
+
+struct fake_module {
+    int library; /* CUlibrary (else CUmodule) */
+    int dev;
+    int n;
+    struct fake_global g[FAKE_MODULE_GLOBALS];
+    struct fake_module *next;
+};
+static struct fake_module *g_modules;
+
+static struct fake_module *module_find_locked(const void *h, int library)
+{
+    for (struct fake_module *m = g_modules; m; m = m->next)
+        if ((const void *)m == h && m->library == library)
+            return m;
+    return NULL;
+}
+
+/* Parse an image into m (names and sizes only); 0 on success. */
+static int image_parse(const void *image, struct fake_module *m)
+{
+    const char *t = image;
+    if (!t || strncmp(t, FAKE_IMAGE_MAGIC, strlen(FAKE_IMAGE_MAGIC)) != 0)
+        return -1;
+    t += strlen(FAKE_IMAGE_MAGIC);
+    while (*t) {
+        char kind[16], name[FAKE_GLOBAL_NAME];
+        unsigned long long size;
+        int used = 0;
+        if (m->n == FAKE_MODULE_GLOBALS ||
+            sscanf(t, "%15s %63s %llu%n", kind, name, &size, &used) != 3 || size == 0 || t[used] != '\n')
+            return -1;
+        struct fake_global *g = &m->g[m->n++];
+        if (strcmp(kind, "managed") == 0)
+            g->managed = 1;
+        else if (strcmp(kind, "device") != 0)
+            return -1;
+        snprintf(g->name, sizeof g->name, "%s", name);
+        g->size = (size_t)size;
+        t += used + 1;
+    }
+    return 0;
+}
+
+/* Give back what the first `upto` globals of m hold (g_lock held); managed
+ * memory is returned in host[] to free() after unlocking. */
+static void module_release_locked(struct fake_module *m, int upto, void **host)
+{
+    for (int i = 0; i < upto; i++) {
+        struct fake_global *g = &m->g[i];
+        struct fake_alloc *a = map_exact(g->addr);
+        if (a && a->kind == K_GLOBAL)
+            map_remove(a);
+        if (g->managed)
+            host[i] = (void *)g->addr;
+        else
+            uncharge_locked(m->dev, g->charged);
+    }
+}
+
+/* Load: every global is created at once on dev. */
+static CUresult module_load(const void *image, int library, int dev, void **out)
+{
+    struct fake_module *m = calloc(1, sizeof *m);
+    if (!m)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    m->library = library;
+    m->dev = dev;
+    if (image_parse(image, m)) {
+        free(m);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    void *host[FAKE_MODULE_GLOBALS] = {0};
+    for (int i = 0; i < m->n; i++)
+        if (m->g[i].managed && !(host[i] = host_mem(m->g[i].size, 1))) {
+            for (int k = 0; k < i; k++)
+                free(host[k]);
+            free(m);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    CUresult res = CUDA_SUCCESS;
+    int i;
+    pthread_mutex_lock(&g_lock);
+    for (i = 0; i < m->n; i++) {
+        struct fake_global *g = &m->g[i];
+        struct fake_alloc a = {.size = g->size, .device = dev, .kind = K_GLOBAL, .obj = m};
+        if (g->managed) {
+            a.start = (uintptr_t)host[i];
+            a.managed = 1;
+        } else {
+            if (round_up_512(g->size, &g->charged) || charge_locked(dev, g->charged)) {
+                g->charged = 0;
+                res = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
+            }
+            if (va_dev_locked(dev, g->charged, &a.start)) {
+                uncharge_locked(dev, g->charged);
+                res = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
+            }
+            a.charged = g->charged;
+        }
+        g->addr = a.start;
+        if (map_insert(&a)) {
+            if (!g->managed)
+                uncharge_locked(dev, g->charged);
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+            break;
+        }
+    }
+    if (res != CUDA_SUCCESS) {
+        module_release_locked(m, i, host);
+    } else {
+        m->next = g_modules;
+        g_modules = m;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (res != CUDA_SUCCESS) {
+        for (int k = 0; k < m->n; k++)
+            free(host[k]);
+        free(m);
+        return res;
+    }
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+static CUresult module_unload(void *h, int library)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    void *host[FAKE_MODULE_GLOBALS] = {0};
+    pthread_mutex_lock(&g_lock);
+    struct fake_module *m = module_find_locked(h, library);
+    if (m) {
+        module_release_locked(m, m->n, host);
+        for (struct fake_module **pp = &g_modules; *pp; pp = &(*pp)->next)
+            if (*pp == m) {
+                *pp = m->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (!m)
+        return CUDA_ERROR_INVALID_HANDLE;
+    for (int k = 0; k < FAKE_MODULE_GLOBALS; k++)
+        free(host[k]);
+    free(m);
+    return CUDA_SUCCESS;
+}
+
+/* A global by name: any (managed_only 0) or a __managed__ one. */
+static CUresult module_global(const void *h, int library, const char *name, int managed_only, uintptr_t *addr,
+                              size_t *size)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult res = CUDA_ERROR_NOT_FOUND;
+    pthread_mutex_lock(&g_lock);
+    struct fake_module *m = module_find_locked(h, library);
+    if (!m)
+        res = CUDA_ERROR_INVALID_HANDLE;
+    for (int i = 0; m && i < m->n; i++)
+        if (strcmp(m->g[i].name, name) == 0 && (m->g[i].managed || !managed_only)) {
+            *addr = m->g[i].addr;
+            *size = m->g[i].size;
+            res = CUDA_SUCCESS;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuModuleLoadData(CUmodule *module, const void *image)
+{
+    FAKE_ENTRY();
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res)
+        return res;
+    if (!module || !image)
+        return CUDA_ERROR_INVALID_VALUE;
+    void *m;
+    if ((res = module_load(image, 0, dev, &m)))
+        return res;
+    *module = (CUmodule)m;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuModuleUnload(CUmodule hmod)
+{
+    FAKE_ENTRY();
+    return module_unload((void *)hmod, 0);
+}
+
+CUresult CUDAAPI cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name)
+{
+    FAKE_ENTRY();
+    uintptr_t addr;
+    size_t size;
+    CUresult res = module_global((void *)hmod, 0, name, 0, &addr, &size);
+    if (res)
+        return res;
+    if (dptr)
+        *dptr = (CUdeviceptr)addr;
+    if (bytes)
+        *bytes = size;
+    return CUDA_SUCCESS;
+}
+
+/* Legacy 32-bit (version 2000): answers 201 writing nothing, like the
+ * legacy allocation entry points by default (globals live above 4 GiB). */
+CUresult CUDAAPI legacy_cuModuleGetGlobal(fake_deviceptr_v1 *dptr, unsigned int *bytes, CUmodule hmod,
+                                          const char *name)
+{
+    FAKE_ENTRY();
+    (void)dptr, (void)bytes, (void)hmod, (void)name;
+    return inited() ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+/* Context-independent in the real driver; here a library's globals are
+ * created at load on the current context's device (device 0 without one). */
+CUresult CUDAAPI cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions,
+                                   void **jitOptionsValues, unsigned int numJitOptions,
+                                   CUlibraryOption *libraryOptions, void **libraryOptionValues,
+                                   unsigned int numLibraryOptions)
+{
+    FAKE_ENTRY();
+    (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
+    (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!library || !code)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_ctx *c = cur_ctx();
+    void *m;
+    CUresult res = module_load(code, 1, c ? c->device : 0, &m);
+    if (res)
+        return res;
+    *library = (CUlibrary)m;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLibraryUnload(CUlibrary library)
+{
+    FAKE_ENTRY();
+    return module_unload((void *)library, 1);
+}
+
+static CUresult library_global(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name,
+                               int managed_only)
+{
+    uintptr_t addr;
+    size_t size;
+    CUresult res = module_global((void *)library, 1, name, managed_only, &addr, &size);
+    if (res)
+        return res;
+    if (dptr)
+        *dptr = (CUdeviceptr)addr;
+    if (bytes)
+        *bytes = size;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    FAKE_ENTRY();
+    return library_global(dptr, bytes, library, name, 0);
+}
+
+CUresult CUDAAPI cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    FAKE_ENTRY();
+    return library_global(dptr, bytes, library, name, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Test hooks (not CUDA)                                                      */
+
+/* VMM handles usable by the API (created or imported, not fully released). */
+FAKE_API unsigned long long fakecuda_vmm_live_handles(void);
+FAKE_API unsigned long long fakecuda_vmm_live_handles(void)
+{
+    unsigned long long n = 0;
+    pthread_mutex_lock(&g_lock);
+    for (struct fake_phys *ph = g_phys; ph; ph = ph->next)
+        n += ph->refs > 0;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+/* Entries of the allocation map: every live address range of any kind. */
+FAKE_API unsigned long long fakecuda_live_ranges(void);
+FAKE_API unsigned long long fakecuda_live_ranges(void)
+{
+    pthread_mutex_lock(&g_lock);
+    unsigned long long n = g_map_n;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+/* A POSIX-fd shareable handle for VMM memory of any properties, as another
+ * process's driver would export it: cuMemCreate here (as cuda.h documents)
+ * makes neither MANAGED nor exportable HOST handles, yet an importer must be
+ * ready for whatever cuMemGetAllocationPropertiesFromHandle says.  -1 on
+ * failure.  cuMemImportFromShareableHandle reads it like any other. */
+FAKE_API int fakecuda_vmm_share_fd(int alloc_type, int loc_type, int loc_id, unsigned long long size);
+FAKE_API int fakecuda_vmm_share_fd(int alloc_type, int loc_type, int loc_id, unsigned long long size)
+{
+    struct fake_share_rec rec = {.magic = FAKE_SHARE_MAGIC, .what = SHARE_PHYS, .pid = (int32_t)getpid(),
+                                 .size = size, .loc_type = loc_type, .loc_id = loc_id, .alloc_type = alloc_type};
+    return share_fd_create(&rec);
+}
+
+/* ------------------------------------------------------------------------ */
 /* cuGetProcAddress                                                           */
 
 struct gpa_row {
@@ -4005,6 +4341,15 @@ static const struct gpa_row g_rows[] = {
     ROW("cuImportExternalMemory", 10000, cuImportExternalMemory),
     ROW("cuExternalMemoryGetMappedBuffer", 10000, cuExternalMemoryGetMappedBuffer),
     ROW("cuDestroyExternalMemory", 10000, cuDestroyExternalMemory),
+    /* modules and libraries (globals only) */
+    ROW("cuModuleLoadData", 2000, cuModuleLoadData),
+    ROW("cuModuleUnload", 2000, cuModuleUnload),
+    ROW("cuModuleGetGlobal", 2000, legacy_cuModuleGetGlobal),
+    ROW("cuModuleGetGlobal", 3020, cuModuleGetGlobal_v2),
+    ROW("cuLibraryLoadData", 12000, cuLibraryLoadData),
+    ROW("cuLibraryUnload", 12000, cuLibraryUnload),
+    ROW("cuLibraryGetGlobal", 12000, cuLibraryGetGlobal),
+    ROW("cuLibraryGetManaged", 12000, cuLibraryGetManaged),
     /* peers */
     ROW("cuDeviceCanAccessPeer", 4000, cuDeviceCanAccessPeer),
     ROW("cuCtxEnablePeerAccess", 4000, cuCtxEnablePeerAccess),

@@ -377,6 +377,14 @@ static const struct {
     {"cuDeviceCanAccessPeer", 4000, 0, "cuDeviceCanAccessPeer"},
     {"cuCtxEnablePeerAccess", 4000, 0, "cuCtxEnablePeerAccess"},
     {"cuCtxDisablePeerAccess", 4000, 0, "cuCtxDisablePeerAccess"},
+    {"cuModuleLoadData", 2000, 0, "cuModuleLoadData"},
+    {"cuModuleUnload", 2000, 0, "cuModuleUnload"},
+    {"cuModuleGetGlobal", 2000, 0, "cuModuleGetGlobal"},
+    {"cuModuleGetGlobal", 3020, 0, "cuModuleGetGlobal_v2"},
+    {"cuLibraryLoadData", 12000, 0, "cuLibraryLoadData"},
+    {"cuLibraryUnload", 12000, 0, "cuLibraryUnload"},
+    {"cuLibraryGetGlobal", 12000, 0, "cuLibraryGetGlobal"},
+    {"cuLibraryGetManaged", 12000, 0, "cuLibraryGetManaged"},
 };
 
 static void scn_gpa(void)
@@ -1682,6 +1690,80 @@ static void scn_rtmem(void)
 /* ------------------------------------------------------------------------ */
 /* Scenarios: invalid environment, no device, no driver                       */
 
+/* Modules and libraries (globals only), and the VMM test hooks. */
+static void scn_modules(void)
+{
+    drv_setup(0);
+    CUmodule mod = NULL;
+    CUlibrary lib = NULL;
+    EQ(DRV(cuModuleLoadData)(&mod, "not an image"), CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData(text) -> 200");
+    EQ(DRV(cuModuleLoadData)(&mod, "fakecuda-module\nmanaged x\n"), CUDA_ERROR_INVALID_IMAGE, "a line without a size -> 200");
+    EQ(DRV(cuModuleLoadData)(&mod, "fakecuda-module\ndevice d 1000\nmanaged m 4\n"), CUDA_SUCCESS, "cuModuleLoadData");
+    EQ(mem_free_now(), GIB - 1024, "__device__ global charged (512-rounded)");
+    CUdeviceptr d = 0, m = 0;
+    size_t bytes = 0;
+    EQ(DRV(cuModuleGetGlobal_v2)(&d, &bytes, mod, "d"), CUDA_SUCCESS, "cuModuleGetGlobal_v2(__device__)");
+    EQ(bytes, 1000, "... its size");
+    EQ(DRV(cuModuleGetGlobal_v2)(&m, NULL, mod, "m"), CUDA_SUCCESS, "cuModuleGetGlobal_v2(__managed__), size NULL");
+    EQ(DRV(cuModuleGetGlobal_v2)(NULL, &bytes, mod, "m"), CUDA_SUCCESS, "cuModuleGetGlobal_v2, dptr NULL");
+    EQ(bytes, 4, "... its size");
+    EQ(DRV(cuModuleGetGlobal_v2)(&m, &bytes, mod, "nope"), CUDA_ERROR_NOT_FOUND, "unknown name -> 500");
+    unsigned int managed = 9, type = 0;
+    EQ(DRV(cuPointerGetAttribute)(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, m), CUDA_SUCCESS, "IS_MANAGED of the global");
+    EQ(managed, 1, "__managed__ global: IS_MANAGED 1");
+    DRV(cuPointerGetAttribute)(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, m);
+    EQ(type, CU_MEMORYTYPE_DEVICE, "... MEMORY_TYPE DEVICE, as managed memory");
+    EQ(*(volatile int *)(uintptr_t)m, 0, "... zeroed, dereferenceable");
+    DRV(cuPointerGetAttribute)(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, d);
+    EQ(managed, 0, "__device__ global: IS_MANAGED 0");
+    EQ(DRV(cuMemFree_v2)(d), CUDA_ERROR_INVALID_VALUE, "cuMemFree of a global -> INVALID_VALUE");
+    devptr_v1 d32 = 0;
+    unsigned int b32 = 0;
+    CUresult (*legacy)(devptr_v1 *, unsigned int *, CUmodule, const char *) =
+        (CUresult(*)(devptr_v1 *, unsigned int *, CUmodule, const char *))dsym("cuModuleGetGlobal");
+    EQ(legacy(&d32, &b32, mod, "d"), CUDA_ERROR_INVALID_CONTEXT, "legacy 32-bit cuModuleGetGlobal -> 201");
+    EQ(d32, 0, "... writes nothing");
+
+    EQ(DRV(cuLibraryLoadData)(&lib, "fakecuda-module\nmanaged s 24\ndevice w 512\n", NULL, NULL, 0, NULL, NULL, 0),
+       CUDA_SUCCESS, "cuLibraryLoadData");
+    CUdeviceptr s1 = 0, s2 = 0;
+    EQ(DRV(cuLibraryGetManaged)(&s1, &bytes, lib, "s"), CUDA_SUCCESS, "cuLibraryGetManaged");
+    EQ(bytes, 24, "... its size");
+    EQ(DRV(cuLibraryGetManaged)(&s2, &bytes, lib, "w"), CUDA_ERROR_NOT_FOUND, "cuLibraryGetManaged(__device__) -> 500");
+    EQ(DRV(cuLibraryGetGlobal)(&s2, &bytes, lib, "s"), CUDA_SUCCESS, "cuLibraryGetGlobal finds the managed one too");
+    CHECK(s1 == s2, "... at the same address");
+    EQ(DRV(cuModuleGetGlobal_v2)(&d, &bytes, (CUmodule)(void *)lib, "w"), CUDA_ERROR_INVALID_HANDLE,
+       "a library is no module -> 400");
+    EQ(DRV(cuLibraryUnload)(lib), CUDA_SUCCESS, "cuLibraryUnload");
+    EQ(DRV(cuModuleUnload)(mod), CUDA_SUCCESS, "cuModuleUnload");
+    EQ(DRV(cuModuleUnload)(mod), CUDA_ERROR_INVALID_HANDLE, "unloaded twice -> 400");
+    EQ(mem_free_now(), GIB, "everything given back");
+
+    /* test hooks */
+    unsigned long long (*handles)(void) = (unsigned long long (*)(void))dsym("fakecuda_vmm_live_handles");
+    unsigned long long (*ranges)(void) = (unsigned long long (*)(void))dsym("fakecuda_live_ranges");
+    int (*share)(int, int, int, unsigned long long) = (int (*)(int, int, int, unsigned long long))dsym("fakecuda_vmm_share_fd");
+    CHECK(handles && ranges && share, "test hooks exported");
+    if (!(handles && ranges && share))
+        return;
+    unsigned long long h0 = handles(), r0 = ranges();
+    int fd = share(CU_MEM_ALLOCATION_TYPE_MANAGED, CU_MEM_LOCATION_TYPE_DEVICE, 0, 2 * MiB);
+    CHECK(fd >= 0, "fakecuda_vmm_share_fd(MANAGED)");
+    CUmemGenericAllocationHandle h = 0;
+    EQ(DRV(cuMemImportFromShareableHandle)(&h, (void *)(uintptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR),
+       CUDA_SUCCESS, "... imported");
+    EQ(handles(), h0 + 1, "fakecuda_vmm_live_handles counts it");
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    EQ(DRV(cuMemGetAllocationPropertiesFromHandle)(&prop, h), CUDA_SUCCESS, "its properties");
+    EQ(prop.type, CU_MEM_ALLOCATION_TYPE_MANAGED, "... type MANAGED");
+    EQ(mem_free_now(), GIB, "... not charged");
+    EQ(DRV(cuMemRelease)(h), CUDA_SUCCESS, "cuMemRelease");
+    EQ(handles(), h0, "... no longer counted");
+    EQ(ranges(), r0, "fakecuda_live_ranges unchanged");
+    close(fd);
+}
+
 static void scn_badenv(void)
 {
     int n = 0;
@@ -1745,6 +1827,7 @@ static const struct scenario {
     {"ipc", scn_ipc, {0}, 0, 0},
     {"twopools", scn_twopools, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=67108864"}, 0, 0},
     {"rtmem", scn_rtmem, {0}, 0, 0},
+    {"modules", scn_modules, {0}, 0, 0},
 };
 
 static int run_child(const struct scenario *s, const char *self)
