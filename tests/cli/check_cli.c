@@ -491,9 +491,9 @@ START_TEST(test_bad_options)
     vg(NULL, "run", "--policy", "bogus", "--", g_py, g_worker, NULL);
     CODE_IS(125);
     ERR_HAS("reject, warn, off");
-    vg(NULL, "run", "--allow", "managed", "--", g_py, g_worker, NULL);
+    vg(NULL, "run", "--allow", "unpinned", "--", g_py, g_worker, NULL);
     CODE_IS(125);
-    ERR_HAS("pinned, none");
+    ERR_HAS("invalid rule 'unpinned'");
     vg(NULL, "run", "--fail-on", "violation,bogus", "--", g_py, g_worker, NULL);
     CODE_IS(125);
     ERR_HAS("violation, oom, leak, or none");
@@ -1202,6 +1202,377 @@ START_TEST(test_report_markdown_many_and_killed)
 }
 END_TEST
 
+/* ---- issue 8: allowances (--allow RULES), suggest, run --suggest ------------- */
+
+/* VRAMGUARD_ALLOW as the command got it, from a --dump-env file. */
+static void dumped_allow(const char *dump, char *out, size_t cap)
+{
+    char text[16384];
+    slurp(dump, text, sizeof text);
+    const char *p = strstr(text, "\"VRAMGUARD_ALLOW\": \"");
+    ck_assert_msg(p != NULL, "no VRAMGUARD_ALLOW in %s", text);
+    p += strlen("\"VRAMGUARD_ALLOW\": \"");
+    fmt(out, cap, "%.*s", (int)strcspn(p, "\""), p);
+}
+
+#define ALLOW_IS(dump, want)                                                                \
+    do {                                                                                    \
+        char got_[4096];                                                                    \
+        dumped_allow((dump), got_, sizeof got_);                                            \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "VRAMGUARD_ALLOW=%s, want %s", got_, (want)); \
+    } while (0)
+
+START_TEST(test_allow_grammar)
+{
+    char dump[PATH_MAX];
+    tmp_path(dump, "env.json");
+    /* every form of the grammar, as the command gets it */
+    static const char *const good[] = {
+        "pinned", "none", "pinned:libcudnn*", "pinned:<=64K", "pinned:libcudnn*,pinned:<=64K",
+        "pinned:libcudnn_graph.so.9:<=4", "managed:libfoo.so:<=1M", "pinned:total<=256M",
+        "registered:>4KiB:<1MB", "pinned:>=4K:<=4K", "managed:<=2g", "registered",
+        "pinned:libcudnn*:<=64K:total<=1G,managed:total<=16M,registered:*nccl*",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        vg(NULL, "run", "--allow", good[i], "--", g_py, g_worker, "--no-driver", "--dump-env", dump, NULL);
+        ck_assert_msg(r_code == 0, "--allow '%s': exit %d\n%s", good[i], r_code, r_err);
+        ERR_LACKS("warning");
+        ALLOW_IS(dump, good[i]);
+    }
+    /* a malformed rule: 125 before the command runs, naming the rule */
+    static const char *const bad[][2] = {
+        {"", "invalid rule '' in ''"},
+        {"PINNED", "invalid rule 'PINNED' in 'PINNED': unknown kind 'PINNED'"},
+        {"host_pinned", "unknown kind 'host_pinned'"},
+        {"pinned:", "invalid rule 'pinned:' in 'pinned:': empty condition"},
+        {"pinned::libfoo.so", "empty condition"},
+        {"pinned:<=", "size '' is not NUMBER[K|M|G|T]"},
+        {"pinned:<=4Q", "invalid rule 'pinned:<=4Q' in 'pinned:<=4Q': size '4Q' is not NUMBER[K|M|G|T]"},
+        {"pinned:<=4i", "size '4i'"},
+        {"pinned:<=-1", "size '-1'"},
+        {"pinned:=<4K", NULL}, /* a glob: valid (below) */
+        {"pinned:<0", "<0 lets nothing through"},
+        {"pinned:>=1M:<=4K", "its size bounds leave no size"},
+        {"pinned:libcudnn*:libcublas*", "more than one module glob"},
+        {"pinned:total<=", "invalid rule 'pinned:total<='"},
+        {"pinned:total<=1X", "size '1X'"},
+        {"managed:<=99999999999T", "too large"},
+        {"pinned:libcudnn*,bogus", "invalid rule 'bogus' in 'pinned:libcudnn*,bogus': unknown kind 'bogus'"},
+        {"pinned,", "invalid rule '' in 'pinned,'"},
+        {"none,pinned", "invalid rule 'none' in 'none,pinned': 'none' stands alone"},
+        {"pinned:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+         "the module glob is too long"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unlink(dump);
+        vg(NULL, "run", "--allow", bad[i][0], "--", g_py, g_worker, "--dump-env", dump, NULL);
+        if (bad[i][1] == NULL) {
+            ck_assert_msg(r_code == 0, "--allow '%s': exit %d\n%s", bad[i][0], r_code, r_err);
+            ALLOW_IS(dump, bad[i][0]);
+            continue;
+        }
+        ck_assert_msg(r_code == 125, "--allow '%s': exit %d, want 125\n%s", bad[i][0], r_code, r_err);
+        ERR_HAS("argument --allow: ");
+        ERR_HAS(bad[i][1]);
+        ERR_HAS("KIND pinned, registered or managed");   /* the accepted forms */
+        ck_assert_msg(!path_exists(dump), "--allow '%s': the command ran", bad[i][0]);
+    }
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_allow_repeatable)
+{
+    char dump[PATH_MAX];
+    tmp_path(dump, "env.json");
+    /* the rules of every --allow, in order, each once */
+    vg(NULL, "run", "--allow", "pinned:libcudnn*", "--allow", "pinned:<=64K", "--allow",
+       " managed:libfoo.so:<=1M , pinned:<=64K", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ALLOW_IS(dump, "pinned:libcudnn*,pinned:<=64K,managed:libfoo.so:<=1M");
+    /* one bad rule in any of them: 125, naming it */
+    vg(NULL, "run", "--allow", "pinned:libcudnn*", "--allow", "pinned:<=64Q", "--", g_py, g_worker,
+       "--dump-env", dump, NULL);
+    CODE_IS(125);
+    ERR_HAS("invalid rule 'pinned:<=64Q'");
+    /* none stands alone */
+    vg(NULL, "run", "--allow", "none", "--allow", "none", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ALLOW_IS(dump, "none");
+    vg(NULL, "run", "--allow", "none", "--allow", "pinned", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("'none' cannot be combined with rules (pinned)");
+    /* at most 16 rules, as the shim takes */
+    char many[1024] = "";
+    for (int i = 0; i < 17; i++) {
+        char one[32];
+        fmt(one, sizeof one, "%spinned:lib%d.so", i ? "," : "", i);
+        strcat(many, one);
+    }
+    vg(NULL, "run", "--allow", many, "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("more than 16 rules");
+    /* flags win over the environment, which wins over the default */
+    const char *env[] = {"VRAMGUARD_ALLOW=managed:libfoo.so", NULL};
+    vg(env, "run", "--allow", "pinned:<=4K", "--allow", "registered", "--", g_py, g_worker,
+       "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ALLOW_IS(dump, "pinned:<=4K,registered");
+    vg(env, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ALLOW_IS(dump, "managed:libfoo.so");
+    vg(env, "run", "--allow", "none", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ALLOW_IS(dump, "none");
+    /* the help says so */
+    vg(NULL, "run", "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("--allow RULES");
+    OUT_HAS("May repeat");
+    OUT_HAS("total<=256M");
+    OUT_HAS("--suggest");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_allow_env_validated)
+{
+    char dump[PATH_MAX];
+    tmp_path(dump, "env.json");
+    /* a malformed rule is warned about, naming the variable and the rule, and
+     * dropped; the others stay */
+    const char *mixed[] = {"VRAMGUARD_ALLOW=pinned:libcudnn*,bogus,pinned:<=4Q,managed:<=1M", NULL};
+    vg(mixed, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_HAS("warning: ignoring rule 'bogus' of VRAMGUARD_ALLOW=pinned:libcudnn*,bogus,pinned:<=4Q,managed:<=1M: "
+            "unknown kind 'bogus'");
+    ERR_HAS("warning: ignoring rule 'pinned:<=4Q' of VRAMGUARD_ALLOW=");
+    ERR_HAS("using pinned:libcudnn*,managed:<=1M");
+    ck_assert_int_eq(count_lines_with(r_err, "warning: "), 2);
+    ALLOW_IS(dump, "pinned:libcudnn*,managed:<=1M");
+    /* nothing valid left: none, never looser */
+    const char *allbad[] = {"VRAMGUARD_ALLOW=everything,pinned:", NULL};
+    vg(allbad, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ck_assert_int_eq(count_lines_with(r_err, "warning: ignoring rule "), 2);
+    ERR_HAS("using none");
+    ALLOW_IS(dump, "none");
+    /* valid: kept as written (spaces around rules trimmed), no warning */
+    const char *good[] = {"VRAMGUARD_ALLOW= pinned:libcudnn* , registered:<=64K", NULL};
+    vg(good, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_LACKS("warning");
+    ALLOW_IS(dump, "pinned:libcudnn*,registered:<=64K");
+    const char *none[] = {"VRAMGUARD_ALLOW=none", NULL};
+    vg(none, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_LACKS("warning");
+    ALLOW_IS(dump, "none");
+    /* a flag replaces the environment: its bad rules are not even looked at */
+    vg(mixed, "run", "--allow", "pinned", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_LACKS("warning");
+    ALLOW_IS(dump, "pinned");
+    NO_TRACEBACK();
+}
+END_TEST
+
+/* Violations of given kinds, sizes and callers, from two processes. */
+#define CUDNN "/usr/lib/x86_64-linux-gnu/libcudnn_graph.so.9+0x1a2b"
+#define XLA "/opt/jax/xla_cuda_plugin.so+0x77f0"
+
+START_TEST(test_suggest_groups)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--policy", "warn", "--report-dir", dir, "--", g_py, g_worker,
+       "--violation-detail", "host_pinned:4:" CUDNN,
+       "--violation-detail", "host_pinned:2097152:" XLA,
+       "--violation-detail", "host_pinned:3000:" XLA,
+       "--violation-detail", "host_pinned:1572864:" XLA,
+       "--violation-detail", "host_registered:5000:(main)+0x10",
+       "--violation-detail", "managed:100:0x7f0012345678",
+       "--violation-detail", "imported:4096:/opt/x/libipc.so+0x1",
+       "--violation-detail", "host_pinned:65536:/opt/odd/lib[1]*.so+0x2",
+       "--child", "--violation-detail host_pinned:8:" CUDNN
+                  " --violation-detail host_pinned:4194304:/usr/bin/python3.11+0x99=pinned:python3:<=4M",
+       NULL);
+    CODE_IS(3);
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(0);
+    /* one line per kind and module, the largest size rounded up to a power of
+     * two, most bytes first; the shim's allow_rule wins when the event has one */
+    OUT_HAS("10 violations in 2 processes; 6 rules allow 9 of them (by kind and calling module, the largest size "
+            "rounded up to a power of two):\n"
+            "pinned:python3:<=4M               1 allocation, 4.0 MiB\n"
+            "pinned:xla_cuda_plugin.so:<=2M    3 allocations, 3.5 MiB\n"
+            "pinned:lib[[]1][*].so:<=64K       1 allocation, 64.0 KiB\n"
+            "registered:<=8K                   1 allocation, 4.9 KiB\n"
+            "managed:<=128                     1 allocation, 100 B\n"
+            "pinned:libcudnn_graph.so.9:<=8    2 allocations, 12 B\n"
+            "--allow 'pinned:python3:<=4M' --allow 'pinned:xla_cuda_plugin.so:<=2M' --allow 'pinned:lib[[]1][*].so:<=64K' "
+            "--allow 'registered:<=8K' --allow 'managed:<=128' --allow 'pinned:libcudnn_graph.so.9:<=8'\n"
+            "VRAMGUARD_ALLOW='pinned:python3:<=4M,pinned:xla_cuda_plugin.so:<=2M,pinned:lib[[]1][*].so:<=64K,"
+            "registered:<=8K,managed:<=128,pinned:libcudnn_graph.so.9:<=8'\n");
+    ERR_HAS("vramguard: note: 1 violation of kind imported: no allowance can let it through");
+    ERR_LACKS("refused");          /* a warn run: nothing was refused */
+    /* --quiet: the VRAMGUARD_ALLOW value alone */
+    vg(NULL, "suggest", "--quiet", dir, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_out, "pinned:python3:<=4M,pinned:xla_cuda_plugin.so:<=2M,pinned:lib[[]1][*].so:<=64K,"
+                            "registered:<=8K,managed:<=128,pinned:libcudnn_graph.so.9:<=8\n");
+    ck_assert_str_eq(r_err, "");
+    /* every suggested rule is valid for --allow */
+    char allow[2048];
+    fmt(allow, sizeof allow, "%.*s", (int)strcspn(r_out, "\n"), r_out);
+    vg(NULL, "run", "--allow", allow, "--", g_py, g_worker, "--no-driver", NULL);
+    CODE_IS(0);
+    /* one report file, given directly, and the rule of a single violation */
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violation-detail",
+       "host_pinned:4:" CUDNN, NULL);
+    CODE_IS(3);
+    char cmd[2 * PATH_MAX], list[PATH_MAX];
+    fmt(cmd, sizeof cmd, "ls -t '%s'/vramguard.*.json | head -1 > '%s/list'", dir, g_tmp);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    fmt(cmd, sizeof cmd, "%s/list", g_tmp);
+    slurp(cmd, list, sizeof list);
+    *strchrnul(list, '\n') = '\0';
+    vg(NULL, "suggest", list, NULL);
+    CODE_IS(0);
+    OUT_HAS("1 violation in 1 process; 1 rule allows it (");
+    OUT_HAS("\npinned:libcudnn_graph.so.9:<=4    1 allocation, 4 B\n--allow 'pinned:libcudnn_graph.so.9:<=4'\n");
+    /* the run was under reject: a note that the audit may be incomplete */
+    ERR_HAS("note: 1 allocation was refused (policy reject)");
+    ERR_HAS("--policy warn");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_suggest_nothing_and_errors)
+{
+    char dir[PATH_MAX], empty[PATH_MAX];
+    tmp_path(dir, "reports");
+    tmp_path(empty, "empty");
+    ck_assert_int_eq(mkdir(empty, 0755), 0);
+    /* no violation: says so, nothing to allow, 0 */
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--ooms", "1", "--leaks", "1", NULL);
+    CODE_IS(0);
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_out, "no violations: nothing to allow\n");
+    OUT_LACKS("--allow");
+    vg(NULL, "suggest", "-q", dir, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_out, "none\n");
+    /* as 'report': 125 when there is nothing to read */
+    vg(NULL, "suggest", empty, NULL);
+    CODE_IS(125);
+    ERR_HAS("error: no vramguard report or journal found");
+    ck_assert_str_eq(r_out, "");
+    vg(NULL, "suggest", NULL);
+    CODE_IS(125);
+    ERR_HAS("suggest: give at least one report directory or file");
+    vg(NULL, "suggest", "--frobnicate", dir, NULL);
+    CODE_IS(125);
+    /* an unreadable report: 125, and the others still make the suggestion */
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker, "--malformed",
+       "--child", "--violation-detail managed:3000:/opt/x/libfoo.so+0x1", NULL);
+    CODE_IS(125);
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(125);
+    ERR_HAS("cannot read report");
+    OUT_HAS("\nmanaged:libfoo.so:<=4K    1 allocation, 2.9 KiB\n");
+    /* the help */
+    vg(NULL, "suggest", "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("usage: vramguard suggest [--quiet] DIR|FILE...");
+    OUT_HAS("rounded");
+    OUT_HAS("exit status of 'suggest'");
+    vg(NULL, "--help", NULL);
+    CODE_IS(0);
+    OUT_HAS("suggest");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_suggest_from_journals)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    /* a process killed before its report: read from its journal */
+    vg(NULL, "run", "--policy", "warn", "--report-dir", dir, "--", g_py, g_worker, "--no-driver", "--child",
+       "--violation-detail host_pinned:4:" CUDNN " --violation-detail host_pinned:65536:" CUDNN " --kill KILL",
+       NULL);
+    CODE_IS(3);
+    ERR_HAS("killed, no report");
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(0);
+    OUT_HAS("2 violations in 1 process; 1 rule allows them (");
+    OUT_HAS("\npinned:libcudnn_graph.so.9:<=64K    2 allocations, 64.0 KiB\n");
+
+    /* a report keeps the first 64 violations: the rest come from its journal */
+    char many[PATH_MAX];
+    tmp_path(many, "many");
+    vg(NULL, "run", "--policy", "warn", "--report-dir", many, "--", g_py, g_worker, "--violations", "70", NULL);
+    CODE_IS(3);
+    vg(NULL, "suggest", many, NULL);
+    CODE_IS(0);
+    OUT_HAS("70 violations in 1 process; 1 rule allows them (");
+    OUT_HAS("\nmanaged:libworker.so:<=128M    70 allocations, 2.4 GiB\n");   /* 1..70 MiB */
+    ERR_LACKS("warning");
+    /* without the journal: the 64 recorded, and a warning that says so */
+    char cmd[2 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "rm '%s'/*.journal", many);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    ck_assert_int_eq(run_plain(argv), 0);
+    vg(NULL, "suggest", many, NULL);
+    CODE_IS(0);
+    ERR_HAS("64 of its 70 violations are recorded");
+    OUT_HAS("\nmanaged:libworker.so:<=64M    64 allocations, 2.0 GiB\n");
+    NO_TRACEBACK();
+}
+END_TEST
+
+START_TEST(test_run_suggest)
+{
+    /* after the verdict, on stderr like the rest of run's lines */
+    vg(NULL, "run", "--policy", "warn", "--suggest", "--", g_py, g_worker,
+       "--violation-detail", "host_pinned:4:" CUDNN, "--violation-detail", "host_pinned:1000000:" XLA, NULL);
+    CODE_IS(3);                                     /* the verdict is unchanged */
+    const char *verdict = strstr(r_err, "vramguard: verdict: fail");
+    ck_assert_ptr_nonnull(verdict);
+    const char *sug = strstr(r_err, "vramguard: 2 violations in 1 process; 2 rules allow them (");
+    ck_assert_msg(sug && sug > verdict, "no suggestion after the verdict:\n%s", r_err);
+    ERR_HAS("\nvramguard: pinned:xla_cuda_plugin.so:<=1M    1 allocation, 976.6 KiB\n"
+            "vramguard: pinned:libcudnn_graph.so.9:<=4    1 allocation, 4 B\n"
+            "vramguard: --allow 'pinned:xla_cuda_plugin.so:<=1M' --allow 'pinned:libcudnn_graph.so.9:<=4'\n"
+            "vramguard: VRAMGUARD_ALLOW='pinned:xla_cuda_plugin.so:<=1M,pinned:libcudnn_graph.so.9:<=4'\n");
+    ck_assert_str_eq(r_out, "");
+    /* --quiet: the verdict and the --allow line */
+    vg(NULL, "run", "--quiet", "--suggest", "--", g_py, g_worker, "--violation-detail", "host_pinned:4:" CUDNN, NULL);
+    CODE_IS(3);
+    ck_assert_int_eq(count_lines_with(r_err, "vramguard: "), 2);
+    ERR_HAS("vramguard: verdict: fail");
+    ERR_HAS("\nvramguard: suggested allowance: --allow 'pinned:libcudnn_graph.so.9:<=4'\n");
+    /* nothing to allow */
+    vg(NULL, "run", "--suggest", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_HAS("vramguard: verdict: pass");
+    ERR_HAS("vramguard: no violations: nothing to allow\n");
+    vg(NULL, "run", "--quiet", "--suggest", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_HAS("vramguard: suggested allowance: none (nothing to allow)\n");
+    /* a killed child counts from its journal, the signal still wins */
+    vg(NULL, "run", "--suggest", "--", g_py, g_worker, "--violation-detail", "managed:4096:/opt/x/libfoo.so+0x1",
+       "--kill", "TERM", NULL);
+    CODE_IS(128 + SIGTERM);
+    ERR_HAS("\nvramguard: managed:libfoo.so:<=4K    1 allocation, 4.0 KiB\n");
+    ERR_HAS("note: 1 allocation was refused (policy reject)");
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1222,6 +1593,9 @@ Suite *make_cli_suite(void)
         {"cli_ci_guard", {test_listen_help, test_listen_env_and_endpoints, test_listen_forms,
                           test_stale_endpoint_ignored, test_require_cuda, test_report_markdown,
                           test_report_markdown_many_and_killed, NULL}},
+        {"cli_allow_suggest", {test_allow_grammar, test_allow_repeatable, test_allow_env_validated,
+                               test_suggest_groups, test_suggest_nothing_and_errors,
+                               test_suggest_from_journals, test_run_suggest, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

@@ -15,7 +15,14 @@ HOST:PORT -> http://HOST:PORT, unix:/path -> unix:/path with %p expanded).
 --empty-journal: the process loaded the shim but its journal has no start
 line (an empty journal) and it writes no report: it did not reach the driver.
 
-  fake_worker.py [--violations N] [--ooms N] [--leaks N] [--peak BYTES]
+--violation-detail KIND:SIZE:CALLER[=ALLOW_RULE] (may repeat): one violation
+of that kind (host_pinned, host_registered, managed, or any other), size and
+caller ("/path/libx.so+0x1a", "(main)+0x10", "0x7f..."), recorded after the
+--violations ones; with =ALLOW_RULE the event carries "allow_rule" as the
+shim writes it.
+
+  fake_worker.py [--violations N] [--violation-detail KIND:SIZE:CALLER[=RULE]]...
+                 [--ooms N] [--leaks N] [--peak BYTES]
                  [--exit N] [--kill SIGNAME] [--no-driver] [--malformed]
                  [--no-endpoint] [--empty-journal] [--pool-bytes N]
                  [--child "ARGS"] [--dump-env FILE] [--ready FILE --sleep S]
@@ -38,6 +45,8 @@ def now():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--violations", type=int, default=0)
+    ap.add_argument("--violation-detail", action="append", default=[],
+                    metavar="KIND:SIZE:CALLER[=ALLOW_RULE]")
     ap.add_argument("--ooms", type=int, default=0)
     ap.add_argument("--leaks", type=int, default=0)
     ap.add_argument("--peak", type=int, default=3 << 20)
@@ -110,6 +119,20 @@ def main():
               "caller": "/opt/fake/libworker.so+0x1a2b",
               "action": "rejected" if policy == "reject" else "allowed",
               "result": 801 if policy == "reject" else 0}
+        violations.append(ev)
+        emit(dict({"event": "violation", "pid": pid}, **ev))
+    apis = {"host_pinned": ("cuMemHostAlloc", 800), "host_registered": ("cuMemHostRegister_v2", 800),
+            "managed": ("cuMemAllocManaged", 801)}
+    for detail in a.violation_detail:
+        what, _, allow_rule = detail.partition("=")
+        kind, size, caller = what.split(":", 2)
+        api, refused = apis.get(kind, ("cuMemCreate", 800))
+        ev = {"time": now(), "api": api, "kind": kind, "size": int(size), "device": 0,
+              "purpose": "unknown", "label": None, "caller": caller,
+              "action": "rejected" if policy == "reject" else "allowed",
+              "result": refused if policy == "reject" else 0}
+        if allow_rule:
+            ev["allow_rule"] = allow_rule
         violations.append(ev)
         emit(dict({"event": "violation", "pid": pid}, **ev))
     for i in range(a.ooms):
