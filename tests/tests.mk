@@ -146,3 +146,15 @@ PRELOAD_PROGS += $(HOTPATH_PROGS)
 # `check:` above expanded PRELOAD_PROGS when it was read: name them again.
 check: $(HOTPATH_PROGS)
 # ---- end of the hot-path regression tests
+
+# ---- Issue 8, section 4: the remaining ways around reject. Imports of host
+# ---- and managed memory (an exporter without the shim hands its shareable
+# ---- handles over a socket). Driver API only.
+$(TEST_DIR)/prog_imports: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+ISSUE8_REJECT_PROGS := $(TEST_DIR)/prog_imports
+PRELOAD_PROGS += $(ISSUE8_REJECT_PROGS)
+# `check:` above expanded PRELOAD_PROGS when it was read: name them again.
+check: $(ISSUE8_REJECT_PROGS)
+# ---- end of issue 8, section 4

@@ -1,12 +1,14 @@
 /* The other ways memory is obtained: CUDA arrays (VRAM), host registration
  * (host memory, refused like pinned; I/O memory is not host RAM), imported
- * memory (another process's or device's: shown, not charged), and graph
+ * memory (another process's or device's VRAM: shown, not charged; a pool
+ * pointer that is host or managed memory is decided by the policy), and graph
  * memory nodes (classified by their pool properties when added; their
  * memory is counted by the device's graph-pool reserve when graphs run). */
 #include "devices.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
 #include "pools.h"
+#include "log.h"
 
 /* Legacy descriptors of the 32-bit array entry points. */
 struct vg_array_desc_v1 {
@@ -173,10 +175,71 @@ EXPORT CUresult cuIpcCloseMemHandle(CUdeviceptr dptr)
     TRACKED_FREE(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", dptr, real(dptr));
 }
 
+/* What an imported pool pointer is: the kind of its pool when the registry
+ * learned one that is not VRAM, else what its attributes say (managed, host,
+ * or another process's VRAM: imported), with its device and size. */
+static int imported_pointer_kind(CUdeviceptr p, CUmemoryPool pool, int *device, uint64_t *size)
+{
+    __typeof__(&cuPointerGetAttributes) get = vg_helper_fn(VG_H_cuPointerGetAttributes);
+    CUpointer_attribute attrs[4] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                    CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+    unsigned int type = 0, managed = 0;
+    int ordinal = -1;
+    size_t range = 0;
+    void *data[4] = {&type, &managed, &ordinal, &range};
+    int kind = VG_KIND_IMPORTED;
+    *device = VG_DEVICE_CURRENT;
+    if (get != NULL && get(4, attrs, data, p) == CUDA_SUCCESS) {
+        if (managed)
+            kind = VG_KIND_MANAGED;
+        else if (type == CU_MEMORYTYPE_HOST)
+            kind = VG_KIND_HOST_PINNED;
+        else if (ordinal >= 0)
+            *device = ordinal;
+    }
+    struct vg_pool known;
+    if (vg_pool_find(pool, &known) && (known.kind == VG_KIND_HOST_PINNED || known.kind == VG_KIND_MANAGED))
+        kind = known.kind;
+    *size = range ? range : range_bytes(p);
+    return kind;
+}
+
+/* A pointer imported from another process's pool is classified by its
+ * pool or its attributes: host or managed memory goes through the policy
+ * (refused: freed again with cuMemFree, the refusal returned; let through:
+ * tracked as that kind); another process's VRAM is shown as imported. */
 EXPORT CUresult cuMemPoolImportPointer(CUdeviceptr *ptr_out, CUmemoryPool pool, CUmemPoolPtrExportData *shareData)
 {
-    TRACKED_ALLOC(cuMemPoolImportPointer, "cuMemPoolImportPointer", VG_KIND_IMPORTED, 0,
-                  real(ptr_out, pool, shareData), ptr_out ? *ptr_out : 0, ptr_out ? range_bytes(*ptr_out) : 0);
+    __typeof__(&cuMemPoolImportPointer) real = REAL(cuMemPoolImportPointer);
+    if (real == NULL)
+        return vg_missing_real("cuMemPoolImportPointer");
+    struct vg_call c;
+    CUresult r;
+    if (!vg_call_enter(&c, "cuMemPoolImportPointer", VG_KIND_IMPORTED, 0, __builtin_return_address(0))) {
+        r = real(ptr_out, pool, shareData);
+    } else {
+        r = real(ptr_out, pool, shareData);
+        if (r == CUDA_SUCCESS && ptr_out && *ptr_out) {
+            int device;
+            uint64_t size;
+            c.kind = imported_pointer_kind(*ptr_out, pool, &device, &size);
+            c.size = size;
+            CUresult refusal;
+            if (vg_alloc_refused(&c, device, &refusal)) {
+                /* Not VRAM: free it again ("may be freed with cuMemFree"), then refuse. */
+                __typeof__(&cuMemFree_v2) free_fn = REAL(cuMemFree_v2);
+                if (free_fn == NULL || free_fn(*ptr_out) != CUDA_SUCCESS)
+                    vg_log("cannot free the refused imported pointer 0x%llx; it stays imported, untracked",
+                           (unsigned long long)*ptr_out);
+                *ptr_out = 0;
+                r = refusal;
+            } else {
+                vg_alloc_done(&c, r, *ptr_out, size, 0);
+            }
+        }
+    }
+    vg_call_leave();
+    return r;
 }
 
 EXPORT CUresult cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternalMemory extMem,

@@ -5,8 +5,10 @@
  * last cuMemUnmap, in either order. A handle exported with
  * cuMemExportToShareableHandle may outlive that in the importing process;
  * this process stops counting it when its own references and mappings are
- * gone (the report counts exported handles). Imported handles are shown as
- * imported, sized by their first mapping, and never charged. The table keys
+ * gone (the report counts exported handles). Imported handles are
+ * classified by their allocation properties: another process's VRAM is shown
+ * as imported and never charged; host or managed memory is decided by the
+ * policy like any other. Imports are sized by their first mapping. The table keys
  * a handle as VG_VMM_KEY(handle), apart from addresses. */
 #include "hooks_vmm.h"
 #include "vmm.h"
@@ -131,11 +133,12 @@ static void handle_restore_locked(CUmemGenericAllocationHandle h, int refs, int 
     }
 }
 
-/* An imported handle's entry gets its size from its first mapping. */
+/* An imported handle's entry gets its size from its first mapping (only
+ * imports have entries of size 0: cuMemCreate refuses a size of 0). */
 static void size_imported(CUmemGenericAllocationHandle h, size_t size)
 {
     struct vg_alloc a;
-    if (vg_table_lookup(VG_VMM_KEY(h), &a) && a.kind == VG_KIND_IMPORTED && a.size == 0 &&
+    if (vg_table_lookup(VG_VMM_KEY(h), &a) && a.size == 0 &&
         vg_table_remove(VG_VMM_KEY(h), &a)) {
         a.size = size;
         vg_table_restore(&a);
@@ -338,6 +341,40 @@ EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGeneric
                       if (r == CUDA_SUCCESS) vg_vmm_note_exported());
 }
 
+/* What an imported handle's allocation properties say it is: host or
+ * managed memory only when the driver positively says so (a host location
+ * or the managed type); a device location, or no answer, keeps it imported
+ * (another process's VRAM: shown, not charged). `device` is the location's
+ * device, or the calling thread's. */
+static int imported_kind(CUmemGenericAllocationHandle h, int *device)
+{
+    __typeof__(&cuMemGetAllocationPropertiesFromHandle) props_of =
+        vg_helper_fn(VG_H_cuMemGetAllocationPropertiesFromHandle);
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof(prop));
+    *device = VG_DEVICE_CURRENT;
+    if (props_of == NULL || props_of(&prop, h) != CUDA_SUCCESS)
+        return VG_KIND_IMPORTED;
+    if (prop.type == CU_MEM_ALLOCATION_TYPE_MANAGED)
+        return VG_KIND_MANAGED;
+    switch (prop.location.type) {
+    case CU_MEM_LOCATION_TYPE_HOST:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT:
+        return VG_KIND_HOST_PINNED;
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        *device = prop.location.id;
+        return VG_KIND_IMPORTED;
+    default:
+        return VG_KIND_IMPORTED;
+    }
+}
+
+/* An imported handle is classified by its allocation properties: host or
+ * managed memory goes through the policy like any other (refused: the
+ * handle is released again and the refusal returned; let through: tracked
+ * as that kind), another process's VRAM is shown as imported. Its size is
+ * learned at its first mapping. */
 EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
                                                CUmemAllocationHandleType shHandleType)
 {
@@ -349,14 +386,23 @@ EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *han
     if (!vg_call_enter(&c, "cuMemImportFromShareableHandle", VG_KIND_IMPORTED, 0, __builtin_return_address(0))) {
         r = real(handle, osHandle, shHandleType);
     } else {
-        c.device = vg_current_device();
         r = real(handle, osHandle, shHandleType);
         if (r == CUDA_SUCCESS && handle) {
-            handle_add(*handle);
-            struct vg_alloc a = {.ptr = VG_VMM_KEY(*handle), .size = 0, .api = c.api, .caller = c.caller,
-                                 .device = (int16_t)c.device, .kind = VG_KIND_IMPORTED,
-                                 .purpose = c.purpose, .label = c.label};
-            vg_table_insert(&a);
+            int device;
+            c.kind = imported_kind(*handle, &device);
+            CUresult refusal;
+            if (vg_alloc_refused(&c, device, &refusal)) {
+                /* Not VRAM: give the handle back, then refuse. */
+                __typeof__(&cuMemRelease) release = REAL(cuMemRelease);
+                if (release == NULL || release(*handle) != CUDA_SUCCESS)
+                    vg_log("cannot release the refused imported handle 0x%llx; it stays imported, untracked",
+                           (unsigned long long)*handle);
+                *handle = 0;
+                r = refusal;
+            } else {
+                handle_add(*handle);
+                vg_alloc_done(&c, r, VG_VMM_KEY(*handle), 0, 0);
+            }
         }
     }
     vg_call_leave();

@@ -37,6 +37,7 @@ enum vg_helper {
     VG_H_cuMemGetAddressRange_v2,
     VG_H_cuArrayGetMemoryRequirements,
     VG_H_cuMipmappedArrayGetMemoryRequirements,
+    VG_H_cuMemGetAllocationPropertiesFromHandle,
     VG_H_COUNT
 };
 void *vg_helper_fn(enum vg_helper h);

@@ -800,6 +800,81 @@ END_TEST
 START_TEST(device_switching_exact_shared_cudart) { ctx_switch_passes("prog_ctx_switch_shared"); }
 END_TEST
 
+/* ---- issue 8, section 4: the remaining ways around reject ----------------------- */
+
+/* prog_imports under extra environment: it passes, with `violations` log
+ * lines; the exporter ran without the shim and the managed cases ran. */
+static struct run imports_with(const char *const *env, int violations)
+{
+    struct run r = run_prog("prog_imports", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "SKIP"), 0);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS the exporter finished cleanly"), 1);
+    ck_assert_msg(vg_test_count(r.log, "vramguard: violation: ") == violations, "%d violations logged, want %d:\n%s",
+                  vg_test_count(r.log, "vramguard: violation: "), violations, r.log);
+    /* Another process's VRAM stays imported, whatever the policy. */
+    ck_assert_int_eq(vg_test_count(r.out, "PASS device VMM handle: tracked as kind 7 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS device pool pointer: tracked as kind 7"), 1);
+    return r;
+}
+
+START_TEST(imports_of_host_and_managed_refused)
+{
+    struct run r = imports_with(NULL, 4);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemImportFromShareableHandle of 0 B (0 bytes), kind host_pinned"),
+                     1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemImportFromShareableHandle of 0 B (0 bytes), kind managed"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemPoolImportPointer of 1.0 MiB (1048576 bytes), kind host_pinned"),
+                     1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemPoolImportPointer of 1.0 MiB (1048576 bytes), kind managed"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "refused with CUDA_ERROR_NOT_PERMITTED (800)"), 2);
+    ck_assert_int_eq(vg_test_count(r.log, "refused with CUDA_ERROR_NOT_SUPPORTED (801)"), 2);
+    ck_assert_msg(strstr(r.log, "prog_imports+0x"), "caller module missing:\n%s", r.log);
+    /* Given back to the driver: the handles released, the pointers freed. */
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA VMM handle: import refused with 800"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA VMM handle: the refused handle was released"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed VMM handle: import refused with 801"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed VMM handle: the refused handle was released"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA pool pointer: import refused with 800"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA pool pointer: the refused pointer was freed"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed pool pointer: import refused with 801"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed pool pointer: the refused pointer was freed"), 1);
+}
+END_TEST
+
+START_TEST(imports_allow_pinned)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned", NULL};
+    struct run r = imports_with(env, 2); /* the managed ones */
+    ck_assert_int_eq(vg_test_count(r.log, "refused with CUDA_ERROR_NOT_SUPPORTED (801)"), 2);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA VMM handle: tracked as kind 1 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA pool pointer: tracked as kind 1"), 1);
+}
+END_TEST
+
+START_TEST(imports_warn)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=warn", NULL};
+    struct run r = imports_with(env, 4);
+    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 4);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA VMM handle: tracked as kind 1 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed VMM handle: tracked as kind 2 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA pool pointer: tracked as kind 1"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed pool pointer: tracked as kind 2"), 1);
+}
+END_TEST
+
+START_TEST(imports_off)
+{
+    const char *env[] = {"VRAMGUARD_POLICY=off", NULL};
+    struct run r = imports_with(env, 0);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA VMM handle: tracked as kind 1 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed VMM handle: tracked as kind 2 once mapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS host-NUMA pool pointer: tracked as kind 1"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS managed pool pointer: tracked as kind 2"), 1);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -849,6 +924,10 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, stress_sixteen_threads_exact);
     tcase_add_test(t, device_switching_exact_static_cudart);
     tcase_add_test(t, device_switching_exact_shared_cudart);
+    tcase_add_test(t, imports_of_host_and_managed_refused);
+    tcase_add_test(t, imports_allow_pinned);
+    tcase_add_test(t, imports_warn);
+    tcase_add_test(t, imports_off);
     suite_add_tcase(s, t);
     return s;
 }
