@@ -26,6 +26,7 @@ Suite *make_install_suite(void);
 Suite *make_endpoint_suite(void);
 Suite *make_layers_suite(void);
 Suite *make_census_suite(void);
+Suite *make_allow_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -115,6 +116,7 @@ int main(void)
     SRunner *r = srunner_create(make_table_suite());
     srunner_add_suite(r, make_purposes_suite());
     srunner_add_suite(r, make_policy_suite());
+    srunner_add_suite(r, make_allow_suite());
     srunner_add_suite(r, make_config_suite());
     srunner_add_suite(r, make_report_suite());
     srunner_add_suite(r, make_rules_suite());

@@ -1,5 +1,6 @@
 /* The protocol's slow paths: everything that is not a plain success. */
 #include "hook_protocol.h"
+#include "allow.h"
 #include "endpoint.h"
 #include "log.h"
 
@@ -22,14 +23,35 @@ void vg_reached_driver_first(void)
     }
 }
 
-void vg_call_refuse(struct vg_call *c, struct vg_decision d, CUresult *refusal)
+bool vg_call_decide(struct vg_call *c, int kind, CUresult *refusal)
 {
+    struct vg_decision d = vg_policy_decide_call(vg_config(), kind, c->size, c->caller);
+    c->action = d.action;
+    c->allow_rule = d.rule;
+    c->capped = d.capped;
+    if (d.action != VG_ACTION_REJECT)
+        return false;
     vg_event_violation(c, d.refusal);
     *refusal = d.refusal;
+    return true;
+}
+
+uint32_t vg_call_allowed(struct vg_call *c, int kind, uint64_t size)
+{
+    if (size != c->size) { /* the driver's size (pitch) differs from the request the caps took */
+        vg_allow_give_back(kind, c->size);
+        vg_allow_take(NULL, kind, size);
+    }
+    vg_allow_count(c->allow_rule, size);
+    return VG_TABLE_ALLOWED;
 }
 
 void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r)
 {
+    if (r != CUDA_SUCCESS && c->allow_rule >= 0) {
+        vg_allow_give_back(c->kind, c->size);
+        c->allow_rule = -1;
+    }
     if (r == CUDA_ERROR_OUT_OF_MEMORY)
         vg_event_oom(c, r);
     if (c->action == VG_ACTION_WARN)

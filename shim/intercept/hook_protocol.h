@@ -64,6 +64,7 @@ static inline bool vg_call_enter(struct vg_call *c, const char *api, int kind, u
     c->size = size;
     c->device = -1;
     c->action = VG_ACTION_ALLOW;
+    c->allow_rule = -1;
     c->stack = vg_stacks_enabled() ? vg_stack_capture() : 0;
     vg_purpose_current(&c->purpose, &c->label);
     if (__builtin_expect(vg_rules_active(), 0) && vg_purpose_depth() == 0)
@@ -85,8 +86,9 @@ static inline void vg_call_leave(void)
     vg_tls_call.drv_depth--;
 }
 
-/* The policy's refusal: logged, counted, journaled. */
-void vg_call_refuse(struct vg_call *c, struct vg_decision d, CUresult *refusal);
+/* Host or managed memory: the policy decides (and the allowance rules);
+ * a refusal is logged, counted, journaled. True when refused. */
+bool vg_call_decide(struct vg_call *c, int kind, CUresult *refusal);
 
 /* Before the real allocation: set the device (VG_DEVICE_CURRENT: the
  * calling thread's), apply the policy to `kind` (c->kind; passed apart so
@@ -102,12 +104,7 @@ static inline bool vg_alloc_refused_as(struct vg_call *c, int kind, int device, 
     c->device = device;
     if (vg_policy_always_allows(kind))
         return false;
-    struct vg_decision d = vg_policy_decide(vg_config(), kind);
-    c->action = d.action;
-    if (d.action != VG_ACTION_REJECT)
-        return false;
-    vg_call_refuse(c, d, refusal);
-    return true;
+    return vg_call_decide(c, kind, refusal);
 }
 
 static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *refusal)
@@ -116,8 +113,11 @@ static inline bool vg_alloc_refused(struct vg_call *c, int device, CUresult *ref
 }
 
 /* A driver answer that is not a success: explain an OOM, log a violation
- * let through. */
+ * let through, give back what an allowance rule's caps held for it. */
 void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r);
+/* Memory an allowance rule let through was granted `size` bytes: counted
+ * for the rule, its caps hold exactly `size`. Returns VG_TABLE_ALLOWED. */
+uint32_t vg_call_allowed(struct vg_call *c, int kind, uint64_t size);
 
 /* After the real allocation: record a success (key `ptr`, `size` bytes, in
  * pool `pool` or 0), explain an OOM, log a let-through violation. */
@@ -125,9 +125,12 @@ static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uin
                                     uint16_t pool)
 {
     if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
+        uint32_t allowed = 0;
+        if (__builtin_expect(c->allow_rule >= 0, 0))
+            allowed = vg_call_allowed(c, kind, size);
         c->size = size;
         vg_table_add(ptr, size, pool, c->api, c->caller,
-                     vg_table_meta(c->device, kind, c->purpose, c->label, c->stack));
+                     vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed);
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {

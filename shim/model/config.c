@@ -54,11 +54,29 @@ static bool parse_flag_list(const char *v, const char *const *words, const unsig
     return true;
 }
 
+/* While a value is parsed: where a parser's own warnings go (one per
+ * malformed VRAMGUARD_ALLOW rule, rather than one for the whole value). */
+static vg_warn_fn parse_warn;
+static int parse_warnings;
+
+static void bad_allow_rule(const char *rule, const char *why, void *ctx)
+{
+    (void)ctx;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "VRAMGUARD_ALLOW: rule \"%s\" is not valid (%s); it is left out, the other rules stay",
+             rule, why);
+    if (parse_warn)
+        parse_warn(msg);
+    parse_warnings++;
+}
+
+/* Rules (allow.h); a malformed one is dropped with its own warning, so
+ * the value as a whole is always taken. */
 static bool parse_allow(struct vg_config *cfg, const char *v)
 {
-    static const char *const words[] = {"pinned"};
-    static const unsigned bits[] = {VG_ALLOW_PINNED};
-    return parse_flag_list(v, words, bits, 1, &cfg->allow);
+    vg_allow_compile(v, &cfg->allowances, bad_allow_rule, NULL);
+    cfg->allow = cfg->allowances.bare;
+    return true;
 }
 
 static bool parse_fail_on(struct vg_config *cfg, const char *v)
@@ -135,7 +153,8 @@ static bool parse_backtrace(struct vg_config *cfg, const char *v)
 /* The option table: every VRAMGUARD_* variable the shim reads. */
 static const struct vg_option options[] = {
     {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off"},
-    {"VRAMGUARD_ALLOW", parse_allow, "pinned, none"},
+    {"VRAMGUARD_ALLOW", parse_allow,
+     "none, or comma-separated KIND[:MODULE-GLOB][:<=SIZE][:total<=SIZE], KIND pinned, registered or managed"},
     {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak; or none"},
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
@@ -150,6 +169,7 @@ static const struct vg_option options[] = {
 static void set_defaults(struct vg_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
+    vg_allow_compile(NULL, &cfg->allowances, NULL, NULL);
     cfg->policy = VG_POLICY_REJECT;
     cfg->fail_on = VG_FAIL_ON_VIOLATION;
 }
@@ -158,6 +178,8 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
 {
     int invalid = 0;
     set_defaults(cfg);
+    parse_warn = warn;
+    parse_warnings = 0;
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
         const char *value = get(options[i].name);
         if (value == NULL || value[0] == '\0')
@@ -172,7 +194,8 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
             invalid++;
         }
     }
-    return invalid;
+    parse_warn = NULL;
+    return invalid + parse_warnings;
 }
 
 static struct vg_config process_config;

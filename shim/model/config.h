@@ -4,19 +4,24 @@
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H
 
+#include "allow.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
 enum vg_policy_mode { VG_POLICY_REJECT = 0, VG_POLICY_WARN = 1, VG_POLICY_OFF = 2 };
 
 enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK = 1 << 2 };
+/* Kinds VRAMGUARD_ALLOW lets through with no condition and no cap: bit
+ * 1 << vg_allow_kind (allow.h); VG_ALLOW_PINNED is `pinned`'s. */
 enum { VG_ALLOW_PINNED = 1 << 0 };
 
 enum { VG_PATH_MAX = 1024 };
 
 struct vg_config {
     enum vg_policy_mode policy;
-    unsigned allow;                  /* VG_ALLOW_* */
+    unsigned allow;                  /* VG_ALLOW_*: the allowances' bare kinds (allow.h) */
+    struct vg_allowances allowances; /* VRAMGUARD_ALLOW compiled: the rules the policy reads */
     unsigned fail_on;                /* VG_FAIL_ON_* */
     char report_path[VG_PATH_MAX];   /* template, "" = no report */
     char log_path[VG_PATH_MAX];      /* template, "" = stderr */

@@ -25,12 +25,15 @@ struct vg_call {
     uint16_t label;
     enum vg_action action;
     uint32_t stack; /* VRAMGUARD_BACKTRACE */
+    int allow_rule; /* the VRAMGUARD_ALLOW rule that let it through (its caps hold `size`), -1 none */
+    bool capped;    /* refused although a rule matched: a cap (total<=) was reached */
 };
 
 enum { VG_EVENTS_KEPT = 64 };
 
 struct vg_event {
     struct timespec time;
+    char allow_rule[96]; /* violations: the narrowest VRAMGUARD_ALLOW rule that would allow it, "" none */
     const char *api;
     void *caller;
     uint64_t size;

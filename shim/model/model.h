@@ -4,6 +4,7 @@
 #ifndef VG_MODEL_H
 #define VG_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -55,6 +56,7 @@ struct vg_alloc {
     uint16_t label;    /* index into the label pool, 0 = none */
     uint16_t pool;     /* index in the pool registry (pools.h), 0 = none */
     uint32_t stack;    /* VRAMGUARD_BACKTRACE: id in the stack depot (stacks.h), 0 = none */
+    bool allowed;      /* let through by a VRAMGUARD_ALLOW rule (allow.h) */
 };
 
 /* Table keys: device and host addresses, or handles (CUarray,

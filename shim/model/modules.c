@@ -1,8 +1,14 @@
 /* Loaded modules by address (dl_iterate_phdr): no CUDA, no output. */
 #include "modules.h"
+#include "forksafe.h"
 
 #include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 struct range_query {
     uintptr_t addr;
@@ -38,3 +44,53 @@ bool vg_module_of(void *addr, struct vg_module *out)
     return dl_iterate_phdr(find_range, &q) != 0;
 }
 
+
+/* ---- base names, cached per module range ---------------------------------- */
+
+struct named_range {
+    uintptr_t lo, hi;
+    char name[128];
+};
+enum { NAMED_MAX = 64 };
+static struct named_range named[NAMED_MAX];
+static atomic_int n_named;
+static pthread_mutex_t named_lock = PTHREAD_MUTEX_INITIALIZER;
+
+pthread_mutex_t *vg_modules_fork_mutex(void)
+{
+    return &named_lock;
+}
+
+bool vg_module_name(void *addr, char *out, unsigned long size)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int n = atomic_load_explicit(&n_named, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (a >= named[i].lo && a < named[i].hi) {
+            snprintf(out, size, "%s", named[i].name);
+            return true;
+        }
+    struct vg_module m;
+    if (addr == NULL || !vg_module_of(addr, &m))
+        return false;
+    char exe[512] = "";
+    const char *path = m.path;
+    if (path == NULL) {
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[len > 0 ? len : 0] = '\0';
+        path = exe;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, size, "%s", base);
+    pthread_mutex_lock(&named_lock);
+    n = atomic_load_explicit(&n_named, memory_order_relaxed);
+    if (n < NAMED_MAX) {
+        named[n].lo = m.lo;
+        named[n].hi = m.hi;
+        snprintf(named[n].name, sizeof(named[n].name), "%s", base);
+        atomic_store_explicit(&n_named, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&named_lock);
+    return true;
+}

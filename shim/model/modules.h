@@ -15,4 +15,10 @@ struct vg_module {
 };
 bool vg_module_of(void *addr, struct vg_module *out);
 
+/* The base file name of the module holding `addr` ("libcudnn_graph.so.9";
+ * the executable's own name for the main program): what VRAMGUARD_ALLOW
+ * and VRAMGUARD_PURPOSE_RULES match globs against. Cached per module
+ * address range after the first lookup. False for code in no module. */
+bool vg_module_name(void *addr, char *out, unsigned long size);
+
 #endif

@@ -1,9 +1,13 @@
 #include "policy.h"
+#include "allow.h"
 #include "model.h"
+#include "modules.h"
 
-struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind)
+/* Without the rules: `allowed` bits (1 << vg_allow_kind) are the kinds let
+ * through as a whole. */
+static struct vg_decision decide(enum vg_policy_mode policy, unsigned allowed, int kind)
 {
-    struct vg_decision allow = {VG_ACTION_ALLOW, CUDA_SUCCESS};
+    struct vg_decision allow = {VG_ACTION_ALLOW, CUDA_SUCCESS, -1, false};
     CUresult refusal;
     switch (kind) {
     case VG_KIND_DEVICE:
@@ -13,25 +17,57 @@ struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind)
     case VG_KIND_IMPORTED: /* someone else's memory: shown, not charged */
         return allow;
     case VG_KIND_HOST_PINNED:
-    case VG_KIND_HOST_REGISTERED:
-        if (cfg->allow & VG_ALLOW_PINNED)
+        if (allowed & (1u << VG_AK_PINNED))
+            return allow;
+        refusal = CUDA_ERROR_NOT_PERMITTED;
+        break;
+    case VG_KIND_HOST_REGISTERED: /* `pinned` has always allowed registrations */
+        if (allowed & (1u << VG_AK_PINNED | 1u << VG_AK_REGISTERED))
             return allow;
         refusal = CUDA_ERROR_NOT_PERMITTED;
         break;
     case VG_KIND_MANAGED:
+        if (allowed & (1u << VG_AK_MANAGED))
+            return allow;
         refusal = CUDA_ERROR_NOT_SUPPORTED;
         break;
     default: /* an unknown location or type is never VRAM */
         refusal = CUDA_ERROR_NOT_PERMITTED;
         break;
     }
-    switch (cfg->policy) {
+    switch (policy) {
     case VG_POLICY_OFF:
         return allow;
     case VG_POLICY_WARN:
-        return (struct vg_decision){VG_ACTION_WARN, CUDA_SUCCESS};
+        return (struct vg_decision){VG_ACTION_WARN, CUDA_SUCCESS, -1, false};
     case VG_POLICY_REJECT:
     default:
-        return (struct vg_decision){VG_ACTION_REJECT, refusal};
+        return (struct vg_decision){VG_ACTION_REJECT, refusal, -1, false};
     }
+}
+
+struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind)
+{
+    return decide(cfg->policy, cfg->allow, kind);
+}
+
+struct vg_decision vg_policy_decide_call(const struct vg_config *cfg, int kind, uint64_t size, void *caller)
+{
+    const struct vg_allowances *a = &cfg->allowances;
+    bool capped = false;
+    if (vg_allow_kind_of(kind) >= 0 && a->n > 0) {
+        char module[128];
+        const char *name = NULL;
+        if (vg_allow_needs_module(a, kind) && vg_module_name(caller, module, sizeof(module)))
+            name = module;
+        int rule = vg_allow_match(a, kind, size, name);
+        if (rule >= 0) {
+            if (vg_allow_take(a, kind, size))
+                return (struct vg_decision){VG_ACTION_ALLOW, CUDA_SUCCESS, rule, false};
+            capped = true; /* a rule matches but its kind's cap is reached */
+        }
+    }
+    struct vg_decision d = decide(cfg->policy, 0, kind);
+    d.capped = capped && d.action != VG_ACTION_ALLOW;
+    return d;
 }

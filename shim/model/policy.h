@@ -7,6 +7,7 @@
 #include "model.h"
 #include <cuda.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum vg_action {
     VG_ACTION_ALLOW,  /* call the driver; not a violation */
@@ -17,6 +18,8 @@ enum vg_action {
 struct vg_decision {
     enum vg_action action;
     CUresult refusal; /* CUDA_SUCCESS unless action == VG_ACTION_REJECT */
+    int rule;         /* the VRAMGUARD_ALLOW rule that let it through, -1 none */
+    bool capped;      /* a rule matched but a cap (total<=) was reached */
 };
 
 /* VRAM kinds (device, pool, vmm, array) and imported memory are always
@@ -26,6 +29,14 @@ struct vg_decision {
  * and registered host memory) under `reject`; let through as a violation
  * under `warn`; let through silently (still tracked) under `off`. */
 struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind);
+
+/* The decision for one allocation of `kind` and `size` bytes made from code
+ * at `caller`: host and managed memory that a VRAMGUARD_ALLOW rule (allow.h)
+ * lets through is allowed and `rule` names the rule; its caps are taken
+ * (vg_allow_give_back when the driver then refuses it; the table gives
+ * them back when the memory is freed). Anything else as vg_policy_decide
+ * without allowances decides. */
+struct vg_decision vg_policy_decide_call(const struct vg_config *cfg, int kind, uint64_t size, void *caller);
 
 /* The kinds vg_policy_decide allows whatever the configuration says: the
  * hot path asks this first and skips the rest. */

@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-enum { DEPOT = 16384, SKIP = 2 /* stacks.c, the wrapper (the protocol is inline) */ };
+enum { DEPOT = 8192, /* ids fit the table entry's 13 bits */ SKIP = 2 /* stacks.c, the wrapper (the protocol is inline) */ };
 
 struct stack {
     uint64_t hash;

@@ -13,6 +13,7 @@
  * live bytes per cell and per device are also global atomics, read only for
  * their peaks. */
 #include "table.h"
+#include "allow.h"
 #include "forksafe.h"
 
 #include <sched.h>
@@ -29,7 +30,7 @@ enum { SHARD_BITS = 6, SHARDS = 1 << SHARD_BITS, MIN_SLOTS = 16 };
  *   caller
  *   api        offset of the api name from api_anchor (names are literals in the shim)
  *   meta       cell (9 bits: device slot << 5 | kind << 2 | purpose) | no-device flag (1)
- *              | label (8) | stack (14)
+ *              | label (8) | stack (13) | let through by an allowance rule (1)
  * The cell indexes the totals directly; the flag tells device -1 (no context)
  * from the last slot. */
 #define entry vg_table_saved
@@ -89,7 +90,8 @@ static void unpack(const struct entry *e, struct vg_alloc *a)
     a->kind = (uint8_t)cell_kind(cell);
     a->purpose = (uint8_t)(cell & 3);
     a->label = (uint16_t)(e->meta >> 10 & 0xff);
-    a->stack = e->meta >> 18;
+    a->stack = e->meta >> 18 & 0x1fff;
+    a->allowed = (e->meta & VG_TABLE_ALLOWED) != 0;
 }
 
 void vg_table_unpack(const struct vg_table_saved *saved, struct vg_alloc *out)
@@ -292,8 +294,13 @@ __attribute__((noinline)) static bool insert(uintptr_t ptr, uint64_t size_pool, 
         c[1]--;
     c[2] += size_pool & SIZE_MASK;
     shard_unlock(s);
-    if (__builtin_expect(old.ptr != 0, 0))
+    if (__builtin_expect(old.ptr != 0, 0)) {
         totals_sub(old.meta & 511, entry_size(&old));
+        if (old.meta & VG_TABLE_ALLOWED)
+            vg_allow_give_back(cell_kind(old.meta & 511), entry_size(&old));
+    }
+    if (!count && (meta & VG_TABLE_ALLOWED)) /* a failed free put back: its bytes count again */
+        vg_allow_take(NULL, cell_kind(meta & 511), size_pool & SIZE_MASK);
     totals_add(meta & 511, size_pool & SIZE_MASK);
     return true;
 }
@@ -312,7 +319,9 @@ static inline uint64_t size_pool_of(uint64_t size, uint16_t pool)
 bool vg_table_insert(const struct vg_alloc *a)
 {
     return insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
-                  vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack), true);
+                  vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack) |
+                      (a->allowed ? VG_TABLE_ALLOWED : 0),
+                  true);
 }
 
 /* The hot path's insert: the common case (room in the shard, the address
@@ -352,7 +361,8 @@ general:
 void vg_table_restore(const struct vg_alloc *a)
 {
     insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
-           vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack), false);
+           vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack) | (a->allowed ? VG_TABLE_ALLOWED : 0),
+           false);
 }
 
 void vg_table_put_back(const struct vg_table_saved *saved)
@@ -383,6 +393,8 @@ bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
     s->live--;
     shard_unlock(s);
     totals_sub(saved->meta & 511, entry_size(saved));
+    if (__builtin_expect(saved->meta & VG_TABLE_ALLOWED, 0))
+        vg_allow_give_back(cell_kind(saved->meta & 511), entry_size(saved));
     return true;
 }
 
@@ -608,6 +620,8 @@ int vg_table_remove_pool(uint16_t pool)
             }
             uint32_t cell = e->meta & 511;
             uint64_t size = entry_size(e);
+            if (e->meta & VG_TABLE_ALLOWED)
+                vg_allow_give_back(cell_kind(cell), size);
             s->counts[cell][1]++;
             s->counts[cell][2] -= size;
             vacate(s, n); /* may move a later entry into n: look at n again */

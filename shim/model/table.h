@@ -26,6 +26,9 @@ struct vg_stats {
 /* The hot path's insert: the entry's fields as the table packs them (meta
  * from vg_table_meta), so that nothing is built twice. */
 enum { VG_TABLE_NO_DEVICE = 1 << 9 };
+/* Let through by a VRAMGUARD_ALLOW rule: the table gives its bytes back to
+ * the rules' caps (allow.h) when it is removed. */
+#define VG_TABLE_ALLOWED (UINT32_C(1) << 31)
 /* The totals cell of a device x kind x purpose (devices outside
  * 0..VG_MAX_DEVICES-1 share the last slot). */
 static inline uint32_t vg_table_cell(int device, int kind, int purpose)
@@ -36,7 +39,7 @@ static inline uint32_t vg_table_cell(int device, int kind, int purpose)
 static inline uint32_t vg_table_meta(int device, int kind, int purpose, uint16_t label, uint32_t stack)
 {
     return vg_table_cell(device, kind, purpose) | (device < 0 ? VG_TABLE_NO_DEVICE : 0) |
-           (uint32_t)(label & 0xff) << 10 | (stack & 0x3fff) << 18;
+           (uint32_t)(label & 0xff) << 10 | (stack & 0x1fff) << 18;
 }
 bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta);
 

@@ -1,4 +1,6 @@
 #include "events.h"
+#include "allow.h"
+#include "modules.h"
 #include "breakdown.h"
 #include "callers.h"
 #include "config.h"
@@ -140,6 +142,10 @@ void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool viola
     if (violation)
         vg_out_printf(o, ",\"action\":\"%s\"", e->action == VG_ACTION_REJECT ? "rejected" : "allowed");
     vg_out_printf(o, ",\"result\":%d", (int)e->result);
+    if (violation && e->allow_rule[0]) {
+        vg_out_str(o, ",\"allow_rule\":");
+        vg_out_json_string(o, e->allow_rule);
+    }
 }
 
 /* The journal line: {"event":TYPE,"pid":N, the report's fields for the event}. */
@@ -169,17 +175,38 @@ const char *vg_cuda_error_name(CUresult r)
     }
 }
 
+/* The narrowest VRAMGUARD_ALLOW rule that would let this allocation through
+ * (allow.h), "" for memory no rule can allow. */
+static void narrowest_rule(const struct vg_call *c, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (vg_allow_kind_of(c->kind) < 0)
+        return;
+    char module[128];
+    bool named = vg_module_name(c->caller, module, sizeof(module));
+    vg_allow_narrowest(c->kind, c->size, named ? module : NULL, out, size);
+}
+
 void vg_event_violation(const struct vg_call *c, CUresult result)
 {
     outputs_ready();
     struct vg_event e;
     fill_event(&e, c, result);
+    narrowest_rule(c, e.allow_rule, sizeof(e.allow_rule));
     vg_incident_violation(&e);
 
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);
     vg_caller_text(c->caller, true, caller, sizeof(caller));
-    vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s %s (%d); %s",
+    char rule[VG_ALLOW_TEXT + 64];
+    narrowest_rule(c, e.allow_rule, sizeof(e.allow_rule));
+    if (e.allow_rule[0] && c->capped)
+        snprintf(rule, sizeof(rule), "a VRAMGUARD_ALLOW rule matches but its kind's cap (total<=) is reached");
+    else if (e.allow_rule[0])
+        snprintf(rule, sizeof(rule), "VRAMGUARD_ALLOW=%s would allow it", e.allow_rule);
+    else
+        snprintf(rule, sizeof(rule), "not host or managed memory any rule can allow");
+    vg_log("violation: %s%s%s of %s (%llu bytes), kind %s, device %d, purpose %s%s%s%s, from %s: %s %s (%d); %s; %s",
            c->api, c->api != c->driver_api ? " via " : "", c->api != c->driver_api ? c->driver_api : "",
            vg_format_bytes(c->size, size, sizeof(size)), (unsigned long long)c->size, vg_kind_name(c->kind),
            c->device, vg_purpose_name(c->purpose), label ? " (label \"" : "", label ? label : "",
@@ -187,7 +214,8 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
            c->action == VG_ACTION_REJECT ? "refused with" : "allowed by VRAMGUARD_POLICY=warn, driver returned",
            vg_cuda_error_name(result), (int)result,
            c->kind == VG_KIND_MANAGED ? "managed (unified) memory can migrate to the host"
-                                      : "host-pinned memory is not VRAM (VRAMGUARD_ALLOW=pinned allows it)");
+                                      : "host memory is not VRAM",
+           rule);
     journal_event("violation", &e);
 }
 

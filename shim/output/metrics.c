@@ -3,6 +3,8 @@
  * and TYPE for every family, label values escaped. Only devices the program
  * used are reported, and only the device x kind x purpose cells it touched. */
 #include "metrics.h"
+#include "allow.h"
+#include "config.h"
 #include "model.h"
 
 #include <stdio.h>
@@ -245,6 +247,48 @@ void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapsho
     family(o, "vramguard_violations_total", "counter",
            "Policy violations (host-pinned or managed memory asked for), refused or let through.");
     vg_out_printf(o, "vramguard_violations_total %llu\n", (unsigned long long)s->violations);
+    /* VRAMGUARD_ALLOW: what its rules let through (read from the model now:
+     * a handful of counters, no table walk). */
+    const struct vg_allowances *a = &vg_config()->allowances;
+    if (a->n > 0) {
+        struct vg_allow_stats st;
+        vg_allow_stats(&st);
+        family(o, "vramguard_allowed_allocations_total", "counter",
+               "Host or managed allocations a VRAMGUARD_ALLOW rule let through, per rule.");
+        for (int i = 0; i < a->n; i++) {
+            int n = 0;
+            vg_out_str(o, "vramguard_allowed_allocations_total{");
+            label(o, "rule", a->rule[i].text, &n);
+            label(o, "kind", vg_allow_kind_name(a->rule[i].kind), &n);
+            sample_u64(o, st.allocations[i]);
+        }
+        family(o, "vramguard_allowed_bytes_total", "counter",
+               "Bytes of host or managed memory a VRAMGUARD_ALLOW rule let through, per rule.");
+        for (int i = 0; i < a->n; i++) {
+            int n = 0;
+            vg_out_str(o, "vramguard_allowed_bytes_total{");
+            label(o, "rule", a->rule[i].text, &n);
+            label(o, "kind", vg_allow_kind_name(a->rule[i].kind), &n);
+            sample_u64(o, st.bytes[i]);
+        }
+        family(o, "vramguard_allowed_live_bytes", "gauge",
+               "Live bytes VRAMGUARD_ALLOW rules let through, per allowance kind (what total<= caps).");
+        for (int k = 0; k < VG_AK_COUNT; k++) {
+            int n = 0;
+            vg_out_str(o, "vramguard_allowed_live_bytes{");
+            label(o, "kind", vg_allow_kind_name(k), &n);
+            sample_u64(o, st.live[k]);
+        }
+        family(o, "vramguard_allowed_cap_bytes", "gauge", "The total<= cap of an allowance kind, where one is set.");
+        for (int k = 0; k < VG_AK_COUNT; k++) {
+            if (a->cap[k] == UINT64_MAX)
+                continue;
+            int n = 0;
+            vg_out_str(o, "vramguard_allowed_cap_bytes{");
+            label(o, "kind", vg_allow_kind_name(k), &n);
+            sample_u64(o, a->cap[k]);
+        }
+    }
     family(o, "vramguard_build_info", "gauge", "vramguard version; value 1.");
     vg_out_str(o, "vramguard_build_info{version=\"");
     vg_metrics_label_value(o, VG_VERSION);

@@ -1,4 +1,5 @@
 #include "report.h"
+#include "allow.h"
 #include "callers.h"
 #include "census.h"
 #include "config.h"
@@ -86,13 +87,44 @@ static void json_process(struct vg_out *o)
 
 static void json_config(struct vg_out *o, const struct vg_config *cfg)
 {
-    vg_out_printf(o, ",\n  \"config\": {\"policy\": \"%s\", \"allow\": [%s], \"fail_on\": [",
-                  vg_policy_name(cfg->policy), (cfg->allow & VG_ALLOW_PINNED) ? "\"pinned\"" : "");
+    vg_out_printf(o, ",\n  \"config\": {\"policy\": \"%s\", \"allow\": [", vg_policy_name(cfg->policy));
+    for (int i = 0; i < cfg->allowances.n; i++) {
+        vg_out_str(o, i ? ", " : "");
+        vg_out_json_string(o, cfg->allowances.rule[i].text);
+    }
+    vg_out_str(o, "], \"fail_on\": [");
     static const char *const words[] = {"violation", "oom", "leak"};
     int k = 0;
     for (int i = 0; i < 3; i++)
         if (cfg->fail_on & (1u << i))
             vg_out_printf(o, "%s\"%s\"", k++ ? ", " : "", words[i]);
+    vg_out_str(o, "]}");
+}
+
+/* What VRAMGUARD_ALLOW let through: per rule (allocations and bytes, all
+ * the process's), per kind (live bytes now, and the cap). */
+static void json_allowances(struct vg_out *o, const struct vg_config *cfg)
+{
+    struct vg_allow_stats st;
+    vg_allow_stats(&st);
+    vg_out_str(o, ",\n  \"allowances\": {\"rules\": [");
+    for (int i = 0; i < cfg->allowances.n; i++) {
+        vg_out_str(o, i ? ", " : "");
+        vg_out_str(o, "{\"rule\": ");
+        vg_out_json_string(o, cfg->allowances.rule[i].text);
+        vg_out_printf(o, ", \"kind\": \"%s\", \"allocations\": %llu, \"bytes\": %llu}",
+                      vg_allow_kind_name(cfg->allowances.rule[i].kind), (unsigned long long)st.allocations[i],
+                      (unsigned long long)st.bytes[i]);
+    }
+    vg_out_str(o, "], \"kinds\": [");
+    for (int k = 0; k < VG_AK_COUNT; k++) {
+        vg_out_printf(o, "%s{\"kind\": \"%s\", \"live_bytes\": %llu, \"cap_bytes\": ", k ? ", " : "",
+                      vg_allow_kind_name(k), (unsigned long long)st.live[k]);
+        if (cfg->allowances.cap[k] == UINT64_MAX)
+            vg_out_str(o, "null}");
+        else
+            vg_out_printf(o, "%llu}", (unsigned long long)cfg->allowances.cap[k]);
+    }
     vg_out_str(o, "]}");
 }
 
@@ -201,6 +233,7 @@ void vg_report_json(struct vg_out *o)
     vg_out_str(o, "{\n  \"schema\": \"vramguard.report/v1\",\n  \"vramguard_version\": \"" VG_VERSION "\",\n");
     json_process(o);
     json_config(o, cfg);
+    json_allowances(o, cfg);
     json_devices(o, r);
     json_events(o, r, "violations", violations, true);
     json_events(o, r, "oom_events", ooms, false);

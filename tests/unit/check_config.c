@@ -202,16 +202,30 @@ START_TEST(test_allow_values)
     env_set("VRAMGUARD_ALLOW", "pinned");
     ck_assert_int_eq(parse(), 0);
     ck_assert_uint_eq(parsed.allow, VG_ALLOW_PINNED);
+    ck_assert_int_eq(parsed.allowances.n, 1);
     setup();
     env_set("VRAMGUARD_ALLOW", "none");
     ck_assert_int_eq(parse(), 0);
     ck_assert_uint_eq(parsed.allow, 0);
+    ck_assert_int_eq(parsed.allowances.n, 0);
     ck_assert_int_eq(n_warnings, 0);
     setup();
     env_set("VRAMGUARD_ALLOW", "managed");
-    ck_assert_int_eq(parse(), 1);
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_uint_eq(parsed.allow, 1u << VG_AK_MANAGED);
+    setup();
+    /* conditions: the kind is no longer let through as a whole */
+    env_set("VRAMGUARD_ALLOW", "pinned:libcudnn*,pinned:<=64K,registered:total<=1G");
+    ck_assert_int_eq(parse(), 0);
     ck_assert_uint_eq(parsed.allow, 0);
-    static const char *const accepted[] = {"pinned", "none", NULL};
+    ck_assert_int_eq(parsed.allowances.n, 3);
+    setup();
+    /* one malformed rule: one warning naming the variable and the rule; the others stay */
+    env_set("VRAMGUARD_ALLOW", "pinned:<=4K,pinnned:libcudnn*");
+    ck_assert_int_eq(parse(), 1);
+    ck_assert_int_eq(parsed.allowances.n, 1);
+    ck_assert_str_eq(parsed.allowances.rule[0].text, "pinned:<=4K");
+    static const char *const accepted[] = {"\"pinnned:libcudnn*\"", "pinned", "registered", "managed", "none", NULL};
     assert_one_warning("VRAMGUARD_ALLOW", accepted);
 }
 END_TEST

@@ -105,14 +105,21 @@ END_TEST
 
 START_TEST(test_unknown_allow_bits_ignored)
 {
-    /* bits other than VG_ALLOW_PINNED must not allow managed memory */
-    struct vg_config c = cfg_of(VG_POLICY_REJECT, ~(unsigned)VG_ALLOW_PINNED);
+    /* bits past the three allowance kinds allow nothing */
+    struct vg_config c = cfg_of(VG_POLICY_REJECT, ~0u << VG_AK_COUNT);
     struct vg_decision d = vg_policy_decide(&c, VG_KIND_MANAGED);
     ck_assert_int_eq(d.action, VG_ACTION_REJECT);
     ck_assert_int_eq(d.refusal, CUDA_ERROR_NOT_SUPPORTED);
     d = vg_policy_decide(&c, VG_KIND_HOST_PINNED);
     ck_assert_int_eq(d.action, VG_ACTION_REJECT);
     ck_assert_int_eq(d.refusal, CUDA_ERROR_NOT_PERMITTED);
+    /* each kind's bit allows that kind; pinned's also registrations */
+    c = cfg_of(VG_POLICY_REJECT, 1u << VG_AK_REGISTERED);
+    ck_assert_int_eq(vg_policy_decide(&c, VG_KIND_HOST_REGISTERED).action, VG_ACTION_ALLOW);
+    ck_assert_int_eq(vg_policy_decide(&c, VG_KIND_HOST_PINNED).action, VG_ACTION_REJECT);
+    c = cfg_of(VG_POLICY_REJECT, 1u << VG_AK_MANAGED);
+    ck_assert_int_eq(vg_policy_decide(&c, VG_KIND_MANAGED).action, VG_ACTION_ALLOW);
+    ck_assert_int_eq(vg_policy_decide(&c, VG_KIND_HOST_PINNED).action, VG_ACTION_REJECT);
 }
 END_TEST
 
