@@ -1,6 +1,7 @@
 /* The exported vramguard_shim_* functions behind purpose_tags/vramguard.h,
  * and the fork handlers. */
 #include "vramguard.h"
+#include "hooks_modules.h"
 #include "hooks_vmm.h"
 #include "process.h"
 #include "breakdown.h"
@@ -181,6 +182,7 @@ static void in_child(void)
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();
+    vg_modules_globals_reset_after_fork();
     vg_process_after_fork();
     vg_endpoint_after_fork();
 }

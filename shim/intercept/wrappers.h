@@ -1,5 +1,5 @@
 /* Declarations of the driver-level wrappers (driver_hooks.c, hooks_pools.c,
- * hooks_vmm.c, hooks_misc.c, hooks_context.c): the only places where the
+ * hooks_vmm.c, hooks_misc.c, hooks_context.c, hooks_modules.c): the only places where the
  * allocation table changes. A header of declarations only, so that the
  * interposition table (entry_table.c) can list them without depending on
  * their files. Each
@@ -34,6 +34,10 @@ CUresult vg_cuIpcOpenMemHandle_v1(CUdeviceptr *pdptr, CUipcMemHandle handle, uns
     __asm__("cuIpcOpenMemHandle");
 CUresult vg_cuGraphAddNode_v1(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                               size_t numDependencies, CUgraphNodeParams *nodeParams) __asm__("cuGraphAddNode");
+
+/* hooks_modules.c */
+CUresult vg_cuModuleGetGlobal_v1(vg_devptr_v1 *dptr, unsigned int *bytes, CUmodule hmod, const char *name)
+    __asm__("cuModuleGetGlobal");
 
 /* hooks_context.c: legacy variants and those cuda.h 13.0 declares only for
  * the driver's own build. */
