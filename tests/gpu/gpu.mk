@@ -61,3 +61,8 @@ $(GPU_DIR)/prog_cxx: tests/preload/prog_cxx.cpp purpose_tags/vramguard.h
 	@mkdir -p $(@D)
 	$(NVCC) -std=c++17 -Ipurpose_tags -o $@ $<
 gpu-build: $(GPU_DIR)/prog_cxx
+# Issue 8, section 4: a __managed__ global (static cudart, as nvcc links it).
+$(GPU_DIR)/managed_global: tests/gpu/managed_global.cu
+	@mkdir -p $(@D)
+	$(NVCC) -o $@ $<
+gpu-build: $(GPU_DIR)/managed_global

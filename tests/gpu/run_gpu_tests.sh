@@ -98,6 +98,25 @@ done
 run_case ipc_imported "" "$G/prog_ipc"
 check_case ipc_imported 0
 
+# Issue 8, section 4: a __managed__ global under the default `reject`.
+# Judged on what we can predict: the shim reports at least one managed
+# global (a violation, never refused) and the program does not crash (no
+# signal). Unknown until this runs on a GPU, and recorded in the INFO row:
+# which entry point cudart 13 uses for the lookup on the real driver
+# (cuLibraryGetManaged, cuLibraryGetGlobal or cuModuleGetGlobal_v2: it
+# fetches all three), how often, the size the driver answers (4 expected),
+# and the program's own exit status (0 when the kernel's x += 41 is read
+# back as 42; the shim changes no answer here).
+if [ -x "$G/managed_global" ]; then
+    run_case managed_global_reject "" "$G/managed_global"
+    MG=$(grep -cE 'violation: cu(LibraryGetManaged|LibraryGetGlobal|ModuleGetGlobal(_v2)?) of .*kind managed' "$LOG")
+    row managed_global_reject "$([ "$MG" -ge 1 ] && [ "$STATUS" -lt 128 ] && echo PASS || echo FAIL)" \
+        "exit $STATUS, $MG managed-global violation(s)"
+    row "  managed_global lines" INFO "$(grep -m1 '^managed_global:' "$OUTF"); $(grep -oE 'violation: cu[A-Za-z_0-9]* of [^,]*, kind managed' "$LOG" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+else
+    row managed_global_reject FAIL "$G/managed_global not built (make gpu-build)"
+fi
+
 REPORTS=$LOGS/reports; rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 run_case report_json "VRAMGUARD_REPORT=$REPORTS/r.%p.json" "$G/prog_runtime_shared"
 check_case report_json 0
