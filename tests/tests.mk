@@ -149,13 +149,25 @@ check: $(HOTPATH_PROGS)
 
 # ---- Issue 8, section 4: the remaining ways around reject. Imports of host
 # ---- and managed memory (an exporter without the shim hands its shareable
-# ---- handles over a socket) and __managed__ globals of modules and
-# ---- libraries (the fake driver's text images). Driver API only.
-$(TEST_DIR)/prog_imports $(TEST_DIR)/prog_managed_globals: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+# ---- handles over a socket). Driver API only.
+$(TEST_DIR)/prog_imports: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
-ISSUE8_REJECT_PROGS := $(TEST_DIR)/prog_imports $(TEST_DIR)/prog_managed_globals
+ISSUE8_REJECT_PROGS := $(TEST_DIR)/prog_imports
 PRELOAD_PROGS += $(ISSUE8_REJECT_PROGS)
 # `check:` above expanded PRELOAD_PROGS when it was read: name them again.
 check: $(ISSUE8_REJECT_PROGS)
 # ---- end of issue 8, section 4
+
+# ---- Issue 8, allowances: prog_allow, the program of the CLI's round trip
+# ---- (warn -> vramguard suggest -> reject with the suggested --allow,
+# ---- tests/preload/check_preload.c), and liballow_helper.so, the same source
+# ---- built as a second calling module.
+$(TEST_DIR)/liballow_helper.so: tests/preload/prog_allow.c $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DALLOW_HELPER -fPIC -shared -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/prog_allow: tests/preload/prog_allow.c $(TEST_DIR)/liballow_helper.so $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -Wl,-rpath,'$$ORIGIN' -lallow_helper $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/liballow_helper.so $(TEST_DIR)/prog_allow
+check: $(TEST_DIR)/liballow_helper.so $(TEST_DIR)/prog_allow
+# ---- end of the allowance round trip

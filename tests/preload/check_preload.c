@@ -875,174 +875,105 @@ START_TEST(imports_off)
 }
 END_TEST
 
-/* The three managed globals of prog_managed_globals, as the log names them. */
-static const char *const managed_global_lines[] = {
-    "violation: cuModuleGetGlobal_v2 of 4 B (4 bytes), kind managed, device 0",
-    "violation: cuModuleGetGlobal_v2 of 64.0 KiB (65536 bytes), kind managed, device 0",
-    "violation: cuLibraryGetManaged of 24 B (24 bytes), kind managed, device 0", NULL};
+/* ---- issue 8: allowances, audit then suggest, with the real shim ------------- */
 
-START_TEST(managed_globals_reported_once_not_refused)
+/* The last `n` bytes of `text` at most: Check's messages are limited to 4 KiB. */
+static const char *tail_of(const char *text, size_t n)
 {
-    char tmp[512], report_env[700], report[800], journal[800];
-    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
-    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
-    const char *env[] = {report_env, NULL};
-    struct run r = run_prog("prog_managed_globals", env);
-    ASSERT_PASSED(r);
-    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 3);
-    for (const char *const *l = managed_global_lines; *l; l++)
-        ck_assert_msg(vg_test_count(r.log, *l) == 1, "want once: %s\n%s", *l, r.log);
-    ck_assert_int_eq(vg_test_count(r.log, "prog_managed_globals+0x"), 3); /* the calling module */
-    ck_assert_int_eq(vg_test_count(r.log, "refused with"), 0);
-    ck_assert_int_eq(vg_test_count(r.log, "__managed__ globals are violations but are never refused"), 1);
-    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
-    ck_assert_int_eq(validate(report), 0);
-    char *json = vg_test_read(report);
-    ck_assert_msg(strstr(json, "\"status\": \"fail\", \"reasons\": [\"violation\"], \"violations\": 3"), "%s", json);
-    ck_assert_msg(strstr(json, "\"live_at_exit\": {\"count\": 0, \"bytes\": 0"), "%s", json);
-    free(json);
-    ck_assert_int_eq(find_file(tmp, "r.", ".json.journal", journal, sizeof(journal)), 1);
-    char *jl = vg_test_read(journal);
-    ck_assert_int_eq(vg_test_count(jl, "{\"event\":\"violation\""), 3);
-    ck_assert_int_eq(vg_test_count(jl, "\"kind\":\"managed\",\"size\":65536"), 1);
-    ck_assert_int_eq(vg_test_count(jl, "\"action\":\"allowed\",\"result\":0"), 3);
-    free(jl);
+    size_t len = strlen(text);
+    return len > n ? text + len - n : text;
 }
-END_TEST
 
-START_TEST(managed_globals_are_no_leak)
+/* The first line of `text` that starts with `prefix`, copied into `out`. */
+static int line_starting(const char *text, const char *prefix, char *out, size_t size)
 {
-    /* Only leaks fail this run: the globals are not live allocations. */
-    char tmp[512], report_env[700], report[800];
-    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
-    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
-    const char *env[] = {report_env, "VRAMGUARD_FAIL_ON=leak", NULL};
-    struct run r = run_prog("prog_managed_globals", env);
-    ASSERT_PASSED(r);
-    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
-    ck_assert_int_eq(validate(report), 0);
-    char *json = vg_test_read(report);
-    ck_assert_msg(strstr(json, "\"status\": \"pass\""), "%s", json);
-    ck_assert_msg(strstr(json, "\"leaked_allocations\": 0, \"leaked_bytes\": 0"), "%s", json);
-    free(json);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            size_t n = strcspn(p, "\n");
+            snprintf(out, size, "%.*s", (int)n, p);
+            return 1;
+        }
+    return 0;
 }
-END_TEST
 
-START_TEST(managed_globals_warn_and_off)
+/* A run under warn, `vramguard suggest` on its reports, then the same program
+ * under reject with the suggested --allow passes; with one more large pinned
+ * allocation it still fails, and the refusal names the rule that would allow it. */
+START_TEST(allow_round_trip)
 {
-    const char *warn[] = {"VRAMGUARD_POLICY=warn", NULL};
-    struct run r = run_prog("prog_managed_globals", warn);
-    ASSERT_PASSED(r);
-    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 3);
-    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 3);
-    for (const char *const *l = managed_global_lines; *l; l++)
-        ck_assert_msg(vg_test_count(r.log, *l) == 1, "want once: %s\n%s", *l, r.log);
-    ck_assert_int_eq(vg_test_count(r.log, "never refused"), 0);
-
-    const char *off[] = {"VRAMGUARD_POLICY=off", NULL};
-    r = run_prog("prog_managed_globals", off);
-    ASSERT_PASSED(r);
-    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation"), 0);
-}
-END_TEST
-
-
-/* ---- VRAMGUARD_ALLOW rules (prog_allow_rules) ---------------------------------- */
-
-/* Run prog_allow_rules with VRAMGUARD_ALLOW (and more environment), a report
- * in the run's directory; the report's text in *json. */
-static struct run run_allow(const char *allow, const char *extra, char **json)
-{
-    static char report_env[700], allow_env[400];
     char tmp[512];
     snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
-    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
-    snprintf(allow_env, sizeof(allow_env), "VRAMGUARD_ALLOW=%s", allow);
-    const char *env[] = {report_env, allow_env, extra, NULL};
-    struct run r = run_prog("prog_allow_rules", env);
-    char report[800];
-    *json = NULL;
-    if (find_file(tmp, "r.", ".json", report, sizeof(report)) == 1) {
-        ck_assert_int_eq(validate(report), 0);
-        *json = vg_test_read(report);
-    }
-    ck_assert_msg(*json, "no report\n%s\n%s", r.out, r.log);
-    return r;
-}
+    char cli[600], prog[600], audit[700], out[700], env_lib[700];
+    snprintf(cli, sizeof(cli), "%s/scripts/vramguard", vg_test_root());
+    snprintf(prog, sizeof(prog), "%s/tests/prog_allow", vg_test_build());
+    snprintf(audit, sizeof(audit), "%s/audit", tmp);
+    snprintf(out, sizeof(out), "%s/cli.txt", tmp);
+    snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s/fakecuda:%s/tests", vg_test_build(), vg_test_build());
+    const char *env[] = {env_lib, NULL};
 
-#define RESULT_IS(r, step, code)                                                                     \
-    ck_assert_msg(strstr((r).out, "RESULT " step " " #code "\n"), "%s: want %s\n%s\n--- log ---\n%s", step, #code, \
-                  (r).out, (r).log)
+    /* 1. the audit: everything let through and recorded */
+    const char *warn[] = {cli, "run", "--policy", "warn", "--report-dir", audit, "--", prog, NULL};
+    int st = vg_test_run(warn, env, 0, out);
+    char *text = vg_test_read(out);
+    ck_assert_msg(st == 3, "warn run: exit %d (want 3: violations let through)\n%s", st, tail_of(text, 3000));
+    ck_assert_msg(strstr(text, "violations 7;") && strstr(text, "prog_allow: 0 refused"), "%s", tail_of(text, 3000));
+    free(text);
 
-START_TEST(allow_rules_module_and_size)
-{
-    char *json;
-    struct run r = run_allow("pinned:libpinned_helper.so:<=64K,pinned:<=4K", NULL, &json);
-    ck_assert_int_eq(r.status, 0);
-    RESULT_IS(r, "main_4K", 0);               /* pinned:<=4K, any module */
-    RESULT_IS(r, "main_8K", 800);             /* past the bound */
-    RESULT_IS(r, "lib_4K", 0);                /* the library's own rule (the first that matches) */
-    RESULT_IS(r, "lib_1M", 800);              /* past its bound */
-    RESULT_IS(r, "main_register_64K", 800);   /* pinned covers registrations, but 64K > 4K */
-    RESULT_IS(r, "main_managed_4K", 801);     /* no managed rule */
-    RESULT_IS(r, "main_4K_after_frees", 0);
-    /* Each refusal names the narrowest rule that would have allowed it. */
-    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 4);
-    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=pinned:prog_allow_rules:<=8K would allow it"), 1);
-    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=pinned:libpinned_helper.so:<=1M would allow it"), 1);
-    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=registered:prog_allow_rules:<=64K would allow it"), 1);
-    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=managed:prog_allow_rules:<=4K would allow it"), 1);
-    /* Let through: tracked as its kind, counted per rule, no violation. */
-    ck_assert_msg(strstr(json, "\"allow\": [\"pinned:libpinned_helper.so:<=64K\", \"pinned:<=4K\"]"), "%s", json);
-    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:libpinned_helper.so:<=64K\", \"kind\": \"pinned\", "
-                               "\"allocations\": 1, \"bytes\": 4096}"), "%s", json);
-    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:<=4K\", \"kind\": \"pinned\", \"allocations\": 2, "
-                               "\"bytes\": 8192}"), "%s", json);
-    ck_assert_msg(strstr(json, "{\"kind\": \"pinned\", \"live_bytes\": 0, \"cap_bytes\": null}"), "%s", json);
-    ck_assert_msg(strstr(json, "\"violations\": {\"count\": 4"), "%s", json);
-    ck_assert_msg(strstr(json, "\"allow_rule\":\"pinned:libpinned_helper.so:<=1M\""), "%s", json);
-    ck_assert_msg(strstr(json, "\"kind\": \"host_pinned\", \"purpose\": \"unknown\", \"live_bytes\": 0, "
-                               "\"live_count\": 0"), "%s", json);
-    free(json);
-}
-END_TEST
+    /* 2. the suggestion: one rule per kind and module, most bytes first */
+    const char *sug[] = {cli, "suggest", audit, NULL};
+    st = vg_test_run(sug, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 0, "suggest: exit %d\n%s", st, tail_of(text, 3000));
+    const char *want[] = {"7 violations in 1 process; 4 rules allow them",
+                          "\npinned:liballow_helper.so:<=2M    3 allocations, 1.6 MiB\n",
+                          "\nmanaged:prog_allow:<=256K         1 allocation, 256.0 KiB\n",
+                          "\nregistered:prog_allow:<=8K        1 allocation, 8.0 KiB\n",
+                          "\npinned:prog_allow:<=4K            2 allocations, 2.9 KiB\n",
+                          "\n--allow 'pinned:liballow_helper.so:<=2M' --allow 'managed:prog_allow:<=256K' "
+                          "--allow 'registered:prog_allow:<=8K' --allow 'pinned:prog_allow:<=4K'\n",
+                          "\nVRAMGUARD_ALLOW='pinned:liballow_helper.so:<=2M,managed:prog_allow:<=256K,"
+                          "registered:prog_allow:<=8K,pinned:prog_allow:<=4K'\n"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "suggest lacks \"%s\":\n%s", want[i], tail_of(text, 3000));
+    char allow[1024];
+    ck_assert_int_eq(line_starting(text, "--allow ", allow, sizeof(allow)), 1);
+    free(text);
 
-START_TEST(allow_rules_cap)
-{
-    char *json;
-    struct run r = run_allow("pinned:total<=8K", NULL, &json);
-    ck_assert_int_eq(r.status, 0);
-    RESULT_IS(r, "main_4K", 0);
-    RESULT_IS(r, "main_8K", 800);             /* 4K + 8K would pass the cap */
-    RESULT_IS(r, "lib_4K", 0);                /* 8K live: the cap, exactly */
-    RESULT_IS(r, "lib_1M", 800);
-    RESULT_IS(r, "main_register_64K", 800);   /* registrations count against pinned's cap */
-    RESULT_IS(r, "main_managed_4K", 801);
-    RESULT_IS(r, "main_4K_after_frees", 0);   /* freed memory gave its bytes back */
-    ck_assert_int_eq(vg_test_count(r.log, "a VRAMGUARD_ALLOW rule matches but its kind's cap (total<=) is reached"), 3);
-    ck_assert_msg(strstr(json, "{\"kind\": \"pinned\", \"live_bytes\": 0, \"cap_bytes\": 8192}"), "%s", json);
-    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:total<=8K\", \"kind\": \"pinned\", \"allocations\": 3, "
-                               "\"bytes\": 12288}"), "%s", json);
-    free(json);
-}
-END_TEST
+    /* 3. the same program under reject with the suggested --allow, as printed */
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "exec '%s' run %s -- '%s'", cli, allow, prog);
+    const char *reject[] = {"/bin/sh", "-c", cmd, NULL};
+    st = vg_test_run(reject, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 0, "reject with the suggested allowance: exit %d (want 0)\n%s", st, tail_of(text, 3000));
+    ck_assert_msg(strstr(text, "verdict: pass") && strstr(text, "prog_allow: 0 refused"), "%s", tail_of(text, 3000));
+    free(text);
 
-START_TEST(allow_rules_warn_and_bad_rules)
-{
-    char *json;
-    /* warn: what no rule lets through is a violation let through; what a
-     * rule lets through is none. A malformed rule is dropped with a warning
-     * and never loosens (managed stays a violation). */
-    struct run r = run_allow("pinned:<=4K,managed:<=zz", "VRAMGUARD_POLICY=warn", &json);
-    ck_assert_int_eq(r.status, 0);
-    RESULT_IS(r, "main_4K", 0);
-    RESULT_IS(r, "main_8K", 0);
-    RESULT_IS(r, "main_managed_4K", 0);
-    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_ALLOW: rule \"managed:<=zz\" is not valid"), 1);
-    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 4); /* 8K, 1M, register, managed */
-    ck_assert_msg(strstr(json, "\"violations\": {\"count\": 4"), "%s", json);
-    ck_assert_msg(strstr(json, "\"allow\": [\"pinned:<=4K\"]"), "%s", json);
-    free(json);
+    /* ... and through the environment, from suggest --quiet */
+    snprintf(cmd, sizeof(cmd), "VRAMGUARD_ALLOW=$('%s' suggest --quiet '%s') && export VRAMGUARD_ALLOW && "
+                               "exec '%s' run -- '%s'", cli, audit, cli, prog);
+    st = vg_test_run(reject, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 0, "VRAMGUARD_ALLOW=$(vramguard suggest --quiet): exit %d (want 0)\n%s", st, tail_of(text, 3000));
+    free(text);
+
+    /* 4. one more pinned allocation of 64 MiB: refused, the run fails */
+    snprintf(cmd, sizeof(cmd), "exec '%s' run --suggest %s -- '%s' big", cli, allow, prog);
+    st = vg_test_run(reject, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 3, "with a large pinned allocation: exit %d (want 3)\n%s", st, tail_of(text, 3000));
+    ck_assert_msg(strstr(text, "prog_allow: 1 refused") && strstr(text, "violations 1;"), "%s", tail_of(text, 3000));
+    /* the shim's refusal line names the narrowest rule, and so does --suggest */
+    ck_assert_msg(vg_test_count(text, "pinned:prog_allow:<=64M") >= 2, "%s", tail_of(text, 3000));
+    ck_assert_msg(strstr(text, "vramguard: --allow 'pinned:prog_allow:<=64M'\n"), "%s", tail_of(text, 3000));
+    free(text);
+
+    /* without any allowance, under reject: every one refused */
+    const char *bare[] = {cli, "run", "--", prog, NULL};
+    st = vg_test_run(bare, env, 0, out);
+    text = vg_test_read(out);
+    ck_assert_msg(st == 3 && strstr(text, "prog_allow: 7 refused"), "exit %d\n%s", st, tail_of(text, 3000));
+    free(text);
 }
 END_TEST
 
@@ -1099,9 +1030,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, imports_allow_pinned);
     tcase_add_test(t, imports_warn);
     tcase_add_test(t, imports_off);
-    tcase_add_test(t, managed_globals_reported_once_not_refused);
-    tcase_add_test(t, managed_globals_are_no_leak);
-    tcase_add_test(t, managed_globals_warn_and_off);
+    tcase_add_test(t, allow_round_trip);
     suite_add_tcase(s, t);
     return s;
 }
