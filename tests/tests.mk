@@ -149,11 +149,12 @@ check: $(HOTPATH_PROGS)
 
 # ---- Issue 8, section 4: the remaining ways around reject. Imports of host
 # ---- and managed memory (an exporter without the shim hands its shareable
-# ---- handles over a socket). Driver API only.
-$(TEST_DIR)/prog_imports: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+# ---- handles over a socket) and __managed__ globals of modules and
+# ---- libraries (the fake driver's text images). Driver API only.
+$(TEST_DIR)/prog_imports $(TEST_DIR)/prog_managed_globals: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
-ISSUE8_REJECT_PROGS := $(TEST_DIR)/prog_imports
+ISSUE8_REJECT_PROGS := $(TEST_DIR)/prog_imports $(TEST_DIR)/prog_managed_globals
 PRELOAD_PROGS += $(ISSUE8_REJECT_PROGS)
 # `check:` above expanded PRELOAD_PROGS when it was read: name them again.
 check: $(ISSUE8_REJECT_PROGS)

@@ -875,6 +875,177 @@ START_TEST(imports_off)
 }
 END_TEST
 
+/* The three managed globals of prog_managed_globals, as the log names them. */
+static const char *const managed_global_lines[] = {
+    "violation: cuModuleGetGlobal_v2 of 4 B (4 bytes), kind managed, device 0",
+    "violation: cuModuleGetGlobal_v2 of 64.0 KiB (65536 bytes), kind managed, device 0",
+    "violation: cuLibraryGetManaged of 24 B (24 bytes), kind managed, device 0", NULL};
+
+START_TEST(managed_globals_reported_once_not_refused)
+{
+    char tmp[512], report_env[700], report[800], journal[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, NULL};
+    struct run r = run_prog("prog_managed_globals", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 3);
+    for (const char *const *l = managed_global_lines; *l; l++)
+        ck_assert_msg(vg_test_count(r.log, *l) == 1, "want once: %s\n%s", *l, r.log);
+    ck_assert_int_eq(vg_test_count(r.log, "prog_managed_globals+0x"), 3); /* the calling module */
+    ck_assert_int_eq(vg_test_count(r.log, "refused with"), 0);
+    ck_assert_int_eq(vg_test_count(r.log, "__managed__ globals are violations but are never refused"), 1);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"status\": \"fail\", \"reasons\": [\"violation\"], \"violations\": 3"), "%s", json);
+    ck_assert_msg(strstr(json, "\"live_at_exit\": {\"count\": 0, \"bytes\": 0"), "%s", json);
+    free(json);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json.journal", journal, sizeof(journal)), 1);
+    char *jl = vg_test_read(journal);
+    ck_assert_int_eq(vg_test_count(jl, "{\"event\":\"violation\""), 3);
+    ck_assert_int_eq(vg_test_count(jl, "\"kind\":\"managed\",\"size\":65536"), 1);
+    ck_assert_int_eq(vg_test_count(jl, "\"action\":\"allowed\",\"result\":0"), 3);
+    free(jl);
+}
+END_TEST
+
+START_TEST(managed_globals_are_no_leak)
+{
+    /* Only leaks fail this run: the globals are not live allocations. */
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    const char *env[] = {report_env, "VRAMGUARD_FAIL_ON=leak", NULL};
+    struct run r = run_prog("prog_managed_globals", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(find_file(tmp, "r.", ".json", report, sizeof(report)), 1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"status\": \"pass\""), "%s", json);
+    ck_assert_msg(strstr(json, "\"leaked_allocations\": 0, \"leaked_bytes\": 0"), "%s", json);
+    free(json);
+}
+END_TEST
+
+START_TEST(managed_globals_warn_and_off)
+{
+    const char *warn[] = {"VRAMGUARD_POLICY=warn", NULL};
+    struct run r = run_prog("prog_managed_globals", warn);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 3);
+    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 3);
+    for (const char *const *l = managed_global_lines; *l; l++)
+        ck_assert_msg(vg_test_count(r.log, *l) == 1, "want once: %s\n%s", *l, r.log);
+    ck_assert_int_eq(vg_test_count(r.log, "never refused"), 0);
+
+    const char *off[] = {"VRAMGUARD_POLICY=off", NULL};
+    r = run_prog("prog_managed_globals", off);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation"), 0);
+}
+END_TEST
+
+
+/* ---- VRAMGUARD_ALLOW rules (prog_allow_rules) ---------------------------------- */
+
+/* Run prog_allow_rules with VRAMGUARD_ALLOW (and more environment), a report
+ * in the run's directory; the report's text in *json. */
+static struct run run_allow(const char *allow, const char *extra, char **json)
+{
+    static char report_env[700], allow_env[400];
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.%%p.json", tmp);
+    snprintf(allow_env, sizeof(allow_env), "VRAMGUARD_ALLOW=%s", allow);
+    const char *env[] = {report_env, allow_env, extra, NULL};
+    struct run r = run_prog("prog_allow_rules", env);
+    char report[800];
+    *json = NULL;
+    if (find_file(tmp, "r.", ".json", report, sizeof(report)) == 1) {
+        ck_assert_int_eq(validate(report), 0);
+        *json = vg_test_read(report);
+    }
+    ck_assert_msg(*json, "no report\n%s\n%s", r.out, r.log);
+    return r;
+}
+
+#define RESULT_IS(r, step, code)                                                                     \
+    ck_assert_msg(strstr((r).out, "RESULT " step " " #code "\n"), "%s: want %s\n%s\n--- log ---\n%s", step, #code, \
+                  (r).out, (r).log)
+
+START_TEST(allow_rules_module_and_size)
+{
+    char *json;
+    struct run r = run_allow("pinned:libpinned_helper.so:<=64K,pinned:<=4K", NULL, &json);
+    ck_assert_int_eq(r.status, 0);
+    RESULT_IS(r, "main_4K", 0);               /* pinned:<=4K, any module */
+    RESULT_IS(r, "main_8K", 800);             /* past the bound */
+    RESULT_IS(r, "lib_4K", 0);                /* the library's own rule (the first that matches) */
+    RESULT_IS(r, "lib_1M", 800);              /* past its bound */
+    RESULT_IS(r, "main_register_64K", 800);   /* pinned covers registrations, but 64K > 4K */
+    RESULT_IS(r, "main_managed_4K", 801);     /* no managed rule */
+    RESULT_IS(r, "main_4K_after_frees", 0);
+    /* Each refusal names the narrowest rule that would have allowed it. */
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 4);
+    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=pinned:prog_allow_rules:<=8K would allow it"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=pinned:libpinned_helper.so:<=1M would allow it"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=registered:prog_allow_rules:<=64K would allow it"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "; VRAMGUARD_ALLOW=managed:prog_allow_rules:<=4K would allow it"), 1);
+    /* Let through: tracked as its kind, counted per rule, no violation. */
+    ck_assert_msg(strstr(json, "\"allow\": [\"pinned:libpinned_helper.so:<=64K\", \"pinned:<=4K\"]"), "%s", json);
+    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:libpinned_helper.so:<=64K\", \"kind\": \"pinned\", "
+                               "\"allocations\": 1, \"bytes\": 4096}"), "%s", json);
+    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:<=4K\", \"kind\": \"pinned\", \"allocations\": 2, "
+                               "\"bytes\": 8192}"), "%s", json);
+    ck_assert_msg(strstr(json, "{\"kind\": \"pinned\", \"live_bytes\": 0, \"cap_bytes\": null}"), "%s", json);
+    ck_assert_msg(strstr(json, "\"violations\": {\"count\": 4"), "%s", json);
+    ck_assert_msg(strstr(json, "\"allow_rule\":\"pinned:libpinned_helper.so:<=1M\""), "%s", json);
+    ck_assert_msg(strstr(json, "\"kind\": \"host_pinned\", \"purpose\": \"unknown\", \"live_bytes\": 0, "
+                               "\"live_count\": 0"), "%s", json);
+    free(json);
+}
+END_TEST
+
+START_TEST(allow_rules_cap)
+{
+    char *json;
+    struct run r = run_allow("pinned:total<=8K", NULL, &json);
+    ck_assert_int_eq(r.status, 0);
+    RESULT_IS(r, "main_4K", 0);
+    RESULT_IS(r, "main_8K", 800);             /* 4K + 8K would pass the cap */
+    RESULT_IS(r, "lib_4K", 0);                /* 8K live: the cap, exactly */
+    RESULT_IS(r, "lib_1M", 800);
+    RESULT_IS(r, "main_register_64K", 800);   /* registrations count against pinned's cap */
+    RESULT_IS(r, "main_managed_4K", 801);
+    RESULT_IS(r, "main_4K_after_frees", 0);   /* freed memory gave its bytes back */
+    ck_assert_int_eq(vg_test_count(r.log, "a VRAMGUARD_ALLOW rule matches but its kind's cap (total<=) is reached"), 3);
+    ck_assert_msg(strstr(json, "{\"kind\": \"pinned\", \"live_bytes\": 0, \"cap_bytes\": 8192}"), "%s", json);
+    ck_assert_msg(strstr(json, "{\"rule\": \"pinned:total<=8K\", \"kind\": \"pinned\", \"allocations\": 3, "
+                               "\"bytes\": 12288}"), "%s", json);
+    free(json);
+}
+END_TEST
+
+START_TEST(allow_rules_warn_and_bad_rules)
+{
+    char *json;
+    /* warn: what no rule lets through is a violation let through; what a
+     * rule lets through is none. A malformed rule is dropped with a warning
+     * and never loosens (managed stays a violation). */
+    struct run r = run_allow("pinned:<=4K,managed:<=zz", "VRAMGUARD_POLICY=warn", &json);
+    ck_assert_int_eq(r.status, 0);
+    RESULT_IS(r, "main_4K", 0);
+    RESULT_IS(r, "main_8K", 0);
+    RESULT_IS(r, "main_managed_4K", 0);
+    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_ALLOW: rule \"managed:<=zz\" is not valid"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "allowed by VRAMGUARD_POLICY=warn"), 4); /* 8K, 1M, register, managed */
+    ck_assert_msg(strstr(json, "\"violations\": {\"count\": 4"), "%s", json);
+    ck_assert_msg(strstr(json, "\"allow\": [\"pinned:<=4K\"]"), "%s", json);
+    free(json);
+}
+END_TEST
+
 /* ---- issue 8: allowances, audit then suggest, with the real shim ------------- */
 
 /* The last `n` bytes of `text` at most: Check's messages are limited to 4 KiB. */
@@ -1030,6 +1201,9 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, imports_allow_pinned);
     tcase_add_test(t, imports_warn);
     tcase_add_test(t, imports_off);
+    tcase_add_test(t, managed_globals_reported_once_not_refused);
+    tcase_add_test(t, managed_globals_are_no_leak);
+    tcase_add_test(t, managed_globals_warn_and_off);
     tcase_add_test(t, allow_round_trip);
     suite_add_tcase(s, t);
     return s;
