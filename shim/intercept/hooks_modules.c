@@ -14,9 +14,11 @@
  * access to the variable dereferences it (a fake driver that makes cudart's
  * start fail shows exactly that: SIGSEGV in main). So under `reject` a
  * managed global is still a violation (the guard fails the run), let through;
- * under `warn` a violation; under `off` nothing. They are not allocations:
+ * under `warn` a violation; under `off`, or let through by a VRAMGUARD_ALLOW
+ * rule (counted for the rule), nothing. They are not allocations:
  * not in the allocation table, never live at exit, never a leak. */
 #include "hooks_modules.h"
+#include "allow.h"
 #include "hook_protocol.h"
 #include "config.h"
 #include "log.h"
@@ -80,9 +82,17 @@ static bool pointer_is_managed(uintptr_t addr)
 
 static void report_managed_global(struct vg_call *c, uint64_t size)
 {
-    struct vg_decision d = vg_policy_decide(vg_config(), VG_KIND_MANAGED);
-    if (d.action == VG_ACTION_ALLOW)
-        return; /* `off`: nothing to report */
+    struct vg_decision d = vg_policy_decide_call(vg_config(), VG_KIND_MANAGED, size, c->caller);
+    if (d.action == VG_ACTION_ALLOW) {
+        if (d.rule >= 0) {
+            /* Let through by a VRAMGUARD_ALLOW rule: counted for the rule; a
+             * global is no table entry that a free would give back, so the
+             * caps hold nothing for it. */
+            vg_allow_give_back(VG_KIND_MANAGED, size);
+            vg_allow_count(d.rule, size);
+        }
+        return; /* or `off`: nothing to report */
+    }
     c->kind = VG_KIND_MANAGED;
     c->size = size;
     c->device = vg_current_device();

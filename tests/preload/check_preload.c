@@ -946,6 +946,22 @@ START_TEST(managed_globals_warn_and_off)
 }
 END_TEST
 
+START_TEST(managed_globals_allow_rules)
+{
+    /* A rule lets the small globals through (counted for the rule), the 64 KiB one stays a violation. */
+    const char *narrow[] = {"VRAMGUARD_ALLOW=managed:<=32", "PROG_MANAGED_ALLOWED_UPTO=32", NULL};
+    struct run r = run_prog("prog_managed_globals", narrow);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation: "), 1);
+    ck_assert_int_eq(vg_test_count(r.log, managed_global_lines[1]), 1);
+    /* The narrowest rule for all three (what vramguard suggest proposes): no violation. */
+    const char *all[] = {"VRAMGUARD_ALLOW=managed:prog_managed_globals:<=64K", "PROG_MANAGED_ALLOWED_UPTO=65536", NULL};
+    r = run_prog("prog_managed_globals", all);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "vramguard: violation"), 0);
+}
+END_TEST
+
 
 /* ---- VRAMGUARD_ALLOW rules (prog_allow_rules) ---------------------------------- */
 
@@ -1204,6 +1220,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, managed_globals_reported_once_not_refused);
     tcase_add_test(t, managed_globals_are_no_leak);
     tcase_add_test(t, managed_globals_warn_and_off);
+    tcase_add_test(t, managed_globals_allow_rules);
     tcase_add_test(t, allow_round_trip);
     suite_add_tcase(s, t);
     return s;
