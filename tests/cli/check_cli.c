@@ -1534,6 +1534,65 @@ START_TEST(test_suggest_from_journals)
 }
 END_TEST
 
+/* The audited run's own allowance (its reports' config.allow) stays in the
+ * ready lines, less the rules a suggested one widens. */
+START_TEST(test_suggest_keeps_the_runs_allowance)
+{
+    char dir[PATH_MAX], clean[PATH_MAX];
+    tmp_path(dir, "reports");
+    tmp_path(clean, "clean");
+    vg(NULL, "run", "--policy", "warn", "--allow", "pinned:libcudnn*:<=4K", "--allow", "managed:libfoo.so",
+       "--allow", "pinned:xla_cuda_plugin.so:<=64K", "--report-dir", dir, "--", g_py, g_worker,
+       "--violation-detail", "host_pinned:1000000:" XLA, NULL);
+    CODE_IS(3);
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(0);
+    OUT_HAS("\npinned:xla_cuda_plugin.so:<=1M    1 allocation, 976.6 KiB\n"
+            "with the allowance the run already had: pinned:libcudnn*:<=4K,managed:libfoo.so\n"
+            "--allow 'pinned:libcudnn*:<=4K' --allow managed:libfoo.so --allow 'pinned:xla_cuda_plugin.so:<=1M'\n"
+            "VRAMGUARD_ALLOW='pinned:libcudnn*:<=4K,managed:libfoo.so,pinned:xla_cuda_plugin.so:<=1M'\n");
+    OUT_LACKS("<=64K");                 /* widened by the suggested rule */
+    vg(NULL, "suggest", "-q", dir, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_out, "pinned:libcudnn*:<=4K,managed:libfoo.so,pinned:xla_cuda_plugin.so:<=1M\n");
+    /* nothing more to allow: the run's own allowance is the answer */
+    vg(NULL, "run", "--allow", "pinned:<=64K", "--report-dir", clean, "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    vg(NULL, "suggest", clean, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_out, "no violations: nothing to allow beyond the run's own allowance pinned:<=64K\n");
+    vg(NULL, "suggest", "-q", clean, NULL);
+    ck_assert_str_eq(r_out, "pinned:<=64K\n");
+    /* more than the shim's 16 rules: a note */
+    char many[PATH_MAX];
+    tmp_path(many, "many");
+    char *argv[MAXARGS];
+    int n = 0;
+    argv[n++] = g_cli;
+    argv[n++] = "run";
+    argv[n++] = "--policy";
+    argv[n++] = "warn";
+    argv[n++] = "--report-dir";
+    argv[n++] = many;
+    argv[n++] = "--";
+    argv[n++] = g_py;
+    argv[n++] = g_worker;
+    static char details[17][96];
+    for (int i = 0; i < 17; i++) {
+        fmt(details[i], sizeof details[i], "host_pinned:4096:/opt/m/libm%d.so+0x1", i);
+        argv[n++] = "--violation-detail";
+        argv[n++] = details[i];
+    }
+    argv[n] = NULL;
+    collect(spawn(NULL, argv));
+    CODE_IS(3);
+    vg(NULL, "suggest", many, NULL);
+    CODE_IS(0);
+    ERR_HAS("note: the allowance has 17 rules, more than the 16 the shim takes");
+    NO_TRACEBACK();
+}
+END_TEST
+
 START_TEST(test_run_suggest)
 {
     /* after the verdict, on stderr like the rest of run's lines */
@@ -1595,7 +1654,8 @@ Suite *make_cli_suite(void)
                           test_report_markdown_many_and_killed, NULL}},
         {"cli_allow_suggest", {test_allow_grammar, test_allow_repeatable, test_allow_env_validated,
                                test_suggest_groups, test_suggest_nothing_and_errors,
-                               test_suggest_from_journals, test_run_suggest, NULL}},
+                               test_suggest_from_journals, test_suggest_keeps_the_runs_allowance,
+                               test_run_suggest, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

@@ -90,7 +90,8 @@ def main():
     policy = os.environ.get("VRAMGUARD_POLICY", "reject")
     fail_on_env = os.environ.get("VRAMGUARD_FAIL_ON", "violation")
     fail_on = [] if fail_on_env == "none" else fail_on_env.split(",")
-    allow = [] if os.environ.get("VRAMGUARD_ALLOW", "none") == "none" else ["pinned"]
+    allow_env = os.environ.get("VRAMGUARD_ALLOW", "none")
+    allow = [] if allow_env == "none" else allow_env.split(",")   # the rules, as the shim lists them
     started = now()
 
     jf = open(journal, "a")
