@@ -172,3 +172,15 @@ $(TEST_DIR)/prog_allow: tests/preload/prog_allow.c $(TEST_DIR)/liballow_helper.s
 PRELOAD_PROGS += $(TEST_DIR)/liballow_helper.so $(TEST_DIR)/prog_allow
 check: $(TEST_DIR)/liballow_helper.so $(TEST_DIR)/prog_allow
 # ---- end of the allowance round trip
+
+# ---- VRAMGUARD_ALLOW rules (issue 8, section 1): a program and a library
+# ---- that ask for host memory, so rules can name sizes and modules.
+$(TEST_DIR)/libpinned_helper.so: tests/preload/libpinned_helper.c $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/prog_allow_rules: tests/preload/prog_allow_rules.c $(TEST_DIR)/libpinned_helper.so $(FAKECUDA_LINKS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -lpinned_helper $(DRIVER_FAKE) -Wl,-rpath,$(abspath $(TEST_DIR))
+ALLOW_PROGS := $(TEST_DIR)/libpinned_helper.so $(TEST_DIR)/prog_allow_rules
+PRELOAD_PROGS += $(ALLOW_PROGS)
+check: $(ALLOW_PROGS)
+# ---- end of the VRAMGUARD_ALLOW programs

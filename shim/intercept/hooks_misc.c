@@ -4,6 +4,7 @@
  * pointer that is host or managed memory is decided by the policy), and graph
  * memory nodes (classified by their pool properties when added; their
  * memory is counted by the device's graph-pool reserve when graphs run). */
+#include "allow.h"
 #include "devices.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
@@ -275,6 +276,8 @@ static bool graph_node_refused(const char *api, const CUmemPoolProps *props, siz
     c.kind = props ? vg_pool_kind_of(props->allocType, &props->location) : VG_KIND_POOL;
     int device = c.kind == VG_KIND_POOL && props ? props->location.id : VG_DEVICE_CURRENT;
     bool refused = vg_alloc_refused(&c, device, refusal);
+    if (!refused && c.allow_rule >= 0)
+        vg_allow_give_back(c.kind, c.size); /* a node is no live memory: the caps hold nothing for it */
     if (!refused && c.action == VG_ACTION_WARN)
         vg_event_violation(&c, CUDA_SUCCESS);
     vg_call_leave();

@@ -5,6 +5,7 @@
  * again and refused. An allocation or free on a stream being captured makes
  * a graph node, not live memory: graph memory is counted by the device's
  * graph-pool reserve when graphs run. */
+#include "allow.h"
 #include "hooks_pools.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
@@ -257,6 +258,8 @@ EXPORT CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolPr
         c.kind = kind;
         /* Refused at creation when it would hold memory that is not VRAM. */
         if (!vg_alloc_refused(&c, kind == VG_KIND_POOL ? device : VG_DEVICE_CURRENT, &r)) {
+            if (c.allow_rule >= 0)
+                vg_allow_give_back(c.kind, c.size); /* a pool, not memory yet: its allocations are decided one by one */
             r = real(pool, poolProps);
             if (r == CUDA_SUCCESS && pool)
                 vg_pool_register(*pool, device, kind);
