@@ -206,6 +206,49 @@ else
     row torch SKIP "no torch"
 fi
 
+# Issue 8: allowances. Each workload runs under --policy warn, `vramguard
+# suggest` turns its violations into the narrowest rules, and the same
+# workload runs under reject with them (must pass) and without them (must
+# fail); a 1 GiB pin_memory stays refused under the conv's allowance.
+CLI="$ROOT/scripts/vramguard"
+allow_case() { # name workload-arg python-module
+    local name=$1 arg=$2 module=$3
+    python3 -c "import $module" 2>/dev/null || { row "allow_$name" SKIP "no $module"; return; }
+    local W=$LOGS/allow_$name.warn
+    rm -rf "$W"
+    timeout -k 5 300 env VRAMGUARD_LIBRARY="$SHIM" PYTHONUNBUFFERED=1 "$CLI" run --policy warn --report-dir "$W" \
+        -- python3 "$ROOT/tests/gpu/allow_workloads.py" "$arg" >"$LOGS/allow_$name.warn.out" 2>&1
+    ALLOW=$("$CLI" suggest --quiet "$W" 2>>"$LOGS/allow_$name.warn.out")
+    "$CLI" suggest "$W" >"$LOGS/allow_$name.suggest.txt" 2>&1
+    row "allow_${name}_suggested" INFO "VRAMGUARD_ALLOW=$ALLOW"
+    timeout -k 5 300 env VRAMGUARD_LIBRARY="$SHIM" PYTHONUNBUFFERED=1 "$CLI" run --report-dir "$LOGS/allow_$name.none" \
+        -- python3 "$ROOT/tests/gpu/allow_workloads.py" "$arg" >"$LOGS/allow_$name.none.out" 2>&1
+    local st=$?
+    # The workload itself must not get through (exit 3 alone is only the guard's verdict).
+    row "allow_${name}_fails_without" "$(grep -q '^PASS' "$LOGS/allow_$name.none.out" && echo FAIL || echo PASS)" \
+        "exit $st; $(grep -m1 -oE 'CUDNN_STATUS_[A-Z_]+|RuntimeError.{0,80}|Segmentation fault|killed by [A-Z]+' "$LOGS/allow_$name.none.out")"
+    if [ "$ALLOW" = none ] || [ -z "$ALLOW" ]; then
+        row "allow_${name}_passes_with" FAIL "no allowance suggested"
+        return
+    fi
+    timeout -k 5 300 env VRAMGUARD_LIBRARY="$SHIM" PYTHONUNBUFFERED=1 "$CLI" run --allow "$ALLOW" \
+        --report-dir "$LOGS/allow_$name.with" -- python3 "$ROOT/tests/gpu/allow_workloads.py" "$arg" \
+        >"$LOGS/allow_$name.with.out" 2>&1
+    st=$?
+    row "allow_${name}_passes_with" "$([ $st = 0 ] && echo PASS || echo FAIL)" \
+        "exit $st; $(grep -m1 '^PASS' "$LOGS/allow_$name.with.out")"
+}
+allow_case conv conv torch
+if [ -n "${ALLOW:-}" ] && [ "$ALLOW" != none ] && python3 -c 'import torch' 2>/dev/null; then
+    timeout -k 5 300 env VRAMGUARD_LIBRARY="$SHIM" PYTHONUNBUFFERED=1 "$CLI" run --allow "$ALLOW" \
+        --report-dir "$LOGS/allow_pin_big" -- python3 "$ROOT/tests/gpu/allow_workloads.py" pin_big \
+        >"$LOGS/allow_pin_big.out" 2>&1
+    st=$?
+    row allow_pin_big_refused "$(grep -q '^PASS pin_memory of 1 GiB refused' "$LOGS/allow_pin_big.out" && echo PASS || echo FAIL)" \
+        "exit $st (3: the refusal is a violation); $(grep -m1 -o 'VRAMGUARD_ALLOW=[^ ]* would allow it' "$LOGS/allow_pin_big.out")"
+fi
+allow_case jax jax jax
+
 echo
 echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
 printf '%s\n' "${ROWS[@]}"
