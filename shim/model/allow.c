@@ -212,6 +212,8 @@ int vg_allow_match(const struct vg_allowances *a, int kind, uint64_t size, const
         const struct vg_allow_rule *r = &a->rule[i];
         if (!covers(r->kind, ak) || size < r->lo || size > r->hi)
             continue;
+        if (r->sized && size == 0) /* an unknown size (an import before it is mapped) meets no bound */
+            continue;
         if (r->glob[0] && (module == NULL || fnmatch(r->glob, module, 0) != 0))
             continue;
         return i;
@@ -302,6 +304,12 @@ void vg_allow_reset_after_fork(void)
 
 void vg_allow_narrowest(int kind, uint64_t size, const char *module, char *out, size_t out_size)
 {
+    int ak = vg_allow_kind_of(kind);
+    if (size == 0) { /* unknown: no bound */
+        snprintf(out, out_size, "%s%s%s", vg_allow_kind_name(ak < 0 ? VG_AK_PINNED : ak), module ? ":" : "",
+                 module ? module : "");
+        return;
+    }
     uint64_t bound = 1;
     while (bound < size && bound < (UINT64_C(1) << 62))
         bound <<= 1;
@@ -313,7 +321,6 @@ void vg_allow_narrowest(int kind, uint64_t size, const char *module, char *out, 
     }
     char sz[32];
     snprintf(sz, sizeof(sz), "%llu%s", (unsigned long long)bound, suffix[s]);
-    int ak = vg_allow_kind_of(kind);
     snprintf(out, out_size, "%s%s%s:<=%s", vg_allow_kind_name(ak < 0 ? VG_AK_PINNED : ak), module ? ":" : "",
              module ? module : "", sz);
 }

@@ -77,7 +77,9 @@ struct vg_allow_stats {
 void vg_allow_stats(struct vg_allow_stats *out);
 
 /* The narrowest rule that would let this allocation through:
- * KIND[:MODULE]:<=SIZE, SIZE rounded up to a power of two. */
+ * KIND[:MODULE]:<=SIZE, SIZE rounded up to a power of two; no bound when
+ * the size is unknown (0: an import before it is mapped), which no sized
+ * rule matches. */
 void vg_allow_narrowest(int kind, uint64_t size, const char *module, char *out, size_t out_size);
 
 void vg_allow_reset_after_fork(void);

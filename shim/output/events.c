@@ -211,7 +211,9 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
            vg_format_bytes(c->size, size, sizeof(size)), (unsigned long long)c->size, vg_kind_name(c->kind),
            c->device, vg_purpose_name(c->purpose), label ? " (label \"" : "", label ? label : "",
            label ? "\")" : "", caller,
-           c->action == VG_ACTION_REJECT ? "refused with" : "allowed by VRAMGUARD_POLICY=warn, driver returned",
+           c->action == VG_ACTION_REJECT          ? "refused with"
+           : vg_config()->policy == VG_POLICY_WARN ? "allowed by VRAMGUARD_POLICY=warn, driver returned"
+                                                   : "let through (it cannot be refused), driver returned",
            vg_cuda_error_name(result), (int)result,
            c->kind == VG_KIND_MANAGED ? "managed (unified) memory can migrate to the host"
                                       : "host memory is not VRAM",

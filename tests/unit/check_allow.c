@@ -83,6 +83,9 @@ START_TEST(test_matching)
     ck_assert_int_eq(vg_allow_match(&a, VG_KIND_HOST_PINNED, 4, NULL), -1); /* unknown module: no glob matches */
     ck_assert_int_eq(vg_allow_match(&a, VG_KIND_MANAGED, 1ull << 40, "libfoo.so"), 2);
     ck_assert_int_eq(vg_allow_match(&a, VG_KIND_MANAGED, 1, "libfoo.so.1"), -1);
+    /* an unknown size (0) meets no size bound; a rule without one still matches */
+    ck_assert_int_eq(vg_allow_match(&a, VG_KIND_HOST_PINNED, 0, "libcudnn.so"), -1);
+    ck_assert_int_eq(vg_allow_match(&a, VG_KIND_MANAGED, 0, "libfoo.so"), 2);
     /* VRAM kinds are never a matter of allowance */
     ck_assert_int_eq(vg_allow_match(&a, VG_KIND_DEVICE, 4, "libcudnn.so"), -1);
     ck_assert(vg_allow_needs_module(&a, VG_KIND_HOST_PINNED));
@@ -131,8 +134,8 @@ START_TEST(test_narrowest)
     ck_assert_str_eq(out, "registered:app:<=4M");
     vg_allow_narrowest(VG_KIND_MANAGED, 1ull << 30, "x.so", out, sizeof(out));
     ck_assert_str_eq(out, "managed:x.so:<=1G");
-    vg_allow_narrowest(VG_KIND_HOST_PINNED, 0, NULL, out, sizeof(out));
-    ck_assert_str_eq(out, "pinned:<=1");
+    vg_allow_narrowest(VG_KIND_HOST_PINNED, 0, "lib.so", out, sizeof(out)); /* unknown size: no bound */
+    ck_assert_str_eq(out, "pinned:lib.so");
     /* what it writes parses back and matches the allocation */
     struct vg_allowances a = compile("registered:app:<=4M");
     ck_assert_int_eq(vg_allow_match(&a, VG_KIND_HOST_REGISTERED, 3 << 20, "app"), 0);
