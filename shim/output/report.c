@@ -1,4 +1,5 @@
 #include "report.h"
+#include "modules.h"
 #include "allow.h"
 #include "callers.h"
 #include "census.h"
@@ -198,6 +199,16 @@ static void json_live(struct vg_out *o, struct report_scratch *r)
         char caller[512];
         vg_modules_caller_text(&r->modules, a->caller, true, caller, sizeof(caller));
         vg_out_json_string(o, caller);
+        if (a->allowed) {
+            /* The rule that let it through: the first that matches it (the
+             * policy took the first too). */
+            const struct vg_allowances *al = &vg_config()->allowances;
+            char module[128];
+            int rule = vg_allow_match(al, a->kind, a->size,
+                                      vg_module_name(a->caller, module, sizeof(module)) ? module : NULL);
+            vg_out_str(o, ", \"allowed_by\": ");
+            vg_out_json_string(o, rule >= 0 ? al->rule[rule].text : "VRAMGUARD_ALLOW");
+        }
         void *frames[VG_STACK_FRAMES];
         int nf = vg_stack_frames(a->stack, frames, VG_STACK_FRAMES);
         if (nf > 0) {

@@ -1023,6 +1023,22 @@ START_TEST(allow_rules_module_and_size)
 }
 END_TEST
 
+/* A live allocation a rule let through names the rule in the report. */
+START_TEST(allow_rules_live_names_the_rule)
+{
+    char *json;
+    struct run r = run_allow("pinned:libpinned_helper.so:<=64K,pinned:<=4K", "PROG_ALLOW_KEEP=1", &json);
+    ck_assert_int_eq(r.status, 0);
+    RESULT_IS(r, "lib_4K", 0);
+    ck_assert_msg(strstr(json, "\"kind\": \"host_pinned\", \"purpose\": \"unknown\", \"label\": null, "
+                               "\"api\": \"cuMemHostAlloc\", \"caller\": "), "%s", json);
+    ck_assert_msg(strstr(json, "\"allowed_by\": \"pinned:libpinned_helper.so:<=64K\""), "%s", json);
+    ck_assert_int_eq(vg_test_count(json, "\"allowed_by\": "), 1);
+    ck_assert_msg(strstr(json, "{\"kind\": \"pinned\", \"live_bytes\": 4096, \"cap_bytes\": null}"), "%s", json);
+    free(json);
+}
+END_TEST
+
 START_TEST(allow_rules_cap)
 {
     char *json;
@@ -1228,6 +1244,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, allow_round_trip);
     tcase_add_test(t, allow_rules_module_and_size);
     tcase_add_test(t, allow_rules_cap);
+    tcase_add_test(t, allow_rules_live_names_the_rule);
     tcase_add_test(t, allow_rules_warn_and_bad_rules);
     suite_add_tcase(s, t);
     return s;

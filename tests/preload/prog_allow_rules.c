@@ -2,7 +2,8 @@
  * requests, from this program and from libpinned_helper.so, whose outcomes
  * the Check test (check_preload.c, allow_rules_*) judges for a given
  * VRAMGUARD_ALLOW. Prints one "RESULT <step> <CUresult>" line per step;
- * exits 0 unless the program itself went wrong. */
+ * exits 0 unless the program itself went wrong. PROG_ALLOW_KEEP=1 leaves
+ * the library's 4 KiB allocation live at exit (for the report's list). */
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,9 @@ int main(void)
     /* Give everything back: the caps count live bytes. */
     if (main4k) cuMemFreeHost(main4k);
     if (main8k) cuMemFreeHost(main8k);
-    if (lib4k) pinned_helper_free(lib4k);
+    const char *keep = getenv("PROG_ALLOW_KEEP");
+    if (lib4k && !(keep && keep[0] == '1'))
+        pinned_helper_free(lib4k);
     if (lib1m) pinned_helper_free(lib1m);
     if (reg == CUDA_SUCCESS) cuMemHostUnregister(region);
     if (managed) cuMemFree(managed);
