@@ -27,6 +27,7 @@ Suite *make_endpoint_suite(void);
 Suite *make_layers_suite(void);
 Suite *make_census_suite(void);
 Suite *make_allow_suite(void);
+Suite *make_budget_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -117,6 +118,7 @@ int main(void)
     srunner_add_suite(r, make_purposes_suite());
     srunner_add_suite(r, make_policy_suite());
     srunner_add_suite(r, make_allow_suite());
+    srunner_add_suite(r, make_budget_suite());
     srunner_add_suite(r, make_config_suite());
     srunner_add_suite(r, make_report_suite());
     srunner_add_suite(r, make_rules_suite());

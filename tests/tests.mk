@@ -184,3 +184,13 @@ ALLOW_PROGS := $(TEST_DIR)/libpinned_helper.so $(TEST_DIR)/prog_allow_rules
 PRELOAD_PROGS += $(ALLOW_PROGS)
 check: $(ALLOW_PROGS)
 # ---- end of the VRAMGUARD_ALLOW programs
+
+# ---- Issue 8, section 3: VRAM budgets (VRAMGUARD_LIMIT). prog_budget: sync,
+# ---- purpose, VMM and stream-ordered allocations against budgets, the
+# ---- budget OOM path without heap, VRAMGUARD_LIMIT_MEMINFO. Driver API only.
+$(TEST_DIR)/prog_budget: tests/preload/prog_budget.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_budget
+check: $(TEST_DIR)/prog_budget
+# ---- end of the budget programs

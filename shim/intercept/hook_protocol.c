@@ -36,6 +36,16 @@ bool vg_call_decide(struct vg_call *c, int kind, CUresult *refusal)
     return true;
 }
 
+bool vg_call_over_budget(struct vg_call *c, int kind, CUresult *refusal)
+{
+    struct vg_budget_hit hit;
+    if (!vg_policy_over_budget(vg_config(), kind, c->device, c->purpose, c->size, &hit))
+        return false;
+    vg_event_budget_oom(c, &hit);
+    *refusal = CUDA_ERROR_OUT_OF_MEMORY;
+    return true;
+}
+
 uint32_t vg_call_allowed(struct vg_call *c, int kind, uint64_t size)
 {
     if (size != c->size) { /* the driver's size (pitch) differs from the request the caps took */

@@ -89,6 +89,10 @@ static inline void vg_call_leave(void)
 /* Host or managed memory: the policy decides (and the allowance rules);
  * a refusal is logged, counted, journaled. True when refused. */
 bool vg_call_decide(struct vg_call *c, int kind, CUresult *refusal);
+/* VRAM budgets (VRAMGUARD_LIMIT): asked only when vg_budgets_active. True
+ * when the allocation would pass a budget: a budget OOM was raised and
+ * *refusal is CUDA_ERROR_OUT_OF_MEMORY. */
+bool vg_call_over_budget(struct vg_call *c, int kind, CUresult *refusal);
 
 /* Before the real allocation: set the device (VG_DEVICE_CURRENT: the
  * calling thread's), apply the policy to `kind` (c->kind; passed apart so
@@ -102,8 +106,11 @@ static inline bool vg_alloc_refused_as(struct vg_call *c, int kind, int device, 
         vg_device_seen(device);
     }
     c->device = device;
-    if (vg_policy_always_allows(kind))
+    if (vg_policy_always_allows(kind)) {
+        if (__builtin_expect(vg_budgets_active, 0))
+            return vg_call_over_budget(c, kind, refusal);
         return false;
+    }
     return vg_call_decide(c, kind, refusal);
 }
 

@@ -181,8 +181,10 @@ static inline uint16_t vg_fact_pool(const struct vg_stream_fact *f)
     } else if ((f = steady(hStream, pool)) != NULL) {                                             \
         c.device = f->device;                                                                     \
         uint16_t from = vg_fact_pool(f);                                                          \
-        r = call(dptr, bytesize, pool, hStream, (void *)real);                                    \
-        vg_alloc_done_as(&c, VG_KIND_POOL, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, bytesize, from); \
+        if (!__builtin_expect(vg_budgets_active, 0) || !vg_call_over_budget(&c, VG_KIND_POOL, &r)) { \
+            r = call(dptr, bytesize, pool, hStream, (void *)real);                                \
+            vg_alloc_done_as(&c, VG_KIND_POOL, r, r == CUDA_SUCCESS && dptr ? *dptr : 0, bytesize, from); \
+        }                                                                                         \
     } else                                                                                        \
         r = ordered_alloc(&c, dptr, bytesize, hStream, pool, ptsz, call, (void *)real,            \
                           REAL(undo_wrapper));                                                    \

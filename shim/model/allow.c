@@ -34,8 +34,7 @@ static bool covers(int rule_kind, int ak)
 
 /* ---- the grammar ------------------------------------------------------------- */
 
-/* NUMBER [K|M|G|T] [i] [B] at `s` (whole string). */
-static bool parse_size(const char *s, uint64_t *out)
+bool vg_parse_size(const char *s, uint64_t *out)
 {
     if (!isdigit((unsigned char)*s))
         return false;
@@ -63,7 +62,7 @@ static bool parse_size(const char *s, uint64_t *out)
 static bool parse_cond(char *c, struct vg_allow_rule *r, uint64_t *cap, const char **why)
 {
     if (strncmp(c, "total<=", 7) == 0) {
-        if (!parse_size(c + 7, cap)) {
+        if (!vg_parse_size(c + 7, cap)) {
             *why = "the cap is not total<=NUMBER[K|M|G|T]";
             return false;
         }
@@ -72,7 +71,7 @@ static bool parse_cond(char *c, struct vg_allow_rule *r, uint64_t *cap, const ch
     if (c[0] == '<' || c[0] == '>') {
         bool eq = c[1] == '=';
         uint64_t v;
-        if (!parse_size(c + (eq ? 2 : 1), &v)) {
+        if (!vg_parse_size(c + (eq ? 2 : 1), &v)) {
             *why = "a size bound is not (<=|<|>=|>)NUMBER[K|M|G|T]";
             return false;
         }

@@ -45,6 +45,10 @@ struct vg_allowances {
 
 /* Compile `spec` into `out`. Each malformed rule is reported through `bad`
  * (the rule's text and why) and dropped. Returns the number of rules kept. */
+/* SIZE at `s` (the whole string): NUMBER [K|M|G|T] [i] [B], powers of 1024;
+ * false when malformed or too large. Shared with VRAMGUARD_LIMIT (budget.h). */
+bool vg_parse_size(const char *s, uint64_t *out);
+
 typedef void (*vg_allow_bad_fn)(const char *rule, const char *why, void *ctx);
 int vg_allow_compile(const char *spec, struct vg_allowances *out, vg_allow_bad_fn bad, void *ctx);
 

@@ -79,11 +79,40 @@ static bool parse_allow(struct vg_config *cfg, const char *v)
     return true;
 }
 
+static void bad_limit_entry(const char *entry, const char *why, void *ctx)
+{
+    (void)ctx;
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "VRAMGUARD_LIMIT: entry \"%s\" is not valid (%s); it is left out, the other entries stay", entry, why);
+    if (parse_warn)
+        parse_warn(msg);
+    parse_warnings++;
+}
+
+/* Budgets (budget.h); a malformed entry is dropped with its own warning. */
+static bool parse_limit(struct vg_config *cfg, const char *v)
+{
+    vg_budget_compile(v, &cfg->budgets, bad_limit_entry, NULL);
+    return true;
+}
+
+static bool parse_limit_meminfo(struct vg_config *cfg, const char *v)
+{
+    if (strcmp(v, "1") == 0)
+        cfg->limit_meminfo = true;
+    else if (strcmp(v, "0") == 0)
+        cfg->limit_meminfo = false;
+    else
+        return false;
+    return true;
+}
+
 static bool parse_fail_on(struct vg_config *cfg, const char *v)
 {
-    static const char *const words[] = {"violation", "oom", "leak"};
-    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM, VG_FAIL_ON_LEAK};
-    return parse_flag_list(v, words, bits, 3, &cfg->fail_on);
+    static const char *const words[] = {"violation", "oom", "leak", "budget"};
+    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM, VG_FAIL_ON_LEAK, VG_FAIL_ON_BUDGET};
+    return parse_flag_list(v, words, bits, 4, &cfg->fail_on);
 }
 
 static bool copy_path(char *dst, const char *v)
@@ -125,9 +154,9 @@ static bool parse_listen(struct vg_config *cfg, const char *v)
 
 static bool parse_health_fail_on(struct vg_config *cfg, const char *v)
 {
-    static const char *const words[] = {"violation", "oom"};
-    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM};
-    return parse_flag_list(v, words, bits, 2, &cfg->health_fail_on);
+    static const char *const words[] = {"violation", "oom", "budget"};
+    static const unsigned bits[] = {VG_FAIL_ON_VIOLATION, VG_FAIL_ON_OOM, VG_FAIL_ON_BUDGET};
+    return parse_flag_list(v, words, bits, 3, &cfg->health_fail_on);
 }
 
 /* Why the last value was refused, when a parser can say more than the
@@ -155,21 +184,26 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off"},
     {"VRAMGUARD_ALLOW", parse_allow,
      "none, or comma-separated KIND[:MODULE-GLOB][:<=SIZE][:total<=SIZE], KIND pinned, registered or managed"},
-    {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak; or none"},
+    {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak, budget; or none"},
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
     {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT, or unix:/path (%p expands to the pid)"},
-    {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom; or none"},
+    {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none"},
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
      "PURPOSE weights, kv_cache, intermediate or unknown"},
     {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0"},
+    {"VRAMGUARD_LIMIT", parse_limit,
+     "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "
+     "SIZE NUMBER[K|M|G|T] (powers of 1024)"},
+    {"VRAMGUARD_LIMIT_MEMINFO", parse_limit_meminfo, "1 or 0"},
 };
 
 static void set_defaults(struct vg_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     vg_allow_compile(NULL, &cfg->allowances, NULL, NULL);
+    vg_budget_compile(NULL, &cfg->budgets, NULL, NULL);
     cfg->policy = VG_POLICY_REJECT;
     cfg->fail_on = VG_FAIL_ON_VIOLATION;
 }
@@ -233,6 +267,7 @@ static void load_process_config(void)
     vg_rules_load(process_config.purpose_rules);
     if (process_config.backtrace)
         vg_stacks_enable();
+    vg_budgets_active = vg_budget_any(&process_config.budgets);
     atomic_store_explicit(&process_config_ready, true, memory_order_release);
 }
 
@@ -287,10 +322,10 @@ const char *vg_policy_name(enum vg_policy_mode mode)
 
 char *vg_fail_on_string(unsigned fail_on, char *out, size_t out_size)
 {
-    static const char *const words[] = {"violation", "oom", "leak"};
+    static const char *const words[] = {"violation", "oom", "leak", "budget"};
     size_t o = 0;
     out[0] = '\0';
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!(fail_on & (1u << i)))
             continue;
         int n = snprintf(out + o, out_size - o, "%s%s", o ? "," : "", words[i]);

@@ -5,13 +5,16 @@
 #define VG_CONFIG_H
 
 #include "allow.h"
+#include "budget.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 enum vg_policy_mode { VG_POLICY_REJECT = 0, VG_POLICY_WARN = 1, VG_POLICY_OFF = 2 };
 
-enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK = 1 << 2 };
+/* VG_FAIL_ON_BUDGET: a VRAMGUARD_LIMIT budget refused an allocation (a
+ * budget OOM; VG_FAIL_ON_OOM counts device OOMs only). */
+enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK = 1 << 2, VG_FAIL_ON_BUDGET = 1 << 3 };
 /* Kinds VRAMGUARD_ALLOW lets through with no condition and no cap: bit
  * 1 << vg_allow_kind (allow.h); VG_ALLOW_PINNED is `pinned`'s. */
 enum { VG_ALLOW_PINNED = 1 << 0 };
@@ -29,6 +32,8 @@ struct vg_config {
     unsigned health_fail_on;         /* VG_FAIL_ON_*: what makes /health answer 503 */
     char purpose_rules[VG_PATH_MAX]; /* VRAMGUARD_PURPOSE_RULES as given, validated */
     bool backtrace;                  /* VRAMGUARD_BACKTRACE=1 */
+    struct vg_budgets budgets;       /* VRAMGUARD_LIMIT compiled (budget.h) */
+    bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */
 };
 
 typedef const char *(*vg_getenv_fn)(const char *name);
@@ -51,7 +56,7 @@ int vg_config_warnings(const char **out, int max);
 bool vg_expand_path(const char *tmpl, int pid, char *out, size_t out_size);
 
 const char *vg_policy_name(enum vg_policy_mode mode);
-/* Writes e.g. "violation,oom" or "none"; returns `out`. */
+/* Writes e.g. "violation,oom,budget" or "none"; returns `out`. */
 char *vg_fail_on_string(unsigned fail_on, char *out, size_t out_size);
 
 #endif

@@ -8,6 +8,9 @@
 static atomic_ullong violations;
 static atomic_ullong ooms;
 static atomic_ullong ooms_per_device[VG_MAX_DEVICES];
+static atomic_ullong budget_ooms;
+static atomic_ullong budget_ooms_per_device[VG_MAX_DEVICES];
+static atomic_ullong budget_ooms_at[VG_MAX_DEVICES][VG_BUDGET_SCOPES];
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -61,6 +64,29 @@ uint64_t vg_incident_oom(const struct vg_event *e, uint64_t *total)
     return on_device;
 }
 
+uint64_t vg_incident_budget_oom(const struct vg_event *e, uint64_t *total)
+{
+    *total = atomic_fetch_add(&budget_ooms, 1) + 1;
+    int d = (e->device >= 0 && e->device < VG_MAX_DEVICES) ? e->device : VG_MAX_DEVICES - 1;
+    if (e->budget >= 0 && e->budget < VG_BUDGET_SCOPES)
+        atomic_fetch_add(&budget_ooms_at[d][e->budget], 1);
+    uint64_t on_device = atomic_fetch_add(&budget_ooms_per_device[d], 1) + 1;
+    keep(ooms_kept, &n_ooms_kept, e);
+    return on_device;
+}
+
+uint64_t vg_budget_oom_count(void)
+{
+    return atomic_load(&budget_ooms);
+}
+
+uint64_t vg_budget_oom_count_at(int device, int scope)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES || scope < 0 || scope >= VG_BUDGET_SCOPES)
+        return 0;
+    return atomic_load(&budget_ooms_at[device][scope]);
+}
+
 int vg_rejections(struct vg_rejection *out, int max)
 {
     pthread_mutex_lock(&lock);
@@ -110,7 +136,12 @@ void vg_incidents_reset(void)
 {
     atomic_store(&violations, 0);
     atomic_store(&ooms, 0);
-    for (int i = 0; i < VG_MAX_DEVICES; i++)
+    atomic_store(&budget_ooms, 0);
+    for (int i = 0; i < VG_MAX_DEVICES; i++) {
         atomic_store(&ooms_per_device[i], 0);
+        atomic_store(&budget_ooms_per_device[i], 0);
+        for (int s = 0; s < VG_BUDGET_SCOPES; s++)
+            atomic_store(&budget_ooms_at[i][s], 0);
+    }
     n_violations_kept = n_ooms_kept = n_rejections = 0;
 }

@@ -6,6 +6,7 @@
 #ifndef VG_INCIDENTS_H
 #define VG_INCIDENTS_H
 
+#include "budget.h"
 #include "model.h"
 #include "policy.h"
 #include <cuda.h>
@@ -43,6 +44,8 @@ struct vg_event {
     uint16_t label;
     enum vg_action action;
     CUresult result;
+    int budget;            /* OOMs: the VRAMGUARD_LIMIT scope that refused it (budget.h), -1 a device OOM */
+    uint64_t budget_limit; /* that budget */
 };
 
 /* Record a violation: counted, kept, and counted as a rejection when
@@ -52,8 +55,16 @@ void vg_incident_violation(const struct vg_event *e);
  * this one included (1: the first), and the process's total in *total. */
 uint64_t vg_incident_oom(const struct vg_event *e, uint64_t *total);
 
+/* Record a budget OOM (e->budget >= 0): counted apart from device OOMs, per
+ * device and scope, and kept with the device OOMs. Returns how many budget
+ * OOMs the device has had, this one included, and the process's total in
+ * *total. */
+uint64_t vg_incident_budget_oom(const struct vg_event *e, uint64_t *total);
+uint64_t vg_budget_oom_count(void);
+uint64_t vg_budget_oom_count_at(int device, int scope);
+
 uint64_t vg_violation_count(void);
-uint64_t vg_oom_count(void);
+uint64_t vg_oom_count(void); /* device OOMs: the driver's answers, not budget OOMs */
 uint64_t vg_oom_count_device(int device);
 /* Copy the kept events; returns how many. */
 int vg_violations_kept(struct vg_event *out, int max);

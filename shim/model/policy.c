@@ -71,3 +71,27 @@ struct vg_decision vg_policy_decide_call(const struct vg_config *cfg, int kind, 
     d.capped = capped && d.action != VG_ACTION_ALLOW;
     return d;
 }
+
+bool vg_policy_over_budget(const struct vg_config *cfg, int kind, int device, int purpose, uint64_t size,
+                           struct vg_budget_hit *hit)
+{
+    if (!vg_kind_is_vram(kind) || size == 0 || device < 0 || device >= VG_MAX_DEVICES)
+        return false;
+    const struct vg_budgets *b = &cfg->budgets;
+    bool purpose_budget = purpose >= 0 && purpose < VG_PURPOSE_COUNT && b->limit[device][1 + purpose] != VG_BUDGET_NONE;
+    if (b->limit[device][VG_BUDGET_TOTAL] == VG_BUDGET_NONE && !purpose_budget)
+        return false;
+    struct vg_budget_usage u;
+    vg_budget_usage(device, purpose_budget ? purpose : -1, &u);
+    uint64_t new_vram = size;
+    if (kind == VG_KIND_POOL) /* served from the cache first: only the rest is new VRAM */
+        new_vram = size > u.pool_cache ? size - u.pool_cache : 0;
+    int scope = vg_budget_exceeded(b, device, purpose, u.charged, new_vram, u.purpose_live, size);
+    if (scope < 0)
+        return false;
+    hit->scope = scope;
+    hit->limit = b->limit[device][scope];
+    hit->used = scope == VG_BUDGET_TOTAL ? u.charged : u.purpose_live;
+    hit->adds = scope == VG_BUDGET_TOTAL ? new_vram : size;
+    return true;
+}

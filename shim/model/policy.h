@@ -3,6 +3,7 @@
 #ifndef VG_POLICY_H
 #define VG_POLICY_H
 
+#include "budget.h"
 #include "config.h"
 #include "model.h"
 #include <cuda.h>
@@ -37,6 +38,15 @@ struct vg_decision vg_policy_decide(const struct vg_config *cfg, int kind);
  * them back when the memory is freed). Anything else as vg_policy_decide
  * without allowances decides. */
 struct vg_decision vg_policy_decide_call(const struct vg_config *cfg, int kind, uint64_t size, void *caller);
+
+/* VRAM budgets (VRAMGUARD_LIMIT, budget.h): would this allocation of VRAM
+ * kind `kind`, `size` bytes of `purpose` on `device`, pass a budget? Then
+ * true, and *hit says which. A stream-ordered allocation (VG_KIND_POOL)
+ * adds to charged VRAM only what the device's pool cache cannot serve.
+ * Asks the driver for pool reserves (probes): only call when budgets are
+ * configured (vg_budgets_active), never with a lock held. */
+bool vg_policy_over_budget(const struct vg_config *cfg, int kind, int device, int purpose, uint64_t size,
+                           struct vg_budget_hit *hit);
 
 /* The kinds vg_policy_decide allows whatever the configuration says: the
  * hot path asks this first and skips the rest. */

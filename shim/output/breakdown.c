@@ -127,7 +127,19 @@ void vg_breakdown_text(struct vg_out *o, const char *prefix)
     pthread_mutex_unlock(&scratch_lock);
 }
 
+static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_hit *hit);
+
 void vg_breakdown_oom(const struct vg_call *failed)
+{
+    breakdown_oom(failed, NULL);
+}
+
+void vg_breakdown_budget_oom(const struct vg_call *failed, const struct vg_budget_hit *hit)
+{
+    breakdown_oom(failed, hit);
+}
+
+static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_hit *hit)
 {
     /* Ask the driver and NVML first: no lock may be held across those. */
     uint64_t free_b = 0, total_b = 0, process_b = 0;
@@ -151,8 +163,21 @@ void vg_breakdown_oom(const struct vg_call *failed)
     const char *label = vg_label_text(failed->label);
     vg_modules_caller_text(&scratch_modules, failed->caller, true, caller, sizeof(caller));
 
-    vg_out_printf(&o, "%s==== out of memory on device %d (%s): breakdown at the first failure ====\n", P, d,
-                  known ? info.name : "unknown");
+    if (hit) {
+        vg_out_printf(&o, "%s==== over VRAM budget on device %d (%s): breakdown at the first budget OOM ====\n", P,
+                      d, known ? info.name : "unknown");
+        vg_out_printf(&o, "%sbudget hit: VRAMGUARD_LIMIT %s=%s (%llu bytes) on device %d; %s %s (%llu bytes) + "
+                      "this request %s (%llu bytes) would pass it; refused with CUDA_ERROR_OUT_OF_MEMORY (2) "
+                      "without calling the driver\n",
+                      P, vg_budget_scope_name(hit->scope), vg_format_bytes(hit->limit, s1, sizeof(s1)),
+                      (unsigned long long)hit->limit, d,
+                      hit->scope == VG_BUDGET_TOTAL ? "charged VRAM" : "live VRAM of the purpose",
+                      vg_format_bytes(hit->used, s2, sizeof(s2)), (unsigned long long)hit->used,
+                      vg_format_bytes(hit->adds, s3, sizeof(s3)), (unsigned long long)hit->adds);
+    } else {
+        vg_out_printf(&o, "%s==== out of memory on device %d (%s): breakdown at the first failure ====\n", P, d,
+                      known ? info.name : "unknown");
+    }
     vg_out_printf(&o, "%sfailed request: %s%s%s of %s (%llu bytes), kind %s, purpose %s%s%s%s, from %s\n", P,
                   failed->api, failed->api != failed->driver_api ? " via " : "",
                   failed->api != failed->driver_api ? failed->driver_api : "",
@@ -192,7 +217,8 @@ void vg_breakdown_oom(const struct vg_call *failed)
     }
     vg_out_printf(&o, "%s%d largest live allocations on device %d:\n", P, scratch_tops[0].n, d);
     text_largest(&o, P, &scratch_tops[0]);
-    vg_out_printf(&o, "%s==== end of breakdown; later failures on this device get one line each ====\n", P);
+    vg_out_printf(&o, "%s==== end of breakdown; later %s on this device get one line each ====\n", P,
+                  hit ? "budget OOMs" : "failures");
     vg_log_write(text, o.len);
     pthread_mutex_unlock(&scratch_lock);
 }

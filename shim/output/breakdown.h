@@ -13,5 +13,8 @@
 void vg_breakdown_text(struct vg_out *o, const char *prefix);
 /* The full breakdown for the first OOM of a device, written to the log. */
 void vg_breakdown_oom(const struct vg_call *failed);
+/* The same for a budget OOM: headed by the budget that was hit, its size and
+ * what was charged against it. */
+void vg_breakdown_budget_oom(const struct vg_call *failed, const struct vg_budget_hit *hit);
 
 #endif

@@ -125,6 +125,8 @@ static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult res
     e->label = c->label;
     e->action = c->action;
     e->result = result;
+    e->budget = -1;
+    e->budget_limit = 0;
 }
 
 void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation)
@@ -142,6 +144,9 @@ void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool viola
     if (violation)
         vg_out_printf(o, ",\"action\":\"%s\"", e->action == VG_ACTION_REJECT ? "rejected" : "allowed");
     vg_out_printf(o, ",\"result\":%d", (int)e->result);
+    if (!violation && e->budget >= 0)
+        vg_out_printf(o, ",\"budget\":\"%s\",\"budget_limit\":%llu", vg_budget_scope_name(e->budget),
+                      (unsigned long long)e->budget_limit);
     if (violation && e->allow_rule[0]) {
         vg_out_str(o, ",\"allow_rule\":");
         vg_out_json_string(o, e->allow_rule);
@@ -242,6 +247,32 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
                vg_format_bytes(c->size, size, sizeof(size)), vg_purpose_name(c->purpose), caller,
                mem ? vg_format_bytes(free_b, free_s, sizeof(free_s)) : "?",
                mem ? vg_format_bytes(total_b, total_s, sizeof(total_s)) : "?");
+    }
+    journal_event("oom", &e);
+}
+
+void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hit)
+{
+    outputs_ready();
+    struct vg_event e;
+    fill_event(&e, c, CUDA_ERROR_OUT_OF_MEMORY);
+    e.budget = hit->scope;
+    e.budget_limit = hit->limit;
+    uint64_t total = 0;
+    uint64_t on_device = vg_incident_budget_oom(&e, &total);
+
+    if (on_device == 1) {
+        vg_breakdown_budget_oom(c, hit);
+    } else {
+        char caller[512], size[32], limit[32], used[32];
+        vg_caller_text(c->caller, true, caller, sizeof(caller));
+        vg_log("over budget again (#%llu on device %d, #%llu in all): %s of %s, purpose %s, from %s: "
+               "VRAMGUARD_LIMIT %s=%s, %s %s; refused with CUDA_ERROR_OUT_OF_MEMORY (2)",
+               (unsigned long long)on_device, c->device, (unsigned long long)total, c->api,
+               vg_format_bytes(c->size, size, sizeof(size)), vg_purpose_name(c->purpose), caller,
+               vg_budget_scope_name(hit->scope), vg_format_bytes(hit->limit, limit, sizeof(limit)),
+               hit->scope == VG_BUDGET_TOTAL ? "charged VRAM" : "live in the purpose",
+               vg_format_bytes(hit->used, used, sizeof(used)));
     }
     journal_event("oom", &e);
 }

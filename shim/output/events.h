@@ -22,6 +22,11 @@ void vg_event_violation(const struct vg_call *c, CUresult result);
 /* The driver returned CUDA_ERROR_OUT_OF_MEMORY: full breakdown on the first
  * failure of each device, one line for each later one. */
 void vg_event_oom(const struct vg_call *c, CUresult result);
+/* A VRAM budget (VRAMGUARD_LIMIT) refused the allocation: a budget OOM,
+ * counted apart from device OOMs, logged (the first per device with the
+ * breakdown naming the budget), journaled as an "oom" event with
+ * "budget":SCOPE. No heap. */
+void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hit);
 /* First time the process reaches the driver: open the log, the journal's
  * start line. */
 void vg_events_process_start(void);

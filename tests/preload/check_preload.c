@@ -1184,6 +1184,51 @@ START_TEST(allow_round_trip)
 }
 END_TEST
 
+/* ---- Issue 8, section 3: VRAM budgets (VRAMGUARD_LIMIT) ---------------------- */
+
+START_TEST(budget_refuses_with_oom)
+{
+    const char *env[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS one byte past the total budget refused"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS kv_cache past its budget refused with 2"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS cuMemCreate past the budget refused with 2"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS async 16 MiB served from the pool's cache"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS async needing 2 MiB of new VRAM refused with 2"), 1);
+    /* Counted apart, explained once with the budget named, then one line each. */
+    ck_assert_int_eq(vg_test_count(r.log, "==== over VRAM budget on device 0"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "==== out of memory on device"), 0);
+    ck_assert_msg(strstr(r.log, "budget hit: VRAMGUARD_LIMIT total=64.0 MiB (67108864 bytes) on device 0; "
+                                "charged VRAM 64.0 MiB"), "%s", r.log);
+    ck_assert_int_eq(vg_test_count(r.log, "over budget again"), 3);
+    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_LIMIT kv_cache=16.0 MiB, live in the purpose 16.0 MiB"), 1);
+}
+END_TEST
+
+START_TEST(budget_oom_path_allocates_no_heap)
+{
+    char preload[1200];
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s/libvramguard.so:%s/tests/libmalloc_spy.so", vg_test_build(),
+             vg_test_build());
+    const char *env[] = {preload, "VRAMGUARD_LIMIT=total=64M,kv_cache=16M", NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS no heap allocation on the budget OOM path"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "==== over VRAM budget on device 0"), 1);
+}
+END_TEST
+
+START_TEST(budget_malformed_entry_dropped)
+{
+    /* The bad entry is named once and dropped; the good ones still hold. */
+    const char *env[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=lots,kv_cache=16M", NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "VRAMGUARD_LIMIT: entry \"kv_cache=lots\" is not valid"), 1);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1246,6 +1291,9 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, allow_rules_cap);
     tcase_add_test(t, allow_rules_live_names_the_rule);
     tcase_add_test(t, allow_rules_warn_and_bad_rules);
+    tcase_add_test(t, budget_refuses_with_oom);
+    tcase_add_test(t, budget_oom_path_allocates_no_heap);
+    tcase_add_test(t, budget_malformed_entry_dropped);
     suite_add_tcase(s, t);
     return s;
 }
