@@ -55,6 +55,8 @@ WRAPPED = {
     "cuInit": "driver start; tracking begins",
     "cuMemAlloc": "device memory (legacy 32-bit prototype)",
     "cuMemAlloc_v2": "device memory",
+    "cuMemGetInfo": "memory information: the VRAM budget under VRAMGUARD_LIMIT_MEMINFO=1 (legacy 32-bit prototype)",
+    "cuMemGetInfo_v2": "memory information: the VRAM budget under VRAMGUARD_LIMIT_MEMINFO=1",
     "cuMemAllocPitch": "pitched device memory (legacy 32-bit prototype)",
     "cuMemAllocPitch_v2": "pitched device memory",
     "cuMemFree": "free (legacy 32-bit prototype)",

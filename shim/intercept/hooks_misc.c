@@ -336,3 +336,48 @@ EXPORT CUresult cuDeviceGraphMemTrim(CUdevice device)
 {
     FORWARD(cuDeviceGraphMemTrim, "cuDeviceGraphMemTrim", real(device));
 }
+
+/* ---- memory information: VRAMGUARD_LIMIT_MEMINFO=1 ----------------------------------- */
+
+/* The driver's answer, replaced by the current device's total budget and
+ * what is left of it (vg_policy_meminfo) when the option and a budget are
+ * set; forwarded unchanged otherwise (and when nested in another wrapper). */
+static bool budget_meminfo(uint64_t *free_b, uint64_t *total_b)
+{
+    const struct vg_config *cfg = vg_config();
+    if (!cfg->limit_meminfo || !vg_budgets_active)
+        return false;
+    return vg_policy_meminfo(cfg, vg_current_device(), free_b, total_b);
+}
+
+EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
+{
+    __typeof__(&cuMemGetInfo_v2) real = REAL(cuMemGetInfo_v2);
+    if (real == NULL)
+        return vg_missing_real("cuMemGetInfo_v2");
+    bool outer = vg_free_enter();
+    CUresult r = real(free, total);
+    uint64_t f, t;
+    if (outer && r == CUDA_SUCCESS && free && total && (f = *free, t = *total, budget_meminfo(&f, &t))) {
+        *free = (size_t)f;
+        *total = (size_t)t;
+    }
+    vg_call_leave();
+    return r;
+}
+
+EXPORT CUresult vg_cuMemGetInfo_v1(unsigned int *free, unsigned int *total)
+{
+    __typeof__(&vg_cuMemGetInfo_v1) real = REAL(vg_cuMemGetInfo_v1);
+    if (real == NULL)
+        return vg_missing_real("cuMemGetInfo");
+    bool outer = vg_free_enter();
+    CUresult r = real(free, total);
+    uint64_t f, t;
+    if (outer && r == CUDA_SUCCESS && free && total && (f = *free, t = *total, budget_meminfo(&f, &t))) {
+        *free = f > UINT32_MAX ? UINT32_MAX : (unsigned int)f;
+        *total = t > UINT32_MAX ? UINT32_MAX : (unsigned int)t;
+    }
+    vg_call_leave();
+    return r;
+}

@@ -22,6 +22,7 @@ CUresult vg_cuMemAllocPitch_v1(vg_devptr_v1 *dptr, unsigned int *pPitch, unsigne
                                unsigned int Height, unsigned int ElementSizeBytes)
     __asm__("cuMemAllocPitch");
 CUresult vg_cuMemFree_v1(vg_devptr_v1 dptr) __asm__("cuMemFree");
+CUresult vg_cuMemGetInfo_v1(unsigned int *free, unsigned int *total) __asm__("cuMemGetInfo");
 CUresult vg_cuMemAllocHost_v1(void **pp, unsigned int bytesize) __asm__("cuMemAllocHost");
 
 /* hooks_misc.c */

@@ -95,3 +95,19 @@ bool vg_policy_over_budget(const struct vg_config *cfg, int kind, int device, in
     hit->adds = scope == VG_BUDGET_TOTAL ? new_vram : size;
     return true;
 }
+
+bool vg_policy_meminfo(const struct vg_config *cfg, int device, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    if (!cfg->limit_meminfo || device < 0 || device >= VG_MAX_DEVICES)
+        return false;
+    uint64_t limit = cfg->budgets.limit[device][VG_BUDGET_TOTAL];
+    if (limit == VG_BUDGET_NONE)
+        return false;
+    struct vg_budget_usage u;
+    vg_budget_usage(device, -1, &u);
+    uint64_t left = u.charged < limit ? limit - u.charged : 0;
+    *total_bytes = limit;
+    if (*free_bytes > left)
+        *free_bytes = left;
+    return true;
+}

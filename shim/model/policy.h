@@ -48,6 +48,12 @@ struct vg_decision vg_policy_decide_call(const struct vg_config *cfg, int kind, 
 bool vg_policy_over_budget(const struct vg_config *cfg, int kind, int device, int purpose, uint64_t size,
                            struct vg_budget_hit *hit);
 
+/* VRAMGUARD_LIMIT_MEMINFO=1 with a `total` budget for `device`: what
+ * cuMemGetInfo reports, total = the budget and free = min(real free,
+ * budget - charged), never negative. False (leave the driver's answer)
+ * without the option or the budget. Asks the driver (probes). */
+bool vg_policy_meminfo(const struct vg_config *cfg, int device, uint64_t *free_bytes, uint64_t *total_bytes);
+
 /* The kinds vg_policy_decide allows whatever the configuration says: the
  * hot path asks this first and skips the rest. */
 static inline bool vg_policy_always_allows(int kind)

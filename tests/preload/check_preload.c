@@ -1229,6 +1229,17 @@ START_TEST(budget_malformed_entry_dropped)
 }
 END_TEST
 
+START_TEST(budget_meminfo_reports_the_budget)
+{
+    const char *env[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", "VRAMGUARD_LIMIT_MEMINFO=1", NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS meminfo: total is the budget"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS meminfo: nothing free at the budget"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS meminfo: cuMemGetInfo_v2 too"), 1);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1294,6 +1305,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_refuses_with_oom);
     tcase_add_test(t, budget_oom_path_allocates_no_heap);
     tcase_add_test(t, budget_malformed_entry_dropped);
+    tcase_add_test(t, budget_meminfo_reports_the_budget);
     suite_add_tcase(s, t);
     return s;
 }
