@@ -21,6 +21,8 @@ pthread_mutex_t *vg_incidents_fork_mutex(void)
 static struct vg_event violations_kept[VG_EVENTS_KEPT];
 static struct vg_event ooms_kept[VG_EVENTS_KEPT];
 static int n_violations_kept, n_ooms_kept;
+static struct vg_event budget_kept[VG_EVENTS_KEPT];
+static int n_budget_kept;
 enum { MAX_REJECTION_KEYS = 64 };
 static struct vg_rejection rejections[MAX_REJECTION_KEYS];
 static int n_rejections;
@@ -71,7 +73,7 @@ uint64_t vg_incident_budget_oom(const struct vg_event *e, uint64_t *total)
     if (e->budget >= 0 && e->budget < VG_BUDGET_SCOPES)
         atomic_fetch_add(&budget_ooms_at[d][e->budget], 1);
     uint64_t on_device = atomic_fetch_add(&budget_ooms_per_device[d], 1) + 1;
-    keep(ooms_kept, &n_ooms_kept, e);
+    keep(budget_kept, &n_budget_kept, e);
     return on_device;
 }
 
@@ -127,6 +129,11 @@ int vg_violations_kept(struct vg_event *out, int max)
     return copy_kept(violations_kept, &n_violations_kept, out, max);
 }
 
+int vg_budget_ooms_kept(struct vg_event *out, int max)
+{
+    return copy_kept(budget_kept, &n_budget_kept, out, max);
+}
+
 int vg_ooms_kept(struct vg_event *out, int max)
 {
     return copy_kept(ooms_kept, &n_ooms_kept, out, max);
@@ -143,5 +150,5 @@ void vg_incidents_reset(void)
         for (int s = 0; s < VG_BUDGET_SCOPES; s++)
             atomic_store(&budget_ooms_at[i][s], 0);
     }
-    n_violations_kept = n_ooms_kept = n_rejections = 0;
+    n_violations_kept = n_ooms_kept = n_rejections = n_budget_kept = 0;
 }

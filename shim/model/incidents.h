@@ -56,7 +56,7 @@ void vg_incident_violation(const struct vg_event *e);
 uint64_t vg_incident_oom(const struct vg_event *e, uint64_t *total);
 
 /* Record a budget OOM (e->budget >= 0): counted apart from device OOMs, per
- * device and scope, and kept with the device OOMs. Returns how many budget
+ * device and scope, and kept apart (vg_budget_ooms_kept). Returns how many budget
  * OOMs the device has had, this one included, and the process's total in
  * *total. */
 uint64_t vg_incident_budget_oom(const struct vg_event *e, uint64_t *total);
@@ -69,6 +69,7 @@ uint64_t vg_oom_count_device(int device);
 /* Copy the kept events; returns how many. */
 int vg_violations_kept(struct vg_event *out, int max);
 int vg_ooms_kept(struct vg_event *out, int max);
+int vg_budget_ooms_kept(struct vg_event *out, int max);
 
 /* Refused allocations, counted per device, kind and API (first 64 distinct). */
 struct vg_rejection {

@@ -94,9 +94,9 @@ static void json_config(struct vg_out *o, const struct vg_config *cfg)
         vg_out_json_string(o, cfg->allowances.rule[i].text);
     }
     vg_out_str(o, "], \"fail_on\": [");
-    static const char *const words[] = {"violation", "oom", "leak"};
+    static const char *const words[] = {"violation", "oom", "leak", "budget"};
     int k = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (cfg->fail_on & (1u << i))
             vg_out_printf(o, "%s\"%s\"", k++ ? ", " : "", words[i]);
     vg_out_str(o, "]}");
@@ -104,6 +104,37 @@ static void json_config(struct vg_out *o, const struct vg_config *cfg)
 
 /* What VRAMGUARD_ALLOW let through: per rule (allocations and bytes, all
  * the process's), per kind (live bytes now, and the cap). */
+/* VRAMGUARD_LIMIT: per device seen and scope with a budget, the budget and
+ * the budget OOMs it caused. Only when a budget is set. */
+static void json_budgets(struct vg_out *o, struct report_scratch *r, const struct vg_config *cfg)
+{
+    if (!vg_budget_any(&cfg->budgets))
+        return;
+    int devices = vg_table_device_count();
+    if (devices < 1)
+        devices = 1;
+    vg_out_printf(o, ",\n  \"budgets\": {\"oom_events\": %llu, \"budgets\": [",
+                  (unsigned long long)vg_budget_oom_count());
+    int n = 0;
+    for (int d = 0; d < devices && d < VG_MAX_DEVICES; d++)
+        for (int sc = 0; sc < VG_BUDGET_SCOPES; sc++) {
+            uint64_t limit = cfg->budgets.limit[d][sc];
+            if (limit == VG_BUDGET_NONE)
+                continue;
+            vg_out_printf(o, "%s{\"device\": %d, \"scope\": \"%s\", \"bytes\": %llu, \"oom_events\": %llu}",
+                          n++ ? ", " : "", d, vg_budget_scope_name(sc), (unsigned long long)limit,
+                          (unsigned long long)vg_budget_oom_count_at(d, sc));
+        }
+    vg_out_str(o, "], \"recorded\": [");
+    int k = vg_budget_ooms_kept(r->kept, VG_EVENTS_KEPT);
+    for (int i = 0; i < k; i++) {
+        vg_out_str(o, i ? ",\n    {" : "\n    {");
+        vg_event_json_fields(o, &r->kept[i], false);
+        vg_out_str(o, "}");
+    }
+    vg_out_str(o, "]}");
+}
+
 static void json_allowances(struct vg_out *o, const struct vg_config *cfg)
 {
     struct vg_allow_stats st;
@@ -245,6 +276,7 @@ void vg_report_json(struct vg_out *o)
     json_process(o);
     json_config(o, cfg);
     json_allowances(o, cfg);
+    json_budgets(o, r, cfg);
     json_devices(o, r);
     json_events(o, r, "violations", violations, true);
     json_events(o, r, "oom_events", ooms, false);
@@ -266,12 +298,16 @@ void vg_report_json(struct vg_out *o)
     bool fail_violation = (cfg->fail_on & VG_FAIL_ON_VIOLATION) && violations > 0;
     bool fail_oom = (cfg->fail_on & VG_FAIL_ON_OOM) && ooms > 0;
     bool fail_leak = (cfg->fail_on & VG_FAIL_ON_LEAK) && live > 0;
-    vg_out_printf(o, ",\n  \"summary\": {\"status\": \"%s\", \"reasons\": [%s%s%s%s%s], \"violations\": %llu, "
+    bool fail_budget = (cfg->fail_on & VG_FAIL_ON_BUDGET) && vg_budget_oom_count() > 0;
+    vg_out_printf(o, ",\n  \"summary\": {\"status\": \"%s\", \"reasons\": [%s%s%s%s%s%s%s], \"violations\": %llu, "
                   "\"oom_events\": %llu, \"leaked_allocations\": %llu, \"leaked_bytes\": %llu, "
                   "\"untracked_allocations\": %llu}\n}\n",
-                  fail_violation || fail_oom || fail_leak ? "fail" : "pass",
-                  fail_violation ? "\"violation\"" : "", fail_violation && (fail_oom || fail_leak) ? ", " : "",
-                  fail_oom ? "\"oom\"" : "", fail_oom && fail_leak ? ", " : "", fail_leak ? "\"leak\"" : "",
+                  fail_violation || fail_oom || fail_leak || fail_budget ? "fail" : "pass",
+                  fail_violation ? "\"violation\"" : "",
+                  fail_violation && (fail_oom || fail_leak || fail_budget) ? ", " : "",
+                  fail_oom ? "\"oom\"" : "", fail_oom && (fail_leak || fail_budget) ? ", " : "",
+                  fail_leak ? "\"leak\"" : "", fail_leak && fail_budget ? ", " : "",
+                  fail_budget ? "\"budget\"" : "",
                   (unsigned long long)violations, (unsigned long long)ooms, (unsigned long long)live,
                   (unsigned long long)live_bytes, (unsigned long long)r->stats.dropped);
     free(r);

@@ -1240,6 +1240,25 @@ START_TEST(budget_meminfo_reports_the_budget)
 }
 END_TEST
 
+START_TEST(budget_report_section)
+{
+    char report[700];
+    snprintf(report, sizeof(report), "VRAMGUARD_REPORT=%s/budget.json", vg_test_tmpdir());
+    const char *env[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", report, NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    char *json = vg_test_read(report + strlen("VRAMGUARD_REPORT="));
+    ck_assert_ptr_nonnull(json);
+    ck_assert_msg(strstr(json, "\"budgets\": {\"oom_events\": 4, \"budgets\": [{\"device\": 0, \"scope\": \"total\", "
+                               "\"bytes\": 67108864, \"oom_events\": 3}, {\"device\": 0, \"scope\": \"kv_cache\", "
+                               "\"bytes\": 16777216, \"oom_events\": 1}]"), "%s", json);
+    ck_assert_msg(strstr(json, "\"budget\":\"kv_cache\",\"budget_limit\":16777216"), "%s", json);
+    ck_assert_msg(strstr(json, "\"oom_events\": {\"count\": 0, \"recorded\": []}"), "%s", json);
+    ck_assert_int_eq(validate(report + strlen("VRAMGUARD_REPORT=")), 0);
+    free(json);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1306,6 +1325,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_oom_path_allocates_no_heap);
     tcase_add_test(t, budget_malformed_entry_dropped);
     tcase_add_test(t, budget_meminfo_reports_the_budget);
+    tcase_add_test(t, budget_report_section);
     suite_add_tcase(s, t);
     return s;
 }
