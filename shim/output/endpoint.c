@@ -305,7 +305,8 @@ int vg_endpoint_health(struct vg_out *o)
     vg_metrics_snapshot(s);
     const struct vg_config *cfg = vg_config();
     bool fail = ((cfg->health_fail_on & VG_FAIL_ON_VIOLATION) && s->violations > 0) ||
-                ((cfg->health_fail_on & VG_FAIL_ON_OOM) && s->oom_events > 0);
+                ((cfg->health_fail_on & VG_FAIL_ON_OOM) && s->oom_events > 0) ||
+                ((cfg->health_fail_on & VG_FAIL_ON_BUDGET) && vg_budget_oom_count() > 0);
     vg_out_printf(o, "{\"status\":\"%s\",\"pid\":%d,\"vramguard_version\":\"" VG_VERSION "\",\"violations\":%llu,"
                   "\"oom_events\":%llu,\"devices\":[",
                   s->violations > 0 ? "violation" : "ok", (int)getpid(), (unsigned long long)s->violations,

@@ -289,6 +289,27 @@ void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapsho
             sample_u64(o, a->cap[k]);
         }
     }
+    const struct vg_budgets *b = &vg_config()->budgets;
+    if (vg_budget_any(b)) {
+        int devices = vg_table_device_count() < 1 ? 1 : vg_table_device_count();
+        family(o, "vramguard_budget_bytes", "gauge", "A VRAMGUARD_LIMIT budget, per device and scope.");
+        for (int d = 0; d < devices && d < VG_MAX_DEVICES; d++)
+            for (int sc = 0; sc < VG_BUDGET_SCOPES; sc++) {
+                if (b->limit[d][sc] == VG_BUDGET_NONE)
+                    continue;
+                vg_out_printf(o, "vramguard_budget_bytes{device=\"%d\",scope=\"%s\"} %llu\n", d,
+                              vg_budget_scope_name(sc), (unsigned long long)b->limit[d][sc]);
+            }
+        family(o, "vramguard_budget_oom_events_total", "counter",
+               "Allocations refused with CUDA_ERROR_OUT_OF_MEMORY by a VRAMGUARD_LIMIT budget, per device and scope.");
+        for (int d = 0; d < devices && d < VG_MAX_DEVICES; d++)
+            for (int sc = 0; sc < VG_BUDGET_SCOPES; sc++) {
+                if (b->limit[d][sc] == VG_BUDGET_NONE)
+                    continue;
+                vg_out_printf(o, "vramguard_budget_oom_events_total{device=\"%d\",scope=\"%s\"} %llu\n", d,
+                              vg_budget_scope_name(sc), (unsigned long long)vg_budget_oom_count_at(d, sc));
+            }
+    }
     family(o, "vramguard_build_info", "gauge", "vramguard version; value 1.");
     vg_out_str(o, "vramguard_build_info{version=\"");
     vg_metrics_label_value(o, VG_VERSION);

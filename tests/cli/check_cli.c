@@ -246,6 +246,7 @@ static pid_t spawn(const char *const *env, char *const argv[])
         unsetenv("VRAMGUARD_POLICY"); /* the CLI keeps what the environment sets */
         unsetenv("VRAMGUARD_ALLOW");
         unsetenv("VRAMGUARD_FAIL_ON");
+        unsetenv("VRAMGUARD_LIMIT");
         for (const char *const *e = env; e && *e; e++) {
             const char *eq = strchr(*e, '=');
             if (eq) {
@@ -712,6 +713,42 @@ START_TEST(test_env_settings_kept)
     ERR_LACKS("warning");
     slurp(dump, text, sizeof text);
     ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
+    NO_TRACEBACK();
+}
+END_TEST
+
+/* --limit: VRAM budgets for the command (VRAMGUARD_LIMIT), checked with the
+ * shim's grammar; flags > environment; a bad entry in the environment is
+ * warned about and dropped, a bad flag is a usage error. */
+START_TEST(test_limit)
+{
+    char dump[PATH_MAX], text[16384];
+    tmp_path(dump, "env.json");
+    vg(NULL, "run", "--limit", "total=40G,kv_cache=30G", "--limit", "1:total=20G", "--", g_py, g_worker,
+       "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_LIMIT\": \"total=40G,kv_cache=30G,1:total=20G\""), "%s", text);
+    const char *env[] = {"VRAMGUARD_LIMIT=weights=12G,bogus=1G,total=40X", NULL};
+    vg(env, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_HAS("warning: ignoring budget 'bogus=1G' of VRAMGUARD_LIMIT: unknown scope 'bogus'");
+    ERR_HAS("warning: ignoring budget 'total=40X' of VRAMGUARD_LIMIT: size '40X' is not NUMBER[K|M|G|T]");
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_LIMIT\": \"weights=12G\""), "%s", text);
+    vg(env, "run", "--limit", "0:total=1G", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    ERR_LACKS("warning");
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"VRAMGUARD_LIMIT\": \"0:total=1G\""), "%s", text);
+    vg(NULL, "run", "--limit", "x:total=1G", "--", g_py, g_worker, NULL);
+    CODE_IS(125);
+    ERR_HAS("invalid budget 'x:total=1G': the device 'x' is not an ordinal");
+    /* none set: none passed on */
+    vg(NULL, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    slurp(dump, text, sizeof text);
+    ck_assert_msg(!strstr(text, "VRAMGUARD_LIMIT"), "%s", text);
     NO_TRACEBACK();
 }
 END_TEST
@@ -1645,7 +1682,7 @@ Suite *make_cli_suite(void)
                         test_report_dir_unusable, test_malformed_report, NULL}},
         {"cli_signals", {test_command_killed_by_signal, test_sigterm_forwarded, NULL}},
         {"cli_aggregation", {test_journal_only_counted, test_two_processes_aggregated,
-                             test_env_for_command, test_env_settings_kept, test_report_fail_on_from_env, test_temporary_dir_removed, test_fail_on_oom,
+                             test_env_for_command, test_env_settings_kept, test_limit, test_report_fail_on_from_env, test_temporary_dir_removed, test_fail_on_oom,
                              test_fail_on_leak, test_report_subcommand, test_stale_files_ignored,
                              NULL}},
         {"cli_schema", {test_reports_match_schema, test_validator_rejects_bad_reports, NULL}},

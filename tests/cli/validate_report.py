@@ -45,7 +45,9 @@ def consistency(doc):
                      ("leaked_allocations", l["count"]), ("leaked_bytes", l["bytes"])):
         if s[key] != val:
             errs.append("summary.%s is %d, expected %d" % (key, s[key], val))
-    occurred = {"violation": v["count"] > 0, "oom": o["count"] > 0, "leak": l["count"] > 0}
+    budget_ooms = (doc.get("budgets") or {}).get("oom_events", 0)
+    occurred = {"violation": v["count"] > 0, "oom": o["count"] > 0, "leak": l["count"] > 0,
+                "budget": budget_ooms > 0}
     expected = [c for c in doc["config"]["fail_on"] if occurred.get(c)]
     if sorted(s["reasons"]) != sorted(expected):
         errs.append("summary.reasons is %s, expected %s (config.fail_on %s)"

@@ -249,6 +249,24 @@ if [ -n "${ALLOW:-}" ] && [ "$ALLOW" != none ] && python3 -c 'import torch' 2>/d
 fi
 allow_case jax jax jax
 
+# Issue 8: VRAM budgets. A PyTorch worker under a 2 GiB budget ends in
+# torch.OutOfMemoryError (the refusal is CUDA_ERROR_OUT_OF_MEMORY, which
+# PyTorch retries after emptying its cache), the breakdown naming the budget;
+# JAX sized from cuMemGetInfo with VRAMGUARD_LIMIT_MEMINFO=1 lands inside a
+# 4 GiB budget (with the allowance run 11 measured for it).
+if python3 -c 'import torch' 2>/dev/null; then
+    run_case budget_torch_oom "VRAMGUARD_LIMIT=total=2G PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT/purpose_tags/python" \
+        python3 "$ROOT/tests/gpu/budget_workloads.py" torch_oom
+    check_case budget_torch_oom 0 "==== over VRAM budget on device 0=1"
+    row "  budget torch" INFO "$(grep -m1 '^ROW' "$OUTF" | sed 's/^ROW //'); $(grep -m1 -o 'budget hit: [^;]*' "$LOG")"
+fi
+if python3 -c 'import jax' 2>/dev/null; then
+    run_case budget_jax_meminfo "VRAMGUARD_LIMIT=total=4G VRAMGUARD_LIMIT_MEMINFO=1 VRAMGUARD_ALLOW=pinned:xla_cuda_plugin.so:<=2M,pinned:libcudnn_graph.so.9:<=4 PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT/purpose_tags/python" \
+        python3 "$ROOT/tests/gpu/budget_workloads.py" jax_meminfo
+    check_case budget_jax_meminfo 0
+    row "  budget jax" INFO "$(grep -m1 '^ROW' "$OUTF" | sed 's/^ROW //')"
+fi
+
 echo
 echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
 printf '%s\n' "${ROWS[@]}"

@@ -1206,6 +1206,34 @@ START_TEST(budget_refuses_with_oom)
 }
 END_TEST
 
+/* /metrics shows each budget and its budget OOMs; /health answers 503 on
+ * them when VRAMGUARD_HEALTH_FAIL_ON asks for it. */
+START_TEST(budget_metrics_and_health)
+{
+    char sock[700], listen[800], sock_env[800];
+    snprintf(sock, sizeof(sock), "%s/vg.sock", vg_test_tmpdir());
+    snprintf(listen, sizeof(listen), "VRAMGUARD_LISTEN=unix:%s", sock);
+    snprintf(sock_env, sizeof(sock_env), "PROG_BUDGET_SOCKET=%s", sock);
+    const char *env[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", "VRAMGUARD_HEALTH_FAIL_ON=budget", listen, sock_env,
+                         NULL};
+    struct run r = run_prog("prog_budget", env);
+    ASSERT_PASSED(r);
+    ck_assert_msg(strstr(r.out, "METRICS vramguard_budget_bytes{device=\"0\",scope=\"total\"} 67108864\n"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "METRICS vramguard_budget_bytes{device=\"0\",scope=\"kv_cache\"} 16777216\n"), "%s",
+                  r.out);
+    ck_assert_msg(strstr(r.out, "METRICS vramguard_budget_oom_events_total{device=\"0\",scope=\"total\"} 3\n"), "%s",
+                  r.out);
+    ck_assert_msg(strstr(r.out, "METRICS vramguard_budget_oom_events_total{device=\"0\",scope=\"kv_cache\"} 1\n"),
+                  "%s", r.out);
+    ck_assert_msg(strstr(r.out, "HEALTH 503\n"), "%s", r.out);
+    /* Without the setting /health stays 200: a liveness probe must not restart a worker by default. */
+    const char *env2[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", listen, sock_env, NULL};
+    r = run_prog("prog_budget", env2);
+    ASSERT_PASSED(r);
+    ck_assert_msg(strstr(r.out, "HEALTH 200\n"), "%s", r.out);
+}
+END_TEST
+
 START_TEST(budget_oom_path_allocates_no_heap)
 {
     char preload[1200];
@@ -1254,6 +1282,14 @@ START_TEST(budget_report_section)
                                "\"bytes\": 16777216, \"oom_events\": 1}]"), "%s", json);
     ck_assert_msg(strstr(json, "\"budget\":\"kv_cache\",\"budget_limit\":16777216"), "%s", json);
     ck_assert_msg(strstr(json, "\"oom_events\": {\"count\": 0, \"recorded\": []}"), "%s", json);
+    ck_assert_int_eq(validate(report + strlen("VRAMGUARD_REPORT=")), 0);
+    free(json);
+    /* VRAMGUARD_FAIL_ON=budget: the report fails for it (and validates). */
+    const char *env2[] = {"VRAMGUARD_LIMIT=total=64M,kv_cache=16M", "VRAMGUARD_FAIL_ON=budget", report, NULL};
+    r = run_prog("prog_budget", env2);
+    ASSERT_PASSED(r);
+    json = vg_test_read(report + strlen("VRAMGUARD_REPORT="));
+    ck_assert_msg(strstr(json, "\"summary\": {\"status\": \"fail\", \"reasons\": [\"budget\"]"), "%s", json);
     ck_assert_int_eq(validate(report + strlen("VRAMGUARD_REPORT=")), 0);
     free(json);
 }
@@ -1326,6 +1362,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_malformed_entry_dropped);
     tcase_add_test(t, budget_meminfo_reports_the_budget);
     tcase_add_test(t, budget_report_section);
+    tcase_add_test(t, budget_metrics_and_health);
     suite_add_tcase(s, t);
     return s;
 }

@@ -5,12 +5,62 @@
  * malloc spy is preloaded); a purpose budget; VMM physical memory counted;
  * a stream-ordered allocation served from the pool's cache allowed while
  * one needing new VRAM is refused; budget OOMs are not device OOMs.
- * With VRAMGUARD_LIMIT_MEMINFO=1 cuMemGetInfo reports the budget. */
+ * With VRAMGUARD_LIMIT_MEMINFO=1 cuMemGetInfo reports the budget. With
+ * PROG_BUDGET_SOCKET=<path> (the endpoint's unix socket, VRAMGUARD_LISTEN)
+ * it prints the budget lines of GET /metrics ("METRICS ...") and the status
+ * of GET /health ("HEALTH <code>") at the end. */
 #include <cuda.h>
 #include <dlfcn.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "preload_common.h"
+
+/* GET `what` on the endpoint's unix socket at `path`; the response, or NULL. */
+static char *http_get(const char *path, const char *what)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            char req[128];
+            int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", what);
+            static char buf[1 << 17];
+            size_t len = 0;
+            ssize_t got;
+            if (write(fd, req, (size_t)n) == n)
+                while (len < sizeof(buf) - 1 && (got = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+                    len += (size_t)got;
+            close(fd);
+            buf[len] = '\0';
+            return len ? buf : NULL;
+        }
+        if (fd >= 0)
+            close(fd);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* the endpoint may still be starting */
+    }
+    return NULL;
+}
+
+static void print_endpoint(const char *socket_path)
+{
+    char *m = http_get(socket_path, "/metrics");
+    for (char *line = m; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        if (strncmp(line, "vramguard_budget_", 17) == 0)
+            printf("METRICS %s\n", line);
+        line = end ? end + 1 : NULL;
+    }
+    char *h = http_get(socket_path, "/health");
+    printf("HEALTH %s\n", h && strstr(h, " 503 ") ? "503" : h && strstr(h, " 200 ") ? "200" : "?");
+}
 
 int main(void)
 {
@@ -99,5 +149,8 @@ int main(void)
     CHECK("still no device OOM", snap().ooms == s0.ooms, "oom events %llu", snap().ooms - s0.ooms);
     cuMemFree(k1);
     cuMemFree(a);
+    const char *sock = getenv("PROG_BUDGET_SOCKET");
+    if (sock && sock[0])
+        print_endpoint(sock);
     return finish("prog_budget");
 }
