@@ -194,3 +194,10 @@ $(TEST_DIR)/prog_budget: tests/preload/prog_budget.c $(PRELOAD_DEPS) $(FAKECUDA_
 PRELOAD_PROGS += $(TEST_DIR)/prog_budget
 check: $(TEST_DIR)/prog_budget
 # ---- end of the budget programs
+
+# ---- Budgets per device (prog_budget_devices: two fake devices).
+$(TEST_DIR)/prog_budget_devices: tests/preload/prog_budget_devices.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_budget_devices
+check: $(TEST_DIR)/prog_budget_devices

@@ -1234,6 +1234,19 @@ START_TEST(budget_metrics_and_health)
 }
 END_TEST
 
+/* A device-specific budget overrides the general one for its device; each
+ * device's allocations count against its own budget only. */
+START_TEST(budget_per_device)
+{
+    const char *env[] = {"FAKECUDA_DEVICES=2", "VRAMGUARD_LIMIT=total=8M,1:total=4M", NULL};
+    struct run r = run_prog("prog_budget_devices", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS "), 5);
+    ck_assert_int_eq(vg_test_count(r.log, "==== over VRAM budget on device 1"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "==== over VRAM budget on device 0"), 1);
+}
+END_TEST
+
 START_TEST(budget_oom_path_allocates_no_heap)
 {
     char preload[1200];
@@ -1363,6 +1376,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_meminfo_reports_the_budget);
     tcase_add_test(t, budget_report_section);
     tcase_add_test(t, budget_metrics_and_health);
+    tcase_add_test(t, budget_per_device);
     suite_add_tcase(s, t);
     return s;
 }
