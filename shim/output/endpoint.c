@@ -13,6 +13,7 @@
  *     context (see metrics.h) and reports only devices the program used.
  */
 #include "endpoint.h"
+#include "files.h"
 #include "config.h"
 #include "events.h" /* vg_report_path */
 #include "log.h"
@@ -717,21 +718,19 @@ static void record_address(void)
     const char *report = vg_report_path();
     if (report == NULL || report[0] == '\0')
         return;
-    char path[VG_PATH_MAX + 32], tmp[VG_PATH_MAX + 48];
+    char path[VG_PATH_MAX + 32], tmp[VG_PATH_MAX + 96];
     snprintf(path, sizeof(path), "%s.endpoint", report);
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = vg_file_begin_replace(path, tmp, sizeof(tmp));
     if (fd < 0) {
-        vg_log("endpoint: cannot write %s: %s", path, strerror(errno));
+        vg_log("endpoint: cannot write %s: %s", path,
+               errno == EINVAL ? "it exists and is not a regular file (left as it is)" : strerror(errno));
         return;
     }
     char line[sizeof(address) + 1];
     int n = snprintf(line, sizeof(line), "%s\n", address);
     vg_write_all(fd, line, (size_t)n);
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (!vg_file_commit(fd, tmp, path, false))
         vg_log("endpoint: cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
 }
 
 void vg_endpoint_start(void)

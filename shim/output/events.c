@@ -1,4 +1,5 @@
 #include "events.h"
+#include "files.h"
 #include "allow.h"
 #include "modules.h"
 #include "breakdown.h"
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,6 +75,8 @@ static void resolve_report_path_locked(void)
         vg_log("VRAMGUARD_REPORT path is too long after expansion; no report will be written");
         report_path[0] = '\0';
     }
+    if (vg_file_is_discard(report_path))
+        report_path[0] = '\0'; /* /dev/null: no report, no journal (and the device node stays) */
 }
 
 const char *vg_report_path(void)
@@ -92,9 +96,10 @@ static void journal_append(const char *line, size_t len)
         journal_tried = true;
         char path[VG_PATH_MAX + 16];
         snprintf(path, sizeof(path), "%s.journal", report_path);
-        journal_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        journal_fd = vg_file_open_append(path);
         if (journal_fd < 0)
-            vg_log("cannot open the journal %s; events are only logged", path);
+            vg_log("cannot open the journal %s (%s); events are only logged", path,
+                   errno == ELOOP ? "a symbolic link is not followed" : strerror(errno));
     }
     if (journal_fd >= 0)
         vg_write_all(journal_fd, line, len);

@@ -1,4 +1,5 @@
 #include "log.h"
+#include "files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +29,10 @@ void vg_log_open(const char *path)
 {
     if (path == NULL || path[0] == '\0')
         return;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = vg_file_open_append(path);
     if (fd < 0) {
-        vg_log("cannot open VRAMGUARD_LOG file %s (%s); logging to stderr", path, strerror(errno));
+        vg_log("cannot open VRAMGUARD_LOG file %s (%s); logging to stderr", path,
+               errno == ELOOP ? "a symbolic link is not followed" : strerror(errno));
         return;
     }
     atomic_store(&log_fd, fd);

@@ -1,4 +1,5 @@
 #include "report.h"
+#include "files.h"
 #include "modules.h"
 #include "allow.h"
 #include "callers.h"
@@ -318,28 +319,24 @@ bool vg_report_write(void)
     const char *path = vg_report_path();
     if (path[0] == '\0')
         return false;
-    char tmp[VG_PATH_MAX + 32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char tmp[VG_PATH_MAX + 64];
+    int fd = vg_file_begin_replace(path, tmp, sizeof(tmp));
     if (fd < 0) {
-        vg_log("cannot write the report %s: %s", tmp, strerror(errno));
+        vg_log("cannot write the report %s: %s", path,
+               errno == EINVAL ? "it exists and is not a regular file (left as it is)" : strerror(errno));
         return false;
     }
     struct vg_out *o = malloc(sizeof(*o));
     if (o == NULL) {
-        close(fd);
-        unlink(tmp);
+        vg_file_abandon(fd, tmp);
         return false;
     }
     vg_out_fd(o, fd);
     vg_report_json(o);
     vg_out_flush(o);
     free(o);
-    bool ok = fsync(fd) == 0 || errno == EINVAL;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!vg_file_commit(fd, tmp, path, true)) {
         vg_log("cannot write the report %s: %s", path, strerror(errno));
-        unlink(tmp);
         return false;
     }
     return true;

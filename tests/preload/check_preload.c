@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/sysmacros.h>
+#include <sys/stat.h>
 
 Suite *make_preload_suite(void);
 
@@ -1308,6 +1310,84 @@ START_TEST(budget_report_section)
 }
 END_TEST
 
+
+/* ---- Issue 9, items 1 and 2: report targets that must not be replaced or followed ---- */
+
+START_TEST(report_never_replaces_a_fifo_or_device)
+{
+    char fifo[700], node[700], env1[800], env2[800];
+    snprintf(fifo, sizeof(fifo), "%s/report.fifo", vg_test_tmpdir());
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(env1, sizeof(env1), "VRAMGUARD_REPORT=%s", fifo);
+    const char *e1[] = {env1, NULL};
+    struct run r = run_prog("prog_runtime_shared", e1);
+    ASSERT_PASSED(r);
+    struct stat st;
+    ck_assert_int_eq(lstat(fifo, &st), 0);
+    ck_assert_msg(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    ck_assert_int_eq(vg_test_count(r.log, "it exists and is not a regular file (left as it is)"), 1);
+    /* A character device (as root, what /dev/null is): never renamed over. */
+    snprintf(node, sizeof(node), "%s/report.chr", vg_test_tmpdir());
+    if (mknod(node, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        snprintf(env2, sizeof(env2), "VRAMGUARD_REPORT=%s", node);
+        const char *e2[] = {env2, NULL};
+        r = run_prog("prog_runtime_shared", e2);
+        ASSERT_PASSED(r);
+        ck_assert_int_eq(lstat(node, &st), 0);
+        ck_assert_msg(S_ISCHR(st.st_mode), "the device node was replaced");
+    }
+}
+END_TEST
+
+START_TEST(report_to_dev_null_is_no_report)
+{
+    struct stat before, after;
+    ck_assert_int_eq(stat("/dev/null", &before), 0);
+    const char *e[] = {"VRAMGUARD_REPORT=/dev/null", NULL};
+    struct run r = run_prog("prog_runtime_shared", e);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(stat("/dev/null", &after), 0);
+    ck_assert(S_ISCHR(after.st_mode) && after.st_rdev == before.st_rdev);
+    ck_assert_msg(!strstr(r.log, "cannot write the report"), "%s", r.log);
+    ck_assert_int_eq(access("/dev/null.journal", F_OK), -1);
+}
+END_TEST
+
+START_TEST(journal_and_log_never_follow_a_link)
+{
+    char report[700], victim[700], link[800], env1[800], logpath[700], logenv[800];
+    snprintf(report, sizeof(report), "%s/r.json", vg_test_tmpdir());
+    snprintf(victim, sizeof(victim), "%s/victim.txt", vg_test_tmpdir());
+    snprintf(link, sizeof(link), "%s.journal", report);
+    FILE *f = fopen(victim, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("untouched\n", f);
+    fclose(f);
+    ck_assert_int_eq(symlink(victim, link), 0);
+    snprintf(env1, sizeof(env1), "VRAMGUARD_REPORT=%s", report);
+    const char *e1[] = {env1, NULL};
+    struct run r = run_prog("prog_runtime_shared", e1);
+    ASSERT_PASSED(r);
+    char *text = vg_test_read(victim);
+    ck_assert_str_eq(text, "untouched\n");
+    free(text);
+    ck_assert_int_eq(vg_test_count(r.log, "a symbolic link is not followed"), 1);
+    /* The log too: a link in its place is not written through (stderr then). */
+    snprintf(logpath, sizeof(logpath), "%s/vg.log", vg_test_tmpdir());
+    unlink(link);
+    ck_assert_int_eq(symlink(victim, logpath), 0);
+    snprintf(logenv, sizeof(logenv), "VRAMGUARD_LOG=%s", logpath);
+    const char *e2[] = {logenv, NULL};
+    r = run_prog("prog_runtime_shared", e2);
+    ASSERT_PASSED(r);
+    text = vg_test_read(victim);
+    ck_assert_str_eq(text, "untouched\n");
+    free(text);
+    ck_assert_msg(strstr(r.out, "cannot open VRAMGUARD_LOG file") && strstr(r.out, "a symbolic link is not followed"),
+                  "%s", r.out);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1377,6 +1457,9 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_report_section);
     tcase_add_test(t, budget_metrics_and_health);
     tcase_add_test(t, budget_per_device);
+    tcase_add_test(t, report_never_replaces_a_fifo_or_device);
+    tcase_add_test(t, report_to_dev_null_is_no_report);
+    tcase_add_test(t, journal_and_log_never_follow_a_link);
     suite_add_tcase(s, t);
     return s;
 }

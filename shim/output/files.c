@@ -1,0 +1,68 @@
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int vg_file_open_append(const char *path)
+{
+    /* Appending replaces nothing: /dev/null or a log FIFO is the user's
+     * choice. A link at the last component is another user's, possibly. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+}
+
+int vg_file_begin_replace(const char *path, char *tmp, size_t tmp_size)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        errno = EINVAL; /* renaming over a device node or a FIFO would replace it */
+        return -1;
+    }
+    static atomic_uint counter;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t r = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^
+                     ((uint64_t)atomic_fetch_add(&counter, 1) << 40) ^ (uint64_t)(uintptr_t)&st;
+        r *= UINT64_C(0x9E3779B97F4A7C15);
+        if ((size_t)snprintf(tmp, tmp_size, "%s.tmp.%d.%016llx", path, (int)getpid(), (unsigned long long)r) >=
+            tmp_size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+bool vg_file_commit(int fd, const char *tmp, const char *path, bool sync)
+{
+    bool ok = !sync || fsync(fd) == 0 || errno == EINVAL;
+    ok = close(fd) == 0 && ok;
+    if (ok && rename(tmp, path) == 0)
+        return true;
+    int saved = errno;
+    unlink(tmp);
+    errno = saved;
+    return false;
+}
+
+void vg_file_abandon(int fd, const char *tmp)
+{
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+}
+
+bool vg_file_is_discard(const char *path)
+{
+    return strcmp(path, "/dev/null") == 0;
+}
