@@ -9,6 +9,7 @@
 #include "config.h"
 #include "emit.h"
 #include "events.h"
+#include "incidents.h"
 #include "purposes.h"
 #include "report.h"
 #include "table.h"
@@ -17,6 +18,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,6 +624,89 @@ START_TEST(test_report_json_fail_after_violation)
 }
 END_TEST
 
+/* Reports rendered by several threads while events are being recorded (a
+ * /vram scrape during the exit report): each report keeps its violations and
+ * its OOM events apart. A violation entry carries "action"; an OOM never. */
+enum { RACE_READERS = 8, RACE_REPORTS = 100, RACE_EVENTS = 30 };
+
+static int count_between(const char *from, const char *to, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(from, needle); p && p < to; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static const char *lists_mixed(const char *report)
+{
+    const char *v = strstr(report, "\"violations\": {");
+    const char *o = v ? strstr(v, "\"oom_events\": {") : NULL;
+    const char *end = o ? strstr(o, "]}") : NULL;
+    if (end == NULL)
+        return "no violations and oom_events lists";
+    int v_entries = count_between(v, o, "{\"time\":"), v_actions = count_between(v, o, "\"action\":");
+    if (v_entries == 0 || count_between(o, end, "{\"time\":") == 0)
+        return "a list is empty";
+    if (v_entries != v_actions)
+        return "an OOM event in the violations list";
+    if (count_between(o, end, "\"action\":") != 0)
+        return "a violation in the oom_events list";
+    return NULL;
+}
+
+static void raise_both(int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct vg_call c = managed_call();
+        vg_event_violation(&c, CUDA_ERROR_NOT_PERMITTED);
+        c.kind = VG_KIND_DEVICE;
+        c.api = "cudaMalloc";
+        c.driver_api = "cuMemAlloc_v2";
+        c.action = VG_ACTION_ALLOW;
+        vg_event_oom(&c, CUDA_ERROR_OUT_OF_MEMORY);
+    }
+}
+
+static void *race_writer(void *arg)
+{
+    (void)arg;
+    raise_both(RACE_EVENTS);
+    return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+    const char **why = arg;
+    enum { SIZE = 1 << 20 };
+    char *buf = malloc(SIZE);
+    for (int i = 0; buf && i < RACE_REPORTS && *why == NULL; i++) {
+        struct vg_out o;
+        vg_out_buffer(&o, buf, SIZE);
+        vg_report_json(&o);
+        *why = o.total < SIZE ? lists_mixed(buf) : "report truncated";
+    }
+    free(buf);
+    return NULL;
+}
+
+START_TEST(test_concurrent_reports_keep_lists_apart)
+{
+    raise_both(2);
+    pthread_t writer, readers[RACE_READERS];
+    const char *why[RACE_READERS] = {0};
+    ck_assert_int_eq(pthread_create(&writer, NULL, race_writer, NULL), 0);
+    for (int i = 0; i < RACE_READERS; i++)
+        ck_assert_int_eq(pthread_create(&readers[i], NULL, race_reader, &why[i]), 0);
+    pthread_join(writer, NULL);
+    for (int i = 0; i < RACE_READERS; i++) {
+        pthread_join(readers[i], NULL);
+        ck_assert_msg(why[i] == NULL, "reader %d: %s", i, why[i]);
+    }
+    ck_assert_uint_eq(vg_violation_count(), 2 + RACE_EVENTS);
+    ck_assert_uint_eq(vg_oom_count(), 2 + RACE_EVENTS);
+}
+END_TEST
+
 START_TEST(test_report_json_fail_on_none_passes)
 {
     setenv("VRAMGUARD_FAIL_ON", "none", 1);
@@ -857,6 +942,7 @@ Suite *make_report_suite(void)
     tcase_set_timeout(json, 30);
     tcase_add_test(json, test_report_json_pass);
     tcase_add_test(json, test_report_json_fail_after_violation);
+    tcase_add_test(json, test_concurrent_reports_keep_lists_apart);
     tcase_add_test(json, test_report_json_fail_on_none_passes);
     tcase_add_test(json, test_report_json_fail_on_leak);
     tcase_add_test(json, test_report_json_schema_validation);
