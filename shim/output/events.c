@@ -54,6 +54,7 @@ static char report_path[VG_PATH_MAX];
 static bool report_path_ready;
 static int journal_fd = -1;
 static bool journal_tried;
+static bool in_forked_child;
 static struct timespec started_at;
 
 void vg_format_time(const struct timespec *t, char *out, size_t size)
@@ -77,6 +78,19 @@ static void resolve_report_path_locked(void)
     }
     if (vg_file_is_discard(report_path))
         report_path[0] = '\0'; /* /dev/null: no report, no journal (and the device node stays) */
+    /* A forked child with a path shared with its parent would overwrite the
+     * parent's report (and journal): it writes to "<path>.<pid>" instead. */
+    if (in_forked_child && report_path[0] && strstr(cfg->report_path, "%p") == NULL) {
+        size_t len = strlen(report_path);
+        int n = snprintf(report_path + len, sizeof(report_path) - len, ".%d", (int)getpid());
+        if (n < 0 || (size_t)n >= sizeof(report_path) - len) {
+            vg_log("VRAMGUARD_REPORT has no %%p and is too long to take this forked child's pid; no report");
+            report_path[0] = '\0';
+        } else {
+            vg_log("VRAMGUARD_REPORT has no %%p: this forked child (pid %d) reports to %s, not over its parent's",
+                   (int)getpid(), report_path);
+        }
+    }
 }
 
 const char *vg_report_path(void)
@@ -114,6 +128,7 @@ void vg_events_reset_after_fork(void)
     journal_tried = false;
     report_path_ready = false;
     report_path[0] = '\0';
+    in_forked_child = true;
 }
 
 /* ---- events --------------------------------------------------------------- */

@@ -343,6 +343,35 @@ START_TEST(report_pass_with_allow_and_leak_fail)
 }
 END_TEST
 
+/* VRAMGUARD_REPORT without %p, a child forked before CUDA and both using it:
+ * the child writes "<path>.<pid>", the parent's report stays the parent's. */
+START_TEST(fork_child_never_overwrites_parent_report)
+{
+    char tmp[512], report_env[800], parent_report[600], child_report[700];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(parent_report, sizeof(parent_report), "%s/r.json", tmp);
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s", parent_report);
+    const char *env[] = {report_env, "PROG_FORK_FIRST=1", NULL};
+    struct run r = run_prog("prog_fork", env);
+    ASSERT_PASSED(r);
+    int parent = 0, child = 0;
+    const char *ids = strstr(r.out, "parent pid ");
+    ck_assert_msg(ids && sscanf(ids, "parent pid %d child pid %d", &parent, &child) == 2, "%s", r.out);
+    snprintf(child_report, sizeof(child_report), "%s.%d", parent_report, child);
+    char want[64];
+    char *json = vg_test_read(parent_report);
+    snprintf(want, sizeof(want), "\"pid\": %d,", parent);
+    ck_assert_msg(strstr(json, want), "the parent's report is not the parent's:\n%s", json);
+    free(json);
+    json = vg_test_read(child_report);
+    snprintf(want, sizeof(want), "\"pid\": %d,", child);
+    ck_assert_msg(json[0] && strstr(json, want), "no child report at %s:\n%s", child_report, r.log);
+    free(json);
+    ck_assert_int_eq(validate(child_report), 0);
+    ck_assert_msg(strstr(r.log, "has no %p: this forked child"), "%s", r.log);
+}
+END_TEST
+
 START_TEST(no_report_without_driver)
 {
     char tmp[512];
@@ -1460,6 +1489,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, report_never_replaces_a_fifo_or_device);
     tcase_add_test(t, report_to_dev_null_is_no_report);
     tcase_add_test(t, journal_and_log_never_follow_a_link);
+    tcase_add_test(t, fork_child_never_overwrites_parent_report);
     suite_add_tcase(s, t);
     return s;
 }

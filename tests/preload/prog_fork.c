@@ -5,9 +5,30 @@
 
 #include "preload_common.h"
 
+/* PROG_FORK_FIRST=1: fork before any CUDA call, both processes then use
+ * CUDA (the pattern of worker pools): each writes its own report. */
+static int fork_first(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    void *p = NULL;
+    CHECK(pid == 0 ? "child allocates" : "parent allocates", cudaMalloc(&p, (pid == 0 ? 1 : 2) * MiB) == cudaSuccess,
+          "failed");
+    cudaFree(p);
+    if (pid == 0)
+        exit(failures ? 1 : 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK("child checks passed", WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    printf("parent pid %d child pid %d\n", (int)getpid(), (int)pid);
+    return finish("prog_fork");
+}
+
 int main(void)
 {
     start("prog_fork");
+    if (getenv("PROG_FORK_FIRST"))
+        return fork_first();
     cudaFree(0);
     void *w = NULL;
     VRAMGUARD_PURPOSE(VRAMGUARD_WEIGHTS)
