@@ -13,6 +13,7 @@ void vg_out_buffer(struct vg_out *o, char *buf, size_t size)
     o->len = o->total = 0;
     o->fd = -1;
     o->limit = 0;
+    o->error = 0;
     if (buf && size)
         buf[0] = '\0';
 }
@@ -24,6 +25,7 @@ void vg_out_fd(struct vg_out *o, int fd)
     o->len = o->total = 0;
     o->fd = fd;
     o->limit = 0;
+    o->error = 0;
 }
 
 bool vg_out_growable(struct vg_out *o, size_t initial, size_t limit)
@@ -52,7 +54,8 @@ static void grow(struct vg_out *o, size_t need)
 void vg_out_flush(struct vg_out *o)
 {
     if (o->fd >= 0 && o->len) {
-        vg_write_all(o->fd, o->buf, o->len);
+        if (o->error == 0)
+            o->error = vg_write_all(o->fd, o->buf, o->len);
         o->len = 0;
     }
 }

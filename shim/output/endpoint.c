@@ -728,9 +728,13 @@ static void record_address(void)
     }
     char line[sizeof(address) + 1];
     int n = snprintf(line, sizeof(line), "%s\n", address);
-    vg_write_all(fd, line, (size_t)n);
-    if (!vg_file_commit(fd, tmp, path, false))
+    int error = vg_write_all(fd, line, (size_t)n);
+    if (error != 0) {
+        vg_file_abandon(fd, tmp);
+        vg_log("endpoint: cannot write %s: %s", path, strerror(error));
+    } else if (!vg_file_commit(fd, tmp, path, false)) {
         vg_log("endpoint: cannot write %s: %s", path, strerror(errno));
+    }
 }
 
 void vg_endpoint_start(void)

@@ -115,8 +115,15 @@ static void journal_append(const char *line, size_t len)
             vg_log("cannot open the journal %s (%s); events are only logged", path,
                    errno == ELOOP ? "a symbolic link is not followed" : strerror(errno));
     }
-    if (journal_fd >= 0)
-        vg_write_all(journal_fd, line, len);
+    int error = journal_fd >= 0 ? vg_write_all(journal_fd, line, len) : 0;
+    if (error != 0) {
+        /* Full disk or size limit: the line may be cut short; nothing is
+         * appended after it, so readers see at most one partial last line. */
+        close(journal_fd);
+        journal_fd = -1;
+        vg_log("cannot append to the journal %s.journal (%s); later events are only logged", report_path,
+               strerror(error));
+    }
     pthread_mutex_unlock(&journal_lock);
 }
 

@@ -11,18 +11,18 @@
 
 static atomic_int log_fd = 2;
 
-void vg_write_all(int fd, const char *buf, size_t len)
+int vg_write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
         buf += n;
         len -= (size_t)n;
     }
+    return 0;
 }
 
 void vg_log_open(const char *path)

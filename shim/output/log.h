@@ -12,8 +12,9 @@ void vg_log_open(const char *path);
 void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write preformatted text as it is (each line must already carry the prefix). */
 void vg_log_write(const char *text, size_t len);
-/* write(2) until done or a real error; retries on EINTR. */
-void vg_write_all(int fd, const char *buf, size_t len);
+/* write(2) until done or a real error; retries on EINTR. 0 when all was
+ * written, else the errno of the failure (ENOSPC, EFBIG, EIO, ...). */
+int vg_write_all(int fd, const char *buf, size_t len);
 /* Human-readable byte count ("1.5 GiB") into `out`; returns `out`. */
 char *vg_format_bytes(unsigned long long bytes, char *out, size_t out_size);
 

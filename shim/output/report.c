@@ -334,9 +334,20 @@ bool vg_report_write(void)
     vg_out_fd(o, fd);
     vg_report_json(o);
     vg_out_flush(o);
+    int error = o->error;
     free(o);
+    /* A short write (full disk, file size limit) never replaces a report:
+     * the previous one, if any, stays whole. */
+    if (error != 0) {
+        vg_file_abandon(fd, tmp);
+        vg_log("cannot write the report %s: %s; %s", path, strerror(error),
+               access(path, F_OK) == 0 ? "the previous report is left as it was" : "no report");
+        return false;
+    }
     if (!vg_file_commit(fd, tmp, path, true)) {
-        vg_log("cannot write the report %s: %s", path, strerror(errno));
+        error = errno;
+        vg_log("cannot write the report %s: %s; %s", path, strerror(error),
+               access(path, F_OK) == 0 ? "the previous report is left as it was" : "no report");
         return false;
     }
     return true;

@@ -372,6 +372,40 @@ START_TEST(fork_child_never_overwrites_parent_report)
 }
 END_TEST
 
+/* A full disk (here a file size limit, EFBIG) never puts a truncated report
+ * in place: the previous report stays whole, no temporary file is left, the
+ * log says so. */
+START_TEST(report_write_error_keeps_previous_report)
+{
+    char tmp[512], report[600], report_env[700], log_env[700], log[600], out[600], cmd[900], probe[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report, sizeof(report), "%s/r.json", tmp);
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s", report);
+    snprintf(log, sizeof(log), "%s/shim.log", tmp);
+    snprintf(log_env, sizeof(log_env), "VRAMGUARD_LOG=%s", log);
+    snprintf(out, sizeof(out), "%s/out.txt", tmp);
+    FILE *f = fopen(report, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("previous report\n", f);
+    fclose(f);
+    /* dash counts 512-byte blocks: 1 KiB, less than this report (> 2 KiB),
+     * more than the program's output and log. SIGXFSZ ignored: write fails. */
+    snprintf(cmd, sizeof(cmd), "trap '' XFSZ; ulimit -f 2; exec %s/tests/prog_threads", vg_test_build());
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    const char *env[] = {report_env, log_env, NULL};
+    int st = vg_test_run(argv, env, 1, out);
+    char *text = vg_test_read(out), *logged = vg_test_read(log), *kept = vg_test_read(report);
+    ck_assert_msg(st == 0, "exit %d\n%s\n%s", st, text, logged);
+    ck_assert_msg(strcmp(kept, "previous report\n") == 0, "the report was replaced:\n%.400s", kept);
+    ck_assert_int_eq(find_file(tmp, "r.json.tmp", "", probe, sizeof(probe)), 0);
+    ck_assert_msg(strstr(logged, "cannot write the report") && strstr(logged, "the previous report is left as it was"),
+                  "%s", logged);
+    free(text);
+    free(logged);
+    free(kept);
+}
+END_TEST
+
 START_TEST(no_report_without_driver)
 {
     char tmp[512];
@@ -1490,6 +1524,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, report_to_dev_null_is_no_report);
     tcase_add_test(t, journal_and_log_never_follow_a_link);
     tcase_add_test(t, fork_child_never_overwrites_parent_report);
+    tcase_add_test(t, report_write_error_keeps_previous_report);
     suite_add_tcase(s, t);
     return s;
 }
