@@ -282,10 +282,11 @@ EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
     struct vg_pool known;
     uint16_t index = vg_pool_find(pool, &known);
     CUresult r = real(pool);
-    if (r == CUDA_SUCCESS && index) {
-        vg_table_remove_pool(index); /* the driver frees what was left in it */
+    /* Allocations still live in it stay valid (and charged) until they are
+     * freed: the driver releases the pool's memory only then. The handle is
+     * no longer queried. */
+    if (r == CUDA_SUCCESS && index)
         vg_pool_destroyed(pool);
-    }
     if (r == CUDA_SUCCESS)
         vg_process_facts_changed(); /* it may have been a device's current pool */
     return r;

@@ -99,7 +99,10 @@ void vg_table_visit(vg_table_visitor fn, void *ctx);
  * when device >= VG_MAX_DEVICES - 1 and must filter on a->device. */
 void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx);
 
-/* Forget every entry of pool `pool` (the pool was destroyed). */
+/* Forget every entry of pool `pool`: for when the driver itself frees them
+ * (a destroyed context; not cuMemPoolDestroy, whose live allocations stay
+ * valid until freed). Unused by the hooks until context destruction is
+ * wrapped (issue 9 item 13). */
 int vg_table_remove_pool(uint16_t pool);
 /* Live bytes of the VRAM kinds on `device` in a stats snapshot (device pools
  * by what is live in them; their reserve is in pools.h). */

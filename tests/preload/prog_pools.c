@@ -152,6 +152,32 @@ int main(void)
     cuGraphDestroy(graph);
     cuDeviceGraphMemTrim(0);
 
+    /* A pool destroyed with an allocation still live: the driver keeps the
+     * memory until that pointer is freed, and so does the charge. */
+    CUmemPoolProps dev_props = {0};
+    dev_props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    dev_props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    dev_props.location.id = 0;
+    CUmemoryPool own_pool = NULL;
+    CHECK("cuMemPoolCreate(device)", cuMemPoolCreate(&own_pool, &dev_props) == CUDA_SUCCESS, "failed");
+    CUdeviceptr outlives = 0;
+    VRAMGUARD_PURPOSE(VRAMGUARD_KV_CACHE)
+    CHECK("alloc from the own pool", cuMemAllocFromPoolAsync(&outlives, 8 * MiB, own_pool, s) == CUDA_SUCCESS,
+          "failed");
+    cuStreamSynchronize(s);
+    unsigned long long charged_before = usage()->charged_bytes[0];
+    CHECK("cuMemPoolDestroy with a live allocation", cuMemPoolDestroy(own_pool) == CUDA_SUCCESS, "failed");
+    u = usage();
+    CHECK("destroyed pool: its live allocation stays counted", pool_live(u, VRAMGUARD_KV_CACHE) == 8 * MiB,
+          "got %llu", pool_live(u, VRAMGUARD_KV_CACHE));
+    CHECK("destroyed pool: still charged", u->charged_bytes[0] >= 8 * MiB &&
+          u->charged_bytes[0] + 8 * MiB > charged_before, "charged %llu (was %llu)",
+          (unsigned long long)u->charged_bytes[0], charged_before);
+    CHECK("free after the pool's destruction", cuMemFreeAsync(outlives, s) == CUDA_SUCCESS, "failed");
+    cuStreamSynchronize(s);
+    CHECK("freed: the charge goes", pool_live(usage(), VRAMGUARD_KV_CACHE) == 0, "got %llu",
+          pool_live(usage(), VRAMGUARD_KV_CACHE));
+
     cuStreamDestroy(s);
     CHECK("nothing live at the end", snap().vram == 0, "vram %llu", snap().vram);
     return finish("prog_pools");
