@@ -48,10 +48,10 @@ static void text_cells(struct vg_out *o, const char *prefix, const struct vg_sta
 
 static void text_largest(struct vg_out *o, const char *prefix, const struct vg_top *t)
 {
-    char size[32], caller[512];
+    char size[32], caller[512], safe[VG_LABEL_MAX];
     for (int i = 0; i < t->n; i++) {
         const struct vg_alloc *a = &t->e[i];
-        const char *label = vg_label_text(a->label);
+        const char *label = vg_log_safe(vg_label_text(a->label), safe, sizeof(safe));
         vg_modules_caller_text(&scratch_modules, a->caller, true, caller, sizeof(caller));
         vg_out_printf(o, "%s  %2d. %12s %-12s %-13s %s%s%s%s0x%llx %s from %s\n", prefix, i + 1,
                       vg_format_bytes(a->size, size, sizeof(size)), vg_kind_name(a->kind),
@@ -160,7 +160,8 @@ static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_h
     take_census(d, false);
     struct vg_device_info info;
     bool known = vg_device_info(d, &info);
-    const char *label = vg_label_text(failed->label);
+    char safe[VG_LABEL_MAX];
+    const char *label = vg_log_safe(vg_label_text(failed->label), safe, sizeof(safe));
     vg_modules_caller_text(&scratch_modules, failed->caller, true, caller, sizeof(caller));
 
     if (hit) {

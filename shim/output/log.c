@@ -45,6 +45,22 @@ void vg_log_write(const char *text, size_t len)
     errno = saved;
 }
 
+void vg_log_safe_inplace(char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            text[i] = '?';
+}
+
+const char *vg_log_safe(const char *s, char *buf, size_t size)
+{
+    if (s == NULL || size == 0)
+        return s;
+    snprintf(buf, size, "%s", s);
+    vg_log_safe_inplace(buf, strlen(buf));
+    return buf;
+}
+
 void vg_log(const char *fmt, ...)
 {
     char line[1024];
@@ -58,6 +74,7 @@ void vg_log(const char *fmt, ...)
     if (n < 0)
         n = 0;
     size_t len = prefix + ((size_t)n < sizeof(line) - prefix - 1 ? (size_t)n : sizeof(line) - prefix - 2);
+    vg_log_safe_inplace(line + prefix, len - prefix);
     line[len++] = '\n';
     vg_write_all(atomic_load(&log_fd), line, len);
     errno = saved;

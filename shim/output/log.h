@@ -10,6 +10,12 @@
  * VRAMGUARD_LOG once (events.c). */
 void vg_log_open(const char *path);
 void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Control characters (newlines, escape codes) of outside text (a variable's
+ * value, a label) as '?': one log line stays one line, nothing forged.
+ * vg_log does this to every message; vg_log_safe copies `s` into `buf` for
+ * text bound for vg_log_write (returns buf, or s when NULL). */
+void vg_log_safe_inplace(char *text, size_t len);
+const char *vg_log_safe(const char *s, char *buf, size_t size);
 /* Write preformatted text as it is (each line must already carry the prefix). */
 void vg_log_write(const char *text, size_t len);
 /* write(2) until done or a real error; retries on EINTR. 0 when all was

@@ -6,6 +6,7 @@
  * vg_config() reads the real environment once per process; Check forks every
  * test, so each test sets VRAMGUARD_* before its first vg_config() call. */
 #include "breakdown.h"
+#include "log.h"
 #include "config.h"
 #include "emit.h"
 #include "events.h"
@@ -707,6 +708,31 @@ START_TEST(test_concurrent_reports_keep_lists_apart)
 }
 END_TEST
 
+/* Outside text with newlines or escape codes never forges a log line: vg_log
+ * and the OOM breakdown's labels print control characters as '?'. */
+START_TEST(test_log_lines_cannot_be_forged)
+{
+    const char *evil = "kv\nvramguard: forged\x1b[2J";
+    insert(0x10000000, 1 << 20, 0, VG_KIND_DEVICE, VG_PURPOSE_KV_CACHE, evil);
+    struct vg_call c = managed_call();
+    c.kind = VG_KIND_DEVICE;
+    c.label = vg_label_intern(evil);
+    vg_event_oom(&c, CUDA_ERROR_OUT_OF_MEMORY); /* the first: with the breakdown */
+    vg_log("VRAMGUARD_POLICY=\"%s\" is not valid", "warn\nvramguard: exit: forged too");
+    const char *all = slurp(log_path);
+    ck_assert_msg(strstr(all, "==== out of memory on device 0"), "%s", all);
+    ck_assert_msg(strstr(all, "\"kv?vramguard: forged?[2J\""), "%s", all);
+    ck_assert_msg(strstr(all, "warn?vramguard: exit: forged too"), "%s", all);
+    for (const char *p = all; *p;) {
+        ck_assert_msg(strncmp(p, "vramguard: forged", 17) != 0 && strncmp(p, "vramguard: exit: forged", 23) != 0,
+                      "a forged line: %s", all);
+        ck_assert_msg(strchr(p, '\x1b') == NULL || strchr(p, '\x1b') > strchr(p, '\n'), "an escape code: %s", all);
+        const char *end = strchr(p, '\n');
+        p = end ? end + 1 : p + strlen(p);
+    }
+}
+END_TEST
+
 START_TEST(test_report_json_fail_on_none_passes)
 {
     setenv("VRAMGUARD_FAIL_ON", "none", 1);
@@ -943,6 +969,7 @@ Suite *make_report_suite(void)
     tcase_add_test(json, test_report_json_pass);
     tcase_add_test(json, test_report_json_fail_after_violation);
     tcase_add_test(json, test_concurrent_reports_keep_lists_apart);
+    tcase_add_test(json, test_log_lines_cannot_be_forged);
     tcase_add_test(json, test_report_json_fail_on_none_passes);
     tcase_add_test(json, test_report_json_fail_on_leak);
     tcase_add_test(json, test_report_json_schema_validation);
