@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,7 +40,10 @@ bool vg_parse_size(const char *s, uint64_t *out)
     if (!isdigit((unsigned char)*s))
         return false;
     char *end;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return false;
     int shift = 0;
     switch (toupper((unsigned char)*end)) {
     case 'K': shift = 10; end++; break;
@@ -55,6 +59,28 @@ bool vg_parse_size(const char *s, uint64_t *out)
     if (*end != '\0' || v > (UINT64_MAX >> shift))
         return false;
     *out = (uint64_t)v << shift;
+    return true;
+}
+
+bool vg_glob_valid(const char *glob)
+{
+    for (const char *p = glob; *p; p++) {
+        if (*p == '\\') {
+            if (*++p == '\0')
+                return false;
+        } else if (*p == '[') {
+            const char *q = p + 1;
+            if (*q == '!' || *q == '^')
+                q++;
+            if (*q == ']')
+                q++; /* a ']' first is a member */
+            while (*q && *q != ']')
+                q++;
+            if (*q == '\0')
+                return false;
+            p = q;
+        }
+    }
     return true;
 }
 
@@ -111,6 +137,10 @@ static bool parse_cond(char *c, struct vg_allow_rule *r, uint64_t *cap, const ch
     }
     if (strlen(c) >= sizeof(r->glob)) {
         *why = "the module glob is too long";
+        return false;
+    }
+    if (!vg_glob_valid(c)) {
+        *why = "the module glob has an unclosed [ or a trailing \\";
         return false;
     }
     strcpy(r->glob, c);

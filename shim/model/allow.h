@@ -43,11 +43,16 @@ struct vg_allowances {
     unsigned bare;             /* 1 << kind: a rule with no condition and no cap (the fast path) */
 };
 
+/* SIZE at `s` (the whole string): NUMBER [K|M|G|T] [i] [B], powers of 1024;
+ * false when malformed or too large (past 2^64 - 1). Shared with
+ * VRAMGUARD_LIMIT (budget.h) and VRAMGUARD_PURPOSE_RULES (rules.c). */
+bool vg_parse_size(const char *s, uint64_t *out);
+/* A module glob fnmatch can take as written: every '[' closed, no trailing
+ * '\\' (fnmatch would match those literally, never what was meant). */
+bool vg_glob_valid(const char *glob);
+
 /* Compile `spec` into `out`. Each malformed rule is reported through `bad`
  * (the rule's text and why) and dropped. Returns the number of rules kept. */
-/* SIZE at `s` (the whole string): NUMBER [K|M|G|T] [i] [B], powers of 1024;
- * false when malformed or too large. Shared with VRAMGUARD_LIMIT (budget.h). */
-bool vg_parse_size(const char *s, uint64_t *out);
 
 typedef void (*vg_allow_bad_fn)(const char *rule, const char *why, void *ctx);
 int vg_allow_compile(const char *spec, struct vg_allowances *out, vg_allow_bad_fn bad, void *ctx);

@@ -1,4 +1,5 @@
 #include "rules.h"
+#include "allow.h"
 #include "forksafe.h"
 #include "model.h"
 #include "modules.h"
@@ -63,29 +64,16 @@ static bool parse_rule(const char *s, size_t len, int index, struct rule *r, cha
         bool eqsign = match[1] == '=';
         r->op = match[0] == '>' ? (eqsign ? OP_GE : OP_GT) : (eqsign ? OP_LE : OP_LT);
         const char *num = match + (eqsign ? 2 : 1);
-        char *end;
         if (!isdigit((unsigned char)*num))
             return fail(err, n, "rule %d size '%s' is not a number", match, index);
-        unsigned long long v = strtoull(num, &end, 10);
-        int shift = 0;
-        switch (toupper((unsigned char)*end)) {
-        case 'K': shift = 10; end++; break;
-        case 'M': shift = 20; end++; break;
-        case 'G': shift = 30; end++; break;
-        case 'T': shift = 40; end++; break;
-        default: break;
-        }
-        if (*end == 'i')
-            end++;
-        if (*end == 'B' || *end == 'b')
-            end++;
-        if (*end != '\0' || v > (UINT64_MAX >> shift))
-            return fail(err, n, "rule %d size '%s' is not NUMBER[K|M|G|T]", match, index);
-        r->bytes = (uint64_t)v << shift;
+        if (!vg_parse_size(num, &r->bytes))
+            return fail(err, n, "rule %d size '%s' is not NUMBER[K|M|G|T] below 2^64", match, index);
         return true;
     }
     if (strlen(match) >= sizeof(r->glob))
         return fail(err, n, "rule %d module pattern '%s' is too long", match, index);
+    if (!vg_glob_valid(match))
+        return fail(err, n, "rule %d module pattern '%s' has an unclosed [ or a trailing \\", match, index);
     r->op = OP_MODULE;
     strcpy(r->glob, match);
     return true;

@@ -1291,6 +1291,8 @@ START_TEST(test_allow_grammar)
         {"pinned:<0", "<0 lets nothing through"},
         {"pinned:>=1M:<=4K", "its size bounds leave no size"},
         {"pinned:libcudnn*:libcublas*", "more than one module glob"},
+        {"pinned:libcudnn[", "unclosed ["},
+        {"pinned:<=99999999999999999999", "too large"},
         {"pinned:total<=", "invalid rule 'pinned:total<='"},
         {"pinned:total<=1X", "size '1X'"},
         {"managed:<=99999999999T", "too large"},

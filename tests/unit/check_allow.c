@@ -69,6 +69,26 @@ START_TEST(test_malformed_rules_dropped)
 }
 END_TEST
 
+/* Sizes past 2^64 - 1 and globs fnmatch cannot take as written are refused,
+ * not read as "any size" or as a literal '['. */
+START_TEST(test_overflow_and_unclosed_glob_dropped)
+{
+    struct vg_allowances a = compile("pinned:<=99999999999999999999,pinned:libcudnn[,managed:total<=16777216T,"
+                                     "pinned:libnccl[.]so*:<=4K,pinned:lib\\");
+    ck_assert_int_eq(a.n, 1); /* only the closed bracket */
+    ck_assert_str_eq(a.rule[0].text, "pinned:libnccl[.]so*:<=4K");
+    ck_assert_int_eq(n_bad, 4);
+    ck_assert_msg(strstr(bad_rules[0], "a size bound"), "%s", bad_rules[0]);
+    ck_assert_msg(strstr(bad_rules[1], "unclosed ["), "%s", bad_rules[1]);
+    ck_assert_msg(strstr(bad_rules[2], "the cap is not"), "%s", bad_rules[2]);
+    ck_assert_msg(strstr(bad_rules[3], "trailing"), "%s", bad_rules[3]);
+    uint64_t v = 0;
+    ck_assert(!vg_parse_size("18446744073709551616", &v));
+    ck_assert(vg_parse_size("18446744073709551615", &v) && v == UINT64_MAX);
+    ck_assert(vg_parse_size("16777215T", &v) && v == (uint64_t)16777215 << 40);
+}
+END_TEST
+
 START_TEST(test_matching)
 {
     struct vg_allowances a = compile("pinned:libcudnn*:<=64K,registered:<=1M,managed:libfoo.so");
@@ -185,6 +205,7 @@ Suite *make_allow_suite(void)
     TCase *t = tcase_create("allow");
     tcase_add_test(t, test_accepted_forms);
     tcase_add_test(t, test_malformed_rules_dropped);
+    tcase_add_test(t, test_overflow_and_unclosed_glob_dropped);
     tcase_add_test(t, test_matching);
     tcase_add_test(t, test_caps);
     tcase_add_test(t, test_narrowest);

@@ -30,6 +30,11 @@ static const struct rejected rejected[] = {
     {"libfoo*=bogus", "unknown purpose 'bogus'"},
     {">=abc=weights", "is not a number"},
     {">=12X=weights", "is not NUMBER[K|M|G|T]"},
+    {">=99999999999999999999=weights", "below 2^64"},
+    {">=16777216T=weights", "below 2^64"},
+    {"libcudnn[=weights", "unclosed ["},
+    {"libcudnn[!]=weights", "unclosed ["},
+    {"libcudnn\\=weights", "trailing"},
     {"libcublas*=intermediate,,>=1M=weights", "empty"},
     {"a=weights,b=weights,c=weights,d=weights,e=weights,f=weights,g=weights,h=weights,i=weights,j=weights,"
      "k=weights,l=weights,m=weights,n=weights,o=weights,p=weights,q=weights",
