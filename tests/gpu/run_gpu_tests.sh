@@ -75,6 +75,16 @@ run_case dlsym_next "" "$G/prog_dlsym_next" "$G/libnext_c.so"
 check_case dlsym_next 0 "vramguard:=0"
 run_case fork "" "$G/prog_fork"
 check_case fork 0
+# Issue 9: a report path without %p, a child forked before CUDA, both using
+# it: the child reports to <path>.<pid>, the parent's report stays its own.
+rm -rf "$LOGS/forkrep"; mkdir -p "$LOGS/forkrep"
+run_case fork_first_reports "PROG_FORK_FIRST=1 VRAMGUARD_REPORT=$LOGS/forkrep/r.json" "$G/prog_fork"
+ids=$(grep -m1 -o 'parent pid [0-9]* child pid [0-9]*' "$OUTF")
+ppid_=$(echo "$ids" | awk '{print $3}'); cpid_=$(echo "$ids" | awk '{print $6}')
+st=FAIL
+if [ "$STATUS" = 0 ] && [ -n "$cpid_" ] && grep -q "\"pid\": $ppid_," "$LOGS/forkrep/r.json" 2>/dev/null &&
+   grep -q "\"pid\": $cpid_," "$LOGS/forkrep/r.json.$cpid_" 2>/dev/null; then st=PASS; fi
+row fork_first_reports $st "exit $STATUS; $(ls "$LOGS/forkrep" | tr '\n' ' ')"
 # Issue 7: 16 threads x 1M mixed operations (sync, driver, stream-ordered,
 # frees across threads), the shim's totals against the program's own sums.
 CASE_TIMEOUT=300 run_case stress_16_threads_1M "" "$G/prog_stress"
