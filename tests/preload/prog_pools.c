@@ -170,9 +170,11 @@ int main(void)
     u = usage();
     CHECK("destroyed pool: its live allocation stays counted", pool_live(u, VRAMGUARD_KV_CACHE) == 8 * MiB,
           "got %llu", pool_live(u, VRAMGUARD_KV_CACHE));
-    CHECK("destroyed pool: still charged", u->charged_bytes[0] >= 8 * MiB &&
-          u->charged_bytes[0] + 8 * MiB > charged_before, "charged %llu (was %llu)",
-          (unsigned long long)u->charged_bytes[0], charged_before);
+    /* The live allocation stays charged; the rest of the destroyed pool's
+     * reserve is no longer asked (the handle is dead): on an H200 the charge
+     * went 32 MiB -> 8 MiB here (before the fix: 0). */
+    CHECK("destroyed pool: its live allocation still charged", u->charged_bytes[0] >= 8 * MiB,
+          "charged %llu (was %llu)", (unsigned long long)u->charged_bytes[0], charged_before);
     CHECK("free after the pool's destruction", cuMemFreeAsync(outlives, s) == CUDA_SUCCESS, "failed");
     cuStreamSynchronize(s);
     CHECK("freed: the charge goes", pool_live(usage(), VRAMGUARD_KV_CACHE) == 0, "got %llu",
