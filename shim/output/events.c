@@ -20,9 +20,11 @@
 /* ---- the log: opened by the outputs, not by the configuration --------------- */
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static bool log_opened; /* open_log ran (in this process or the parent it was forked from) */
 
 static void open_log(void)
 {
+    log_opened = true;
     const struct vg_config *cfg = vg_config();
     if (cfg->log_path[0]) {
         char path[VG_PATH_MAX];
@@ -129,6 +131,12 @@ static void journal_append(const char *line, size_t len)
 
 void vg_events_reset_after_fork(void)
 {
+    /* A per-process log (VRAMGUARD_LOG with %p) that the parent opened: the
+     * child writes its own, not into its parent's. */
+    char path[VG_PATH_MAX];
+    if (log_opened && strstr(vg_config()->log_path, "%p") &&
+        vg_expand_path(vg_config()->log_path, (int)getpid(), path, sizeof(path)))
+        vg_log_open(path);
     if (journal_fd >= 0)
         close(journal_fd);
     journal_fd = -1;

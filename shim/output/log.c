@@ -35,7 +35,9 @@ void vg_log_open(const char *path)
                errno == ELOOP ? "a symbolic link is not followed" : strerror(errno));
         return;
     }
-    atomic_store(&log_fd, fd);
+    int old = atomic_exchange(&log_fd, fd);
+    if (old > 2)
+        close(old); /* a fork child's copy of its parent's log */
 }
 
 void vg_log_write(const char *text, size_t len)

@@ -8,7 +8,7 @@
 /* Log to the file at `path` from now on ("" = stay on stderr). The log does
  * not read the configuration: the outputs pass it the expanded
  * VRAMGUARD_LOG once (events.c). */
-void vg_log_open(const char *path);
+void vg_log_open(const char *path);  /* also after fork: replaces (and closes) the log open before */
 void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Control characters (newlines, escape codes) of outside text (a variable's
  * value, a label) as '?': one log line stays one line, nothing forged.

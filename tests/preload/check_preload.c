@@ -406,6 +406,41 @@ START_TEST(report_write_error_keeps_previous_report)
 }
 END_TEST
 
+/* VRAMGUARD_LOG with %p, opened by the parent before it forks: the child's
+ * lines go to the child's own log, not its parent's. */
+START_TEST(fork_child_writes_its_own_pid_log)
+{
+    char tmp[512], log_env[700], path[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(log_env, sizeof(log_env), "VRAMGUARD_LOG=%s/log.%%p", tmp);
+    const char *env[] = {log_env, "PROG_FORK_CHILD_LOGS=1", NULL};
+    struct run r = run_prog("prog_fork", env);
+    ASSERT_PASSED(r);
+    int child = 0;
+    const char *id = strstr(r.out, "child pid ");
+    ck_assert_msg(id && sscanf(id, "child pid %d", &child) == 1, "%s", r.out);
+    snprintf(path, sizeof(path), "%s/log.%d", tmp, child);
+    char *mine = vg_test_read(path);
+    ck_assert_msg(strstr(mine, "violation: cuMemHostAlloc"), "child log %s: '%s'", path, mine);
+    free(mine);
+    char parent_log[800]; /* two logs: the parent's and the child's */
+    ck_assert_int_eq(find_file(tmp, "log.", "", parent_log, sizeof(parent_log)), 2);
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "log.", 4) != 0 || atoi(e->d_name + 4) == child)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", tmp, e->d_name);
+        char *theirs = vg_test_read(path);
+        ck_assert_msg(strstr(theirs, "violation: cuMemHostAlloc") == NULL, "the child wrote into %s:\n%s", path,
+                      theirs);
+        free(theirs);
+    }
+    if (d)
+        closedir(d);
+}
+END_TEST
+
 START_TEST(no_report_without_driver)
 {
     char tmp[512];
@@ -1525,6 +1560,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, journal_and_log_never_follow_a_link);
     tcase_add_test(t, fork_child_never_overwrites_parent_report);
     tcase_add_test(t, report_write_error_keeps_previous_report);
+    tcase_add_test(t, fork_child_writes_its_own_pid_log);
     suite_add_tcase(s, t);
     return s;
 }

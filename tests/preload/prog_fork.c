@@ -39,6 +39,12 @@ int main(void)
     if (pid == 0) {
         /* The child does not use CUDA (a forked CUDA context is unusable). */
         CHECK("child starts with no tracked memory", snap().vram == 0, "vram %llu", snap().vram);
+        if (getenv("PROG_FORK_CHILD_LOGS")) { /* a refused allocation: a log line from the child */
+            void *h = NULL;
+            if (cudaMallocHost(&h, 4096) == cudaSuccess)
+                cudaFreeHost(h);
+            printf("child pid %d\n", (int)getpid());
+        }
         _exit(failures ? 1 : 0);
     }
     int status = 0;
