@@ -2,6 +2,10 @@
 #include "files.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -11,18 +15,35 @@
 
 static atomic_int log_fd = 2;
 
+/* A reader that went away (stderr piped into a process that exited) must
+ * not kill the host with SIGPIPE: the signal is blocked for this thread
+ * during the write and, when the write raised it, taken back. The host's
+ * handlers and mask are left as they were. */
 int vg_write_all(int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    int error = 0;
+    while (len > 0 && error == 0) {
         ssize_t n = write(fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return n < 0 ? errno : EIO;
-        buf += n;
-        len -= (size_t)n;
+        if (n <= 0) {
+            error = n < 0 ? errno : EIO;
+        } else {
+            buf += n;
+            len -= (size_t)n;
+        }
     }
-    return 0;
+    if (error == EPIPE && !was_pending) {
+        const struct timespec now = {0, 0};
+        sigtimedwait(&pipe_only, NULL, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return error;
 }
 
 void vg_log_open(const char *path)

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/sysmacros.h>
@@ -438,6 +439,29 @@ START_TEST(fork_child_writes_its_own_pid_log)
     }
     if (d)
         closedir(d);
+}
+END_TEST
+
+/* The log on a stderr pipe whose reader is gone: the shim's writes fail
+ * with EPIPE and the host is not killed by SIGPIPE (its disposition is the
+ * default here). */
+START_TEST(log_to_a_closed_pipe_never_kills_the_host)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* no O_CLOEXEC: the program inherits the write end */
+    close(p[0]);
+    signal(SIGPIPE, SIG_DFL);
+    char tmp[512], out[700], cmd[900];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(out, sizeof(out), "%s/out.txt", tmp);
+    snprintf(cmd, sizeof(cmd), "exec %s/tests/prog_runtime_static 2>&%d", vg_test_build(), p[1]);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int st = vg_test_run(argv, NULL, 1, out);
+    close(p[1]);
+    char *text = vg_test_read(out);
+    ck_assert_msg(st == 0, "exit %d (141: killed by SIGPIPE)\n%s", st, text);
+    ck_assert_msg(vg_test_count(text, "PASS") > 3 && strstr(text, "vramguard:") == NULL, "%s", text);
+    free(text);
 }
 END_TEST
 
@@ -1561,6 +1585,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, fork_child_never_overwrites_parent_report);
     tcase_add_test(t, report_write_error_keeps_previous_report);
     tcase_add_test(t, fork_child_writes_its_own_pid_log);
+    tcase_add_test(t, log_to_a_closed_pipe_never_kills_the_host);
     suite_add_tcase(s, t);
     return s;
 }
