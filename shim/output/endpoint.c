@@ -104,10 +104,25 @@ struct request {
     bool path_too_long;
 };
 
+/* Empty lines before the request line are ignored (RFC 9112, 2.2): where
+ * the request line starts. */
+static size_t skip_empty_lines(const char *b, size_t len)
+{
+    size_t i = 0;
+    for (;;) {
+        if (i + 1 < len && b[i] == '\r' && b[i + 1] == '\n')
+            i += 2;
+        else if (i < len && b[i] == '\n')
+            i += 1;
+        else
+            return i;
+    }
+}
+
 /* Where the header ends (index just past the empty line), or 0 if not yet. */
 static size_t header_end(const char *b, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = skip_empty_lines(b, len); i < len; i++) {
         if (b[i] != '\n')
             continue;
         if (i + 1 < len && b[i + 1] == '\n')
@@ -183,9 +198,7 @@ static int parse_request_line(const char *line, size_t n, struct request *r)
 static int parse_request(const char *b, size_t len, struct request *r)
 {
     memset(r, 0, sizeof(*r));
-    size_t i = 0;
-    while (i + 1 < len && b[i] == '\r' && b[i + 1] == '\n') /* tolerated empty lines before the request */
-        i += 2;
+    size_t i = skip_empty_lines(b, len);
     int status = -1;
     bool first = true;
     while (i < len) {
@@ -225,9 +238,7 @@ static int parse_request(const char *b, size_t len, struct request *r)
  * invalid, or it holds bytes no request line has) */
 static bool hopeless(const char *b, size_t len)
 {
-    size_t i = 0;
-    while (i + 1 < len && b[i] == '\r' && b[i + 1] == '\n')
-        i += 2;
+    size_t i = skip_empty_lines(b, len);
     for (size_t k = i; k < len; k++) {
         unsigned char c = (unsigned char)b[k];
         if (c == '\n') {

@@ -655,6 +655,10 @@ START_TEST(respond_routes)
     ck_assert_ptr_nonnull(strstr(response, "\"status\":\"ok\""));
     ck_assert_int_eq(respond("GET /vram HTTP/1.1\n\n"), 200); /* bare LF tolerated */
     ck_assert_ptr_nonnull(strstr(response, "\"schema\": \"vramguard.report/v1\""));
+    /* empty lines before the request line are ignored (RFC 9112, 2.2), not an end of header */
+    ck_assert_int_eq(respond("\r\n\r\nGET /health HTTP/1.1\r\n\r\n"), 200);
+    ck_assert_int_eq(respond("\n\r\n\nGET /health HTTP/1.1\n\n"), 200);
+    ck_assert_int_eq(respond("\r\n\r\n"), 0); /* no request yet: keep reading */
     ck_assert_int_eq(respond("GET /metrics?x=1 HTTP/1.1\r\n\r\n"), 200);
     ck_assert_int_eq(respond("GET http://127.0.0.1:9/health HTTP/1.1\r\n\r\n"), 200);
     ck_assert_int_eq(respond("GET / HTTP/1.1\r\n\r\n"), 200);
