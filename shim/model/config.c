@@ -187,7 +187,7 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak, budget; or none"},
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
-    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT, or unix:/path (%p expands to the pid)"},
+    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)"},
     {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none"},
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "

@@ -24,7 +24,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -622,7 +621,9 @@ static int bind_unix(const char *path, char *why, size_t why_size)
     return fd;
 }
 
-/* Resolve HOST (numeric, "localhost", or a name) into `ss`. */
+/* HOST into `ss`: an IPv4 or IPv6 address literal, or "localhost". Names
+ * are not resolved, and short forms getaddrinfo would take ("0", "0.0",
+ * which mean 0.0.0.0: every interface) are refused. */
 static bool resolve_host(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl, char *why,
                          size_t why_size)
 {
@@ -643,23 +644,16 @@ static bool resolve_host(const char *host, int port, struct sockaddr_storage *ss
         *sl = sizeof(*in6);
         return true;
     }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        snprintf(why, why_size, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return false;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sl = res->ai_addrlen;
+    snprintf(why, why_size, "host '%.100s' is not an address literal (127.0.0.1, ::1, 0.0.0.0) or localhost", host);
+    return false;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
     if (ss->ss_family == AF_INET)
-        in4->sin_port = htons((uint16_t)port);
-    else
-        in6->sin6_port = htons((uint16_t)port);
-    freeaddrinfo(res);
-    return true;
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
 static int bind_tcp(const char *spec, char *why, size_t why_size)
@@ -719,6 +713,10 @@ static int bind_tcp(const char *spec, char *why, size_t why_size)
     }
     snprintf(address, sizeof(address), got.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", text,
              bound_port);
+    if (!is_loopback(&ss))
+        vg_log("endpoint: WARNING: %s is not a loopback address: anyone who can reach it reads this process's "
+               "memory use and configuration (/vram); bind 127.0.0.1 and forward, or use unix:/path",
+               address);
     return fd;
 }
 

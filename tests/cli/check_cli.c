@@ -1095,7 +1095,7 @@ START_TEST(test_listen_forms)
     ERR_LACKS("endpoint");
     /* bad values: 125 before the command runs */
     static const char *const bad[] = {"abc", "70000", ":9100", "unix:relative", "unix:", "",
-                                      "127.0.0.1:", "-1"};
+                                      "127.0.0.1:", "-1", "0:9100", "0.0:9100", "gpu-host:9100"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         vg(NULL, "run", "--listen", bad[i], "--", g_py, g_worker, "--dump-env", dump, NULL);
         ck_assert_msg(r_code == 125, "--listen '%s': exit %d, want 125", bad[i], r_code);

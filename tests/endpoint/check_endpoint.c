@@ -1427,6 +1427,41 @@ START_TEST(port_in_use_warns_once)
 }
 END_TEST
 
+/* A HOST is an address literal or localhost: the short forms getaddrinfo
+ * reads as 0.0.0.0 ("0", "0.0") and names are refused; an address that is
+ * not loopback is bound with a warning. */
+START_TEST(listen_host_literals_only)
+{
+    static const char *const refused[] = {"0:0", "0.0:0", "[0]:0", "vramguard-test.invalid:0"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct server s = {0};
+        server_start(&s, refused[i], "0", "", NULL);
+        int status = wait_exit(s.pid, 5000);
+        char *log = vg_test_read(s.log);
+        ck_assert_msg(status == 0, "%s: exit %d\n%s", refused[i], status, log);
+        ck_assert_msg(strstr(log, "endpoint: cannot listen on") && strstr(log, "is not an address literal"),
+                      "%s accepted:\n%s", refused[i], log);
+        ck_assert_msg(strstr(log, "listening on") == NULL, "%s:\n%s", refused[i], log);
+        free(log);
+    }
+    struct server s = {0};
+    server_start(&s, "0.0.0.0:0", "0", "", NULL);
+    int status = wait_exit(s.pid, 5000);
+    char *log = vg_test_read(s.log);
+    ck_assert_msg(status == 0, "exit %d\n%s", status, log);
+    ck_assert_msg(strstr(log, "endpoint: WARNING: http://0.0.0.0:") && strstr(log, "is not a loopback address"), "%s",
+                  log);
+    free(log);
+    struct server l = {0};
+    server_start(&l, "127.0.0.1:0", "0", "", NULL);
+    status = wait_exit(l.pid, 5000);
+    log = vg_test_read(l.log);
+    ck_assert_msg(status == 0 && strstr(log, "WARNING") == NULL && strstr(log, "listening on http://127.0.0.1:"),
+                  "exit %d\n%s", status, log);
+    free(log);
+}
+END_TEST
+
 Suite *make_endpoint_suite(void)
 {
     Suite *s = suite_create("endpoint");
@@ -1464,6 +1499,7 @@ Suite *make_endpoint_suite(void)
     tcase_add_test(live, cpu_only_process_binds_nothing);
     tcase_add_test(live, listen_unset_no_thread_no_socket);
     tcase_add_test(live, port_in_use_warns_once);
+    tcase_add_test(live, listen_host_literals_only);
     suite_add_tcase(s, live);
 
     TCase *prom = tcase_create("prometheus");
