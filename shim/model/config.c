@@ -168,6 +168,14 @@ static bool parse_rules(struct vg_config *cfg, const char *v)
     return vg_rules_valid(v, parse_detail, sizeof(parse_detail)) && copy_path(cfg->purpose_rules, v);
 }
 
+static bool parse_vram_argv(struct vg_config *cfg, const char *v)
+{
+    if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
+        return false;
+    cfg->vram_argv = v[0] == '1';
+    return true;
+}
+
 static bool parse_backtrace(struct vg_config *cfg, const char *v)
 {
     if (strcmp(v, "1") == 0)
@@ -193,6 +201,7 @@ static const struct vg_option options[] = {
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
      "PURPOSE weights, kv_cache, intermediate or unknown"},
     {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0"},
+    {"VRAMGUARD_VRAM_ARGV", parse_vram_argv, "1 or 0"},
     {"VRAMGUARD_LIMIT", parse_limit,
      "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "
      "SIZE NUMBER[K|M|G|T] (powers of 1024)"},

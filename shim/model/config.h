@@ -32,6 +32,7 @@ struct vg_config {
     unsigned health_fail_on;         /* VG_FAIL_ON_*: what makes /health answer 503 */
     char purpose_rules[VG_PATH_MAX]; /* VRAMGUARD_PURPOSE_RULES as given, validated */
     bool backtrace;                  /* VRAMGUARD_BACKTRACE=1 */
+    bool vram_argv;                  /* VRAMGUARD_VRAM_ARGV=1: /vram shows the command line */
     struct vg_budgets budgets;       /* VRAMGUARD_LIMIT compiled (budget.h) */
     bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */
 };

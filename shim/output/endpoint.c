@@ -358,7 +358,7 @@ static int render_metrics(struct vg_out *o)
 
 static int render_report(struct vg_out *o)
 {
-    vg_report_json(o);
+    vg_report_json_served(o);
     return 200;
 }
 

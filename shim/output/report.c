@@ -55,7 +55,9 @@ static void json_events(struct vg_out *o, struct report_scratch *r, const char *
     vg_out_str(o, "]}");
 }
 
-static void json_process(struct vg_out *o)
+/* `with_argv` false: "argv" is [] and "argv_omitted" true (the command
+ * line can hold secrets; /vram leaves it out unless VRAMGUARD_VRAM_ARGV=1). */
+static void json_process(struct vg_out *o, bool with_argv)
 {
     char exe[VG_PATH_MAX], when[40];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -63,7 +65,7 @@ static void json_process(struct vg_out *o)
     vg_out_printf(o, "  \"process\": {\"pid\": %d, \"ppid\": %d, \"exe\": ", (int)getpid(), (int)getppid());
     vg_out_json_string(o, exe);
     vg_out_str(o, ", \"argv\": [");
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    int fd = with_argv ? open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC) : -1;
     if (fd >= 0) {
         char buf[8192];
         ssize_t len = read(fd, buf, sizeof(buf) - 1);
@@ -80,7 +82,7 @@ static void json_process(struct vg_out *o)
     }
     struct timespec started_at = vg_events_started_at();
     vg_format_time(&started_at, when, sizeof(when));
-    vg_out_printf(o, "], \"started_at\": \"%s\", ", when);
+    vg_out_printf(o, "], %s\"started_at\": \"%s\", ", with_argv ? "" : "\"argv_omitted\": true, ", when);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     vg_format_time(&now, when, sizeof(when));
@@ -258,7 +260,19 @@ static void json_live(struct vg_out *o, struct report_scratch *r)
     vg_out_str(o, "]}");
 }
 
+static void report_json(struct vg_out *o, bool with_argv);
+
 void vg_report_json(struct vg_out *o)
+{
+    report_json(o, true);
+}
+
+void vg_report_json_served(struct vg_out *o)
+{
+    report_json(o, vg_config()->vram_argv);
+}
+
+static void report_json(struct vg_out *o, bool with_argv)
 {
     const struct vg_config *cfg = vg_config();
     struct report_scratch *r = malloc(sizeof(*r));
@@ -274,7 +288,7 @@ void vg_report_json(struct vg_out *o)
     uint64_t violations = vg_violation_count(), ooms = vg_oom_count();
 
     vg_out_str(o, "{\n  \"schema\": \"vramguard.report/v1\",\n  \"vramguard_version\": \"" VG_VERSION "\",\n");
-    json_process(o);
+    json_process(o, with_argv);
     json_config(o, cfg);
     json_allowances(o, cfg);
     json_budgets(o, r, cfg);

@@ -10,6 +10,8 @@
 
 /* The whole JSON report to `o`. */
 void vg_report_json(struct vg_out *o);
+/* The same for /vram: the command line left out unless VRAMGUARD_VRAM_ARGV=1. */
+void vg_report_json_served(struct vg_out *o);
 /* Write the JSON report to the configured path (atomically: temp + rename).
  * Returns false if there is no path or it cannot be written. */
 bool vg_report_write(void);

@@ -879,7 +879,9 @@ START_TEST(vram_json_and_errors)
                                "d=json.load(open(sys.argv[1]))\n"
                                "assert d['schema']=='vramguard.report/v1'\n"
                                "u={(c['kind'],c['purpose']):c['live_bytes'] for c in d['devices'][0]['usage']}\n"
-                               "assert u[('device','kv_cache')]==4*2**20, u\n",
+                               "assert u[('device','kv_cache')]==4*2**20, u\n"
+                               "p=d['process']\n"
+                               "assert p['argv']==[] and p['argv_omitted'] is True, p\n",
                                path, s.dir) == 0,
                   "%s", body);
     ck_assert_int_eq(curl(&s, "/", NULL), 200);
@@ -894,6 +896,19 @@ START_TEST(vram_json_and_errors)
     ck_assert_int_eq(curl(&s, "/metrics", &after), 200);
     ck_assert_double_eq(cell_value(after, "vramguard_allocated_bytes", "weights"), 6 * MiB);
     stop(s.pid);
+    /* VRAMGUARD_VRAM_ARGV=1: /vram shows it too */
+    struct server a = {0};
+    const char *extra[] = {"VRAMGUARD_VRAM_ARGV=1", NULL};
+    server_start(&a, "0", "30", "", extra);
+    char *shown = NULL;
+    ck_assert_int_eq(curl_full(&a, "/vram", NULL, &shown, NULL), 200);
+    write_text(path, shown);
+    ck_assert_msg(python_check("import json,sys\n"
+                               "p=json.load(open(sys.argv[1]))['process']\n"
+                               "assert len(p['argv'])>0 and 'argv_omitted' not in p, p\n",
+                               path, a.dir) == 0,
+                  "%s", shown);
+    stop(a.pid);
 }
 END_TEST
 

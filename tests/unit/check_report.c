@@ -733,6 +733,22 @@ START_TEST(test_log_lines_cannot_be_forged)
 }
 END_TEST
 
+/* The report file keeps the command line; /vram's rendering leaves it out
+ * (VRAMGUARD_VRAM_ARGV unset). */
+START_TEST(test_served_report_omits_argv)
+{
+    ck_assert_ptr_nonnull(vg_config());
+    static char buf[1 << 20];
+    struct vg_out o;
+    vg_out_buffer(&o, buf, sizeof(buf));
+    vg_report_json(&o);
+    ck_assert_msg(strstr(buf, "\"argv\": [\"") && !strstr(buf, "argv_omitted"), "%.600s", buf);
+    vg_out_buffer(&o, buf, sizeof(buf));
+    vg_report_json_served(&o);
+    ck_assert_msg(strstr(buf, "\"argv\": [], \"argv_omitted\": true,"), "%.600s", buf);
+}
+END_TEST
+
 START_TEST(test_report_json_fail_on_none_passes)
 {
     setenv("VRAMGUARD_FAIL_ON", "none", 1);
@@ -970,6 +986,7 @@ Suite *make_report_suite(void)
     tcase_add_test(json, test_report_json_fail_after_violation);
     tcase_add_test(json, test_concurrent_reports_keep_lists_apart);
     tcase_add_test(json, test_log_lines_cannot_be_forged);
+    tcase_add_test(json, test_served_report_omits_argv);
     tcase_add_test(json, test_report_json_fail_on_none_passes);
     tcase_add_test(json, test_report_json_fail_on_leak);
     tcase_add_test(json, test_report_json_schema_validation);
