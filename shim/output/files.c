@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,9 +29,11 @@ int vg_file_begin_replace(const char *path, char *tmp, size_t tmp_size)
     for (int attempt = 0; attempt < 16; attempt++) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t r = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^
-                     ((uint64_t)atomic_fetch_add(&counter, 1) << 40) ^ (uint64_t)(uintptr_t)&st;
-        r *= UINT64_C(0x9E3779B97F4A7C15);
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) /* else: O_EXCL still holds */
+            r = (((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^
+                 ((uint64_t)atomic_fetch_add(&counter, 1) << 40) ^ (uint64_t)(uintptr_t)&st) *
+                UINT64_C(0x9E3779B97F4A7C15);
         if ((size_t)snprintf(tmp, tmp_size, "%s.tmp.%d.%016llx", path, (int)getpid(), (unsigned long long)r) >=
             tmp_size) {
             errno = ENAMETOOLONG;
