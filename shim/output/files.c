@@ -1,6 +1,9 @@
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,6 +21,44 @@ int vg_file_open_append(const char *path)
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
 }
 
+/* "<name>.tmp.<pid>.<16 hex>" left by a process that was killed while it
+ * wrote `path` (SIGKILL runs no cleanup): removed when that pid is gone. A
+ * live pid's file (maybe a reused pid) is left alone. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    const char *name = slash ? slash + 1 : path;
+    if (slash) {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof(dir))
+            return;
+        memcpy(dir, path, n);
+        dir[n ? n : 1] = '\0';
+        if (n == 0)
+            dir[0] = '/';
+    } else {
+        strcpy(dir, ".");
+    }
+    size_t name_len = strlen(name);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *s = e->d_name;
+        if (strncmp(s, name, name_len) != 0 || strncmp(s + name_len, ".tmp.", 5) != 0)
+            continue;
+        char *end;
+        long pid = strtol(s + name_len + 5, &end, 10);
+        if (pid <= 0 || *end != '.' || strlen(end + 1) != 16 || strspn(end + 1, "0123456789abcdef") != 16)
+            continue;
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            unlinkat(dirfd(d), s, 0);
+    }
+    closedir(d);
+}
+
 int vg_file_begin_replace(const char *path, char *tmp, size_t tmp_size)
 {
     struct stat st;
@@ -25,6 +66,7 @@ int vg_file_begin_replace(const char *path, char *tmp, size_t tmp_size)
         errno = EINVAL; /* renaming over a device node or a FIFO would replace it */
         return -1;
     }
+    remove_stale_temps(path);
     static atomic_uint counter;
     for (int attempt = 0; attempt < 16; attempt++) {
         struct timespec now;

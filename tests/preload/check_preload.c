@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/sysmacros.h>
@@ -462,6 +463,39 @@ START_TEST(log_to_a_closed_pipe_never_kills_the_host)
     ck_assert_msg(st == 0, "exit %d (141: killed by SIGPIPE)\n%s", st, text);
     ck_assert_msg(vg_test_count(text, "PASS") > 3 && strstr(text, "vramguard:") == NULL, "%s", text);
     free(text);
+}
+END_TEST
+
+/* Temporary report files left by a process killed while writing (SIGKILL
+ * runs no cleanup) are removed by the next writer once their pid is gone; a
+ * live pid's and names of another shape stay. */
+START_TEST(stale_report_temps_removed)
+{
+    char tmp[512], report[600], report_env[700], stale[700], live[700], other[700];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report, sizeof(report), "%s/r.json", tmp);
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s", report);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(stale, sizeof(stale), "%s.tmp.%d.0123456789abcdef", report, (int)dead);
+    snprintf(live, sizeof(live), "%s.tmp.%d.0123456789abcdef", report, (int)getpid());
+    snprintf(other, sizeof(other), "%s.tmp.keep-me", report);
+    const char *files[] = {stale, live, other};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"partial\":", f);
+        fclose(f);
+    }
+    const char *env[] = {report_env, NULL};
+    struct run r = run_prog("prog_threads", env);
+    ASSERT_PASSED(r);
+    ck_assert_msg(access(report, F_OK) == 0, "no report\n%s", r.log);
+    ck_assert_msg(access(stale, F_OK) != 0, "the dead writer's temporary file stayed: %s", stale);
+    ck_assert_msg(access(live, F_OK) == 0, "a live pid's temporary file was removed");
+    ck_assert_msg(access(other, F_OK) == 0, "a file of another shape was removed");
 }
 END_TEST
 
@@ -1586,6 +1620,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, report_write_error_keeps_previous_report);
     tcase_add_test(t, fork_child_writes_its_own_pid_log);
     tcase_add_test(t, log_to_a_closed_pipe_never_kills_the_host);
+    tcase_add_test(t, stale_report_temps_removed);
     suite_add_tcase(s, t);
     return s;
 }
