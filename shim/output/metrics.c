@@ -96,6 +96,21 @@ static void sample_u64(struct vg_out *o, uint64_t v)
     vg_out_printf(o, "} %llu\n", (unsigned long long)v);
 }
 
+/* One counter family with a sample per VRAMGUARD_ALLOW rule, labelled by the
+ * rule's text and kind. */
+static void per_rule(struct vg_out *o, const struct vg_allowances *a, const char *name, const char *help,
+                     const uint64_t *values)
+{
+    family(o, name, "counter", help);
+    for (int i = 0; i < a->n; i++) {
+        int n = 0;
+        vg_out_printf(o, "%s{", name);
+        label(o, "rule", a->rule[i].text, &n);
+        label(o, "kind", vg_allow_kind_name(a->rule[i].kind), &n);
+        sample_u64(o, values[i]);
+    }
+}
+
 /* ---- families ------------------------------------------------------------- */
 
 enum cell_field { LIVE_BYTES, PEAK_BYTES, LIVE_COUNT, ALLOCATIONS, FREES };
@@ -253,24 +268,10 @@ void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapsho
     if (a->n > 0) {
         struct vg_allow_stats st;
         vg_allow_stats(&st);
-        family(o, "vramguard_allowed_allocations_total", "counter",
-               "Host or managed allocations a VRAMGUARD_ALLOW rule let through, per rule.");
-        for (int i = 0; i < a->n; i++) {
-            int n = 0;
-            vg_out_str(o, "vramguard_allowed_allocations_total{");
-            label(o, "rule", a->rule[i].text, &n);
-            label(o, "kind", vg_allow_kind_name(a->rule[i].kind), &n);
-            sample_u64(o, st.allocations[i]);
-        }
-        family(o, "vramguard_allowed_bytes_total", "counter",
-               "Bytes of host or managed memory a VRAMGUARD_ALLOW rule let through, per rule.");
-        for (int i = 0; i < a->n; i++) {
-            int n = 0;
-            vg_out_str(o, "vramguard_allowed_bytes_total{");
-            label(o, "rule", a->rule[i].text, &n);
-            label(o, "kind", vg_allow_kind_name(a->rule[i].kind), &n);
-            sample_u64(o, st.bytes[i]);
-        }
+        per_rule(o, a, "vramguard_allowed_allocations_total",
+                 "Host or managed allocations a VRAMGUARD_ALLOW rule let through, per rule.", st.allocations);
+        per_rule(o, a, "vramguard_allowed_bytes_total",
+                 "Bytes of host or managed memory a VRAMGUARD_ALLOW rule let through, per rule.", st.bytes);
         family(o, "vramguard_allowed_live_bytes", "gauge",
                "Live bytes VRAMGUARD_ALLOW rules let through, per allowance kind (what total<= caps).");
         for (int k = 0; k < VG_AK_COUNT; k++) {
