@@ -1477,6 +1477,25 @@ START_TEST(listen_host_literals_only)
 }
 END_TEST
 
+/* VRAMGUARD_ALLOW: per rule, the allocations and bytes it let through. */
+START_TEST(metrics_allowed_per_rule)
+{
+    struct server s = {0};
+    const char *extra[] = {"VRAMGUARD_ALLOW=managed:<=1M,pinned", NULL};
+    server_start(&s, "0", "30", "", extra);
+    char *body = NULL;
+    ck_assert_int_eq(curl(&s, "/metrics", &body), 200);
+    const char *managed[] = {"rule=\"managed:<=1M\"", "kind=\"managed\"", NULL};
+    const char *pinned[] = {"rule=\"pinned\"", "kind=\"pinned\"", NULL};
+    ck_assert_msg(metric_value(body, "vramguard_allowed_allocations_total", managed) == 1, "%s", body);
+    ck_assert_msg(metric_value(body, "vramguard_allowed_bytes_total", managed) == 1 * MiB, "%s", body);
+    ck_assert_msg(metric_value(body, "vramguard_allowed_allocations_total", pinned) == 0, "%s", body);
+    ck_assert_msg(metric_value(body, "vramguard_allowed_bytes_total", pinned) == 0, "%s", body);
+    ck_assert_int_eq(vg_test_count(body, "# TYPE vramguard_allowed_bytes_total counter\n"), 1);
+    stop(s.pid);
+}
+END_TEST
+
 Suite *make_endpoint_suite(void)
 {
     Suite *s = suite_create("endpoint");
@@ -1515,6 +1534,7 @@ Suite *make_endpoint_suite(void)
     tcase_add_test(live, listen_unset_no_thread_no_socket);
     tcase_add_test(live, port_in_use_warns_once);
     tcase_add_test(live, listen_host_literals_only);
+    tcase_add_test(live, metrics_allowed_per_rule);
     suite_add_tcase(s, live);
 
     TCase *prom = tcase_create("prometheus");
