@@ -9,7 +9,11 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # shim/ is three layers (README "Layout"): intercept -> model <- output.
 SHIM_INCLUDES := -Ishim -Ishim/intercept -Ishim/model -Ishim/output -Ipurpose_tags
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -I$(CUDA_HOME)/include
-SHIM_CFLAGS := $(BASE_CFLAGS) $(SHIM_INCLUDES) $(WARN) -fvisibility=hidden -pthread
+# x86-64: built for Intel CET (IBT, shadow stack) so that a process whose
+# every object is marked keeps CET with the shim preloaded (the linker marks
+# the .so only when every object is, the trampoline included).
+CET_FLAGS := $(if $(filter x86_64,$(shell uname -m)),-fcf-protection=full)
+SHIM_CFLAGS := $(BASE_CFLAGS) $(SHIM_INCLUDES) $(WARN) $(CET_FLAGS) -fvisibility=hidden -pthread
 # -Bsymbolic-functions: the shim's own references to its wrappers bind to
 # itself; -z now: no lazy binding inside someone else's process.
 SHIM_LDFLAGS := -shared -pthread -Wl,-Bsymbolic-functions -Wl,-z,now -Wl,-z,defs -Wl,--no-undefined
@@ -28,7 +32,7 @@ $(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*/*.h shim/*.def) purpose_tags/vramg
 
 $(BUILD)/shim/intercept/dlsym_trampoline.o: shim/intercept/dlsym_trampoline.S
 	@mkdir -p $(dir $@)
-	$(CC) -c $< -o $@
+	$(CC) $(CET_FLAGS) -c $< -o $@
 
 $(SHIM): $(SHIM_OBJS)
 	$(CC) $(SHIM_LDFLAGS) -o $@ $^ $(SHIM_LIBS)

@@ -1,14 +1,13 @@
 /* The exported dlsym. See dlsym_hook.c: route, then tail-jump with the
  * caller's return address untouched. */
 #if defined(__x86_64__)
+#include <cet.h> /* with -fcf-protection: endbr64 and the IBT/SHSTK property note */
     .text
     .globl dlsym
     .type dlsym, @function
 dlsym:
     .cfi_startproc
-#ifdef __CET__
-    endbr64
-#endif
+    _CET_ENDBR
     push %rdi
     .cfi_adjust_cfa_offset 8
     push %rsi
