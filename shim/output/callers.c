@@ -182,8 +182,6 @@ void vg_modules_caller_text(struct vg_modules *m, void *caller, bool offset, cha
     int i = caller ? vg_modules_find(m, caller) : -1;
     if (i >= 0)
         format(m->names + m->mod[i].name, m->mod[i].base, caller, offset, out, size);
-    else if (caller && !m->complete)
-        vg_caller_text(caller, offset, out, size); /* a module the snapshot had no room for */
-    else
+    else /* not in the snapshot (or it had no room): never dladdr here, see callers.h */
         snprintf(out, size, caller ? "%p" : "(unknown)", caller);
 }

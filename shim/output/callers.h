@@ -7,7 +7,12 @@
  * holds one snapshot of the loaded modules (dl_iterate_phdr, taken at the
  * first lookup) that answers every lookup by binary search, so a report
  * costs one walk of the loader's list instead of a dladdr (a symbol-table
- * scan under the loader's lock) per allocation. */
+ * scan under the loader's lock) per allocation. A snapshot lookup never
+ * calls dladdr, even for an address it lacks (a raw address then): the
+ * breakdowns look up under their scratch lock, and a thread inside dlopen
+ * (holding the loader's lock while a constructor allocates and hits an
+ * OOM) can be waiting for that lock. dl_iterate_phdr takes only the
+ * loader's list lock, which dlopen does not hold while constructors run. */
 #ifndef VG_CALLERS_H
 #define VG_CALLERS_H
 
@@ -34,7 +39,7 @@ struct vg_module_entry {
 /* Large (about 240 KiB): static under a lock, or malloc'd. */
 struct vg_modules {
     bool taken;
-    bool complete;    /* false: some modules did not fit; those fall back to dladdr */
+    bool complete;    /* false: some modules did not fit; they print as raw addresses */
     int n_modules, n_segments;
     size_t names_len;
     struct vg_module_segment seg[VG_MODULE_SEGMENTS_MAX]; /* sorted by address */
@@ -49,7 +54,7 @@ void vg_modules_init(struct vg_modules *m);
 int vg_modules_find(struct vg_modules *m, const void *addr);
 /* The module's base name ("libfoo.so.1"; "(main)" when it has none). */
 const char *vg_modules_base_name(const struct vg_modules *m, int index);
-/* vg_caller_text through the snapshot (dladdr only for what it lacks). */
+/* vg_caller_text through the snapshot (a raw address for what it lacks). */
 void vg_modules_caller_text(struct vg_modules *m, void *caller, bool offset, char *out, size_t size);
 
 #endif

@@ -255,6 +255,25 @@ START_TEST(test_snapshot_names_like_dladdr)
 }
 END_TEST
 
+/* A snapshot that lacks a module (it had no room) prints the raw address
+ * and never asks dladdr: the breakdowns look up under their scratch lock,
+ * and dladdr takes the loader's lock, which a thread inside dlopen holds
+ * while a constructor allocates, OOMs and waits for that scratch lock. */
+START_TEST(test_incomplete_snapshot_never_asks_dladdr)
+{
+    static struct vg_modules full;
+    vg_modules_init(&full);
+    full.taken = true; /* as if taken with no room for any module */
+    full.complete = false;
+    full.n_modules = full.n_segments = 0;
+    void *libc = code_in_libc();
+    char got[512], want[64];
+    vg_modules_caller_text(&full, libc, true, got, sizeof(got));
+    snprintf(want, sizeof(want), "%p", libc);
+    ck_assert_msg(strcmp(got, want) == 0, "address %p not in the snapshot: \"%s\" (dladdr was asked?)", libc, got);
+}
+END_TEST
+
 START_TEST(test_caller_text_unknown_and_null)
 {
     char out[64];
@@ -280,6 +299,7 @@ Suite *make_census_suite(void)
     TCase *c = tcase_create("callers");
     tcase_add_test(c, test_snapshot_names_like_dladdr);
     tcase_add_test(c, test_caller_text_unknown_and_null);
+    tcase_add_test(c, test_incomplete_snapshot_never_asks_dladdr);
     suite_add_tcase(s, c);
     return s;
 }
