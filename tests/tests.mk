@@ -201,3 +201,10 @@ $(TEST_DIR)/prog_budget_devices: tests/preload/prog_budget_devices.c $(PRELOAD_D
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_budget_devices
 check: $(TEST_DIR)/prog_budget_devices
+
+# ---- NVML per device (prog_nvml: two fake devices, the fake NVML).
+$(TEST_DIR)/prog_nvml: tests/preload/prog_nvml.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_nvml
+check: $(TEST_DIR)/prog_nvml

@@ -3,6 +3,7 @@
  * reserves. The model and the outputs reach these only through the probes
  * installed here (devices.h), so that neither includes the CUDA boundary. */
 #include "devices.h"
+#include "log.h"
 #include "real.h"
 
 #include <cuda.h>
@@ -32,10 +33,14 @@ typedef int (*nvml_memory_fn)(void *, vg_nvml_memory *);
 static nvml_procs_fn nvml_processes;
 static nvml_by_pci_fn nvml_by_pci;
 static nvml_memory_fn nvml_memory;
-static void *nvml_handle[VG_MAX_DEVICES];
 static atomic_int nvml_state; /* 0 untried, 1 trying, 2 ready, 3 absent */
+/* NVML's handle per device, looked up from its PCI bus id at the first
+ * reading: a device first seen while another thread was still loading NVML
+ * gets its handle then, not never. */
+static _Atomic(void *) nvml_handle[VG_MAX_DEVICES];
 
-static void nvml_learn(int device, const char *pci_bus_id)
+/* Load NVML once, with the first device learned. */
+static void nvml_load(void)
 {
     int expected = 0;
     if (atomic_compare_exchange_strong(&nvml_state, &expected, 1)) {
@@ -47,20 +52,29 @@ static void nvml_learn(int device, const char *pci_bus_id)
         bool ok = init && nvml_processes && nvml_by_pci && init() == 0;
         atomic_store(&nvml_state, ok ? 2 : 3);
     }
-    if (atomic_load(&nvml_state) != 2 || pci_bus_id[0] == '\0')
-        return;
-    void *h = NULL;
-    if (nvml_by_pci(pci_bus_id, &h) == 0)
-        nvml_handle[device] = h;
+}
+
+/* NVML's handle of `device`, NULL while NVML is absent or still loading. */
+static void *nvml_device(int device)
+{
+    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2)
+        return NULL;
+    void *h = atomic_load(&nvml_handle[device]);
+    struct vg_device_info info;
+    if (h == NULL && vg_device_info(device, &info) && info.pci_bus_id[0] != '\0' &&
+        nvml_by_pci(info.pci_bus_id, &h) == 0)
+        atomic_store(&nvml_handle[device], h);
+    return h;
 }
 
 static bool process_usage(int device, uint64_t *used_bytes)
 {
-    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device])
+    void *h = nvml_device(device);
+    if (h == NULL)
         return false;
     vg_nvml_process_info procs[64];
     unsigned int count = 64;
-    if (nvml_processes(nvml_handle[device], &count, procs) != 0)
+    if (nvml_processes(h, &count, procs) != 0)
         return false;
     unsigned int pid = (unsigned int)getpid();
     for (unsigned int i = 0; i < count && i < 64; i++) {
@@ -69,16 +83,24 @@ static bool process_usage(int device, uint64_t *used_bytes)
             return true;
         }
     }
+    /* This process has a context on the device, so NVML should list it:
+     * inside a PID namespace (a container) NVML gives the host's pids. */
+    static atomic_bool warned;
+    if (count > 0 && count <= 64 && !atomic_exchange(&warned, true))
+        vg_log("WARNING: NVML lists %u process(es) on device %d, none with this pid %u: a PID namespace "
+               "(containers see their own pids, NVML gives the host's)? This process's NVML usage and "
+               "'untracked' bytes are not available; the outputs leave them out",
+               count, device, pid);
     return false;
 }
 
 static bool nvml_memory_of(int device, uint64_t *total_bytes, uint64_t *free_bytes)
 {
-    if (device < 0 || device >= VG_MAX_DEVICES || atomic_load(&nvml_state) != 2 || !nvml_handle[device] ||
-        !nvml_memory)
+    void *h = nvml_device(device);
+    if (h == NULL || !nvml_memory)
         return false;
     vg_nvml_memory m;
-    if (nvml_memory(nvml_handle[device], &m) != 0)
+    if (nvml_memory(h, &m) != 0)
         return false;
     *total_bytes = m.total;
     *free_bytes = m.free;
@@ -119,7 +141,7 @@ static void learn_device(int d, struct vg_device_info *info)
         format_uuid(&uuid, info->uuid, sizeof(info->uuid));
     else
         strcpy(info->uuid, "unknown");
-    nvml_learn(d, info->pci_bus_id);
+    nvml_load();
 }
 
 static int current_device(void)

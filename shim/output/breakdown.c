@@ -209,7 +209,7 @@ static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_h
         uint64_t used = total_b - free_b;
         uint64_t untracked = used > tracked ? used - tracked : 0;
         vg_out_printf(&o, "%scharged VRAM %s; untracked (device-wide: used minus charged, includes other "
-                      "processes and the CUDA context; NVML not available) %s\n",
+                      "processes and the CUDA context; no NVML figure for this process) %s\n",
                       P, vg_format_bytes(tracked, s1, sizeof(s1)), vg_format_bytes(untracked, s2, sizeof(s2)));
     }
     if (d >= 0 && d < VG_MAX_DEVICES) {

@@ -1,7 +1,12 @@
 /* A stand-in for libnvidia-ml.so.1 (only what shim/model/devices.c asks for), so
  * that the endpoint's NVML figures can be tested without a GPU: every device
  * has 1 GiB with 700 MiB free, and the calling process uses 64 MiB on it.
- * Built as build/tests/nvml/libnvidia-ml.so.1; found through LD_LIBRARY_PATH. */
+ * Built as build/tests/nvml/libnvidia-ml.so.1; found through LD_LIBRARY_PATH.
+ *   FAKE_NVML_INIT_MS=N    nvmlInit_v2 takes N ms (a real one can take long)
+ *   FAKE_NVML_PID_SHIFT=N  the process is listed as pid + N, as NVML lists
+ *                          the host's pid of a process in a PID namespace */
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -25,8 +30,18 @@ int nvmlDeviceGetMemoryInfo(void *device, fake_memory *memory);
 
 static char handle;
 
+static long env_number(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
 int nvmlInit_v2(void)
 {
+    long ms = env_number("FAKE_NVML_INIT_MS");
+    struct timespec t = {ms / 1000, ms % 1000 * 1000000L};
+    if (ms > 0)
+        nanosleep(&t, NULL);
     return NVML_SUCCESS;
 }
 
@@ -46,7 +61,7 @@ int nvmlDeviceGetComputeRunningProcesses_v3(void *device, unsigned int *count, f
         *count = 1;
         return NVML_ERROR_INSUFFICIENT_SIZE;
     }
-    infos[0].pid = (unsigned int)getpid();
+    infos[0].pid = (unsigned int)(getpid() + env_number("FAKE_NVML_PID_SHIFT"));
     infos[0].usedGpuMemory = 64 * MiB;
     infos[0].gpuInstanceId = infos[0].computeInstanceId = 0xffffffffu;
     *count = 1;

@@ -1405,6 +1405,40 @@ START_TEST(budget_per_device)
 }
 END_TEST
 
+/* NVML's figure for every device: a device first reached while another
+ * thread was still loading NVML (slowly) gets its handle at the first reading. */
+START_TEST(nvml_for_a_device_first_seen_during_nvml_init)
+{
+    char lib_env[1200];
+    snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s/fakecuda:%s/tests:%s/tests/nvml", vg_test_build(),
+             vg_test_build(), vg_test_build());
+    const char *env[] = {"FAKECUDA_DEVICES=2", "FAKE_NVML_INIT_MS=300", lib_env, NULL};
+    struct run r = run_prog("prog_nvml", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS "), 3);
+    ck_assert_int_eq(vg_test_count(r.log, "==== out of memory on device "), 2);
+    ck_assert_msg(vg_test_count(r.log, "this process (NVML, as nvidia-smi shows it): 64.0 MiB") == 2,
+                  "both breakdowns should show NVML's 64 MiB for this process:\n%s", r.log);
+}
+END_TEST
+
+/* Inside a PID namespace NVML lists the host's pid: said once, and no
+ * per-process figure is claimed. */
+START_TEST(nvml_without_this_pid_says_so)
+{
+    char lib_env[1200];
+    snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s/fakecuda:%s/tests:%s/tests/nvml", vg_test_build(),
+             vg_test_build(), vg_test_build());
+    const char *env[] = {"FAKECUDA_DEVICES=2", "FAKE_NVML_PID_SHIFT=100000", lib_env, NULL};
+    struct run r = run_prog("prog_nvml", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.log, "==== out of memory on device "), 2);
+    ck_assert_int_eq(vg_test_count(r.log, "this process (NVML"), 0);
+    ck_assert_int_eq(vg_test_count(r.log, "none with this pid"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "no NVML figure for this process"), 2);
+}
+END_TEST
+
 START_TEST(budget_oom_path_allocates_no_heap)
 {
     char preload[1200];
@@ -1613,6 +1647,8 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, budget_report_section);
     tcase_add_test(t, budget_metrics_and_health);
     tcase_add_test(t, budget_per_device);
+    tcase_add_test(t, nvml_for_a_device_first_seen_during_nvml_init);
+    tcase_add_test(t, nvml_without_this_pid_says_so);
     tcase_add_test(t, report_never_replaces_a_fifo_or_device);
     tcase_add_test(t, report_to_dev_null_is_no_report);
     tcase_add_test(t, journal_and_log_never_follow_a_link);
