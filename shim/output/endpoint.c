@@ -2,13 +2,23 @@
  *
  * The socket is bound by vg_endpoint_start() itself (the first time the
  * process reaches the driver), so the address is logged before the program
- * goes on; one thread then serves one connection at a time:
+ * goes on; one thread then serves up to CONNECTIONS_MAX connections at once
+ * from one poll loop, never waiting on any one client:
  *
  *   - every signal blocked in the thread (set around pthread_create), no
- *     signal disposition touched; sockets SOCK_CLOEXEC; sends MSG_NOSIGNAL;
+ *     signal disposition touched; sockets SOCK_CLOEXEC and non-blocking;
+ *     sends MSG_NOSIGNAL;
  *   - a request is its header only: at most REQUEST_MAX bytes, complete
- *     within READ_DEADLINE_MS, GET or HEAD, HTTP/1.0 or 1.1; anything else is
- *     answered 400/405/431/505 or dropped; every answer is Connection: close;
+ *     within READ_DEADLINE_MS of the connection, GET or HEAD, HTTP/1.0 or
+ *     1.1; anything else is answered 400/405/431/505 or dropped; every
+ *     answer is Connection: close and must be taken within WRITE_DEADLINE_MS;
+ *   - at the cap, a new connection takes the place of the oldest one still
+ *     sending its request (told 503 and why), so slow clients cannot keep a
+ *     fresh one out; memory is bounded: REQUEST_MAX per connection, and the
+ *     answers held for slow readers (HELD_MAX beyond the small ones);
+ *   - an answer is rendered whole before any of it is sent: no model lock
+ *     is held during socket I/O, so the program's allocations never wait
+ *     on a client;
  *   - no request changes state; the thread makes no CUDA call that needs a
  *     context (see metrics.h) and reports only devices the program used.
  */
@@ -45,13 +55,18 @@ enum {
     READ_DEADLINE_MS = 2000,     /* the whole request must arrive within this */
     WRITE_DEADLINE_MS = 5000,    /* the whole response must be taken within this */
     DRAIN_MS = 200,              /* after the answer: read what the client still sends */
+    DRAIN_MAX = 64 * 1024,       /* ... at most this much */
+    CONNECTIONS_MAX = 256,       /* open at once, each one of the host's file descriptors */
+    ACCEPTS_PER_TURN = 16,       /* at the cap, a new connection outlives 16 turns: time to be read */
+    LISTEN_BACKLOG = 512,         /* a burst of connections waits in the kernel, not refused */
+    SMALL_ANSWER = 64 * 1024,    /* answers up to this size are always held (256 x 64 KiB at most) */
+    HELD_MAX = 16 * 1024 * 1024, /* larger ones, all together, while their clients read them */
     BODY_FIRST_GUESS = 64 * 1024,
     BODY_MAX = 64 * 1024 * 1024,
 };
 
 static atomic_int started;            /* vg_endpoint_start ran in this process */
 static int listen_fd = -1;
-static atomic_int conn_fd = -1;       /* the connection being served, for the fork child */
 static atomic_int stopping;           /* set at exit: serve nothing more */
 static pid_t owner_pid;               /* process that created unix_path */
 static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -69,24 +84,6 @@ static int64_t now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* poll one fd for `events` until `deadline`; true when ready. */
-static bool wait_fd(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return false;
-        struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, (int)left);
-        if (r > 0)
-            return true;
-        if (r == 0)
-            return false;
-        if (errno != EINTR)
-            return false;
-    }
 }
 
 /* ---- request parsing --------------------------------------------------------- */
@@ -118,10 +115,15 @@ static size_t skip_empty_lines(const char *b, size_t len)
     }
 }
 
-/* Where the header ends (index just past the empty line), or 0 if not yet. */
-static size_t header_end(const char *b, size_t len)
+/* Where the header ends (index just past the empty line), or 0 if not yet.
+ * `from`: bytes already looked at without finding it (a request arriving in
+ * pieces is not scanned again from its start each time). */
+static size_t header_end(const char *b, size_t len, size_t from)
 {
-    for (size_t i = skip_empty_lines(b, len); i < len; i++) {
+    size_t i = skip_empty_lines(b, len);
+    if (from > 2 && from - 2 > i)
+        i = from - 2; /* the end ("\n\n", "\n\r\n") may begin in what was seen */
+    for (; i < len; i++) {
         if (b[i] != '\n')
             continue;
         if (i + 1 < len && b[i + 1] == '\n')
@@ -233,26 +235,30 @@ static int parse_request(const char *b, size_t len, struct request *r)
     return first ? 400 : 0;
 }
 
-/* Is what arrived so far already not HTTP? (the first line is complete and
- * invalid, or it holds bytes no request line has) */
-static bool hopeless(const char *b, size_t len)
+enum line_verdict { LINE_PENDING, LINE_VALID, LINE_HOPELESS };
+
+/* The request line as far as it arrived: complete and valid, not complete
+ * yet, or already not HTTP (complete and invalid, or holding bytes no
+ * request line has). `from`: bytes already looked at, all pending. */
+static enum line_verdict first_line(const char *b, size_t len, size_t from)
 {
     size_t i = skip_empty_lines(b, len);
-    for (size_t k = i; k < len; k++) {
+    size_t k = from > 1 && from - 1 > i ? from - 1 : i; /* a '\r' is judged by the byte after it */
+    for (; k < len; k++) {
         unsigned char c = (unsigned char)b[k];
         if (c == '\n') {
             struct request r;
             size_t n = k - i;
             if (n > 0 && b[i + n - 1] == '\r')
                 n--;
-            return parse_request_line(b + i, n, &r) != 0;
+            return parse_request_line(b + i, n, &r) != 0 ? LINE_HOPELESS : LINE_VALID;
         }
         if (c == '\r' && k + 1 < len && b[k + 1] != '\n')
-            return true;
+            return LINE_HOPELESS;
         if ((c < 0x20 && c != '\r') || c >= 0x7f)
-            return true;
+            return LINE_HOPELESS;
     }
-    return false;
+    return LINE_PENDING;
 }
 
 /* ---- responses --------------------------------------------------------------- */
@@ -367,18 +373,22 @@ static const char index_text[] = "vramguard " VG_VERSION " endpoint\n"
                                  "GET /metrics  Prometheus text format 0.0.4\n"
                                  "GET /vram     the full breakdown (JSON report)\n";
 
-static void error_response(struct response *resp, int status)
+/* An error answer: "STATUS Reason", and why when there is more to say. */
+static void error_response_why(struct response *resp, int status, const char *why)
 {
-    char text[64];
+    char text[192];
     resp->status = status;
     resp->content_type = "text/plain; charset=utf-8";
-    resp->body = NULL;
-    /* reason() strings are constant: build the body on the fly. */
-    snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
+    snprintf(text, sizeof(text), "%d %s%s%s\n", status, reason(status), why ? ": " : "", why ? why : "");
     resp->body_static = NULL;
     resp->body = strdup(text);
     resp->body_len = resp->body ? strlen(resp->body) : 0;
     resp->allow = status == 405;
+}
+
+static void error_response(struct response *resp, int status)
+{
+    error_response_why(resp, status, NULL);
 }
 
 /* Decide the answer to a complete, parsed request. */
@@ -447,11 +457,11 @@ int vg_endpoint_respond(const char *request, size_t len, struct vg_out *o)
 {
     struct request r = {0};
     struct response resp;
-    size_t end = len > REQUEST_MAX ? 0 : header_end(request, len);
+    size_t end = len > REQUEST_MAX ? 0 : header_end(request, len, 0);
     int status;
     if (len > REQUEST_MAX)
         status = 431;
-    else if (end == 0 && hopeless(request, len))
+    else if (end == 0 && first_line(request, len, 0) == LINE_HOPELESS)
         status = 400;
     else if (end == 0)
         return 0;
@@ -467,107 +477,343 @@ int vg_endpoint_respond(const char *request, size_t len, struct vg_out *o)
     return resp.status;
 }
 
-/* ---- the connection ---------------------------------------------------------- */
+/* ---- connections -------------------------------------------------------------- */
 
-static bool send_all(int fd, const char *p, size_t n, int64_t deadline)
+/* Each connection is a small state machine driven by one poll loop:
+ * READING its request (REQUEST_MAX bytes at most, READ_DEADLINE_MS from
+ * accept), WRITING the answer (non-blocking, WRITE_DEADLINE_MS), DRAINING
+ * what the client still sends after it (DRAIN_MS), so that closing does not
+ * reset the connection under its feet. A slow or silent client costs one
+ * slot until its deadline, never the thread's time. */
+enum conn_state { CONN_FREE, CONN_READING, CONN_WRITING, CONN_DRAINING };
+
+struct answer {
+    char *body_owned; /* malloc'd, or NULL */
+    const char *body;
+    size_t body_len, head_len;
+    size_t sent;      /* of head, then body */
+    bool held;        /* counted in held_bytes */
+    char head[512];
+};
+
+struct conn {
+    atomic_int fd;         /* -1 when free; read by the fork child */
+    enum conn_state state;
+    uint64_t seq;          /* order of acceptance: the oldest goes first at the cap */
+    int64_t deadline;      /* of the current state */
+    char *req;             /* READING: REQUEST_MAX bytes */
+    size_t req_len;
+    size_t scanned;        /* of req: looked at, no verdict in it */
+    bool line_valid;       /* the request line is complete and valid */
+    struct answer *ans;    /* WRITING */
+    size_t drained;        /* DRAINING */
+};
+
+static struct conn conns[CONNECTIONS_MAX];
+static atomic_bool conns_ready; /* every free slot's fd is -1 (a zeroed one would say 0) */
+static int conns_open;
+static uint64_t conns_accepted;
+static size_t held_bytes; /* answers larger than SMALL_ANSWER waiting for their readers */
+
+static void conn_close(struct conn *c, bool reset)
 {
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    int fd = atomic_exchange(&c->fd, -1); /* before close: a fork child never closes a reused number */
+    if (reset) {
+        struct linger now = {1, 0}; /* unsent bytes are dropped, not kept by the kernel */
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    }
+    close(fd);
+    free(c->req);
+    c->req = NULL;
+    if (c->ans) {
+        if (c->ans->held)
+            held_bytes -= c->ans->body_len;
+        free(c->ans->body_owned);
+        free(c->ans);
+        c->ans = NULL;
+    }
+    c->state = CONN_FREE;
+    conns_open--;
+}
+
+static void conn_drain(struct conn *c)
+{
+    static char sink[4096]; /* one thread */
+    for (;;) {
+        ssize_t k = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
         if (k > 0) {
-            p += k;
-            n -= (size_t)k;
+            c->drained += (size_t)k;
+            if (c->drained < DRAIN_MAX)
+                continue;
+        } else if (k < 0 && errno == EINTR) {
+            continue;
+        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        conn_close(c, false); /* EOF, error, or enough */
+        return;
+    }
+}
+
+static void conn_write(struct conn *c, int64_t now)
+{
+    struct answer *a = c->ans;
+    size_t total = a->head_len + a->body_len;
+    while (a->sent < total) {
+        struct iovec v[2];
+        int n = 0;
+        if (a->sent < a->head_len)
+            v[n++] = (struct iovec){a->head + a->sent, a->head_len - a->sent};
+        size_t body_sent = a->sent > a->head_len ? a->sent - a->head_len : 0;
+        if (a->body_len > body_sent)
+            v[n++] = (struct iovec){(char *)a->body + body_sent, a->body_len - body_sent};
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            a->sent += (size_t)k;
             continue;
         }
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLOUT, deadline))
-            continue;
-        return false;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* the client reads slowly: wait for POLLOUT, until the deadline */
+        conn_close(c, true);
+        return;
     }
-    return true;
+    if (a->held)
+        held_bytes -= a->body_len;
+    free(a->body_owned);
+    free(a);
+    c->ans = NULL;
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_DRAINING;
+    c->deadline = now + DRAIN_MS;
+    c->drained = 0;
+    conn_drain(c);
 }
 
-/* After the answer: stop sending, read what the client still sends (briefly)
- * so that closing does not reset the connection under its feet. */
-static void finish(int fd)
+/* The request is complete (or hopeless: `status` says why): answer it. */
+static void conn_answer(struct conn *c, int status, size_t end, int64_t now)
 {
-    shutdown(fd, SHUT_WR);
-    int64_t deadline = now_ms() + DRAIN_MS;
-    char sink[4096];
-    size_t drained = 0;
-    while (drained < 64 * 1024 && wait_fd(fd, POLLIN, deadline)) {
-        ssize_t k = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-        if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
-            break;
-        if (k > 0)
-            drained += (size_t)k;
-    }
-}
-
-static void serve_connection(int fd)
-{
-    char req[REQUEST_MAX + 1];
-    size_t len = 0, end = 0;
-    int status = 0;
-    int64_t deadline = now_ms() + READ_DEADLINE_MS;
-    while (end == 0) {
-        if (len >= REQUEST_MAX) {
-            status = 431; /* too large: answer, then drop */
-            break;
-        }
-        if (!wait_fd(fd, POLLIN, deadline))
-            return; /* slow or silent client: dropped */
-        ssize_t k = recv(fd, req + len, REQUEST_MAX - len, MSG_DONTWAIT);
-        if (k == 0)
-            return;
-        if (k < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
-            return;
-        }
-        len += (size_t)k;
-        end = header_end(req, len);
-        if (end == 0 && hopeless(req, len)) {
-            status = 400;
-            break;
-        }
-    }
     struct request r = {0};
     if (status == 0)
-        status = parse_request(req, end, &r);
+        status = parse_request(c->req, end, &r);
+    free(c->req);
+    c->req = NULL;
     struct response resp;
-    route(&r, status, &resp);
-    char head[512];
-    size_t hn = format_head(&resp, head, sizeof(head));
-    int64_t wdeadline = now_ms() + WRITE_DEADLINE_MS;
-    if (send_all(fd, head, hn, wdeadline) && !resp.head)
-        send_all(fd, body_of(&resp), resp.body_len, wdeadline);
-    free(resp.body);
-    finish(fd);
+    route(&r, status, &resp); /* renders under the model's locks; no socket I/O there */
+    struct answer *a = malloc(sizeof(*a));
+    if (a == NULL) {
+        free(resp.body);
+        conn_close(c, true);
+        return;
+    }
+    size_t body_len = resp.head ? 0 : resp.body_len;
+    if (body_len > SMALL_ANSWER && held_bytes > 0 && held_bytes + body_len > HELD_MAX) {
+        /* Bounded memory: large answers already wait for clients that read
+         * slowly (one is always allowed: /vram may be larger than the cap). */
+        bool head = resp.head;
+        free(resp.body);
+        error_response_why(&resp, 503, "large answers already wait for clients that read slowly; try again");
+        resp.head = head;
+        body_len = head ? 0 : resp.body_len;
+    }
+    a->head_len = format_head(&resp, a->head, sizeof(a->head));
+    a->body_owned = resp.body;
+    a->body = body_of(&resp);
+    a->body_len = body_len;
+    a->sent = 0;
+    a->held = body_len > SMALL_ANSWER;
+    if (a->held)
+        held_bytes += body_len;
+    c->ans = a;
+    c->state = CONN_WRITING;
+    c->deadline = now + WRITE_DEADLINE_MS;
+    conn_write(c, now);
+}
+
+static void conn_read(struct conn *c, int64_t now)
+{
+    for (;;) {
+        if (c->req_len >= REQUEST_MAX) {
+            conn_answer(c, 431, 0, now); /* too large: answer, then drop */
+            return;
+        }
+        ssize_t k = recv(c->fd, c->req + c->req_len, REQUEST_MAX - c->req_len, MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (k <= 0) {
+            conn_close(c, false); /* gone before asking */
+            return;
+        }
+        c->req_len += (size_t)k;
+        size_t end = header_end(c->req, c->req_len, c->scanned);
+        if (end != 0) {
+            conn_answer(c, 0, end, now);
+            return;
+        }
+        if (!c->line_valid) {
+            enum line_verdict v = first_line(c->req, c->req_len, c->scanned);
+            if (v == LINE_HOPELESS) {
+                conn_answer(c, 400, 0, now);
+                return;
+            }
+            c->line_valid = v == LINE_VALID;
+        }
+        c->scanned = c->req_len;
+    }
+}
+
+/* A connection dropped at the cap is told why, as far as its socket takes
+ * it at once; what it sent is read first, so that closing sends the answer
+ * and a FIN rather than a reset. */
+static void tell_busy(struct conn *c)
+{
+    static char busy[512];
+    static size_t busy_len;
+    if (busy_len == 0) {
+        char body[160];
+        int bn = snprintf(body, sizeof(body),
+                          "503 too many connections (%d open): the oldest unfinished one is dropped\n",
+                          CONNECTIONS_MAX);
+        busy_len = (size_t)snprintf(busy, sizeof(busy),
+                                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                    "Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                                    bn, body);
+    }
+    static char sink[4096];
+    for (int i = 0; i < 4 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    send(c->fd, busy, busy_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(c->fd, SHUT_WR);
+}
+
+/* At the cap: make room for a new connection. A connection already
+ * answered goes first, then the oldest still sending its request (told
+ * why), then the oldest still being answered: a fresh client is never the
+ * one refused, and slow ones cannot hold every slot. */
+static void conn_make_room(void)
+{
+    static const enum conn_state order[] = {CONN_DRAINING, CONN_READING, CONN_WRITING};
+    for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+        struct conn *victim = NULL;
+        for (int i = 0; i < CONNECTIONS_MAX; i++)
+            if (conns[i].state == order[o] && (victim == NULL || conns[i].seq < victim->seq))
+                victim = &conns[i];
+        if (victim == NULL)
+            continue;
+        if (victim->state == CONN_READING)
+            tell_busy(victim);
+        conn_close(victim, false);
+        return;
+    }
+}
+
+static void conn_accepted(int fd, int64_t now)
+{
+    if (conns_open == CONNECTIONS_MAX)
+        conn_make_room();
+    struct conn *c = NULL;
+    for (int i = 0; i < CONNECTIONS_MAX && c == NULL; i++)
+        if (conns[i].state == CONN_FREE)
+            c = &conns[i];
+    char *req = malloc(REQUEST_MAX);
+    if (c == NULL || req == NULL) {
+        free(req);
+        close(fd);
+        return;
+    }
+    c->state = CONN_READING;
+    c->seq = ++conns_accepted;
+    c->deadline = now + READ_DEADLINE_MS;
+    c->req = req;
+    c->req_len = 0;
+    c->scanned = 0;
+    c->line_valid = false;
+    c->ans = NULL;
+    c->drained = 0;
+    atomic_store(&c->fd, fd);
+    conns_open++;
+    conn_read(c, now); /* the request has often arrived with the connection */
+}
+
+/* Take what waits on the listening socket (a few per turn, so that the
+ * connections already open are read between). False when the socket is gone. */
+static bool accept_some(int lfd, int64_t now, int64_t *paused_until)
+{
+    for (int n = 0; n < ACCEPTS_PER_TURN; n++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return true;
+            if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK)
+                return false;
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            *paused_until = now + 100; /* EMFILE, ENOBUFS...: do not spin */
+            return true;
+        }
+        if (atomic_load(&stopping))
+            close(fd);
+        else
+            conn_accepted(fd, now);
+    }
+    return true;
 }
 
 static void *serve(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    static struct pollfd p[CONNECTIONS_MAX + 1];
+    static struct conn *polled[CONNECTIONS_MAX];
+    int64_t paused_until = 0;
+    int flags = fcntl(lfd, F_GETFL);
+    if (flags < 0 || fcntl(lfd, F_SETFL, flags | O_NONBLOCK) != 0)
+        return NULL;
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK)
-                return NULL; /* the socket is gone */
-            if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
-                struct timespec pause = {0, 100 * 1000 * 1000}; /* EMFILE, ENOBUFS...: do not spin */
+        int64_t now = now_ms(), wake = now + 1000;
+        int n = 0;
+        bool listening = now >= paused_until;
+        p[n++] = (struct pollfd){.fd = listening ? lfd : -1, .events = POLLIN};
+        if (!listening && paused_until < wake)
+            wake = paused_until;
+        for (int i = 0; i < CONNECTIONS_MAX; i++) {
+            struct conn *c = &conns[i];
+            if (c->state == CONN_FREE)
+                continue;
+            if (now >= c->deadline) {
+                conn_close(c, c->state == CONN_WRITING); /* slow or silent client: dropped */
+                continue;
+            }
+            if (c->deadline < wake)
+                wake = c->deadline;
+            polled[n - 1] = c;
+            p[n++] = (struct pollfd){.fd = c->fd, .events = c->state == CONN_WRITING ? POLLOUT : POLLIN};
+        }
+        int ready = poll(p, (nfds_t)n, (int)(wake - now));
+        if (ready < 0) {
+            if (errno != EINTR) {
+                struct timespec pause = {0, 10 * 1000 * 1000}; /* ENOMEM: do not spin */
                 nanosleep(&pause, NULL);
             }
             continue;
         }
-        if (atomic_load(&stopping)) {
-            close(fd);
-            continue;
+        now = now_ms();
+        for (int k = 1; k < n; k++) {
+            struct conn *c = polled[k - 1];
+            if (p[k].revents == 0)
+                continue;
+            if (c->state == CONN_READING)
+                conn_read(c, now);
+            else if (c->state == CONN_WRITING)
+                conn_write(c, now);
+            else if (c->state == CONN_DRAINING)
+                conn_drain(c);
         }
-        atomic_store(&conn_fd, fd);
-        serve_connection(fd);
-        atomic_store(&conn_fd, -1); /* before close: a fork child never closes a reused number */
-        close(fd);
+        if ((p[0].revents & POLLNVAL) || ((p[0].revents & POLLIN) && !accept_some(lfd, now, &paused_until)))
+            return NULL; /* the socket is gone */
     }
 }
 
@@ -612,7 +858,7 @@ static int bind_unix(const char *path, char *why, size_t why_size)
         close(fd);
         return -1;
     }
-    if (chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
+    if (chmod(path, 0600) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         snprintf(why, why_size, "%s", strerror(errno));
         close(fd);
         unlink(path);
@@ -692,7 +938,7 @@ static int bind_tcp(const char *spec, char *why, size_t why_size)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT only; never two listeners */
-    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 16) != 0) {
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         snprintf(why, why_size, "%s", strerror(errno));
         close(fd);
         return -1;
@@ -785,6 +1031,11 @@ void vg_endpoint_start(void)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!atomic_load(&conns_ready)) {
+        for (int i = 0; i < CONNECTIONS_MAX; i++)
+            atomic_store(&conns[i].fd, -1);
+        atomic_store(&conns_ready, true);
+    }
     pthread_sigmask(SIG_SETMASK, &all, &old);
     listen_fd = fd;
     pthread_t thread;
@@ -809,10 +1060,21 @@ void vg_endpoint_start(void)
 
 void vg_endpoint_after_fork(void)
 {
-    /* Only the forking thread exists in the child: the server thread is gone. */
-    int c = atomic_exchange(&conn_fd, -1);
-    if (c >= 0)
-        close(c);
+    /* Only the forking thread exists in the child: the server thread is
+     * gone. Its connections are closed; their buffers are left as they are
+     * (another allocator's fork handlers may not have run yet). */
+    if (atomic_load(&conns_ready)) {
+        for (int i = 0; i < CONNECTIONS_MAX; i++) {
+            int c = atomic_exchange(&conns[i].fd, -1);
+            if (c >= 0)
+                close(c);
+            conns[i].state = CONN_FREE;
+            conns[i].req = NULL;
+            conns[i].ans = NULL;
+        }
+    }
+    conns_open = 0;
+    held_bytes = 0;
     if (listen_fd >= 0)
         close(listen_fd);
     listen_fd = -1;

@@ -3,7 +3,8 @@
  * Unix socket. Started when the process first reaches the CUDA driver, never
  * from a constructor, so CPU-only processes that inherit LD_PRELOAD bind
  * nothing. The thread blocks every signal, never creates a CUDA context and
- * never changes state; requests are bounded in size and time. */
+ * never changes state; it serves many connections at once, each bounded in
+ * size and time, and never waits on one client. */
 #ifndef VG_ENDPOINT_H
 #define VG_ENDPOINT_H
 

@@ -8,8 +8,8 @@ $(TEST_DIR)/prog_serve: tests/endpoint/prog_serve.c $(PRELOAD_DEPS) $(FAKECUDA_L
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_serve
-RUNNER_SRCS += tests/endpoint/check_endpoint.c
-$(TEST_DIR)/check_vramguard: tests/endpoint/check_endpoint.c
+RUNNER_SRCS += tests/endpoint/check_endpoint.c tests/endpoint/load.c
+$(TEST_DIR)/check_vramguard: tests/endpoint/check_endpoint.c tests/endpoint/load.c tests/endpoint/load.h
 check: $(TEST_DIR)/prog_serve
 # A stand-in NVML (libnvidia-ml.so.1) for the endpoint's NVML figures.
 $(TEST_DIR)/nvml/libnvidia-ml.so.1: tests/endpoint/fake_nvml.c
@@ -17,3 +17,12 @@ $(TEST_DIR)/nvml/libnvidia-ml.so.1: tests/endpoint/fake_nvml.c
 	$(CC) $(TEST_CFLAGS) -fPIC -shared -Wl,-soname,libnvidia-ml.so.1 -o $@ $<
 PRELOAD_PROGS += $(TEST_DIR)/nvml/libnvidia-ml.so.1
 check: $(TEST_DIR)/nvml/libnvidia-ml.so.1
+
+# make bench-endpoint: /health latency under slowloris and the connection
+# cap, requests per second (tests/endpoint/bench_endpoint.sh prints them).
+$(TEST_DIR)/endpoint_load: tests/endpoint/endpoint_load.c tests/endpoint/load.c tests/endpoint/load.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -O2 -o $@ tests/endpoint/endpoint_load.c tests/endpoint/load.c
+.PHONY: bench-endpoint
+bench-endpoint: $(SHIM) fakecuda $(TEST_DIR)/prog_serve $(TEST_DIR)/endpoint_load
+	LD_LIBRARY_PATH=$(FAKE) tests/endpoint/bench_endpoint.sh $(BUILD) $(SHIM)
