@@ -152,6 +152,15 @@ static bool parse_listen(struct vg_config *cfg, const char *v)
     return copy_path(cfg->listen, v);
 }
 
+static bool parse_log_max(struct vg_config *cfg, const char *v)
+{
+    uint64_t max;
+    if (!vg_parse_size(v, &max) || (max != 0 && max < VG_LOG_MAX_MIN))
+        return false;
+    cfg->log_max = max;
+    return true;
+}
+
 static bool parse_health_fail_on(struct vg_config *cfg, const char *v)
 {
     static const char *const words[] = {"violation", "oom", "budget"};
@@ -195,6 +204,7 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak, budget; or none"},
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
+    {"VRAMGUARD_LOG_MAX", parse_log_max, "SIZE (K, M, G: powers of 1024), at least 4K; 0 for no limit"},
     {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)"},
     {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none"},
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
@@ -215,6 +225,7 @@ static void set_defaults(struct vg_config *cfg)
     vg_budget_compile(NULL, &cfg->budgets, NULL, NULL);
     cfg->policy = VG_POLICY_REJECT;
     cfg->fail_on = VG_FAIL_ON_VIOLATION;
+    cfg->log_max = VG_LOG_MAX_DEFAULT;
 }
 
 int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)

@@ -20,6 +20,10 @@ enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK =
 enum { VG_ALLOW_PINNED = 1 << 0 };
 
 enum { VG_PATH_MAX = 1024 };
+/* VRAMGUARD_LOG_MAX: the most bytes a process writes to its log, and to
+ * its journal, each (0: no limit); at least VG_LOG_MAX_MIN. */
+#define VG_LOG_MAX_DEFAULT (UINT64_C(64) << 20)
+#define VG_LOG_MAX_MIN (UINT64_C(4) << 10)
 
 struct vg_config {
     enum vg_policy_mode policy;
@@ -35,6 +39,7 @@ struct vg_config {
     bool vram_argv;                  /* VRAMGUARD_VRAM_ARGV=1: /vram shows the command line */
     struct vg_budgets budgets;       /* VRAMGUARD_LIMIT compiled (budget.h) */
     bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */
+    uint64_t log_max;                /* VRAMGUARD_LOG_MAX: cap of the log and of the journal, 0 = none */
 };
 
 typedef const char *(*vg_getenv_fn)(const char *name);

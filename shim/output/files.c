@@ -17,8 +17,10 @@
 int vg_file_open_append(const char *path)
 {
     /* Appending replaces nothing: /dev/null or a log FIFO is the user's
-     * choice. A link at the last component is another user's, possibly. */
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+     * choice. A link at the last component is another user's, possibly.
+     * Non-blocking: a FIFO nobody reads fails the open (ENXIO) or a write
+     * (EAGAIN) instead of stopping the host; a regular file is unaffected. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 }
 
 /* "<name>.tmp.<pid>.<16 hex>" left by a process that was killed while it

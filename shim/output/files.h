@@ -11,8 +11,9 @@
 #include <stddef.h>
 
 /* Open `path` for appending (created 0644 if missing), never through a
- * symbolic link (ELOOP). A device or FIFO is written as it is (appending
- * replaces nothing: /dev/null, a log pipe). -1 with errno set. */
+ * symbolic link (ELOOP), non-blocking. A device or FIFO is written as it is
+ * (appending replaces nothing: /dev/null, a log pipe); a FIFO with no
+ * reader is refused (ENXIO). -1 with errno set. */
 int vg_file_open_append(const char *path);
 
 /* Start an atomic replacement of `path`: a new temporary file next to it

@@ -1,14 +1,25 @@
 /* Log lines: "vramguard: ..." to stderr or VRAMGUARD_LOG, written with
- * write(2) from a stack buffer (no heap, usable on the OOM path). */
+ * write(2) from a stack buffer (no heap, usable on the OOM path).
+ *
+ * The log never blocks the host: a sink that cannot take a line now (a
+ * stderr pipe nobody reads, a FIFO) loses the line, which is counted and
+ * said in the log once it can take lines again (and in the report). It is
+ * also bounded: past VRAMGUARD_LOG_MAX bytes written by this process, one
+ * final line says so and nothing more is written. */
 #ifndef VG_LOG_H
 #define VG_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Log to the file at `path` from now on ("" = stay on stderr). The log does
  * not read the configuration: the outputs pass it the expanded
  * VRAMGUARD_LOG once (events.c). */
 void vg_log_open(const char *path);  /* also after fork: replaces (and closes) the log open before */
+/* The most bytes this process writes to the log (VRAMGUARD_LOG_MAX), 0 for
+ * no limit; set once by the outputs (events.c). */
+void vg_log_set_max(uint64_t max);
 void vg_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Control characters (newlines, escape codes) of outside text (a variable's
  * value, a label) as '?': one log line stays one line, nothing forged.
@@ -19,9 +30,22 @@ const char *vg_log_safe(const char *s, char *buf, size_t size);
 /* Write preformatted text as it is (each line must already carry the prefix). */
 void vg_log_write(const char *text, size_t len);
 /* write(2) until done or a real error; retries on EINTR. 0 when all was
- * written, else the errno of the failure (ENOSPC, EFBIG, EIO, ...). */
+ * written, else the errno of the failure (ENOSPC, EFBIG, EIO, ...). For
+ * files the shim owns (reports, journals), not for the log. */
 int vg_write_all(int fd, const char *buf, size_t len);
 /* Human-readable byte count ("1.5 GiB") into `out`; returns `out`. */
 char *vg_format_bytes(unsigned long long bytes, char *out, size_t out_size);
+
+/* What this process wrote to its log, and what it could not. */
+struct vg_log_stats {
+    uint64_t bytes;         /* written */
+    uint64_t max;           /* VRAMGUARD_LOG_MAX, 0: none */
+    uint64_t lines_dropped; /* lost: the sink would have blocked (a full pipe) or failed */
+    uint64_t lines_over_cap;/* not written: past the cap */
+    bool capped;            /* the cap was reached (its final line written) */
+};
+void vg_log_stats(struct vg_log_stats *out);
+/* After fork, in the child: its own counts and cap, no lock held. */
+void vg_log_reset_after_fork(void);
 
 #endif
