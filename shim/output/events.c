@@ -9,8 +9,11 @@
 #include "forksafe.h"
 #include "log.h"
 #include "purposes.h"
+#include "repeats.h"
+#include "table.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <errno.h>
@@ -26,6 +29,7 @@ static void open_log(void)
 {
     log_opened = true;
     const struct vg_config *cfg = vg_config();
+    vg_log_set_max(cfg->log_max);
     if (cfg->log_path[0]) {
         char path[VG_PATH_MAX];
         if (vg_expand_path(cfg->log_path, (int)getpid(), path, sizeof(path)))
@@ -58,6 +62,11 @@ static int journal_fd = -1;
 static bool journal_tried;
 static bool in_forked_child;
 static struct timespec started_at;
+/* Under journal_lock: what this process wrote to its journal (capped at
+ * VRAMGUARD_LOG_MAX) and the events the cap kept out. */
+static uint64_t journal_written, journal_over_cap;
+static bool journal_capped;
+enum { JOURNAL_CAP_ROOM = 256 }; /* kept under the cap for its final line */
 
 void vg_format_time(const struct timespec *t, char *out, size_t size)
 {
@@ -103,11 +112,71 @@ const char *vg_report_path(void)
     return report_path;
 }
 
-/* Append one line to the journal (opened on first use). */
+/* The process's start: when it first reached the driver or raised its
+ * first event, whichever came first (threads may race to either). */
+static void ensure_started_locked(void)
+{
+    if (started_at.tv_sec == 0 && started_at.tv_nsec == 0)
+        clock_gettime(CLOCK_REALTIME, &started_at);
+}
+
+static int write_journal_locked(const char *line, size_t len)
+{
+    int error = vg_write_all(journal_fd, line, len);
+    if (error == 0)
+        journal_written += len;
+    return error;
+}
+
+/* The journal's first line, written when it is opened: every event of the
+ * run comes after it, whichever thread opens it (the CLI reads the events
+ * after the last start line: a reused pid appends to an old journal). */
+static int journal_start_locked(void)
+{
+    char line[VG_PATH_MAX + 256], exe[VG_PATH_MAX], when[40];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    ensure_started_locked();
+    vg_format_time(&started_at, when, sizeof(when));
+    struct vg_out o;
+    vg_out_buffer(&o, line, sizeof(line));
+    vg_out_printf(&o, "{\"event\":\"start\",\"pid\":%d,\"exe\":", (int)getpid());
+    vg_out_json_string(&o, exe);
+    vg_out_printf(&o, ",\"time\":\"%s\"}\n", when);
+    return o.total < sizeof(line) ? write_journal_locked(line, o.total) : 0;
+}
+
+/* Room for `len` more bytes under VRAMGUARD_LOG_MAX; at the cap, the
+ * journal's final line (and one log line) say so. */
+static bool journal_room_locked(size_t len)
+{
+    uint64_t max = vg_config()->log_max;
+    if (journal_capped)
+        return false;
+    if (max == 0 || journal_written + len + JOURNAL_CAP_ROOM <= max)
+        return true;
+    journal_capped = true;
+    char line[JOURNAL_CAP_ROOM], when[40], size[32];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vg_format_time(&now, when, sizeof(when));
+    int n = snprintf(line, sizeof(line), "{\"event\":\"capped\",\"pid\":%d,\"time\":\"%s\",\"max_bytes\":%llu}\n",
+                     (int)getpid(), when, (unsigned long long)max);
+    if (n > 0 && (size_t)n < sizeof(line))
+        write_journal_locked(line, (size_t)n);
+    vg_log("the journal %s.journal reached VRAMGUARD_LOG_MAX (%s): later events are counted, not journaled; "
+           "the report has the exact counts",
+           report_path, vg_format_bytes(max, size, sizeof(size)));
+    return false;
+}
+
+/* Append one line to the journal (opened on first use, its start line
+ * first); NULL only opens it. */
 static void journal_append(const char *line, size_t len)
 {
     pthread_mutex_lock(&journal_lock);
     resolve_report_path_locked();
+    int error = 0;
     if (!journal_tried && report_path[0]) {
         journal_tried = true;
         char path[VG_PATH_MAX + 16];
@@ -116,8 +185,15 @@ static void journal_append(const char *line, size_t len)
         if (journal_fd < 0)
             vg_log("cannot open the journal %s (%s); events are only logged", path,
                    errno == ELOOP ? "a symbolic link is not followed" : strerror(errno));
+        else
+            error = journal_start_locked();
     }
-    int error = journal_fd >= 0 ? vg_write_all(journal_fd, line, len) : 0;
+    if (journal_fd >= 0 && line != NULL && error == 0) {
+        if (journal_room_locked(len))
+            error = write_journal_locked(line, len);
+        else
+            journal_over_cap++;
+    }
     if (error != 0) {
         /* Full disk or size limit: the line may be cut short; nothing is
          * appended after it, so readers see at most one partial last line. */
@@ -129,8 +205,17 @@ static void journal_append(const char *line, size_t len)
     pthread_mutex_unlock(&journal_lock);
 }
 
+void vg_events_journal_stats(struct vg_journal_stats *out)
+{
+    pthread_mutex_lock(&journal_lock);
+    *out = (struct vg_journal_stats){journal_written, vg_config()->log_max, journal_over_cap, journal_capped,
+                                     journal_tried && report_path[0]};
+    pthread_mutex_unlock(&journal_lock);
+}
+
 void vg_events_reset_after_fork(void)
 {
+    vg_log_reset_after_fork();
     /* A per-process log (VRAMGUARD_LOG with %p) that the parent opened: the
      * child writes its own, not into its parent's. */
     char path[VG_PATH_MAX];
@@ -144,6 +229,10 @@ void vg_events_reset_after_fork(void)
     report_path_ready = false;
     report_path[0] = '\0';
     in_forked_child = true;
+    started_at = (struct timespec){0, 0};
+    journal_written = journal_over_cap = 0;
+    journal_capped = false;
+    vg_repeat_reset();
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -191,6 +280,8 @@ void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool viola
 /* The journal line: {"event":TYPE,"pid":N, the report's fields for the event}. */
 static void journal_event(const char *type, const struct vg_event *e)
 {
+    if (!vg_report_path()[0])
+        return;
     char line[2048];
     struct vg_out o;
     vg_out_buffer(&o, line, sizeof(line));
@@ -227,6 +318,94 @@ static void narrowest_rule(const struct vg_call *c, char *out, size_t size)
     vg_allow_narrowest(c->kind, c->size, named ? module : NULL, out, size);
 }
 
+/* ---- repeated events: the first few of a group, then counts -------------- */
+
+static const char *const type_words[VG_REPEAT_TYPES] = {"violations", "OOM events", "budget OOMs"};
+static const char *const type_events[VG_REPEAT_TYPES] = {"violation", "oom", "oom"};
+
+/* One summary of suppressed events: a log line and a journal line
+ * {"event":"suppressed","of":"violation"|"oom","count":N,...} whose
+ * fields are the group's, "size" the largest suppressed. */
+static void write_summary(const struct vg_repeat_summary *s)
+{
+    const struct vg_repeat_group *g = &s->group;
+    char since[40], caller[512], size[32];
+    vg_format_time(&s->since, since, sizeof(since));
+    if (s->other) {
+        vg_log("%llu more %s of kind %s suppressed since %s (the largest %s; of the groups past the first %d: "
+               "call site, API, kind, device); the report has the exact counts",
+               (unsigned long long)s->count, type_words[g->type], vg_kind_name(g->kind), since,
+               vg_format_bytes(s->max_size, size, sizeof(size)), VG_REPEATS_GROUPS);
+    } else {
+        vg_caller_text(g->caller, true, caller, sizeof(caller));
+        vg_log("%llu more %s like this suppressed since %s: %s%s%s on device %d from %s (the largest %s), %s (%d); "
+               "the report has the exact counts",
+               (unsigned long long)s->count, type_words[g->type], since, g->api,
+               g->type == VG_REPEAT_VIOLATION ? " of kind " : "",
+               g->type == VG_REPEAT_VIOLATION ? vg_kind_name(g->kind) : "", g->device, caller,
+               vg_format_bytes(s->max_size, size, sizeof(size)), vg_cuda_error_name(g->result), (int)g->result);
+    }
+    if (!vg_report_path()[0])
+        return;
+    char line[2048], when[40];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vg_format_time(&now, when, sizeof(when));
+    struct vg_out o;
+    vg_out_buffer(&o, line, sizeof(line));
+    vg_out_printf(&o, "{\"event\":\"suppressed\",\"pid\":%d,\"time\":\"%s\",\"of\":\"%s\",\"count\":%llu,\"since\":\"%s\"",
+                  (int)getpid(), when, type_events[g->type], (unsigned long long)s->count, since);
+    if (s->other) {
+        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu", vg_kind_name(g->kind), (unsigned long long)s->max_size);
+    } else {
+        vg_out_str(&o, ",\"api\":");
+        vg_out_json_string(&o, g->api);
+        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu,\"device\":%d,\"caller\":", vg_kind_name(g->kind),
+                      (unsigned long long)s->max_size, g->device);
+        vg_out_json_string(&o, caller);
+        if (g->type == VG_REPEAT_VIOLATION)
+            vg_out_printf(&o, ",\"action\":\"%s\"", g->action == VG_ACTION_REJECT ? "rejected" : "allowed");
+        vg_out_printf(&o, ",\"result\":%d", (int)g->result);
+        if (g->type == VG_REPEAT_BUDGET_OOM)
+            vg_out_printf(&o, ",\"budget\":\"%s\"", vg_budget_scope_name(g->budget));
+    }
+    vg_out_str(&o, "}\n");
+    if (o.total < sizeof(line))
+        journal_append(line, o.total);
+}
+
+/* Whether to write this event out (log and journal): the first
+ * VG_REPEATS_SHOWN of its group are, later ones are counted (repeats.h). */
+static bool admit(int type, const struct vg_event *e)
+{
+    struct vg_repeat_group g = {type, e->api, e->caller, e->kind, e->device, (int)e->action, e->budget, e->result};
+    struct vg_repeat_decision d;
+    vg_repeat_admit(&g, e->size, &e->time, &d);
+    if (d.first_held && d.other) {
+        vg_log("more %s of further groups (past the first %d: call site, API, kind, device) are counted, not "
+               "logged: a summary every %d s while they go on, and at exit",
+               type_words[type], VG_REPEATS_GROUPS, VG_REPEATS_PERIOD_S);
+    } else if (d.first_held) {
+        char caller[512];
+        vg_caller_text(e->caller, true, caller, sizeof(caller));
+        vg_log("more %s like this (%s on device %d from %s) are counted, not logged: a summary every %d s while "
+               "they go on, and at exit",
+               type_words[type], e->api, e->device, caller, VG_REPEATS_PERIOD_S);
+    }
+    if (d.summary_due)
+        write_summary(&d.summary);
+    return d.write;
+}
+
+void vg_events_flush_suppressed(void)
+{
+    struct vg_repeat_summary s;
+    while (vg_repeat_take_pending(&s))
+        write_summary(&s);
+}
+
+/* ---- events --------------------------------------------------------------- */
+
 void vg_event_violation(const struct vg_call *c, CUresult result)
 {
     outputs_ready();
@@ -234,12 +413,13 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
     fill_event(&e, c, result);
     narrowest_rule(c, e.allow_rule, sizeof(e.allow_rule));
     vg_incident_violation(&e);
+    if (!admit(VG_REPEAT_VIOLATION, &e))
+        return;
 
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);
     vg_caller_text(c->caller, true, caller, sizeof(caller));
     char rule[VG_ALLOW_TEXT + 64];
-    narrowest_rule(c, e.allow_rule, sizeof(e.allow_rule));
     if (e.allow_rule[0] && c->capped)
         snprintf(rule, sizeof(rule), "a VRAMGUARD_ALLOW rule matches but its kind's cap (total<=) is reached");
     else if (e.allow_rule[0])
@@ -268,6 +448,8 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
     fill_event(&e, c, result);
     uint64_t total = 0;
     uint64_t on_device = vg_incident_oom(&e, &total);
+    if (!admit(VG_REPEAT_OOM, &e) && on_device != 1)
+        return;
 
     if (on_device == 1) {
         vg_breakdown_oom(c);
@@ -295,6 +477,8 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
     e.budget_limit = hit->limit;
     uint64_t total = 0;
     uint64_t on_device = vg_incident_budget_oom(&e, &total);
+    if (!admit(VG_REPEAT_BUDGET_OOM, &e) && on_device != 1)
+        return;
 
     if (on_device == 1) {
         vg_breakdown_budget_oom(c, hit);
@@ -312,26 +496,35 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
     journal_event("oom", &e);
 }
 
+void vg_event_untracked(const struct vg_call *c)
+{
+    static atomic_bool said;
+    if (atomic_exchange(&said, true))
+        return; /* counted by the table; the exit line and the report give the total */
+    outputs_ready();
+    char caller[512], size[32];
+    vg_caller_text(c->caller, true, caller, sizeof(caller));
+    vg_log("out of host memory: cannot track %s of %s from %s (it succeeded and is not tracked); the report's "
+           "live and leak figures will say unknown",
+           c->api, vg_format_bytes(c->size, size, sizeof(size)), caller);
+}
+
 void vg_events_process_start(void)
 {
     outputs_ready();
-    char line[VG_PATH_MAX + 256], exe[VG_PATH_MAX], when[40];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    vg_format_time(&now, when, sizeof(when));
-    struct vg_out o;
-    vg_out_buffer(&o, line, sizeof(line));
-    vg_out_printf(&o, "{\"event\":\"start\",\"pid\":%d,\"exe\":", (int)getpid());
-    vg_out_json_string(&o, exe);
-    vg_out_printf(&o, ",\"time\":\"%s\"}\n", when);
-    if (o.total < sizeof(line) && vg_report_path()[0])
-        journal_append(line, o.total);
-    started_at = now;
+    pthread_mutex_lock(&journal_lock);
+    ensure_started_locked();
+    char when[40];
+    vg_format_time(&started_at, when, sizeof(when)); /* gmtime_r's one-time setup (heap) now, not on the OOM path */
+    pthread_mutex_unlock(&journal_lock);
+    if (vg_report_path()[0])
+        journal_append(NULL, 0); /* opens the journal: its start line */
 }
 
 struct timespec vg_events_started_at(void)
 {
-    return started_at;
+    pthread_mutex_lock(&journal_lock);
+    struct timespec t = started_at;
+    pthread_mutex_unlock(&journal_lock);
+    return t;
 }

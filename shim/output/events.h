@@ -27,8 +27,15 @@ void vg_event_oom(const struct vg_call *c, CUresult result);
  * breakdown naming the budget), journaled as an "oom" event with
  * "budget":SCOPE. No heap. */
 void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hit);
-/* First time the process reaches the driver: open the log, the journal's
- * start line. */
+/* An allocation that succeeded but could not be tracked (out of host
+ * memory: the table counts it): the first is logged, saying that the
+ * report's live and leak figures will be unknown. */
+void vg_event_untracked(const struct vg_call *c);
+/* At exit, before the report: a summary of every group of events still
+ * suppressed (repeats.h), in the log and the journal. */
+void vg_events_flush_suppressed(void);
+/* First time the process reaches the driver: open the log, the journal
+ * (its start line, always its first). */
 void vg_events_process_start(void);
 /* When the process first reached the driver (zero before). */
 struct timespec vg_events_started_at(void);
@@ -39,6 +46,14 @@ void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool viola
 
 /* The report path for this process (VRAMGUARD_REPORT expanded), "" if none. */
 const char *vg_report_path(void);
+/* What this process wrote to its journal: bytes (capped at
+ * VRAMGUARD_LOG_MAX, `max`), events the cap kept out. */
+struct vg_journal_stats {
+    uint64_t bytes, max, events_over_cap;
+    bool capped;
+    bool open; /* there is a journal (a report path) */
+};
+void vg_events_journal_stats(struct vg_journal_stats *out);
 /* Forget the journal after fork: the child starts clean. */
 void vg_events_reset_after_fork(void);
 

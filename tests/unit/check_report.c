@@ -864,8 +864,9 @@ START_TEST(test_violation_journal_line)
     snprintf(journal, sizeof(journal), "%s.journal", expect);
     ck_assert_python("import json,sys\n"
                             "lines = open(sys.argv[1]).read().splitlines()\n"
-                            "assert len(lines) == 2, lines\n"
-                            "for l in lines:\n"
+                            "assert len(lines) == 3, lines\n"
+                            "assert json.loads(lines[0])['event'] == 'start', lines[0]\n"
+                            "for l in lines[1:]:\n"
                             "    e = json.loads(l)\n"
                             "    assert e['event'] == 'violation' and e['pid'] == int(sys.argv[2]), e\n"
                             "    assert e['api'] == 'cudaMallocManaged' and e['size'] == 3*2**20, e\n"
