@@ -140,7 +140,8 @@ static inline size_t vramguard_report(char *buf, size_t size)
 
 /* Check every live tracked allocation with cuPointerGetAttribute: it must be
  * device memory and not managed. Returns the number of offenders (each is
- * named in the log), 0 without the shim. */
+ * named in the log), 0 without the shim, -1 when the shim could not check
+ * (out of host memory; the log says so). */
 static inline int vramguard_verify_residency(void)
 {
     VRAMGUARD__FN(int, (void), "vramguard_shim_verify_residency");

@@ -20,6 +20,7 @@
 
 #include <cuda.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,7 @@ EXPORT int vramguard_shim_usage(struct vramguard_usage *usage)
     if (s == NULL || u == NULL) {
         free(s);
         free(u);
+        vg_log("vramguard_usage: out of host memory; no figures (returns -1)");
         return -1;
     }
     vg_table_stats(s);
@@ -98,8 +100,13 @@ EXPORT int vramguard_shim_usage(struct vramguard_usage *usage)
 EXPORT size_t vramguard_shim_report(char *buf, size_t size)
 {
     struct vg_out *o = malloc(sizeof(*o));
-    if (o == NULL)
-        return 0;
+    if (o == NULL) {
+        static const char none[] = "vramguard: out of host memory: no breakdown\n";
+        vg_log("vramguard_report: out of host memory; no breakdown");
+        if (buf && size)
+            snprintf(buf, size, "%s", none);
+        return sizeof(none) - 1;
+    }
     vg_out_buffer(o, buf, size);
     vg_breakdown_text(o, "");
     size_t total = o->total;
@@ -110,7 +117,13 @@ EXPORT size_t vramguard_shim_report(char *buf, size_t size)
 EXPORT int vramguard_shim_verify_residency(void)
 {
     struct vg_alloc *live = NULL;
+    uint64_t expected = vg_table_live_count();
     size_t n = vg_table_snapshot(&live);
+    if (n == 0 && expected > 0) {
+        vg_log("residency: out of host memory: %llu live allocations not checked (returns -1)",
+               (unsigned long long)expected);
+        return -1;
+    }
     __typeof__(&cuPointerGetAttribute) attr = vg_helper_fn(VG_H_cuPointerGetAttribute);
     int offenders = 0;
     size_t skipped = 0;

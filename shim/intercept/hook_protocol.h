@@ -136,8 +136,10 @@ static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uin
         if (__builtin_expect(c->allow_rule >= 0, 0))
             allowed = vg_call_allowed(c, kind, size);
         c->size = size;
-        vg_table_add(ptr, size, pool, c->api, c->caller,
-                     vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed);
+        if (__builtin_expect(!vg_table_add(ptr, size, pool, c->api, c->caller,
+                                           vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed),
+                             0))
+            vg_event_untracked(c); /* out of host memory: the report says its figures are unknown */
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {

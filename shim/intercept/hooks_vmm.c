@@ -58,8 +58,10 @@ static bool reserve(void **array, size_t *cap, size_t need, size_t elem)
     while (next < need)
         next *= 2;
     void *grown = realloc(*array, next * elem);
-    if (grown == NULL)
+    if (grown == NULL) {
+        vg_table_note_untracked(); /* a handle or mapping unseen: the report says its figures are unknown */
         return false;
+    }
     *array = grown;
     *cap = next;
     return true;
@@ -288,6 +290,8 @@ EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
         gone = malloc(inside * sizeof(*gone));
     }
     bool ok = removed && freed && had && gone;
+    if (!ok)
+        vg_table_note_untracked(); /* the unmap goes unseen */
     for (size_t i = 0; ok && i < n_maps;) {
         if (maps[i].start >= ptr && maps[i].start + maps[i].size <= ptr + size) {
             removed[n_removed++] = maps[i];

@@ -261,6 +261,11 @@ static inline void totals_sub(uint32_t cell, uint64_t size)
 
 /* ---- insert / remove ------------------------------------------------------------ */
 
+void vg_table_note_untracked(void)
+{
+    atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+}
+
 /* Store an entry (count: a new allocation; else a failed free put back).
  * An address we still hold was freed behind our back (a path we do not
  * see): its entry is replaced and uncounted. False when it could not be

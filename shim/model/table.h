@@ -47,6 +47,9 @@ bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, 
  * (out of host memory); it is then counted in `dropped`. A device outside
  * 0..VG_MAX_DEVICES-1 is stored as the last slot. */
 bool vg_table_insert(const struct vg_alloc *a);
+/* Memory tracked elsewhere (VMM handles and mappings) that could not be
+ * recorded, out of host memory: counted in `dropped` too. */
+void vg_table_note_untracked(void);
 /* Remove `ptr` (before the real free) and return its entry in `out`. */
 bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out);
 

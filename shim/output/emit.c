@@ -1,6 +1,7 @@
 #include "emit.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,10 @@ static void grow(struct vg_out *o, size_t need)
     if (size > o->limit)
         size = o->limit;
     char *bigger = realloc(o->buf, size);
-    if (bigger == NULL)
-        return; /* keeps what it has; truncates from here */
+    if (bigger == NULL) {
+        o->error = ENOMEM; /* keeps what it has; truncates from here (total says how much was meant) */
+        return;
+    }
     o->buf = bigger;
     o->size = size;
 }

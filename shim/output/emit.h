@@ -16,7 +16,8 @@ struct vg_out {
     size_t total;  /* bytes emitted in all */
     int fd;        /* -1: buffer sink */
     size_t limit;  /* growable buffer: the most it may grow to; 0 = fixed */
-    int error;     /* fd sink: errno of the first failed write (nothing written after it), else 0 */
+    int error;     /* fd sink: errno of the first failed write (nothing written after it);
+                    * growable buffer: ENOMEM once it could not grow; else 0 */
     char chunk[4096];
 };
 

@@ -13,11 +13,13 @@
 #include "pools.h"
 #include "process.h"
 #include "purposes.h"
+#include "repeats.h"
 #include "stacks.h"
 #include "table.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,11 @@ enum { LIVE_LISTED_MAX = 1000 };
 
 /* Everything one report needs besides the sink: malloc'd per report, so
  * that /vram, the exit report and vramguard_report() never share it (and
- * the OOM path's static scratch is not held while a report is written). */
+ * the OOM path's static scratch is not held while a report is written).
+ * The exit report falls back on a static one (exit_scratch): out of host
+ * memory, it is still written. */
 struct report_scratch {
+    struct vg_out sink; /* the exit report's file */
     struct vg_stats stats;
     struct vg_pool_totals totals;
     struct vg_alloc largest[LIVE_LISTED_MAX];
@@ -215,10 +220,24 @@ static void json_devices(struct vg_out *o, struct report_scratch *r)
 
 /* The largest live allocations (the census kept them; nothing else is
  * sorted), each call site resolved through the module snapshot. */
+/* A count the report can vouch for, or "unknown" (allocations the table
+ * could not hold: out of host memory). */
+static void count_or_unknown(struct vg_out *o, bool known, uint64_t n)
+{
+    if (known)
+        vg_out_printf(o, "%llu", (unsigned long long)n);
+    else
+        vg_out_str(o, "\"unknown\"");
+}
+
 static void json_live(struct vg_out *o, struct report_scratch *r)
 {
-    vg_out_printf(o, ",\n  \"live_at_exit\": {\"count\": %llu, \"bytes\": %llu, \"allocations\": [",
-                  (unsigned long long)r->census.count, (unsigned long long)r->census.bytes);
+    bool known = r->stats.dropped == 0;
+    vg_out_str(o, ",\n  \"live_at_exit\": {\"count\": ");
+    count_or_unknown(o, known, r->census.count);
+    vg_out_str(o, ", \"bytes\": ");
+    count_or_unknown(o, known, r->census.bytes);
+    vg_out_str(o, ", \"allocations\": [");
     for (int i = 0; i < r->top.n; i++) {
         const struct vg_alloc *a = &r->top.e[i];
         bool handle = vg_key_is_handle(a);
@@ -260,24 +279,64 @@ static void json_live(struct vg_out *o, struct report_scratch *r)
     vg_out_str(o, "]}");
 }
 
-static void report_json(struct vg_out *o, bool with_argv);
-
-void vg_report_json(struct vg_out *o)
+/* What the shim wrote and held back: the log, the journal, the events
+ * suppressed as repeats (their counts are in the sections above, exact). */
+static void json_output(struct vg_out *o)
 {
-    report_json(o, true);
+    struct vg_log_stats log;
+    struct vg_journal_stats journal;
+    vg_log_stats(&log);
+    vg_events_journal_stats(&journal);
+    vg_out_printf(o, ",\n  \"output\": {\"log\": {\"bytes\": %llu, \"max_bytes\": %llu, \"capped\": %s, "
+                  "\"lines_over_cap\": %llu, \"lines_lost\": %llu}",
+                  (unsigned long long)log.bytes, (unsigned long long)log.max, log.capped ? "true" : "false",
+                  (unsigned long long)log.lines_over_cap, (unsigned long long)log.lines_dropped);
+    if (journal.open)
+        vg_out_printf(o, ", \"journal\": {\"bytes\": %llu, \"max_bytes\": %llu, \"capped\": %s, "
+                      "\"events_over_cap\": %llu}",
+                      (unsigned long long)journal.bytes, (unsigned long long)journal.max,
+                      journal.capped ? "true" : "false", (unsigned long long)journal.events_over_cap);
+    vg_out_printf(o, ", \"suppressed\": {\"violations\": %llu, \"oom_events\": %llu, \"budget_oom_events\": %llu}}",
+                  (unsigned long long)vg_repeat_suppressed(VG_REPEAT_VIOLATION),
+                  (unsigned long long)vg_repeat_suppressed(VG_REPEAT_OOM),
+                  (unsigned long long)vg_repeat_suppressed(VG_REPEAT_BUDGET_OOM));
 }
 
-void vg_report_json_served(struct vg_out *o)
+/* The summary: "status" is "fail" when a fail-on condition occurred,
+ * "unknown" when none did but one of them could not be measured (listed
+ * in "unknown"), else "pass". */
+static void json_summary(struct vg_out *o, struct report_scratch *r, const struct vg_config *cfg,
+                         uint64_t violations, uint64_t ooms)
 {
-    report_json(o, vg_config()->vram_argv);
+    static const char *const words[] = {"violation", "oom", "leak", "budget"};
+    bool live_known = r->stats.dropped == 0;
+    bool occurred[4] = {violations > 0, ooms > 0, live_known && r->census.count > 0, vg_budget_oom_count() > 0};
+    bool unknown[4] = {false, false, !live_known, false};
+    bool fail = false, any_unknown = false;
+    for (int i = 0; i < 4; i++) {
+        fail = fail || ((cfg->fail_on & (1u << i)) && occurred[i]);
+        any_unknown = any_unknown || ((cfg->fail_on & (1u << i)) && unknown[i]);
+    }
+    vg_out_printf(o, ",\n  \"summary\": {\"status\": \"%s\", \"reasons\": [",
+                  fail ? "fail" : any_unknown ? "unknown" : "pass");
+    for (int i = 0, k = 0; i < 4; i++)
+        if ((cfg->fail_on & (1u << i)) && occurred[i])
+            vg_out_printf(o, "%s\"%s\"", k++ ? ", " : "", words[i]);
+    vg_out_printf(o, "], \"violations\": %llu, \"oom_events\": %llu, \"leaked_allocations\": ",
+                  (unsigned long long)violations, (unsigned long long)ooms);
+    count_or_unknown(o, live_known, r->census.count);
+    vg_out_str(o, ", \"leaked_bytes\": ");
+    count_or_unknown(o, live_known, r->census.bytes);
+    vg_out_printf(o, ", \"untracked_allocations\": %llu, \"unknown\": [", (unsigned long long)r->stats.dropped);
+    for (int i = 0, k = 0; i < 4; i++)
+        if (unknown[i])
+            vg_out_printf(o, "%s\"%s\"", k++ ? ", " : "", words[i]);
+    vg_out_str(o, "]}\n}\n");
 }
 
-static void report_json(struct vg_out *o, bool with_argv)
+static void report_json_with(struct vg_out *o, bool with_argv, struct report_scratch *r)
 {
     const struct vg_config *cfg = vg_config();
-    struct report_scratch *r = malloc(sizeof(*r));
-    if (r == NULL)
-        return;
     vg_table_stats(&r->stats);
     vg_pool_totals(&r->totals, r->stats.device_count); /* driver calls: before the table is walked */
     vg_top_init(&r->top, r->largest, LIVE_LISTED_MAX);
@@ -308,31 +367,57 @@ static void report_json(struct vg_out *o, bool with_argv)
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]");
-
-    uint64_t live = r->census.count, live_bytes = r->census.bytes;
-    bool fail_violation = (cfg->fail_on & VG_FAIL_ON_VIOLATION) && violations > 0;
-    bool fail_oom = (cfg->fail_on & VG_FAIL_ON_OOM) && ooms > 0;
-    bool fail_leak = (cfg->fail_on & VG_FAIL_ON_LEAK) && live > 0;
-    bool fail_budget = (cfg->fail_on & VG_FAIL_ON_BUDGET) && vg_budget_oom_count() > 0;
-    vg_out_printf(o, ",\n  \"summary\": {\"status\": \"%s\", \"reasons\": [%s%s%s%s%s%s%s], \"violations\": %llu, "
-                  "\"oom_events\": %llu, \"leaked_allocations\": %llu, \"leaked_bytes\": %llu, "
-                  "\"untracked_allocations\": %llu}\n}\n",
-                  fail_violation || fail_oom || fail_leak || fail_budget ? "fail" : "pass",
-                  fail_violation ? "\"violation\"" : "",
-                  fail_violation && (fail_oom || fail_leak || fail_budget) ? ", " : "",
-                  fail_oom ? "\"oom\"" : "", fail_oom && (fail_leak || fail_budget) ? ", " : "",
-                  fail_leak ? "\"leak\"" : "", fail_leak && fail_budget ? ", " : "",
-                  fail_budget ? "\"budget\"" : "",
-                  (unsigned long long)violations, (unsigned long long)ooms, (unsigned long long)live,
-                  (unsigned long long)live_bytes, (unsigned long long)r->stats.dropped);
-    free(r);
+    json_output(o);
+    json_summary(o, r, cfg, violations, ooms);
 }
 
-bool vg_report_write(void)
+/* A heap scratch: false (nothing written, logged) when there is none. */
+static bool report_json(struct vg_out *o, bool with_argv)
 {
-    const char *path = vg_report_path();
-    if (path[0] == '\0')
+    struct report_scratch *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        vg_log("out of host memory: no room to render a report (%zu bytes)", sizeof(*r));
         return false;
+    }
+    report_json_with(o, with_argv, r);
+    free(r);
+    return true;
+}
+
+bool vg_report_json(struct vg_out *o)
+{
+    return report_json(o, true);
+}
+
+bool vg_report_json_served(struct vg_out *o)
+{
+    return report_json(o, vg_config()->vram_argv);
+}
+
+/* The exit report's scratch when malloc has none: static, so that a process
+ * out of host memory still leaves a whole report. One user at a time. */
+static struct report_scratch exit_scratch;
+static pthread_mutex_t exit_scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct report_scratch *scratch_get(bool *is_static)
+{
+    struct report_scratch *r = malloc(sizeof(*r));
+    *is_static = r == NULL;
+    if (r == NULL && pthread_mutex_trylock(&exit_scratch_lock) == 0)
+        r = &exit_scratch;
+    return r;
+}
+
+static void scratch_put(struct report_scratch *r, bool is_static)
+{
+    if (is_static)
+        pthread_mutex_unlock(&exit_scratch_lock);
+    else
+        free(r);
+}
+
+static bool report_write_with(const char *path, struct report_scratch *r)
+{
     char tmp[VG_PATH_MAX + 64];
     int fd = vg_file_begin_replace(path, tmp, sizeof(tmp));
     if (fd < 0) {
@@ -340,16 +425,11 @@ bool vg_report_write(void)
                errno == EINVAL ? "it exists and is not a regular file (left as it is)" : strerror(errno));
         return false;
     }
-    struct vg_out *o = malloc(sizeof(*o));
-    if (o == NULL) {
-        vg_file_abandon(fd, tmp);
-        return false;
-    }
+    struct vg_out *o = &r->sink;
     vg_out_fd(o, fd);
-    vg_report_json(o);
+    report_json_with(o, true, r);
     vg_out_flush(o);
     int error = o->error;
-    free(o);
     /* A short write (full disk, file size limit) never replaces a report:
      * the previous one, if any, stays whole. */
     if (error != 0) {
@@ -367,24 +447,46 @@ bool vg_report_write(void)
     return true;
 }
 
+bool vg_report_write(void)
+{
+    const char *path = vg_report_path();
+    if (path[0] == '\0')
+        return false;
+    bool is_static;
+    struct report_scratch *r = scratch_get(&is_static);
+    if (r == NULL) {
+        vg_log("cannot write the report %s: out of host memory (and the spare room is in use); no report", path);
+        return false;
+    }
+    bool ok = report_write_with(path, r);
+    scratch_put(r, is_static);
+    return ok;
+}
+
 /* At exit: one line in the log and the JSON report, for processes that
  * reached the driver. Runs after the program's own atexit handlers. */
 __attribute__((destructor)) static void report_at_exit(void)
 {
     if (!vg_process_reached_driver())
         return;
-    struct vg_stats *s = malloc(sizeof(*s));
-    if (s != NULL) {
+    vg_events_flush_suppressed();
+    bool is_static;
+    struct report_scratch *r = scratch_get(&is_static);
+    if (r != NULL) {
+        struct vg_stats *s = &r->stats;
         vg_table_stats(s);
         uint64_t peak = 0;
         for (int d = 0; d < s->device_count; d++)
             peak += s->device_peak[d];
-        char p[32];
-        vg_log("exit: pid %d, peak tracked VRAM %s, %llu live allocations, %llu violations, %llu OOM events%s%s",
+        char p[32], untracked[120] = "";
+        if (s->dropped > 0)
+            snprintf(untracked, sizeof(untracked),
+                     ", %llu allocations not tracked (out of host memory: live and leak figures unknown)",
+                     (unsigned long long)s->dropped);
+        vg_log("exit: pid %d, peak tracked VRAM %s, %llu live allocations%s, %llu violations, %llu OOM events%s%s",
                (int)getpid(), vg_format_bytes(peak, p, sizeof(p)), (unsigned long long)vg_table_live_count(),
-               (unsigned long long)vg_violation_count(), (unsigned long long)vg_oom_count(),
+               untracked, (unsigned long long)vg_violation_count(), (unsigned long long)vg_oom_count(),
                vg_report_path()[0] ? ", report " : "", vg_report_path());
-        free(s);
     }
     const char *names[64], *reasons[64];
     int n = vg_holes_seen(names, reasons, 64);
@@ -398,5 +500,16 @@ __attribute__((destructor)) static void report_at_exit(void)
                "docs/entry-points.md says why%s",
                n, line, n > 6 ? ", ..." : "", vg_report_path()[0] ? ", the report lists them" : "");
     }
-    vg_report_write();
+    const char *path = vg_report_path();
+    if (path[0] == '\0') {
+        if (r != NULL)
+            scratch_put(r, is_static);
+        return;
+    }
+    if (r == NULL)
+        vg_log("cannot write the report %s: out of host memory (and the spare room is in use); no report", path);
+    else {
+        report_write_with(path, r);
+        scratch_put(r, is_static);
+    }
 }

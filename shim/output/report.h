@@ -8,12 +8,15 @@
 #include "emit.h"
 #include <stdbool.h>
 
-/* The whole JSON report to `o`. */
-void vg_report_json(struct vg_out *o);
+/* The whole JSON report to `o`. False, with nothing written (and a log
+ * line), when there is no host memory to render it. */
+bool vg_report_json(struct vg_out *o);
 /* The same for /vram: the command line left out unless VRAMGUARD_VRAM_ARGV=1. */
-void vg_report_json_served(struct vg_out *o);
+bool vg_report_json_served(struct vg_out *o);
 /* Write the JSON report to the configured path (atomically: temp + rename).
- * Returns false if there is no path or it cannot be written. */
+ * Returns false if there is no path or it cannot be written. Out of host
+ * memory, the exit report still is (a static scratch); a figure the shim
+ * could not measure (allocations it could not track) says "unknown". */
 bool vg_report_write(void);
 
 #endif

@@ -33,10 +33,15 @@ def consistency(doc):
         if len(sec["recorded"]) != min(sec["count"], 64):
             errs.append("%s: recorded holds %d events, expected min(count=%d, 64)"
                         % (name, len(sec["recorded"]), sec["count"]))
-    if len(l["allocations"]) > l["count"]:
+    live_known = l["count"] != "unknown" and l["bytes"] != "unknown"
+    untracked = s.get("untracked_allocations", 0)
+    if live_known != (untracked == 0) or (l["count"] == "unknown") != (l["bytes"] == "unknown"):
+        errs.append("live_at_exit: count %r and bytes %r must be \"unknown\" exactly when "
+                    "summary.untracked_allocations (%r) > 0" % (l["count"], l["bytes"], untracked))
+    if live_known and len(l["allocations"]) > l["count"]:
         errs.append("live_at_exit: %d allocations listed but count is %d"
                     % (len(l["allocations"]), l["count"]))
-    elif len(l["allocations"]) == l["count"]:
+    elif live_known and len(l["allocations"]) == l["count"]:
         total = sum(a["size"] for a in l["allocations"])
         if total != l["bytes"]:
             errs.append("live_at_exit: bytes is %d but the listed sizes add up to %d"
@@ -44,17 +49,21 @@ def consistency(doc):
     for key, val in (("violations", v["count"]), ("oom_events", o["count"]),
                      ("leaked_allocations", l["count"]), ("leaked_bytes", l["bytes"])):
         if s[key] != val:
-            errs.append("summary.%s is %d, expected %d" % (key, s[key], val))
+            errs.append("summary.%s is %r, expected %r" % (key, s[key], val))
     budget_ooms = (doc.get("budgets") or {}).get("oom_events", 0)
-    occurred = {"violation": v["count"] > 0, "oom": o["count"] > 0, "leak": l["count"] > 0,
-                "budget": budget_ooms > 0}
+    occurred = {"violation": v["count"] > 0, "oom": o["count"] > 0,
+                "leak": live_known and l["count"] > 0, "budget": budget_ooms > 0}
+    unknown = [] if live_known else ["leak"]
+    if sorted(s.get("unknown", [])) != sorted(unknown):
+        errs.append("summary.unknown is %s, expected %s" % (s.get("unknown"), unknown))
     expected = [c for c in doc["config"]["fail_on"] if occurred.get(c)]
     if sorted(s["reasons"]) != sorted(expected):
         errs.append("summary.reasons is %s, expected %s (config.fail_on %s)"
                     % (s["reasons"], expected, doc["config"]["fail_on"]))
-    if s["status"] != ("fail" if expected else "pass"):
-        errs.append("summary.status is %r, expected %r"
-                    % (s["status"], "fail" if expected else "pass"))
+    status = ("fail" if expected else
+              "unknown" if any(c in doc["config"]["fail_on"] for c in unknown) else "pass")
+    if s["status"] != status:
+        errs.append("summary.status is %r, expected %r" % (s["status"], status))
     for i, dev in enumerate(doc["devices"]):
         for j, row in enumerate(dev["usage"]):
             if row["peak_bytes"] < row["live_bytes"]:
