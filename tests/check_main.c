@@ -28,6 +28,7 @@ Suite *make_layers_suite(void);
 Suite *make_census_suite(void);
 Suite *make_allow_suite(void);
 Suite *make_budget_suite(void);
+Suite *make_outputs_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -123,6 +124,7 @@ int main(void)
     srunner_add_suite(r, make_report_suite());
     srunner_add_suite(r, make_rules_suite());
     srunner_add_suite(r, make_preload_suite());
+    srunner_add_suite(r, make_outputs_suite());
     srunner_add_suite(r, make_cli_suite());
     srunner_add_suite(r, make_python_suite());
     srunner_add_suite(r, make_install_suite());

@@ -208,3 +208,19 @@ $(TEST_DIR)/prog_nvml: tests/preload/prog_nvml.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
 PRELOAD_PROGS += $(TEST_DIR)/prog_nvml
 check: $(TEST_DIR)/prog_nvml
+
+# ---- Issue 9 items 5, 16, 8: bounded log and journal (prog_flood), the
+# ---- journal's start line under racing threads (prog_first_race), the
+# ---- shim's own allocations failing (libmalloc_fail.so over prog_leaky).
+JOURNAL_PROGS := $(TEST_DIR)/prog_flood $(TEST_DIR)/prog_first_race $(TEST_DIR)/prog_leaky $(TEST_DIR)/libmalloc_fail.so
+$(TEST_DIR)/prog_flood $(TEST_DIR)/prog_first_race $(TEST_DIR)/prog_leaky: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/libmalloc_fail.so: tests/preload/libmalloc_fail.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -ldl
+PRELOAD_PROGS += $(JOURNAL_PROGS)
+check: $(JOURNAL_PROGS)
+RUNNER_SRCS += tests/preload/check_outputs.c
+$(TEST_DIR)/check_vramguard: tests/preload/check_outputs.c
+# ---- end of issue 9 items 5, 16, 8

@@ -323,13 +323,49 @@ static void narrowest_rule(const struct vg_call *c, char *out, size_t size)
 static const char *const type_words[VG_REPEAT_TYPES] = {"violations", "OOM events", "budget OOMs"};
 static const char *const type_events[VG_REPEAT_TYPES] = {"violation", "oom", "oom"};
 
+/* The journal line of a group of repeats: {"event":EVENT,"pid":N,"time":T,
+ * "of":"violation"|"oom", then `extra` (count, since), then the group's
+ * fields (an overflow group: kind and size only). */
+static void journal_group(const char *event, const struct vg_repeat_group *g, bool other, uint64_t size,
+                          const char *extra)
+{
+    if (!vg_report_path()[0])
+        return;
+    char line[2048], when[40], caller[512];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vg_format_time(&now, when, sizeof(when));
+    struct vg_out o;
+    vg_out_buffer(&o, line, sizeof(line));
+    vg_out_printf(&o, "{\"event\":\"%s\",\"pid\":%d,\"time\":\"%s\",\"of\":\"%s\"%s", event, (int)getpid(), when,
+                  type_events[g->type], extra);
+    if (other) {
+        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu", vg_kind_name(g->kind), (unsigned long long)size);
+    } else {
+        vg_caller_text(g->caller, true, caller, sizeof(caller));
+        vg_out_str(&o, ",\"api\":");
+        vg_out_json_string(&o, g->api);
+        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu,\"device\":%d,\"caller\":", vg_kind_name(g->kind),
+                      (unsigned long long)size, g->device);
+        vg_out_json_string(&o, caller);
+        if (g->type == VG_REPEAT_VIOLATION)
+            vg_out_printf(&o, ",\"action\":\"%s\"", g->action == VG_ACTION_REJECT ? "rejected" : "allowed");
+        vg_out_printf(&o, ",\"result\":%d", (int)g->result);
+        if (g->type == VG_REPEAT_BUDGET_OOM)
+            vg_out_printf(&o, ",\"budget\":\"%s\"", vg_budget_scope_name(g->budget));
+    }
+    vg_out_str(&o, "}\n");
+    if (o.total < sizeof(line))
+        journal_append(line, o.total);
+}
+
 /* One summary of suppressed events: a log line and a journal line
- * {"event":"suppressed","of":"violation"|"oom","count":N,...} whose
- * fields are the group's, "size" the largest suppressed. */
+ * {"event":"suppressed","of":...,"count":N,"since":T, the group's fields},
+ * "size" the largest suppressed. */
 static void write_summary(const struct vg_repeat_summary *s)
 {
     const struct vg_repeat_group *g = &s->group;
-    char since[40], caller[512], size[32];
+    char since[40], caller[512], size[32], extra[100];
     vg_format_time(&s->since, since, sizeof(since));
     if (s->other) {
         vg_log("%llu more %s of kind %s suppressed since %s (the largest %s; of the groups past the first %d: "
@@ -345,33 +381,8 @@ static void write_summary(const struct vg_repeat_summary *s)
                g->type == VG_REPEAT_VIOLATION ? vg_kind_name(g->kind) : "", g->device, caller,
                vg_format_bytes(s->max_size, size, sizeof(size)), vg_cuda_error_name(g->result), (int)g->result);
     }
-    if (!vg_report_path()[0])
-        return;
-    char line[2048], when[40];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    vg_format_time(&now, when, sizeof(when));
-    struct vg_out o;
-    vg_out_buffer(&o, line, sizeof(line));
-    vg_out_printf(&o, "{\"event\":\"suppressed\",\"pid\":%d,\"time\":\"%s\",\"of\":\"%s\",\"count\":%llu,\"since\":\"%s\"",
-                  (int)getpid(), when, type_events[g->type], (unsigned long long)s->count, since);
-    if (s->other) {
-        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu", vg_kind_name(g->kind), (unsigned long long)s->max_size);
-    } else {
-        vg_out_str(&o, ",\"api\":");
-        vg_out_json_string(&o, g->api);
-        vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu,\"device\":%d,\"caller\":", vg_kind_name(g->kind),
-                      (unsigned long long)s->max_size, g->device);
-        vg_out_json_string(&o, caller);
-        if (g->type == VG_REPEAT_VIOLATION)
-            vg_out_printf(&o, ",\"action\":\"%s\"", g->action == VG_ACTION_REJECT ? "rejected" : "allowed");
-        vg_out_printf(&o, ",\"result\":%d", (int)g->result);
-        if (g->type == VG_REPEAT_BUDGET_OOM)
-            vg_out_printf(&o, ",\"budget\":\"%s\"", vg_budget_scope_name(g->budget));
-    }
-    vg_out_str(&o, "}\n");
-    if (o.total < sizeof(line))
-        journal_append(line, o.total);
+    snprintf(extra, sizeof(extra), ",\"count\":%llu,\"since\":\"%s\"", (unsigned long long)s->count, since);
+    journal_group("suppressed", g, s->other, s->max_size, extra);
 }
 
 /* Whether to write this event out (log and journal): the first
@@ -392,16 +403,28 @@ static bool admit(int type, const struct vg_event *e)
                "they go on, and at exit",
                type_words[type], e->api, e->device, caller, VG_REPEATS_PERIOD_S);
     }
+    if (d.first_held) /* a killed process's journal then says its counts are lower bounds */
+        journal_group("suppressing", &g, d.other, e->size, "");
     if (d.summary_due)
         write_summary(&d.summary);
     return d.write;
 }
 
-void vg_events_flush_suppressed(void)
+void vg_events_at_exit(void)
 {
     struct vg_repeat_summary s;
     while (vg_repeat_take_pending(&s))
         write_summary(&s);
+    if (!vg_report_path()[0])
+        return;
+    /* The journal is whole: every event is in it, or in a summary. */
+    char line[128], when[40];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vg_format_time(&now, when, sizeof(when));
+    int n = snprintf(line, sizeof(line), "{\"event\":\"exit\",\"pid\":%d,\"time\":\"%s\"}\n", (int)getpid(), when);
+    if (n > 0 && (size_t)n < sizeof(line))
+        journal_append(line, (size_t)n);
 }
 
 /* ---- events --------------------------------------------------------------- */

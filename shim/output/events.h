@@ -32,8 +32,9 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
  * report's live and leak figures will be unknown. */
 void vg_event_untracked(const struct vg_call *c);
 /* At exit, before the report: a summary of every group of events still
- * suppressed (repeats.h), in the log and the journal. */
-void vg_events_flush_suppressed(void);
+ * suppressed (repeats.h), in the log and the journal, and the journal's
+ * exit line (every event of the run is in it, or in a summary). */
+void vg_events_at_exit(void);
 /* First time the process reaches the driver: open the log, the journal
  * (its start line, always its first). */
 void vg_events_process_start(void);

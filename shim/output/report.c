@@ -403,8 +403,10 @@ static struct report_scratch *scratch_get(bool *is_static)
 {
     struct report_scratch *r = malloc(sizeof(*r));
     *is_static = r == NULL;
-    if (r == NULL && pthread_mutex_trylock(&exit_scratch_lock) == 0)
+    if (r == NULL && pthread_mutex_trylock(&exit_scratch_lock) == 0) {
+        vg_log("out of host memory for the report's scratch (%zu bytes): the spare kept for it is used", sizeof(*r));
         r = &exit_scratch;
+    }
     return r;
 }
 
@@ -469,7 +471,7 @@ __attribute__((destructor)) static void report_at_exit(void)
 {
     if (!vg_process_reached_driver())
         return;
-    vg_events_flush_suppressed();
+    vg_events_at_exit();
     bool is_static;
     struct report_scratch *r = scratch_get(&is_static);
     if (r != NULL) {

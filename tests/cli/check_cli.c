@@ -1671,6 +1671,118 @@ START_TEST(test_run_suggest)
 }
 END_TEST
 
+/* ---- journals: streamed, summaries, caps; unknown never passes (issue 9) ---- */
+
+/* A 200 000-line journal (about 66 MB) of a killed process: report and
+ * suggest read it line by line, their peak memory bounded (a CLI that
+ * reads it whole takes over 500 MB), every event counted. */
+START_TEST(test_journal_streamed_in_constant_memory)
+{
+    char dir[PATH_MAX], helper[PATH_MAX];
+    tmp_path(dir, "big");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    fmt(helper, sizeof helper, "%s/tests/cli/big_journal.py", g_src);
+    for (int k = 0; k < 2; k++) {
+        prog(g_py, helper, dir, "200000", g_cli, k ? "suggest" : "report", NULL);
+        CODE_IS(0);
+        const char *rss = strstr(r_out, "maxrss_kib ");
+        ck_assert_msg(rss != NULL, "%s", r_out);
+        long kib = atol(rss + 11);
+        ck_assert_msg(kib > 0 && kib < 48 * 1024, "%s took %ld KiB reading a %s journal\n%s",
+                      k ? "suggest" : "report", kib, strstr(r_out, "journal_bytes"), r_out);
+        if (k == 0) {
+            OUT_HAS("status 3\n");
+            OUT_HAS("verdict: fail (violation: 201000 violations;");
+            OUT_HAS("killed, no report, fail (violation)");
+        } else {
+            OUT_HAS("status 0\n");
+            OUT_HAS("201000 violations in 1 process; 1 rule allows them");
+            OUT_HAS("--allow 'pinned:libworker.so:<=256K'");
+        }
+    }
+}
+END_TEST
+
+/* Summaries of suppressed repeats count; a killed process's journal that
+ * was suppressing without its exit line gives lower bounds, with it exact
+ * counts; suggest covers the summaries. */
+START_TEST(test_journal_suppressed_repeats_counted)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "killed");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violations", "10", "--suppressed",
+       "990", "--kill", "KILL", NULL);
+    CODE_IS(128 + SIGKILL);
+    ERR_HAS("violations at least 1000;");
+    ERR_HAS("990 events counted from summaries of suppressed repeats");
+    ERR_HAS("its counts are lower bounds");
+    ERR_HAS("verdict: fail (violation: 1000 violations;");
+    vg(NULL, "suggest", dir, NULL);
+    CODE_IS(0);
+    OUT_HAS("1000 violations in 1 process; 1 rule allows them");
+    tmp_path(dir, "exited");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--violations", "10", "--suppressed",
+       "990", "--exit-line", "--kill", "KILL", NULL);
+    CODE_IS(128 + SIGKILL);
+    ERR_HAS("violations 1000;");
+    ERR_LACKS("lower bounds");
+    /* with its report, the report's counts */
+    vg(NULL, "run", "--", g_py, g_worker, "--violations", "10", "--suppressed", "990", NULL);
+    CODE_IS(3);
+    ERR_HAS("violations 1000;");
+}
+END_TEST
+
+/* What was not measured never passes a fail-on condition: the leaks of a
+ * killed process (no report), the OOMs of a capped journal that recorded
+ * none, a report whose leak figures are "unknown" (the shim ran out of host
+ * memory). What was measured still passes. */
+START_TEST(test_unknown_never_passes)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "killed");
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker, "--kill", "KILL", NULL);
+    CODE_IS(128 + SIGKILL);
+    vg(NULL, "report", "--fail-on", "leak", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("killed, no report (leak unknown)");
+    ERR_HAS("verdict: fail (leak: unknown for 1 process;");
+    vg(NULL, "report", "--fail-on", "violation,oom", dir, NULL);
+    CODE_IS(0);
+
+    tmp_path(dir, "capped");
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker, "--violations", "2",
+       "--capped", "--kill", "KILL", NULL);
+    vg(NULL, "report", "--fail-on", "oom", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("unknown: oom: its journal reached its cap before the end");
+    ERR_HAS("verdict: fail (oom: unknown for 1 process;");
+    vg(NULL, "report", "--fail-on", "violation", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("violations at least 2;");
+
+    vg(NULL, "run", "--fail-on", "leak", "--", g_py, g_worker, "--leaks", "2", "--untracked", "5", NULL);
+    CODE_IS(3);
+    ERR_HAS("leaked allocations unknown (the shim could not track 5 allocations (out of host memory))");
+    ERR_HAS("verdict: fail (leak: unknown for 1 process;");
+    vg(NULL, "run", "--fail-on", "violation", "--", g_py, g_worker, "--untracked", "5", NULL);
+    CODE_IS(0);
+    ERR_HAS("verdict: pass");
+    /* the Markdown summary says the same */
+    tmp_path(dir, "untracked");
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker, "--untracked", "1", NULL);
+    vg(NULL, "report", "--markdown", "--fail-on", "leak", dir, NULL);
+    CODE_IS(3);
+    OUT_HAS("\u274c fail");
+    OUT_HAS("leak: unknown for 1 process");
+    /* and such a report is valid */
+    char cmd[4 * PATH_MAX];
+    fmt(cmd, sizeof cmd, "exec '%s' '%s' '%s'/vramguard.*.json", g_py, g_validate, dir);
+    prog("/bin/sh", "-c", cmd, NULL);
+    CODE_IS(0);
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1688,6 +1800,8 @@ Suite *make_cli_suite(void)
                              test_fail_on_leak, test_report_subcommand, test_stale_files_ignored,
                              NULL}},
         {"cli_schema", {test_reports_match_schema, test_validator_rejects_bad_reports, NULL}},
+        {"cli_journal", {test_journal_streamed_in_constant_memory, test_journal_suppressed_repeats_counted,
+                         test_unknown_never_passes, NULL}},
         {"cli_ci_guard", {test_listen_help, test_listen_env_and_endpoints, test_listen_forms,
                           test_stale_endpoint_ignored, test_require_cuda, test_report_markdown,
                           test_report_markdown_many_and_killed, NULL}},

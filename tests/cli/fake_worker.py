@@ -21,7 +21,15 @@ caller ("/path/libx.so+0x1a", "(main)+0x10", "0x7f..."), recorded after the
 --violations ones; with =ALLOW_RULE the event carries "allow_rule" as the
 shim writes it.
 
+--suppressed N: after the --violations, the journal says repeats of the last
+one are suppressed ("suppressing") and then summarises N more ("suppressed");
+--exit-line: the journal's last line says the process exited (every event is
+in the journal or in a summary); --capped: the journal ends with its capped
+line (VRAMGUARD_LOG_MAX reached). --untracked N: the report says N
+allocations could not be tracked: its live and leak figures are "unknown".
+
   fake_worker.py [--violations N] [--violation-detail KIND:SIZE:CALLER[=RULE]]...
+                 [--suppressed N] [--exit-line] [--capped] [--untracked N]
                  [--ooms N] [--leaks N] [--peak BYTES]
                  [--exit N] [--kill SIGNAME] [--no-driver] [--malformed]
                  [--no-endpoint] [--empty-journal] [--pool-bytes N]
@@ -47,6 +55,10 @@ def main():
     ap.add_argument("--violations", type=int, default=0)
     ap.add_argument("--violation-detail", action="append", default=[],
                     metavar="KIND:SIZE:CALLER[=ALLOW_RULE]")
+    ap.add_argument("--suppressed", type=int, default=0)
+    ap.add_argument("--exit-line", action="store_true")
+    ap.add_argument("--capped", action="store_true")
+    ap.add_argument("--untracked", type=int, default=0)
     ap.add_argument("--ooms", type=int, default=0)
     ap.add_argument("--leaks", type=int, default=0)
     ap.add_argument("--peak", type=int, default=3 << 20)
@@ -143,6 +155,16 @@ def main():
         ooms.append(ev)
         emit(dict({"event": "oom", "pid": pid}, **ev))
 
+    if a.suppressed and violations:
+        group = dict((k, v) for k, v in violations[-1].items() if k not in ("time", "purpose", "label"))
+        emit(dict({"event": "suppressing", "pid": pid, "time": now(), "of": "violation"}, **group))
+        emit(dict({"event": "suppressed", "pid": pid, "time": now(), "of": "violation",
+                   "count": a.suppressed, "since": now()}, **group))
+    if a.exit_line:
+        emit({"event": "exit", "pid": pid, "time": now()})
+    if a.capped:
+        emit({"event": "capped", "pid": pid, "time": now(), "max_bytes": 4096})
+
     if a.ready:
         with open(a.ready + ".tmp", "w") as f:
             f.write(str(pid))
@@ -158,8 +180,12 @@ def main():
     leaks = [{"address": "0x7f00%08x" % (0x1000 * i), "size": 4096, "device": 0,
               "kind": "device", "purpose": "kv_cache", "label": None, "api": "cuMemAlloc_v2",
               "caller": "/opt/fake/libworker.so+0x3c4d"} for i in range(a.leaks)]
-    conds = {"violation": len(violations), "oom": len(ooms), "leak": len(leaks)}
+    nviol = len(violations) + a.suppressed
+    known = a.untracked == 0
+    conds = {"violation": nviol, "oom": len(ooms), "leak": len(leaks) if known else 0}
     reasons = [c for c in fail_on if conds.get(c)]
+    unknown = [] if known else ["leak"]
+    status = "fail" if reasons else "unknown" if any(c in fail_on for c in unknown) else "pass"
     doc = {
         "schema": "vramguard.report/v1",
         "vramguard_version": "0.1.0",
@@ -186,14 +212,17 @@ def main():
                          {"kind": "host_pinned", "purpose": "unknown", "live_bytes": 0,
                           "live_count": 0, "peak_bytes": 1 << 30, "allocations": 1,
                           "frees": 1}] if a.pool_bytes else [])}],
-        "violations": {"count": len(violations), "recorded": violations[:64]},
+        "violations": {"count": nviol, "recorded": (violations + violations[-1:] * a.suppressed)[:64]},
         "oom_events": {"count": len(ooms), "recorded": ooms[:64]},
-        "live_at_exit": {"count": len(leaks), "bytes": 4096 * len(leaks), "allocations": leaks},
+        "live_at_exit": {"count": len(leaks) if known else "unknown",
+                         "bytes": 4096 * len(leaks) if known else "unknown", "allocations": leaks},
         "vmm_exported_handles": 0,
         "passthrough_lookups": [],
-        "summary": {"status": "fail" if reasons else "pass", "reasons": reasons,
-                    "violations": len(violations), "oom_events": len(ooms),
-                    "leaked_allocations": len(leaks), "leaked_bytes": 4096 * len(leaks)},
+        "summary": {"status": status, "reasons": reasons,
+                    "violations": nviol, "oom_events": len(ooms),
+                    "leaked_allocations": len(leaks) if known else "unknown",
+                    "leaked_bytes": 4096 * len(leaks) if known else "unknown",
+                    "untracked_allocations": a.untracked, "unknown": unknown},
     }
     tmp = report + ".tmp"
     with open(tmp, "w") as f:
