@@ -29,6 +29,7 @@ Suite *make_census_suite(void);
 Suite *make_allow_suite(void);
 Suite *make_budget_suite(void);
 Suite *make_outputs_suite(void);
+Suite *make_repeats_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -122,6 +123,7 @@ int main(void)
     srunner_add_suite(r, make_budget_suite());
     srunner_add_suite(r, make_config_suite());
     srunner_add_suite(r, make_report_suite());
+    srunner_add_suite(r, make_repeats_suite());
     srunner_add_suite(r, make_rules_suite());
     srunner_add_suite(r, make_preload_suite());
     srunner_add_suite(r, make_outputs_suite());

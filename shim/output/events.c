@@ -391,7 +391,9 @@ static bool admit(int type, const struct vg_event *e)
 {
     struct vg_repeat_group g = {type, e->api, e->caller, e->kind, e->device, (int)e->action, e->budget, e->result};
     struct vg_repeat_decision d;
-    vg_repeat_admit(&g, e->size, &e->time, &d);
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    vg_repeat_admit(&g, e->size, &e->time, mono.tv_sec, &d);
     if (d.first_held && d.other) {
         vg_log("more %s of further groups (past the first %d: call site, API, kind, device) are counted, not "
                "logged: a summary every %d s while they go on, and at exit",

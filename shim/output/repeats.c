@@ -70,7 +70,7 @@ static void take_locked(struct slot *s, struct vg_repeat_summary *out)
     s->max_size = 0;
 }
 
-void vg_repeat_admit(const struct vg_repeat_group *g, uint64_t size, const struct timespec *when,
+void vg_repeat_admit(const struct vg_repeat_group *g, uint64_t size, const struct timespec *when, time_t mono_s,
                      struct vg_repeat_decision *out)
 {
     memset(out, 0, sizeof(*out));
@@ -85,18 +85,16 @@ void vg_repeat_admit(const struct vg_repeat_group *g, uint64_t size, const struc
         pthread_mutex_unlock(&lock);
         return;
     }
-    struct timespec mono;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
     out->first_held = s->seen == VG_REPEATS_SHOWN + 1;
     if (s->pending == 0) {
         s->since = *when;
-        s->period_start = mono.tv_sec;
+        s->period_start = mono_s;
     }
     s->pending++;
     if (size > s->max_size)
         s->max_size = size;
     atomic_fetch_add(&suppressed[type], 1);
-    if (mono.tv_sec - s->period_start >= VG_REPEATS_PERIOD_S) {
+    if (mono_s - s->period_start >= VG_REPEATS_PERIOD_S) {
         out->summary_due = true;
         take_locked(s, &out->summary);
     }

@@ -49,8 +49,9 @@ struct vg_repeat_decision {
     struct vg_repeat_summary summary;
 };
 
-/* One event of group `g`, of `size` bytes, at `when` (realtime). */
-void vg_repeat_admit(const struct vg_repeat_group *g, uint64_t size, const struct timespec *when,
+/* One event of group `g`, of `size` bytes, at `when` (realtime) and
+ * `mono_s` (CLOCK_MONOTONIC seconds: the summaries' period). */
+void vg_repeat_admit(const struct vg_repeat_group *g, uint64_t size, const struct timespec *when, time_t mono_s,
                      struct vg_repeat_decision *out);
 /* At exit: the next group with suppressed events not yet summarised (its
  * count then reset); false when there is none. */

@@ -72,6 +72,7 @@ static void assert_defaults(const struct vg_config *c)
     ck_assert_uint_eq(c->fail_on, VG_FAIL_ON_VIOLATION);
     ck_assert_str_eq(c->report_path, "");
     ck_assert_str_eq(c->log_path, "");
+    ck_assert(c->log_max == VG_LOG_MAX_DEFAULT);
 }
 
 /* One invalid value: exactly one warning that names the variable and each
@@ -241,6 +242,29 @@ START_TEST(test_log_stderr_or_path)
     ck_assert_str_eq(parsed.log_path, "/tmp/vg.%p.log");
     ck_assert_str_eq(parsed.report_path, "");
     ck_assert_int_eq(n_warnings, 0);
+}
+END_TEST
+
+START_TEST(test_log_max)
+{
+    static const struct { const char *value; uint64_t bytes; } good[] = {
+        {"8K", 8192}, {"64M", UINT64_C(64) << 20}, {"1GiB", UINT64_C(1) << 30}, {"4096", 4096}, {"0", 0}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_LOG_MAX", good[i].value);
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_msg(parsed.log_max == good[i].bytes, "%s gave %llu", good[i].value,
+                      (unsigned long long)parsed.log_max);
+    }
+    static const char *const bad[] = {"100", "4095", "-1", "lots", "8X"};
+    static const char *const accepted[] = {"at least 4K", "0 for no limit", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_LOG_MAX", bad[i]);
+        ck_assert_int_eq(parse(), 1);
+        assert_one_warning("VRAMGUARD_LOG_MAX", accepted);
+        ck_assert(parsed.log_max == VG_LOG_MAX_DEFAULT);
+    }
 }
 END_TEST
 
@@ -438,6 +462,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_fail_on_bad_list_rejected_whole);
     tcase_add_test(tc, test_allow_values);
     tcase_add_test(tc, test_log_stderr_or_path);
+    tcase_add_test(tc, test_log_max);
     tcase_add_test(tc, test_report_path_and_too_long);
     tcase_add_test(tc, test_null_warn_callback);
     tcase_add_test(tc, test_unknown_variables_ignored);
