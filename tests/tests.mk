@@ -224,3 +224,15 @@ check: $(JOURNAL_PROGS)
 RUNNER_SRCS += tests/preload/check_outputs.c
 $(TEST_DIR)/check_vramguard: tests/preload/check_outputs.c
 # ---- end of issue 9 items 5, 16, 8
+
+# ---- Issue 9, the intercept layer: unknown variants (prog_variants, fake
+# ---- driver with FAKECUDA_FUTURE_VARIANTS=1), composition with another
+# ---- interposer (prog_compose, libinterposer*.so), runtime scopes after
+# ---- dlclose (prog_reload).
+$(TEST_DIR)/prog_variants: tests/preload/prog_variants.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+INTERCEPT_PROGS := $(TEST_DIR)/prog_variants
+PRELOAD_PROGS += $(INTERCEPT_PROGS)
+check: $(INTERCEPT_PROGS)
+# ---- end of the intercept-layer programs

@@ -51,6 +51,21 @@ void *vg_driver_handle(void)
     return h;
 }
 
+bool vg_symbol_at(void *addr, struct vg_symbol_info *out)
+{
+    Dl_info info;
+    struct link_map *map = NULL, *driver = NULL;
+    if (addr == NULL || !dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP))
+        return false;
+    void *h = vg_driver_handle();
+    if (h == NULL || dlinfo(h, RTLD_DI_LINKMAP, &driver) != 0)
+        driver = NULL;
+    out->name = info.dli_sname != NULL && info.dli_saddr == addr ? info.dli_sname : NULL;
+    out->module = info.dli_fname;
+    out->in_driver = driver != NULL && map == driver;
+    return true;
+}
+
 #define HELPER(name) [VG_H_##name] = #name
 static const char *const helper_names[VG_H_COUNT] = {
     HELPER(cuCtxGetDevice),          HELPER(cuDeviceGetName),

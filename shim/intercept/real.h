@@ -17,7 +17,16 @@ void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
  * if there is none. Lazy; never called from a constructor. */
 void *vg_driver_handle(void);
 
-
+/* What the dynamic linker says about a code address: the exported symbol
+ * that starts exactly there (NULL if none), the file of its module, and
+ * whether that module is the real libcuda. False when no module holds it.
+ * dladdr takes the loader's lock: lookup time only, under no shim lock. */
+struct vg_symbol_info {
+    const char *name;
+    const char *module;
+    bool in_driver;
+};
+bool vg_symbol_at(void *addr, struct vg_symbol_info *out);
 
 /* Driver functions the shim itself calls (never wrapped). */
 enum vg_helper {

@@ -1578,6 +1578,48 @@ START_TEST(journal_and_log_never_follow_a_link)
 }
 END_TEST
 
+/* ---- issue 9, the intercept layer: unknown variants, composition with
+ * ---- another interposer, runtime scopes after dlclose ------------------ */
+
+/* A newer driver's variant (cuMemAlloc_v9) is handed out as the driver
+ * answered: a wrapper of another variant would drop its arguments. It is
+ * logged and listed in the report; so is an unexported address above the
+ * versions the table knows. Without the future driver nothing is listed. */
+START_TEST(unknown_variants_pass_through_as_holes)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.json", tmp);
+    snprintf(report, sizeof(report), "%s/r.json", tmp);
+    const char *env[] = {"FAKECUDA_FUTURE_VARIANTS=1", report_env, NULL};
+    struct run r = run_prog("prog_variants", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS the call keeps its own argument list"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\"cuMemAlloc\", 14000) returned cuMemAlloc_v9, a variant "
+                                          "vramguard does not know"),
+                     1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\"cuMemFree\", 14000) returned an address that is no "
+                                          "exported variant"),
+                     1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "{\"name\": \"cuMemAlloc_v9\", \"reason\": \"a variant vramguard does not know"), "%s",
+                  json);
+    ck_assert_msg(strstr(json, "{\"name\": \"cuMemFree\", \"reason\": \"the driver answered with an address"), "%s",
+                  json);
+    free(json);
+
+    const char *plain[] = {report_env, NULL};
+    r = run_prog("prog_variants", plain);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS cuGetProcAddress(cuMemAlloc, 14000) selects cuMemAlloc_v2, wrapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\""), 0);
+    json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"passthrough_lookups\": []"), "%s", json);
+    free(json);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1657,6 +1699,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, fork_child_writes_its_own_pid_log);
     tcase_add_test(t, log_to_a_closed_pipe_never_kills_the_host);
     tcase_add_test(t, stale_report_temps_removed);
+    tcase_add_test(t, unknown_variants_pass_through_as_holes);
     suite_add_tcase(s, t);
     return s;
 }
