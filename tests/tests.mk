@@ -232,7 +232,16 @@ $(TEST_DIR)/check_vramguard: tests/preload/check_outputs.c
 $(TEST_DIR)/prog_variants: tests/preload/prog_variants.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
-INTERCEPT_PROGS := $(TEST_DIR)/prog_variants
+$(TEST_DIR)/libinterposer.so: tests/preload/libinterposer.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -ldl
+$(TEST_DIR)/libinterposer_dlsym.so: tests/preload/libinterposer.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DREPLACE_DLSYM -fPIC -shared -o $@ $< -ldl
+$(TEST_DIR)/prog_compose: tests/preload/prog_compose.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) $(TEST_DIR)/libcudauser.so
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+INTERCEPT_PROGS := $(TEST_DIR)/prog_variants $(TEST_DIR)/libinterposer.so $(TEST_DIR)/libinterposer_dlsym.so \
+	$(TEST_DIR)/prog_compose
 PRELOAD_PROGS += $(INTERCEPT_PROGS)
 check: $(INTERCEPT_PROGS)
 # ---- end of the intercept-layer programs

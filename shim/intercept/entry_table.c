@@ -22,10 +22,16 @@ void *vg_real_fn_lookup(int id)
         return NULL;
     void *f = atomic_load_explicit(&vg_real_fns[id], memory_order_acquire);
     if (f == NULL) {
+        /* What dlsym(libcuda, name) answers the program (vg_next_dlsym): the
+         * driver's function, or the hook of an interposer that replaces dlsym
+         * after the shim, so that the wrapper forwards to exactly what it
+         * stands in for (dlsym_hook.c). Never ourselves. */
         void *h = vg_driver_handle();
-        f = h ? vg_real_dlsym(h, vg_entries[id].symbol) : NULL;
+        f = h ? vg_next_dlsym(h, vg_entries[id].symbol) : NULL;
         if (f == vg_entries[id].wrapper)
-            f = NULL; /* never "find" ourselves */
+            f = h ? vg_real_dlsym(h, vg_entries[id].symbol) : NULL;
+        if (f == vg_entries[id].wrapper)
+            f = NULL;
         if (f != NULL)
             atomic_store_explicit(&vg_real_fns[id], f, memory_order_release);
     }
@@ -115,9 +121,13 @@ static void *unmatched(const char *base, void *real, int version, uint64_t flags
     struct vg_symbol_info at;
     bool known = vg_symbol_at(real, &at);
     if (known && at.name != NULL) {
+        /* A row's own name: its wrapper fits. The address may be another
+         * base name's variant (an alias), or libcuda's own export while the
+         * wrapper forwards to the hook an interposer after the shim answers
+         * dlsym with (entry_table.h). */
         int id = vg_entry_by_symbol(at.name);
-        if (id >= 0 && vg_real_fn(id) == real)
-            return vg_entries[id].wrapper; /* the exported variant of another name (an alias) */
+        if (id >= 0 && (vg_real_fn(id) == real || at.in_driver))
+            return vg_entries[id].wrapper;
         if (id >= 0) {
             static atomic_bool warned;
             if (!atomic_exchange(&warned, true))

@@ -13,7 +13,7 @@
 
 typedef void *(*dlsym_fn)(void *, const char *);
 
-static _Atomic(dlsym_fn) real_dlsym;
+static _Atomic(dlsym_fn) real_dlsym, next_dlsym;
 
 void *vg_real_dlsym_fn(void)
 {
@@ -32,6 +32,29 @@ void *vg_real_dlsym_fn(void)
 void *vg_real_dlsym(void *handle, const char *name)
 {
     dlsym_fn f = (dlsym_fn)vg_real_dlsym_fn();
+    return f ? f(handle, name) : NULL;
+}
+
+void *vg_next_dlsym_fn(void)
+{
+    dlsym_fn f = atomic_load_explicit(&next_dlsym, memory_order_acquire);
+    if (f == NULL) {
+        /* An unversioned dlsym of an interposer preloaded after the shim
+         * (HAMi-core's libvgpu) comes before glibc's default one here;
+         * dlvsym would skip it. */
+        dlsym_fn libc = (dlsym_fn)vg_real_dlsym_fn();
+        f = libc ? (dlsym_fn)libc(RTLD_NEXT, "dlsym") : NULL;
+        if (f == NULL)
+            f = libc;
+        if (f != NULL)
+            atomic_store_explicit(&next_dlsym, f, memory_order_release);
+    }
+    return (void *)f;
+}
+
+void *vg_next_dlsym(void *handle, const char *name)
+{
+    dlsym_fn f = (dlsym_fn)vg_next_dlsym_fn();
     return f ? f(handle, name) : NULL;
 }
 

@@ -11,7 +11,17 @@
  * returns NULL when it cannot be found. Note: RTLD_NEXT/RTLD_DEFAULT resolve
  * relative to the shim, not to the shim's caller. */
 void *vg_real_dlsym(void *handle, const char *name);
-void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
+void *vg_real_dlsym_fn(void); /* the pointer itself */
+
+/* The dlsym that comes next after the shim: another interposer's (one that
+ * replaces dlsym, as HAMi-core's libvgpu does) when one is preloaded after
+ * the shim, else glibc's. Lookups the shim does not change are forwarded to
+ * it, and so are lookups in a given handle of the names it wraps, so that
+ * each library in a chain of interposers keeps its place. Use it only with
+ * a real handle: RTLD_NEXT and RTLD_DEFAULT would be resolved relative to
+ * that interposer, not to the shim. */
+void *vg_next_dlsym(void *handle, const char *name);
+void *vg_next_dlsym_fn(void); /* the pointer itself, for the trampoline */
 
 /* The real libcuda.so.1: RTLD_NOLOAD first, plain dlopen as a fallback. NULL
  * if there is none. Lazy; never called from a constructor. */

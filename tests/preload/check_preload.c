@@ -1609,14 +1609,88 @@ START_TEST(unknown_variants_pass_through_as_holes)
                   json);
     free(json);
 
+    /* The driver of this CUDA version: the lookups select known variants.
+     * dlsym of an unknown one is handed out and listed the same way; of one
+     * the driver does not have, nothing is listed. */
     const char *plain[] = {report_env, NULL};
     r = run_prog("prog_variants", plain);
     ASSERT_PASSED(r);
     ck_assert_int_eq(vg_test_count(r.out, "PASS cuGetProcAddress(cuMemAlloc, 14000) selects cuMemAlloc_v2, wrapped"), 1);
     ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\""), 0);
+    ck_assert_int_eq(vg_test_count(r.log, "dlsym(\"cuMemAlloc_v9\"): a variant vramguard does not know"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuMemAlloc_v8"), 0);
     json = vg_test_read(report);
-    ck_assert_msg(strstr(json, "\"passthrough_lookups\": []"), "%s", json);
+    ck_assert_msg(strstr(json, "\"passthrough_lookups\": [{\"name\": \"cuMemAlloc_v9\", \"reason\": \"a variant "
+                               "vramguard does not know (newer driver): not wrapped\"}]"),
+                  "%s", json);
     free(json);
+}
+END_TEST
+
+/* prog_compose with another driver interposer (tests/preload/libinterposer.c)
+ * preloaded before or after the shim. */
+static struct run run_composed(const char *mode, const char *preload)
+{
+    char env_preload[1200];
+    snprintf(env_preload, sizeof(env_preload), "LD_PRELOAD=%s", preload);
+    char path[800];
+    snprintf(path, sizeof(path), "%s/tests/prog_compose", vg_test_build());
+    struct run r;
+    snprintf(r.dir, sizeof(r.dir), "%s", vg_test_tmpdir());
+    snprintf(r.log_path, sizeof(r.log_path), "%s/shim.log", r.dir);
+    char out_path[700], log_env[700];
+    snprintf(out_path, sizeof(out_path), "%s/out.txt", r.dir);
+    snprintf(log_env, sizeof(log_env), "VRAMGUARD_LOG=%s", r.log_path);
+    const char *env[] = {log_env, env_preload, NULL};
+    const char *argv[] = {path, mode, NULL};
+    r.status = vg_test_run(argv, env, 1, out_path);
+    r.out = vg_test_read(out_path);
+    r.log = vg_test_read(r.log_path);
+    return r;
+}
+
+/* A dlsym of a CUDA name that resolves to another interposer hands out its
+ * function, never the shim's wrapper (which would skip it and go to the
+ * driver), in either preload order; what it forwards to the driver still
+ * reaches the shim once. An interposer that replaces dlsym (HAMi-core)
+ * after the shim still gets the lookups, and its hooks stay in the chain. */
+START_TEST(composes_with_another_interposer)
+{
+    const char *b = vg_test_build();
+    char first[1200], second[1200], replaced[1200];
+    snprintf(first, sizeof(first), "%s/tests/libinterposer.so:%s/libvramguard.so", b, b);
+    snprintf(second, sizeof(second), "%s/libvramguard.so:%s/tests/libinterposer.so", b, b);
+    snprintf(replaced, sizeof(replaced), "%s/libvramguard.so:%s/tests/libinterposer_dlsym.so", b, b);
+
+    struct run r = run_composed("first", first);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS through the interposer's definition: the shim counts it once"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlsym(RTLD_NEXT) from the program finds the interposer too"), 1);
+
+    r = run_composed("second", second);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS through the interposer's handle: the interposer saw it 1 time(s)"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS its dlsym(RTLD_NEXT) never found itself"), 1);
+    /* Said once, naming the library. */
+    ck_assert_int_eq(vg_test_count(r.log, "dlsym(\"cuMemAlloc_v2\") resolves to "), 1);
+    ck_assert_msg(strstr(r.log, "libinterposer.so, not to libcuda: handed out unchanged"), "%s", r.log);
+
+    r = run_composed("dlsym", replaced);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlsym(libcuda), answered by both: the interposer saw it 1 time(s)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "resolves to"), 0);
+}
+END_TEST
+
+/* What the shim does not cover, shown: dlvsym finds no CUDA name (the
+ * driver's exports are unversioned), and a library in a dlmopen namespace
+ * is not seen (README "Limits"). */
+START_TEST(dlvsym_and_dlmopen_limits)
+{
+    struct run r = run_prog("prog_compose", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlvsym("), 2);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS and is not seen: a limit"), 1);
 }
 END_TEST
 
@@ -1700,6 +1774,8 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, log_to_a_closed_pipe_never_kills_the_host);
     tcase_add_test(t, stale_report_temps_removed);
     tcase_add_test(t, unknown_variants_pass_through_as_holes);
+    tcase_add_test(t, composes_with_another_interposer);
+    tcase_add_test(t, dlvsym_and_dlmopen_limits);
     suite_add_tcase(s, t);
     return s;
 }
