@@ -44,6 +44,23 @@ bool vg_module_of(void *addr, struct vg_module *out)
     return dl_iterate_phdr(find_range, &q) != 0;
 }
 
+_Atomic unsigned long long vg_modules_unloaded;
+
+static int read_subs(struct dl_phdr_info *info, size_t size, void *data)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+        *(unsigned long long *)data = info->dlpi_subs;
+    return 1; /* the counters are the same in every entry */
+}
+
+void vg_modules_recount(void)
+{
+    unsigned long long subs = 0;
+    dl_iterate_phdr(read_subs, &subs);
+    if (subs != atomic_load_explicit(&vg_modules_unloaded, memory_order_relaxed))
+        atomic_store_explicit(&vg_modules_unloaded, subs, memory_order_release);
+}
+
 
 /* ---- base names, cached per module range ---------------------------------- */
 

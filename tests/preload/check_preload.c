@@ -561,7 +561,7 @@ static const char *const runtime_exports[] = {
     "cudaFree",      "cudaFreeAsync",    "cudaFreeHost",      "cudaHostAlloc",           "cudaHostRegister",
     "cudaMalloc",    "cudaMalloc3D",     "cudaMallocArray",   "cudaMallocAsync",         "cudaMallocFromPoolAsync",
     "cudaMallocHost", "cudaMallocManaged", "cudaMallocPitch", NULL};
-static const char *const api_exports[] = {"dlsym", "vramguard_shim_purpose_pop", "vramguard_shim_purpose_push",
+static const char *const api_exports[] = {"dlclose", "dlsym", "vramguard_shim_purpose_pop", "vramguard_shim_purpose_push",
                                           "vramguard_shim_report", "vramguard_shim_usage",
                                           "vramguard_shim_verify_residency", "vramguard_shim_version", NULL};
 
@@ -1682,6 +1682,18 @@ START_TEST(composes_with_another_interposer)
 }
 END_TEST
 
+/* A runtime call after a library was unloaded reaches what is loaded now,
+ * never the remembered function of an unloaded cudart (prog_reload maps the
+ * unloaded cudart's addresses PROT_NONE: a stale jump faults). */
+START_TEST(runtime_calls_after_dlclose)
+{
+    struct run r = run_prog("prog_reload", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 1: cudaMalloc reaches the cudart loaded now"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 2: cudaMalloc reaches the library's new cudart"), 1);
+}
+END_TEST
+
 /* What the shim does not cover, shown: dlvsym finds no CUDA name (the
  * driver's exports are unversioned), and a library in a dlmopen namespace
  * is not seen (README "Limits"). */
@@ -1776,6 +1788,7 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, unknown_variants_pass_through_as_holes);
     tcase_add_test(t, composes_with_another_interposer);
     tcase_add_test(t, dlvsym_and_dlmopen_limits);
+    tcase_add_test(t, runtime_calls_after_dlclose);
     suite_add_tcase(s, t);
     return s;
 }
