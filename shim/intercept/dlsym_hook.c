@@ -75,7 +75,7 @@ void *vg_dlsym_wrapped(void *handle, const char *name, void *caller)
 {
     int id = vg_entry_by_symbol(name);
     /* RTLD_NEXT: the first definition after the shim (glibc's dlsym, called
-     * from here); a real handle: what the next dlsym answers the caller. */
+     * from here); otherwise what the next dlsym answers the caller. */
     void *found = handle == RTLD_NEXT ? vg_real_dlsym(RTLD_NEXT, name) : vg_next_dlsym(handle, name);
     if (found == NULL || id < 0)
         return found;
@@ -129,9 +129,11 @@ void *vg_dlsym_route(const char *name, void *handle, void *caller)
     /* The shim exports every table name, so in the global scope the caller
      * finds the shim's wrapper, or an interposer's definition ahead of it:
      * both right as they are. Likewise RTLD_NEXT from a caller ahead of the
-     * shim. */
+     * shim. Unless an interposer after the shim replaces dlsym: it answers
+     * the global scope with its own hooks, which the wrapper must then stand
+     * in for, as for a real handle. */
     if (handle == RTLD_DEFAULT)
-        return next;
+        return next == vg_real_dlsym_fn() ? next : (void *)vg_dlsym_wrapped;
     if (handle == RTLD_NEXT && chain_position(caller) < chain_position((void *)vg_dlsym_route))
         return next;
     return (void *)vg_dlsym_wrapped;

@@ -91,6 +91,9 @@ static void replaced_dlsym(void *driver)
     void *da = dlsym(driver, "cuMemAlloc_v2"), *df = dlsym(driver, "cuMemFree_v2");
     CHECK("dlsym(libcuda) is the shim's wrapper", in_module(da, "libvramguard"), "found %p", da);
     round_trip("dlsym(libcuda), answered by both", da, df, 1);
+    void *ga = dlsym(RTLD_DEFAULT, "cuMemAlloc_v2"), *gf = dlsym(RTLD_DEFAULT, "cuMemFree_v2");
+    CHECK("dlsym(RTLD_DEFAULT) is the shim's wrapper too", in_module(ga, "libvramguard"), "found %p", ga);
+    round_trip("dlsym(RTLD_DEFAULT), answered by both", ga, gf, 1);
 }
 
 static void limits(void *driver)
