@@ -79,9 +79,11 @@ bool vg_holes_note_unwrapped(const char *symbol, const char *reason)
             }
             st = expect;
         }
-        while (st == SLOT_WRITING) /* another thread is copying a name: a few bytes */
+        /* Another thread is copying a name (a few bytes). Bounded: a child
+         * forked in the middle of it would wait forever. */
+        for (int spin = 0; st == SLOT_WRITING && spin < 100000; spin++)
             st = atomic_load_explicit(&unwrapped[i].state, memory_order_acquire);
-        if (strncmp(unwrapped[i].name, symbol, UNWRAPPED_NAME - 1) == 0)
+        if (st == SLOT_READY && strncmp(unwrapped[i].name, symbol, UNWRAPPED_NAME - 1) == 0)
             return false;
     }
     return false; /* full: the first 15 are listed */
