@@ -240,8 +240,12 @@ $(TEST_DIR)/libinterposer_dlsym.so: tests/preload/libinterposer.c
 	$(CC) $(TEST_CFLAGS) -DREPLACE_DLSYM -fPIC -shared -o $@ $< -ldl
 $(TEST_DIR)/prog_compose: tests/preload/prog_compose.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) $(TEST_DIR)/libcudauser.so
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
-$(TEST_DIR)/prog_reload: tests/preload/prog_reload.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) $(TEST_DIR)/libcudauser12.so
-	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+$(TEST_DIR)/libreload_a.so $(TEST_DIR)/libreload_b.so: tests/preload/libreload.c $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/prog_reload: tests/preload/prog_reload.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) \
+		$(TEST_DIR)/libcudauser12.so $(TEST_DIR)/libreload_a.so $(TEST_DIR)/libreload_b.so
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
 INTERCEPT_PROGS := $(TEST_DIR)/prog_variants $(TEST_DIR)/libinterposer.so $(TEST_DIR)/libinterposer_dlsym.so \
 	$(TEST_DIR)/prog_compose $(TEST_DIR)/prog_reload
 PRELOAD_PROGS += $(INTERCEPT_PROGS)

@@ -1684,13 +1684,22 @@ END_TEST
 
 /* A runtime call after a library was unloaded reaches what is loaded now,
  * never the remembered function of an unloaded cudart (prog_reload maps the
- * unloaded cudart's addresses PROT_NONE: a stale jump faults). */
+ * unloaded cudart's addresses PROT_NONE: a stale jump faults); and a library
+ * loaded at an unloaded one's address is not taken for it by allowance and
+ * purpose rules that name modules. */
 START_TEST(runtime_calls_after_dlclose)
 {
-    struct run r = run_prog("prog_reload", NULL);
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned:libreload_a*", "VRAMGUARD_PURPOSE_RULES=libreload_a*=weights", NULL};
+    struct run r = run_prog("prog_reload", env);
     ASSERT_PASSED(r);
     ck_assert_int_eq(vg_test_count(r.out, "PASS 1: cudaMalloc reaches the cudart loaded now"), 1);
     ck_assert_int_eq(vg_test_count(r.out, "PASS 2: cudaMalloc reaches the library's new cudart"), 1);
+    /* Part 3 shows something only when the second library took the first
+     * one's place, which Linux's top-down mmap does. */
+    ck_assert_msg(strstr(r.out, "note: libreload_b is at the unloaded one's address"), "%s", r.out);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 3: libreload_b's pinned buffer is refused (no rule names it)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemAllocHost_v2 of 4.0 KiB"), 1);
+    ck_assert_msg(strstr(r.log, "libreload_b.so+0x") && !strstr(r.log, "libreload_a.so+0x"), "%s", r.log);
 }
 END_TEST
 

@@ -10,7 +10,13 @@
  *    RTLD_GLOBAL, unloads that cudart, loads the same file again.
  * 2. A library with its own cudart (libcudauser12.so, loaded RTLD_LOCAL, as
  *    Python loads an extension module) calls cudaMalloc; it is unloaded with
- *    its cudart and loaded again, usually at the same address. */
+ *    its cudart and loaded again, usually at the same address.
+ * 3. With VRAMGUARD_ALLOW=pinned:libreload_a* and
+ *    VRAMGUARD_PURPOSE_RULES=libreload_a*=weights: libreload_a.so gets its
+ *    pinned buffer and its purpose; it is unloaded, and libreload_b.so (the
+ *    same code) loaded at its address must get neither: what the shim knows
+ *    of a module by its address range (its name) is looked up again. */
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <link.h>
@@ -153,10 +159,72 @@ static void library_reloaded(void)
           snap().vram);
 }
 
+struct reloader {
+    void *lib;
+    int (*pin)(void **);
+    int (*alloc)(CUdeviceptr *);
+};
+
+static struct reloader load_reloader(const char *name)
+{
+    struct reloader r = {dlopen(name, RTLD_NOW | RTLD_LOCAL), NULL, NULL};
+    if (r.lib) {
+        r.pin = (int (*)(void **))dlsym(r.lib, "reload_pin");
+        r.alloc = (int (*)(CUdeviceptr *))dlsym(r.lib, "reload_alloc");
+    }
+    return r;
+}
+
+static void names_after_reload(void)
+{
+    const char *allow = getenv("VRAMGUARD_ALLOW"), *rules = getenv("VRAMGUARD_PURPOSE_RULES");
+    if (!allow || strcmp(allow, "pinned:libreload_a*") != 0 || !rules || strcmp(rules, "libreload_a*=weights") != 0) {
+        printf("note: part 3 needs VRAMGUARD_ALLOW=pinned:libreload_a* VRAMGUARD_PURPOSE_RULES=libreload_a*=weights\n");
+        return;
+    }
+    CUdevice dev;
+    CUcontext ctx;
+    CHECK("3: a current context", cuInit(0) == CUDA_SUCCESS && cuDeviceGet(&dev, 0) == CUDA_SUCCESS &&
+          cuDevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS && cuCtxSetCurrent(ctx) == CUDA_SUCCESS, "failed");
+    struct reloader a = load_reloader("libreload_a.so");
+    CHECK("3: dlopen libreload_a.so", a.pin && a.alloc, "%s", dlerror());
+    if (!a.pin || !a.alloc)
+        return;
+    void *host = NULL;
+    CUdeviceptr d = 0;
+    unsigned long long w0 = snap().purpose[VRAMGUARD_WEIGHTS];
+    CHECK("3: libreload_a's pinned buffer is allowed", a.pin(&host) == CUDA_SUCCESS, "refused");
+    CHECK("3: its allocation is weights", a.alloc(&d) == CUDA_SUCCESS && snap().purpose[VRAMGUARD_WEIGHTS] - w0 == 1 * MiB,
+          "weights moved by %llu", snap().purpose[VRAMGUARD_WEIGHTS] - w0);
+    cuMemFreeHost(host);
+    cuMemFree(d);
+    struct range old = module_range((void *)a.pin);
+    dlclose(a.lib);
+    CHECK("3: libreload_a is unloaded", dlopen("libreload_a.so", RTLD_NOW | RTLD_NOLOAD) == NULL, "still loaded");
+
+    struct reloader b = load_reloader("libreload_b.so");
+    CHECK("3: dlopen libreload_b.so", b.pin && b.alloc, "%s", dlerror());
+    if (!b.pin || !b.alloc)
+        return;
+    printf("note: libreload_b is %s\n",
+           module_range((void *)b.pin).lo == old.lo ? "at the unloaded one's address" : "at a new address");
+    host = NULL;
+    CUresult r = (CUresult)b.pin(&host);
+    CHECK("3: libreload_b's pinned buffer is refused (no rule names it)", r == CUDA_ERROR_NOT_PERMITTED, "result %d",
+          (int)r);
+    if (r == CUDA_SUCCESS)
+        cuMemFreeHost(host);
+    w0 = snap().purpose[VRAMGUARD_WEIGHTS];
+    CHECK("3: its allocation is not weights", b.alloc(&d) == CUDA_SUCCESS && snap().purpose[VRAMGUARD_WEIGHTS] == w0,
+          "weights moved by %llu", snap().purpose[VRAMGUARD_WEIGHTS] - w0);
+    cuMemFree(d);
+}
+
 int main(void)
 {
     start("prog_reload");
     global_cudart_reloaded();
     library_reloaded();
+    names_after_reload();
     return finish("prog_reload");
 }
