@@ -224,3 +224,30 @@ check: $(JOURNAL_PROGS)
 RUNNER_SRCS += tests/preload/check_outputs.c
 $(TEST_DIR)/check_vramguard: tests/preload/check_outputs.c
 # ---- end of issue 9 items 5, 16, 8
+
+# ---- Issue 9, the intercept layer: unknown variants (prog_variants, fake
+# ---- driver with FAKECUDA_FUTURE_VARIANTS=1), composition with another
+# ---- interposer (prog_compose, libinterposer*.so), runtime scopes after
+# ---- dlclose (prog_reload).
+$(TEST_DIR)/prog_variants: tests/preload/prog_variants.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/libinterposer.so: tests/preload/libinterposer.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -ldl
+$(TEST_DIR)/libinterposer_dlsym.so: tests/preload/libinterposer.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DREPLACE_DLSYM -fPIC -shared -o $@ $< -ldl
+$(TEST_DIR)/prog_compose: tests/preload/prog_compose.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) $(TEST_DIR)/libcudauser.so
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/libreload_a.so $(TEST_DIR)/libreload_b.so: tests/preload/libreload.c $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< $(DRIVER_FAKE)
+$(TEST_DIR)/prog_reload: tests/preload/prog_reload.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS) \
+		$(TEST_DIR)/libcudauser12.so $(TEST_DIR)/libreload_a.so $(TEST_DIR)/libreload_b.so
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+INTERCEPT_PROGS := $(TEST_DIR)/prog_variants $(TEST_DIR)/libinterposer.so $(TEST_DIR)/libinterposer_dlsym.so \
+	$(TEST_DIR)/prog_compose $(TEST_DIR)/prog_reload
+PRELOAD_PROGS += $(INTERCEPT_PROGS)
+check: $(INTERCEPT_PROGS)
+# ---- end of the intercept-layer programs

@@ -39,10 +39,19 @@ static inline void *vg_real_fn(int id)
 int vg_entry_by_symbol(const char *symbol);
 
 /* What cuGetProcAddress should hand out for `base` when the driver answered
- * `real`: the wrapper of the variant whose exported address equals `real`;
- * failing that (the driver returned an unexported address), the variant the
- * version and flags select; `real` itself when `base` is not wrapped. */
+ * `real`: the wrapper of the variant whose exported address equals `real`
+ * (the function that wrapper forwards to). Failing that, only a wrapper of
+ * provably the same ABI: the one of the exported name found at `real`, or,
+ * for an unexported address inside libcuda and a version the table is
+ * complete for, the variant the version and flags select. Anything else (a
+ * variant the table does not know, another library's function) is handed
+ * out as `real`, unwrapped, and a variant is listed as a hole. `real` itself
+ * when `base` is not wrapped. Lookup time only (it may call dladdr). */
 void *vg_entry_swap(const char *base, void *real, int version, uint64_t flags);
+
+/* A name that is no row but a variant of a wrapped entry point
+ * ("cuMemAlloc_v9"): dlsym hands it out unwrapped and lists it. */
+bool vg_entry_is_unknown_variant(const char *symbol);
 
 /* No silent holes: an allocation-related entry point in
  * passthrough_points.def was looked up (by cuGetProcAddress or dlsym). */

@@ -11,13 +11,32 @@
  * returns NULL when it cannot be found. Note: RTLD_NEXT/RTLD_DEFAULT resolve
  * relative to the shim, not to the shim's caller. */
 void *vg_real_dlsym(void *handle, const char *name);
-void *vg_real_dlsym_fn(void); /* the pointer itself, for the trampoline */
+void *vg_real_dlsym_fn(void); /* the pointer itself */
+
+/* The dlsym that comes next after the shim: another interposer's (one that
+ * replaces dlsym, as HAMi-core's libvgpu does) when one is preloaded after
+ * the shim, else glibc's. Lookups the shim does not change are forwarded to
+ * it, and so are lookups in a given handle of the names it wraps, so that
+ * each library in a chain of interposers keeps its place. Use it only with
+ * a real handle: RTLD_NEXT and RTLD_DEFAULT would be resolved relative to
+ * that interposer, not to the shim. */
+void *vg_next_dlsym(void *handle, const char *name);
+void *vg_next_dlsym_fn(void); /* the pointer itself, for the trampoline */
 
 /* The real libcuda.so.1: RTLD_NOLOAD first, plain dlopen as a fallback. NULL
  * if there is none. Lazy; never called from a constructor. */
 void *vg_driver_handle(void);
 
-
+/* What the dynamic linker says about a code address: the exported symbol
+ * that starts exactly there (NULL if none), the file of its module, and
+ * whether that module is the real libcuda. False when no module holds it.
+ * dladdr takes the loader's lock: lookup time only, under no shim lock. */
+struct vg_symbol_info {
+    const char *name;
+    const char *module;
+    bool in_driver;
+};
+bool vg_symbol_at(void *addr, struct vg_symbol_info *out);
 
 /* Driver functions the shim itself calls (never wrapped). */
 enum vg_helper {

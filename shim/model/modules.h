@@ -2,6 +2,7 @@
 #ifndef VG_MODULES_H
 #define VG_MODULES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,6 +15,18 @@ struct vg_module {
     bool is_main;
 };
 bool vg_module_of(void *addr, struct vg_module *out);
+
+/* Modules the process has unloaded so far (dl_iterate_phdr's dlpi_subs), as
+ * of the last vg_modules_recount(). Anything cached by address range was
+ * true of the modules loaded then: once this moves, another module may be
+ * mapped there. Read on hot paths: one load. */
+extern _Atomic unsigned long long vg_modules_unloaded;
+static inline unsigned long long vg_modules_unloads(void)
+{
+    return atomic_load_explicit(&vg_modules_unloaded, memory_order_acquire);
+}
+/* Read dlpi_subs again, after a dlclose (intercept/real.c). */
+void vg_modules_recount(void);
 
 /* The base file name of the module holding `addr` ("libcudnn_graph.so.9";
  * the executable's own name for the main program): what VRAMGUARD_ALLOW

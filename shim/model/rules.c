@@ -127,13 +127,17 @@ void vg_rules_load(const char *spec)
 
 /* ---- module of a caller, cached per module address range --------------------- */
 
+/* Refilled from the first slot after an unload, read without a lock: the
+ * same sequence numbers as the module names (modules.c). */
 struct module_purpose {
-    uintptr_t lo, hi;
-    int first_rule; /* index of the first module rule matching its name, -1 none */
+    atomic_uint seq;
+    _Atomic uintptr_t lo, hi;
+    atomic_int first_rule; /* index of the first module rule matching its name, -1 none */
 };
 enum { MAX_MODULES = 64 };
 static struct module_purpose modules[MAX_MODULES];
 static atomic_int n_modules;
+static _Atomic unsigned long long modules_unloads; /* vg_modules_unloads() when filled */
 static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
 
 pthread_mutex_t *vg_rules_fork_mutex(void)
@@ -142,32 +146,56 @@ pthread_mutex_t *vg_rules_fork_mutex(void)
 }
 
 /* The last call site this thread asked about: a worker allocates from a
- * handful of call sites, so this saves the module scan on most calls. */
+ * handful of call sites, so this saves the module scan on most calls. Valid
+ * while no module was unloaded. */
 static __thread struct {
     void *caller;
     int first_rule;
+    unsigned long long unloads;
 } last_site __attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) static int first_module_rule_uncached(void *caller);
 
 static int first_module_rule(void *caller)
 {
-    if (caller != NULL && last_site.caller == caller)
+    unsigned long long unloads = vg_modules_unloads();
+    if (caller != NULL && last_site.caller == caller && last_site.unloads == unloads)
         return last_site.first_rule;
     int first = first_module_rule_uncached(caller);
     last_site.caller = caller;
     last_site.first_rule = first;
+    last_site.unloads = unloads;
     return first;
+}
+
+/* -2: not cached. */
+static int cached_module_rule(uintptr_t a)
+{
+    if (vg_modules_unloads() != atomic_load_explicit(&modules_unloads, memory_order_acquire))
+        return -2;
+    int n = atomic_load_explicit(&n_modules, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        struct module_purpose *m = &modules[i];
+        unsigned seq = atomic_load_explicit(&m->seq, memory_order_acquire);
+        if (a < atomic_load_explicit(&m->lo, memory_order_relaxed) ||
+            a >= atomic_load_explicit(&m->hi, memory_order_relaxed))
+            continue;
+        int first = atomic_load_explicit(&m->first_rule, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if ((seq & 1) == 0 && atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
+            return first;
+    }
+    return -2;
 }
 
 __attribute__((noinline)) static int first_module_rule_uncached(void *caller)
 {
     uintptr_t a = (uintptr_t)caller;
-    int n = atomic_load_explicit(&n_modules, memory_order_acquire);
-    for (int i = 0; i < n; i++)
-        if (a >= modules[i].lo && a < modules[i].hi)
-            return modules[i].first_rule;
+    int cached = cached_module_rule(a);
+    if (cached != -2)
+        return cached;
     /* Resolve without our lock held (the loader takes its own). */
+    unsigned long long unloads = vg_modules_unloads();
     struct vg_module q;
     char exe[512] = "";
     if (!vg_module_of(caller, &q))
@@ -185,10 +213,23 @@ __attribute__((noinline)) static int first_module_rule_uncached(void *caller)
         if (rules[i].op == OP_MODULE && fnmatch(rules[i].glob, base, 0) == 0)
             first = i;
     pthread_mutex_lock(&modules_lock);
-    n = atomic_load_explicit(&n_modules, memory_order_relaxed);
-    if (n < MAX_MODULES) {
-        modules[n] = (struct module_purpose){q.lo, q.hi, first};
-        atomic_store_explicit(&n_modules, n + 1, memory_order_release);
+    if (vg_modules_unloads() == unloads) { /* else not kept: a module went meanwhile */
+        if (atomic_load_explicit(&modules_unloads, memory_order_relaxed) != unloads) {
+            atomic_store_explicit(&n_modules, 0, memory_order_relaxed);
+            atomic_store_explicit(&modules_unloads, unloads, memory_order_release);
+        }
+        int n = atomic_load_explicit(&n_modules, memory_order_relaxed);
+        if (n < MAX_MODULES && cached_module_rule(a) == -2) {
+            struct module_purpose *m = &modules[n];
+            unsigned seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
+            atomic_store_explicit(&m->seq, seq + 1, memory_order_relaxed);
+            atomic_thread_fence(memory_order_release);
+            atomic_store_explicit(&m->lo, q.lo, memory_order_relaxed);
+            atomic_store_explicit(&m->hi, q.hi, memory_order_relaxed);
+            atomic_store_explicit(&m->first_rule, first, memory_order_relaxed);
+            atomic_store_explicit(&m->seq, seq + 2, memory_order_release);
+            atomic_store_explicit(&n_modules, n + 1, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&modules_lock);
     return first;

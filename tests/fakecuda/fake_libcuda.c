@@ -95,6 +95,7 @@ FAKE_API unsigned long long fakecuda_driver_calls(void) { return __atomic_load_n
 #define FAKE_LEGACY_HI 0x100000000ULL
 #define FAKE_ALIGN 512u
 #define FAKE_DRIVER_VERSION 13000
+#define FAKE_FUTURE_DRIVER_VERSION 14000 /* FAKECUDA_FUTURE_VARIANTS=1 */
 
 static struct {
     int devices;
@@ -102,7 +103,8 @@ static struct {
     int pageable_access;
     int legacy_alloc;
     int trace_fd; /* -1: off */
-} g_cfg = {1, 1073741824ULL, 0, 0, -1};
+    int future_variants; /* answer cuGetProcAddress like a newer driver (future_rows) */
+} g_cfg = {1, 1073741824ULL, 0, 0, -1, 0};
 
 static pthread_once_t g_cfg_once = PTHREAD_ONCE_INIT;
 
@@ -159,6 +161,12 @@ static void cfg_init(void)
             g_cfg.legacy_alloc = (int)v;
         else
             warn_env("FAKECUDA_LEGACY_ALLOC", s, "0, 1");
+    }
+    if ((s = getenv("FAKECUDA_FUTURE_VARIANTS"))) {
+        if (parse_ull(s, &v) == 0 && v <= 1)
+            g_cfg.future_variants = (int)v;
+        else
+            warn_env("FAKECUDA_FUTURE_VARIANTS", s, "0, 1");
     }
     if ((s = getenv("FAKECUDA_TRACE")) && *s) {
         if (strcmp(s, "stderr") == 0) {
@@ -1308,7 +1316,8 @@ CUresult CUDAAPI cuDriverGetVersion(int *driverVersion)
     FAKE_ENTRY();
     if (!driverVersion)
         return CUDA_ERROR_INVALID_VALUE;
-    *driverVersion = FAKE_DRIVER_VERSION;
+    cfg();
+    *driverVersion = g_cfg.future_variants ? FAKE_FUTURE_DRIVER_VERSION : FAKE_DRIVER_VERSION;
     return CUDA_SUCCESS;
 }
 
@@ -4356,6 +4365,41 @@ static const struct gpa_row g_rows[] = {
     ROW("cuCtxDisablePeerAccess", 4000, cuCtxDisablePeerAccess),
 };
 
+/* FAKECUDA_FUTURE_VARIANTS=1: a hypothetical newer driver (CUDA 14.0).
+ * cuMemAlloc gains a variant with another argument list, exported as
+ * cuMemAlloc_v9; cuMemGetInfo and, from 14000, cuMemFree are answered with
+ * unexported internal functions (same ABI as their _v2). Rows here win over
+ * g_rows for the same name when their version is reached. */
+FAKE_API CUresult CUDAAPI cuMemAlloc_v9(CUdeviceptr *dptr, size_t bytesize, unsigned int flags,
+                                        unsigned int *variant);
+
+CUresult CUDAAPI cuMemAlloc_v9(CUdeviceptr *dptr, size_t bytesize, unsigned int flags, unsigned int *variant)
+{
+    /* counted once, by cuMemAlloc_v2 */
+    if (!variant || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = cuMemAlloc_v2(dptr, bytesize);
+    if (r == CUDA_SUCCESS)
+        *variant = 9;
+    return r;
+}
+
+static CUresult CUDAAPI internal_cuMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    return cuMemGetInfo_v2(free_bytes, total_bytes);
+}
+
+static CUresult CUDAAPI internal_cuMemFree(CUdeviceptr dptr)
+{
+    return cuMemFree_v2(dptr);
+}
+
+static const struct gpa_row g_future_rows[] = {
+    ROW("cuMemAlloc", 14000, cuMemAlloc_v9),
+    ROW("cuMemGetInfo", 3020, internal_cuMemGetInfo),
+    ROW("cuMemFree", 14000, internal_cuMemFree),
+};
+
 static CUresult gpa_lookup(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
                            CUdriverProcAddressQueryResult *status)
 {
@@ -4379,6 +4423,10 @@ static CUresult gpa_lookup(const char *symbol, void **pfn, int cudaVersion, cuui
     }
     if ((flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) && best_ptsz)
         best = best_ptsz;
+    for (size_t i = 0; g_cfg.future_variants && best && i < sizeof g_future_rows / sizeof g_future_rows[0]; i++)
+        if (strcmp(g_future_rows[i].name, symbol) == 0 && g_future_rows[i].min_version <= cudaVersion &&
+            g_future_rows[i].min_version >= best->min_version)
+            best = &g_future_rows[i];
     if (!best) {
         *pfn = NULL;
         *status = known ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;

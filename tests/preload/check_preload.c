@@ -561,7 +561,7 @@ static const char *const runtime_exports[] = {
     "cudaFree",      "cudaFreeAsync",    "cudaFreeHost",      "cudaHostAlloc",           "cudaHostRegister",
     "cudaMalloc",    "cudaMalloc3D",     "cudaMallocArray",   "cudaMallocAsync",         "cudaMallocFromPoolAsync",
     "cudaMallocHost", "cudaMallocManaged", "cudaMallocPitch", NULL};
-static const char *const api_exports[] = {"dlsym", "vramguard_shim_purpose_pop", "vramguard_shim_purpose_push",
+static const char *const api_exports[] = {"dlclose", "dlsym", "vramguard_shim_purpose_pop", "vramguard_shim_purpose_push",
                                           "vramguard_shim_report", "vramguard_shim_usage",
                                           "vramguard_shim_verify_residency", "vramguard_shim_version", NULL};
 
@@ -1578,6 +1578,143 @@ START_TEST(journal_and_log_never_follow_a_link)
 }
 END_TEST
 
+/* ---- issue 9, the intercept layer: unknown variants, composition with
+ * ---- another interposer, runtime scopes after dlclose ------------------ */
+
+/* A newer driver's variant (cuMemAlloc_v9) is handed out as the driver
+ * answered: a wrapper of another variant would drop its arguments. It is
+ * logged and listed in the report; so is an unexported address above the
+ * versions the table knows. Without the future driver nothing is listed. */
+START_TEST(unknown_variants_pass_through_as_holes)
+{
+    char tmp[512], report_env[700], report[800];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(report_env, sizeof(report_env), "VRAMGUARD_REPORT=%s/r.json", tmp);
+    snprintf(report, sizeof(report), "%s/r.json", tmp);
+    const char *env[] = {"FAKECUDA_FUTURE_VARIANTS=1", report_env, NULL};
+    struct run r = run_prog("prog_variants", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS the call keeps its own argument list"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\"cuMemAlloc\", 14000) returned cuMemAlloc_v9, a variant "
+                                          "vramguard does not know"),
+                     1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\"cuMemFree\", 14000) returned an address that is no "
+                                          "exported variant"),
+                     1);
+    ck_assert_int_eq(validate(report), 0);
+    char *json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "{\"name\": \"cuMemAlloc_v9\", \"reason\": \"a variant vramguard does not know"), "%s",
+                  json);
+    ck_assert_msg(strstr(json, "{\"name\": \"cuMemFree\", \"reason\": \"the driver answered with an address"), "%s",
+                  json);
+    free(json);
+
+    /* The driver of this CUDA version: the lookups select known variants.
+     * dlsym of an unknown one is handed out and listed the same way; of one
+     * the driver does not have, nothing is listed. */
+    const char *plain[] = {report_env, NULL};
+    r = run_prog("prog_variants", plain);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS cuGetProcAddress(cuMemAlloc, 14000) selects cuMemAlloc_v2, wrapped"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuGetProcAddress(\""), 0);
+    ck_assert_int_eq(vg_test_count(r.log, "dlsym(\"cuMemAlloc_v9\"): a variant vramguard does not know"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "cuMemAlloc_v8"), 0);
+    json = vg_test_read(report);
+    ck_assert_msg(strstr(json, "\"passthrough_lookups\": [{\"name\": \"cuMemAlloc_v9\", \"reason\": \"a variant "
+                               "vramguard does not know (newer driver): not wrapped\"}]"),
+                  "%s", json);
+    free(json);
+}
+END_TEST
+
+/* prog_compose with another driver interposer (tests/preload/libinterposer.c)
+ * preloaded before or after the shim. */
+static struct run run_composed(const char *mode, const char *preload)
+{
+    char env_preload[1200];
+    snprintf(env_preload, sizeof(env_preload), "LD_PRELOAD=%s", preload);
+    char path[800];
+    snprintf(path, sizeof(path), "%s/tests/prog_compose", vg_test_build());
+    struct run r;
+    snprintf(r.dir, sizeof(r.dir), "%s", vg_test_tmpdir());
+    snprintf(r.log_path, sizeof(r.log_path), "%s/shim.log", r.dir);
+    char out_path[700], log_env[700];
+    snprintf(out_path, sizeof(out_path), "%s/out.txt", r.dir);
+    snprintf(log_env, sizeof(log_env), "VRAMGUARD_LOG=%s", r.log_path);
+    const char *env[] = {log_env, env_preload, NULL};
+    const char *argv[] = {path, mode, NULL};
+    r.status = vg_test_run(argv, env, 1, out_path);
+    r.out = vg_test_read(out_path);
+    r.log = vg_test_read(r.log_path);
+    return r;
+}
+
+/* A dlsym of a CUDA name that resolves to another interposer hands out its
+ * function, never the shim's wrapper (which would skip it and go to the
+ * driver), in either preload order; what it forwards to the driver still
+ * reaches the shim once. An interposer that replaces dlsym (HAMi-core)
+ * after the shim still gets the lookups, and its hooks stay in the chain. */
+START_TEST(composes_with_another_interposer)
+{
+    const char *b = vg_test_build();
+    char first[1200], second[1200], replaced[1200];
+    snprintf(first, sizeof(first), "%s/tests/libinterposer.so:%s/libvramguard.so", b, b);
+    snprintf(second, sizeof(second), "%s/libvramguard.so:%s/tests/libinterposer.so", b, b);
+    snprintf(replaced, sizeof(replaced), "%s/libvramguard.so:%s/tests/libinterposer_dlsym.so", b, b);
+
+    struct run r = run_composed("first", first);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS through the interposer's definition: the shim counts it once"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlsym(RTLD_NEXT) from the program finds the interposer too"), 1);
+
+    r = run_composed("second", second);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS through the interposer's handle: the interposer saw it 1 time(s)"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS its dlsym(RTLD_NEXT) never found itself"), 1);
+    /* Said once, naming the library. */
+    ck_assert_int_eq(vg_test_count(r.log, "dlsym(\"cuMemAlloc_v2\") resolves to "), 1);
+    ck_assert_msg(strstr(r.log, "libinterposer.so, not to libcuda: handed out unchanged"), "%s", r.log);
+
+    r = run_composed("dlsym", replaced);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlsym(libcuda), answered by both: the interposer saw it 1 time(s)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "resolves to"), 0);
+}
+END_TEST
+
+/* A runtime call after a library was unloaded reaches what is loaded now,
+ * never the remembered function of an unloaded cudart (prog_reload maps the
+ * unloaded cudart's addresses PROT_NONE: a stale jump faults); and a library
+ * loaded at an unloaded one's address is not taken for it by allowance and
+ * purpose rules that name modules. */
+START_TEST(runtime_calls_after_dlclose)
+{
+    const char *env[] = {"VRAMGUARD_ALLOW=pinned:libreload_a*", "VRAMGUARD_PURPOSE_RULES=libreload_a*=weights", NULL};
+    struct run r = run_prog("prog_reload", env);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 1: cudaMalloc reaches the cudart loaded now"), 1);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 2: cudaMalloc reaches the library's new cudart"), 1);
+    /* Part 3 shows something only when the second library took the first
+     * one's place, which Linux's top-down mmap does. */
+    ck_assert_msg(strstr(r.out, "note: libreload_b is at the unloaded one's address"), "%s", r.out);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS 3: libreload_b's pinned buffer is refused (no rule names it)"), 1);
+    ck_assert_int_eq(vg_test_count(r.log, "violation: cuMemAllocHost_v2 of 4.0 KiB"), 1);
+    ck_assert_msg(strstr(r.log, "libreload_b.so+0x") && !strstr(r.log, "libreload_a.so+0x"), "%s", r.log);
+}
+END_TEST
+
+/* What the shim does not cover, shown: dlvsym finds no CUDA name (the
+ * driver's exports are unversioned), and a library in a dlmopen namespace
+ * is not seen (README "Limits"). */
+START_TEST(dlvsym_and_dlmopen_limits)
+{
+    struct run r = run_prog("prog_compose", NULL);
+    ASSERT_PASSED(r);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS dlvsym("), 2);
+    ck_assert_int_eq(vg_test_count(r.out, "PASS and is not seen: a limit"), 1);
+}
+END_TEST
+
 Suite *make_preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -1657,6 +1794,10 @@ Suite *make_preload_suite(void)
     tcase_add_test(t, fork_child_writes_its_own_pid_log);
     tcase_add_test(t, log_to_a_closed_pipe_never_kills_the_host);
     tcase_add_test(t, stale_report_temps_removed);
+    tcase_add_test(t, unknown_variants_pass_through_as_holes);
+    tcase_add_test(t, composes_with_another_interposer);
+    tcase_add_test(t, dlvsym_and_dlmopen_limits);
+    tcase_add_test(t, runtime_calls_after_dlclose);
     suite_add_tcase(s, t);
     return s;
 }

@@ -92,6 +92,18 @@ class EntryPoints(unittest.TestCase):
         self.assertEqual(sorted(set(n for n in exported if n not in lep.WRAPPED)), [],
                          "wrapped in shim/entry_points.def but not in WRAPPED")
 
+    def test_every_variant_of_a_wrapped_entry_point_is_a_row(self):
+        # vg_entry_swap (shim/intercept/entry_table.c) hands out a wrapper for
+        # an unexported address by the requested version only up to the
+        # CUDA_VERSION the shim is built with: that is sound only if every
+        # variant cuda.h declares for a wrapped base name is a row.
+        with open(ENTRY_POINTS, encoding="utf-8") as f:
+            rows = re.findall(r'^\s*ENTRY\(\s*"(\w+)"\s*,\s*"(\w+)"', f.read(), re.M)
+        symbols = set(symbol for _, symbol in rows)
+        missing = sorted(n for base in set(b for b, _ in rows) for n in self.names
+                         if re.fullmatch(re.escape(base) + r"(_v\d+)?(_ptsz|_ptds)?", n) and n not in symbols)
+        self.assertEqual(missing, [], "variants of wrapped entry points that are no row of shim/entry_points.def")
+
     def test_markdown_is_current(self):
         with open(DOC, encoding="utf-8") as f:
             doc = f.read()
