@@ -86,6 +86,8 @@ static struct {
     CUresult (*ipcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
     CUresult (*ipcOpenMemHandle)(CUdeviceptr *, CUipcMemHandle, unsigned int);
     CUresult (*ipcCloseMemHandle)(CUdeviceptr);
+    CUresult (*primaryCtxReset)(CUdevice);
+    CUresult (*primaryCtxRelease)(CUdevice);
 } d;
 
 /* Bootstrap lookups after cuInit, in the order the real cudart performs them.
@@ -140,6 +142,8 @@ static const struct fetch_row {
     F("cuIpcGetMemHandle", 4010, 0, ipcGetMemHandle, "cuIpcGetMemHandle"),
     F("cuIpcOpenMemHandle", 11000, 0, ipcOpenMemHandle, "cuIpcOpenMemHandle_v2"),
     F("cuIpcCloseMemHandle", 4010, 0, ipcCloseMemHandle, "cuIpcCloseMemHandle"),
+    F("cuDevicePrimaryCtxReset", 11000, 0, primaryCtxReset, "cuDevicePrimaryCtxReset_v2"),
+    F("cuDevicePrimaryCtxRelease", 11000, 0, primaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
 #undef F
 };
 
@@ -154,6 +158,8 @@ static CUcontext g_primary[FAKERT_MAX_DEVICES]; /* retained once per device */
 
 static _Thread_local int tl_device;     /* cudaSetDevice */
 static _Thread_local int tl_bound = -1; /* device whose primary ctx this thread made current */
+static int g_resets;                    /* cudaDeviceReset calls: every thread binds again after one */
+static _Thread_local int tl_resets;     /* g_resets when this thread bound */
 static _Thread_local cudaError_t tl_last_error = cudaSuccess;
 
 static void *fetch(const char *name, int version, unsigned flags, const char *export_name)
@@ -236,7 +242,7 @@ static cudaError_t enter(void)
     if (g_boot_err != cudaSuccess)
         return g_boot_err;
     int dev = tl_device;
-    if (tl_bound == dev)
+    if (tl_bound == dev && tl_resets == __atomic_load_n(&g_resets, __ATOMIC_ACQUIRE))
         return cudaSuccess;
     CUresult res = CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
@@ -249,6 +255,7 @@ static cudaError_t enter(void)
     if (res != CUDA_SUCCESS)
         return (cudaError_t)res;
     tl_bound = dev;
+    tl_resets = __atomic_load_n(&g_resets, __ATOMIC_ACQUIRE);
     return cudaSuccess;
 }
 
@@ -745,6 +752,26 @@ FAKERT_API cudaError_t CUDARTAPI cudaGetDevice(int *device)
         return fail(cudaErrorInvalidValue);
     *device = tl_device;
     return cudaSuccess;
+}
+
+/* The current device's primary context is reset (the driver frees what it
+ * owned); the runtime gives its reference back and retains the context
+ * again at its next call, on every thread. */
+FAKERT_API cudaError_t CUDARTAPI cudaDeviceReset(void)
+{
+    ENTER();
+    NEED(primaryCtxReset);
+    int dev = tl_device;
+    CUresult res = d.primaryCtxReset(dev);
+    if (res == CUDA_SUCCESS) {
+        pthread_mutex_lock(&g_lock);
+        if (g_primary[dev] && d.primaryCtxRelease)
+            (void)d.primaryCtxRelease(dev);
+        g_primary[dev] = NULL;
+        __atomic_fetch_add(&g_resets, 1, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&g_lock);
+    }
+    FWD(res);
 }
 
 FAKERT_API cudaError_t CUDARTAPI cudaDeviceSynchronize(void)

@@ -50,6 +50,13 @@ FAKE_API CUresult CUDAAPI legacy_cuDevicePrimaryCtxRelease(CUdevice dev)
     __asm__("cuDevicePrimaryCtxRelease");
 FAKE_API CUresult CUDAAPI legacy_cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
     __asm__("cuDeviceGetUuid");
+FAKE_API CUresult CUDAAPI legacy_cuDevicePrimaryCtxReset(CUdevice dev) __asm__("cuDevicePrimaryCtxReset");
+FAKE_API CUresult CUDAAPI legacy_cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev) __asm__("cuCtxCreate");
+FAKE_API CUresult CUDAAPI cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+FAKE_API CUresult CUDAAPI cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams,
+                                         unsigned int flags, CUdevice dev);
+FAKE_API CUresult CUDAAPI legacy_cuCtxDestroy(CUcontext ctx) __asm__("cuCtxDestroy");
+FAKE_API CUresult CUDAAPI cuMemMapArrayAsync_ptsz(CUarrayMapInfo *mapInfoList, unsigned int count, CUstream hStream);
 FAKE_API CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
 FAKE_API CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 FAKE_API CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
@@ -206,13 +213,30 @@ static void trace(const char *fmt, ...)
 
 static volatile int g_inited; /* set by cuInit(0), under g_lock */
 
+/* A context: a device's primary context (g_ctx, shared with the runtime,
+ * retained and released), one made with cuCtxCreate (g_created), or the
+ * CUcontext of a green context (g_green). What is allocated while a context
+ * is current belongs to it (a green context's allocations to its device's
+ * primary context, as on an H200), and goes when the context ends: a
+ * created one destroyed, a primary one reset or released for the last time
+ * (a green context holds one reference). A context that ended answers
+ * CUDA_ERROR_CONTEXT_IS_DESTROYED to a thread that still has it current; a
+ * primary one lives again at its next retain. */
+enum { CTX_PRIMARY = 0, CTX_CREATED, CTX_GREEN };
 struct fake_ctx {
     unsigned magic;
     int device;
-    int refcount;
+    int refcount;          /* primary: retains not yet released */
+    int kind;              /* CTX_* */
+    int dead;              /* ended: destroyed, or (primary) reset / released to 0 until retained again */
+    struct fake_ctx *owner; /* what owns its allocations: itself, or (green) its device's primary context */
 };
 #define FAKE_CTX_MAGIC 0xFACEC7u
+#define FAKE_MAX_CTX 64 /* created contexts, green contexts */
 static struct fake_ctx g_ctx[FAKE_MAX_DEVICES];
+static struct fake_ctx g_created[FAKE_MAX_CTX];
+static struct fake_ctx g_green[FAKE_MAX_CTX];
+static char g_green_handle[FAKE_MAX_CTX]; /* CUgreenCtx handles: &g_green_handle[i] (its CUcontext: &g_green[i]) */
 
 #define FAKE_CTX_STACK 64
 static _Thread_local struct fake_ctx *tl_stack[FAKE_CTX_STACK];
@@ -228,19 +252,24 @@ static inline int inited(void)
 
 static inline struct fake_ctx *cur_ctx(void) { return tl_depth > 0 ? tl_stack[tl_depth - 1] : NULL; }
 
+static int in_array(const struct fake_ctx *c, const struct fake_ctx *arr, size_t n)
+{
+    return c >= arr && c < arr + n && ((uintptr_t)c - (uintptr_t)arr) % sizeof(*arr) == 0;
+}
+
 static struct fake_ctx *ctx_from_handle(CUcontext h)
 {
     struct fake_ctx *c = (struct fake_ctx *)(void *)h;
-    if (c < &g_ctx[0] || c >= &g_ctx[FAKE_MAX_DEVICES])
-        return NULL;
-    if (((uintptr_t)c - (uintptr_t)&g_ctx[0]) % sizeof(struct fake_ctx))
+    if (!in_array(c, g_ctx, FAKE_MAX_DEVICES) && !in_array(c, g_created, FAKE_MAX_CTX) &&
+        !in_array(c, g_green, FAKE_MAX_CTX))
         return NULL;
     return c->magic == FAKE_CTX_MAGIC ? c : NULL;
 }
 
 static inline int valid_dev(CUdevice d) { return d >= 0 && d < g_cfg.devices; }
 
-/* Common preamble: driver initialised and a current context.  *dev gets its device. */
+/* Common preamble: driver initialised and a current context that has not
+ * ended.  *dev gets its device. */
 static CUresult need_ctx(int *dev)
 {
     if (!inited())
@@ -248,10 +277,15 @@ static CUresult need_ctx(int *dev)
     struct fake_ctx *c = cur_ctx();
     if (!c)
         return CUDA_ERROR_INVALID_CONTEXT;
+    if (__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE))
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
     if (dev)
         *dev = c->device;
     return CUDA_SUCCESS;
 }
+
+/* The context that owns what the calling thread allocates now (need_ctx passed). */
+static inline struct fake_ctx *owner_ctx(void) { return cur_ctx()->owner; }
 
 /* ------------------------------------------------------------------------ */
 /* Allocation map: ordered by start address (skip list + hash), one mutex    */
@@ -284,6 +318,7 @@ struct fake_alloc {
     unsigned long long src; /* K_POOL: the 512-rounded size counted in the pool's used; K_IPC: buffer id */
     int src_pid;            /* K_IPC: the exporting process */
     unsigned char acc[FAKE_MAX_DEVICES + 1]; /* K_VMM: CUmemAccess_flags per device, [FAKE_MAX_DEVICES] host */
+    struct fake_ctx *ctx; /* the context that owns it (freed with it); NULL for pool, graph, VMM memory */
 };
 
 static unsigned long long g_next_id = 1;
@@ -572,7 +607,7 @@ static CUresult dev_alloc(int dev, size_t size, int legacy, uintptr_t *out)
         res = CUDA_ERROR_OUT_OF_MEMORY;
         goto out;
     }
-    struct fake_alloc a = {.start = addr, .size = size, .charged = r, .device = dev, .kind = K_DEVICE};
+    struct fake_alloc a = {.start = addr, .size = size, .charged = r, .device = dev, .kind = K_DEVICE, .ctx = owner_ctx()};
     if (map_insert(&a)) {
         res = CUDA_ERROR_OUT_OF_MEMORY;
         goto out;
@@ -603,7 +638,8 @@ static CUresult host_record(void *p, size_t size, int dev, int kind)
                            .device = dev,
                            .kind = kind,
                            .host = kind != K_MANAGED,
-                           .managed = kind == K_MANAGED};
+                           .managed = kind == K_MANAGED,
+                           .ctx = owner_ctx()};
     pthread_mutex_lock(&g_lock);
     int rc = map_insert(&a);
     pthread_mutex_unlock(&g_lock);
@@ -1214,6 +1250,7 @@ static CUresult vmm_prop_check(const CUmemAllocationProp *prop)
 struct fake_extmem {
     unsigned long long size;
     int dev;
+    struct fake_ctx *ctx; /* the importing context: its buffers go with it */
     int bufs; /* mapped buffers not yet freed */
     int destroyed;
     struct fake_extmem *next;
@@ -1304,6 +1341,8 @@ CUresult CUDAAPI cuInit(unsigned int Flags)
         for (int i = 0; i < FAKE_MAX_DEVICES; i++) {
             g_ctx[i].magic = FAKE_CTX_MAGIC;
             g_ctx[i].device = i;
+            g_ctx[i].kind = CTX_PRIMARY;
+            g_ctx[i].owner = &g_ctx[i];
         }
         __atomic_store_n(&g_inited, 1, __ATOMIC_RELEASE);
     }
@@ -1446,6 +1485,8 @@ CUresult CUDAAPI cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 /* ------------------------------------------------------------------------ */
 /* Contexts                                                                   */
 
+static void ctx_end_locked(struct fake_ctx *c); /* after the arrays: frees what c owns */
+
 CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
     FAKE_ENTRY();
@@ -1457,8 +1498,19 @@ CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
         return CUDA_ERROR_INVALID_DEVICE;
     pthread_mutex_lock(&g_lock);
     g_ctx[dev].refcount++;
+    __atomic_store_n(&g_ctx[dev].dead, 0, __ATOMIC_RELEASE); /* the same handle, alive again */
     pthread_mutex_unlock(&g_lock);
     *pctx = (CUcontext)(void *)&g_ctx[dev];
+    return CUDA_SUCCESS;
+}
+
+/* One reference less (g_lock held); the last one ends the context. */
+static CUresult primary_release_locked(int dev)
+{
+    if (g_ctx[dev].refcount <= 0)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (--g_ctx[dev].refcount == 0)
+        ctx_end_locked(&g_ctx[dev]);
     return CUDA_SUCCESS;
 }
 
@@ -1468,12 +1520,8 @@ static CUresult primary_release(CUdevice dev)
         return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_dev(dev))
         return CUDA_ERROR_INVALID_DEVICE;
-    CUresult res = CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
-    if (g_ctx[dev].refcount > 0)
-        g_ctx[dev].refcount--;
-    else
-        res = CUDA_ERROR_INVALID_CONTEXT;
+    CUresult res = primary_release_locked(dev);
     pthread_mutex_unlock(&g_lock);
     return res;
 }
@@ -1485,6 +1533,130 @@ CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) /* = cuDevicePrimaryCtx
 }
 
 CUresult CUDAAPI legacy_cuDevicePrimaryCtxRelease(CUdevice dev) { FAKE_ENTRY(); return primary_release(dev); }
+
+/* Ends the primary context whatever its references (they stay). */
+static CUresult primary_reset(CUdevice dev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    ctx_end_locked(&g_ctx[dev]);
+    pthread_mutex_unlock(&g_lock);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev) /* = cuDevicePrimaryCtxReset_v2 */
+{
+    FAKE_ENTRY();
+    return primary_reset(dev);
+}
+
+CUresult CUDAAPI legacy_cuDevicePrimaryCtxReset(CUdevice dev) { FAKE_ENTRY(); return primary_reset(dev); }
+
+CUresult CUDAAPI cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!flags || !active)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    *flags = 0;
+    *active = g_ctx[dev].refcount > 0 && !g_ctx[dev].dead;
+    pthread_mutex_unlock(&g_lock);
+    return CUDA_SUCCESS;
+}
+
+/* cuCtxCreate, all versions: a new context of dev, pushed on the calling
+ * thread's stack. Slots of destroyed contexts are reused once all were used. */
+static CUresult ctx_create(CUcontext *pctx, CUdevice dev)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (tl_depth >= FAKE_CTX_STACK)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    struct fake_ctx *c = NULL;
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; !c && i < FAKE_MAX_CTX; i++)
+        if (g_created[i].magic != FAKE_CTX_MAGIC)
+            c = &g_created[i];
+    for (int i = 0; !c && i < FAKE_MAX_CTX; i++)
+        if (g_created[i].dead)
+            c = &g_created[i];
+    if (c)
+        *c = (struct fake_ctx){.magic = FAKE_CTX_MAGIC, .device = dev, .kind = CTX_CREATED, .owner = c};
+    pthread_mutex_unlock(&g_lock);
+    if (!c)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    tl_stack[tl_depth++] = c;
+    *pctx = (CUcontext)(void *)c;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI legacy_cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    FAKE_ENTRY();
+    (void)flags;
+    return ctx_create(pctx, dev);
+}
+
+CUresult CUDAAPI cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    FAKE_ENTRY();
+    (void)flags;
+    return ctx_create(pctx, dev);
+}
+
+CUresult CUDAAPI cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams, unsigned int flags,
+                                CUdevice dev)
+{
+    FAKE_ENTRY();
+    (void)paramsArray, (void)numParams, (void)flags;
+    return ctx_create(pctx, dev);
+}
+
+CUresult CUDAAPI cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags, CUdevice dev)
+{
+    FAKE_ENTRY();
+    (void)ctxCreateParams, (void)flags;
+    return ctx_create(pctx, dev);
+}
+
+/* Only a created context: a primary or green one's handle is refused with
+ * CUDA_ERROR_INVALID_CONTEXT, as on an H200. Popped when current here;
+ * other threads keep it current and get CUDA_ERROR_CONTEXT_IS_DESTROYED. */
+static CUresult ctx_destroy(CUcontext ctx)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    struct fake_ctx *c = ctx_from_handle(ctx);
+    if (!c || c->kind != CTX_CREATED)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = c->dead ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_SUCCESS;
+    if (res == CUDA_SUCCESS)
+        ctx_end_locked(c);
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS && cur_ctx() == c)
+        tl_depth--;
+    return res;
+}
+
+CUresult CUDAAPI cuCtxDestroy(CUcontext ctx) /* = cuCtxDestroy_v2 */
+{
+    FAKE_ENTRY();
+    return ctx_destroy(ctx);
+}
+
+CUresult CUDAAPI legacy_cuCtxDestroy(CUcontext ctx) { FAKE_ENTRY(); return ctx_destroy(ctx); }
 
 CUresult CUDAAPI cuCtxSetCurrent(CUcontext ctx)
 {
@@ -1519,15 +1691,13 @@ CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
 CUresult CUDAAPI cuCtxGetDevice(CUdevice *device)
 {
     FAKE_ENTRY();
-    if (!inited())
-        return CUDA_ERROR_NOT_INITIALIZED;
     if (!device)
-        return CUDA_ERROR_INVALID_VALUE;
-    struct fake_ctx *c = cur_ctx();
-    if (!c)
-        return CUDA_ERROR_INVALID_CONTEXT;
-    *device = c->device;
-    return CUDA_SUCCESS;
+        return inited() ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_INITIALIZED;
+    int dev;
+    CUresult res = need_ctx(&dev);
+    if (res == CUDA_SUCCESS)
+        *device = dev;
+    return res;
 }
 
 CUresult CUDAAPI cuCtxPushCurrent(CUcontext ctx) /* = cuCtxPushCurrent_v2 */
@@ -1555,6 +1725,132 @@ CUresult CUDAAPI cuCtxPopCurrent(CUcontext *pctx) /* = cuCtxPopCurrent_v2 */
     if (pctx)
         *pctx = (CUcontext)(void *)c;
     return CUDA_SUCCESS;
+}
+
+/* ---- green contexts: a share of the SMs; allocations belong to the primary
+ * context, which each green context holds one reference to ---------------- */
+
+#define FAKE_SM_COUNT 132 /* an H100 SXM's */
+
+CUresult CUDAAPI cuDeviceGetDevResource(CUdevice device, CUdevResource *resource, CUdevResourceType type)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!resource || type != CU_DEV_RESOURCE_TYPE_SM)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(device))
+        return CUDA_ERROR_INVALID_DEVICE;
+    memset(resource, 0, sizeof *resource);
+    resource->type = CU_DEV_RESOURCE_TYPE_SM;
+    resource->sm.smCount = FAKE_SM_COUNT;
+    resource->sm.minSmPartitionSize = 2;
+    resource->sm.smCoscheduledAlignment = 2;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDevSmResourceSplitByCount(CUdevResource *result, unsigned int *nbGroups, const CUdevResource *input,
+                                             CUdevResource *remaining, unsigned int useFlags, unsigned int minCount)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!nbGroups || !input || input->type != CU_DEV_RESOURCE_TYPE_SM || useFlags)
+        return CUDA_ERROR_INVALID_VALUE;
+    unsigned per = minCount < 2 ? 2 : (minCount + 1) / 2 * 2;
+    unsigned n = input->sm.smCount / per;
+    if (result && *nbGroups < n)
+        n = *nbGroups;
+    for (unsigned i = 0; result && i < n; i++) {
+        result[i] = *input;
+        result[i].sm.smCount = per;
+    }
+    if (remaining) {
+        *remaining = *input;
+        remaining->sm.smCount = input->sm.smCount - n * per;
+    }
+    *nbGroups = n;
+    return CUDA_SUCCESS;
+}
+
+static char g_desc_token; /* the one resource descriptor (its contents are not modelled) */
+
+CUresult CUDAAPI cuDevResourceGenerateDesc(CUdevResourceDesc *phDesc, CUdevResource *resources,
+                                           unsigned int nbResources)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phDesc || !resources || nbResources == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    *phDesc = (CUdevResourceDesc)(void *)&g_desc_token;
+    return CUDA_SUCCESS;
+}
+
+static int green_index(CUgreenCtx h)
+{
+    char *p = (char *)(void *)h;
+    if (p < g_green_handle || p >= g_green_handle + FAKE_MAX_CTX)
+        return -1;
+    int i = (int)(p - g_green_handle);
+    return g_green[i].magic == FAKE_CTX_MAGIC && !g_green[i].dead ? i : -1;
+}
+
+CUresult CUDAAPI cuGreenCtxCreate(CUgreenCtx *phCtx, CUdevResourceDesc desc, CUdevice dev, unsigned int flags)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!phCtx || desc != (CUdevResourceDesc)(void *)&g_desc_token || !(flags & CU_GREEN_CTX_DEFAULT_STREAM))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_dev(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    int i;
+    pthread_mutex_lock(&g_lock);
+    for (i = 0; i < FAKE_MAX_CTX; i++)
+        if (g_green[i].magic != FAKE_CTX_MAGIC || g_green[i].dead)
+            break;
+    if (i < FAKE_MAX_CTX) {
+        g_green[i] = (struct fake_ctx){.magic = FAKE_CTX_MAGIC, .device = dev, .kind = CTX_GREEN, .owner = &g_ctx[dev]};
+        g_ctx[dev].refcount++; /* it retains the primary context */
+        __atomic_store_n(&g_ctx[dev].dead, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (i == FAKE_MAX_CTX)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *phCtx = (CUgreenCtx)(void *)&g_green_handle[i];
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxFromGreenCtx(CUcontext *pContext, CUgreenCtx hCtx)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!pContext)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    int i = green_index(hCtx);
+    pthread_mutex_unlock(&g_lock);
+    if (i < 0)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *pContext = (CUcontext)(void *)&g_green[i]; /* the same one each time */
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuGreenCtxDestroy(CUgreenCtx hCtx)
+{
+    FAKE_ENTRY();
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    pthread_mutex_lock(&g_lock);
+    int i = green_index(hCtx);
+    if (i >= 0) {
+        __atomic_store_n(&g_green[i].dead, 1, __ATOMIC_RELEASE);
+        (void)primary_release_locked(g_green[i].device);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return i < 0 ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS;
 }
 
 static void sync_trim_locked(int dev);
@@ -1624,9 +1920,24 @@ CUresult CUDAAPI cuGetErrorString(CUresult error, const char **pStr) { FAKE_ENTR
 /* ------------------------------------------------------------------------ */
 /* Device memory                                                              */
 
+/* Test hook: a function run on the calling thread inside every
+ * cuMemAlloc_v2, before it allocates, as a CUPTI driver-API callback (or a
+ * tool's hook) runs inside the call it reports. NULL: none. */
+static void (*volatile g_alloc_callback)(void *);
+static void *volatile g_alloc_callback_arg;
+FAKE_API void fakecuda_set_alloc_callback(void (*cb)(void *), void *arg);
+FAKE_API void fakecuda_set_alloc_callback(void (*cb)(void *), void *arg)
+{
+    g_alloc_callback_arg = arg;
+    g_alloc_callback = cb;
+}
+
 CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize) /* = cuMemAlloc_v2 */
 {
     FAKE_ENTRY();
+    void (*cb)(void *) = g_alloc_callback;
+    if (cb)
+        cb(g_alloc_callback_arg);
     int dev;
     CUresult res = need_ctx(&dev);
     if (res)
@@ -1840,7 +2151,8 @@ static CUresult host_register(void *p, size_t size, unsigned flags)
     }
     if (res == CUDA_SUCCESS) {
         /* IOMEMORY (third-party PCIe BAR) is recorded like any registration: HOST, flags kept */
-        struct fake_alloc r = {.start = lo, .size = size, .device = dev, .kind = K_REGISTERED, .host = 1, .flags = flags};
+        struct fake_alloc r = {
+            .start = lo, .size = size, .device = dev, .kind = K_REGISTERED, .host = 1, .flags = flags, .ctx = owner_ctx()};
         if (map_insert(&r))
             res = CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -1909,7 +2221,7 @@ static CUresult ptr_attr(const struct fake_alloc *a, CUdeviceptr ptr, CUpointer_
     int is_dev = !a->host && !a->managed;
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = a->device >= 0 ? (CUcontext)(void *)&g_ctx[a->device] : NULL;
+        *(CUcontext *)data = (CUcontext)(void *)a->ctx; /* NULL for pool, graph and VMM memory, as on an H200 */
         return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *(unsigned int *)data = a->host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
@@ -3402,8 +3714,10 @@ struct fake_array {
     int mip;
     CUDA_ARRAY3D_DESCRIPTOR desc;
     unsigned levels;
-    size_t charged;
+    size_t charged; /* 0 for a sparse or deferred-mapping array: its memory is mapped VMM handles */
+    size_t size;    /* what its memory requirements say */
     int dev;
+    struct fake_ctx *ctx;
     struct fake_array *next;
 };
 static struct fake_array *g_arrays;
@@ -3468,9 +3782,17 @@ static CUresult array_create(void **out, const CUDA_ARRAY3D_DESCRIPTOR *desc, un
     struct fake_array *a = calloc(1, sizeof *a);
     if (!a)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    *a = (struct fake_array){.mip = mip, .desc = *desc, .levels = levels, .charged = size, .dev = dev};
+    /* sparse and deferred-mapping arrays allocate nothing (measured on an H200) */
+    int vmm_backed = (desc->Flags & (CUDA_ARRAY3D_SPARSE | CUDA_ARRAY3D_DEFERRED_MAPPING)) != 0;
+    *a = (struct fake_array){.mip = mip,
+                             .desc = *desc,
+                             .levels = levels,
+                             .charged = vmm_backed ? 0 : size,
+                             .size = size,
+                             .dev = dev,
+                             .ctx = owner_ctx()};
     pthread_mutex_lock(&g_lock);
-    if (charge_locked(dev, size)) {
+    if (charge_locked(dev, a->charged)) {
         res = CUDA_ERROR_OUT_OF_MEMORY;
     } else {
         a->next = g_arrays;
@@ -3512,6 +3834,278 @@ CUresult CUDAAPI cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_AR
     return array_create((void **)pHandle, pMipmappedArrayDesc, numMipmapLevels, 1);
 }
 
+/* ---- VMM memory mapped into sparse and deferred-mapping arrays ---------------
+ * One record per map operation: a deferred-mapping array is mapped whole (the
+ * subresource is ignored), a sparse one by tiles of a level region (64 x 64 x 1
+ * elements, as an H200 answers for 4-channel floats) or bytes of its mip tail
+ * (64 KiB tiles). Mapping or unmapping tiles takes them from the records they
+ * overlap; a record left with no tile ends, and its handle loses a mapping
+ * (its memory goes once released and unmapped everywhere: so on an H200, also
+ * when a sparse region is unmapped in pieces). Destroying the array ends all
+ * of its records. Tiles unmapped twice are not told apart (a record may end
+ * early when unmaps overlap each other). */
+
+#define FAKE_TILE_W 64u
+#define FAKE_TILE_H 64u
+#define FAKE_MIPTAIL_TILE 65536ull
+
+struct fake_amap {
+    struct fake_array *arr;
+    struct fake_phys *ph;
+    int whole, miptail;
+    unsigned level, layer;
+    unsigned long long lo[3], hi[3]; /* level: x, y, z; mip tail: bytes in lo[0]..hi[0] */
+    unsigned long long tiles;        /* left */
+    struct fake_amap *next;
+};
+static struct fake_amap *g_amaps;
+
+static unsigned long long tiles_in(const struct fake_amap *r)
+{
+    if (r->whole)
+        return 1;
+    if (r->miptail)
+        return (r->hi[0] - r->lo[0] + FAKE_MIPTAIL_TILE - 1) / FAKE_MIPTAIL_TILE;
+    unsigned long long w = (r->hi[0] - r->lo[0] + FAKE_TILE_W - 1) / FAKE_TILE_W;
+    unsigned long long h = (r->hi[1] - r->lo[1] + FAKE_TILE_H - 1) / FAKE_TILE_H;
+    return w * h * (r->hi[2] > r->lo[2] ? r->hi[2] - r->lo[2] : 1);
+}
+
+/* Tiles of record m that region r (same array) covers. */
+static unsigned long long overlap_tiles(const struct fake_amap *r, const struct fake_amap *m)
+{
+    if (r->whole || m->whole)
+        return m->tiles;
+    if (r->miptail != m->miptail || r->layer != m->layer || (!r->miptail && r->level != m->level))
+        return 0;
+    struct fake_amap x = *m;
+    int dims = r->miptail ? 1 : 3;
+    for (int k = 0; k < dims; k++) {
+        x.lo[k] = r->lo[k] > m->lo[k] ? r->lo[k] : m->lo[k];
+        x.hi[k] = r->hi[k] < m->hi[k] ? r->hi[k] : m->hi[k];
+        if (x.hi[k] <= x.lo[k] && !(k == 2 && r->hi[2] <= r->lo[2]))
+            return 0;
+    }
+    return tiles_in(&x);
+}
+
+/* Take region r's tiles from the records of its array; end emptied ones. */
+static void amap_unmap_locked(const struct fake_amap *r)
+{
+    for (struct fake_amap **pp = &g_amaps; *pp;) {
+        struct fake_amap *m = *pp;
+        unsigned long long t = m->arr == r->arr ? overlap_tiles(r, m) : 0;
+        m->tiles -= t < m->tiles ? t : m->tiles;
+        if (t == 0 || m->tiles > 0) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->ph->maps--;
+        phys_maybe_free_locked(m->ph);
+        free(m);
+    }
+}
+
+/* An array's memory goes (destroyed, or its context ended). */
+static void array_free_locked(struct fake_array *a)
+{
+    struct fake_amap all = {.arr = a, .whole = 1};
+    amap_unmap_locked(&all);
+    uncharge_locked(a->dev, a->charged);
+    free(a);
+}
+
+static struct fake_array *array_find_locked(void *h, int mip)
+{
+    for (struct fake_array *a = g_arrays; a; a = a->next)
+        if ((void *)a == h && a->mip == mip)
+            return a;
+    return NULL;
+}
+
+/* The region one operation names, validated as the driver documents it. */
+static CUresult amap_region_locked(const CUarrayMapInfo *op, struct fake_amap *r)
+{
+    int mip = op->resourceType == CU_RESOURCE_TYPE_MIPMAPPED_ARRAY;
+    if (!mip && op->resourceType != CU_RESOURCE_TYPE_ARRAY)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_array *a = array_find_locked(mip ? (void *)op->resource.mipmap : (void *)op->resource.array, mip);
+    if (!a)
+        return CUDA_ERROR_INVALID_HANDLE;
+    unsigned flags = a->desc.Flags;
+    if (!(flags & (CUDA_ARRAY3D_SPARSE | CUDA_ARRAY3D_DEFERRED_MAPPING)) || op->flags || op->reserved[0] ||
+        op->reserved[1] || op->deviceBitMask != 1u << a->dev)
+        return CUDA_ERROR_INVALID_VALUE;
+    *r = (struct fake_amap){.arr = a};
+    if (flags & CUDA_ARRAY3D_DEFERRED_MAPPING) {
+        r->whole = 1;
+    } else if (op->subresourceType == CU_ARRAY_SPARSE_SUBRESOURCE_TYPE_MIPTAIL) {
+        r->miptail = 1;
+        r->layer = op->subresource.miptail.layer;
+        r->lo[0] = op->subresource.miptail.offset;
+        r->hi[0] = r->lo[0] + op->subresource.miptail.size;
+        if (r->lo[0] % FAKE_MIPTAIL_TILE || r->hi[0] % FAKE_MIPTAIL_TILE || r->hi[0] <= r->lo[0])
+            return CUDA_ERROR_INVALID_VALUE;
+    } else if (op->subresourceType == CU_ARRAY_SPARSE_SUBRESOURCE_TYPE_SPARSE_LEVEL) {
+        r->level = op->subresource.sparseLevel.level;
+        r->layer = op->subresource.sparseLevel.layer;
+        r->lo[0] = op->subresource.sparseLevel.offsetX;
+        r->lo[1] = op->subresource.sparseLevel.offsetY;
+        r->lo[2] = op->subresource.sparseLevel.offsetZ;
+        r->hi[0] = r->lo[0] + op->subresource.sparseLevel.extentWidth;
+        r->hi[1] = r->lo[1] + op->subresource.sparseLevel.extentHeight;
+        r->hi[2] = r->lo[2] + op->subresource.sparseLevel.extentDepth;
+        if (r->lo[0] % FAKE_TILE_W || r->lo[1] % FAKE_TILE_H || r->hi[0] <= r->lo[0] || r->hi[1] <= r->lo[1] ||
+            r->hi[0] > a->desc.Width || r->hi[1] > (a->desc.Height ? a->desc.Height : 1))
+            return CUDA_ERROR_INVALID_VALUE;
+    } else {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* Every operation is checked first; then all are applied (the stream's
+ * ordering is not modelled: they take effect at once). */
+static CUresult map_array(CUarrayMapInfo *list, unsigned int count, CUstream h)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!list || count == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    int sdev;
+    pthread_mutex_lock(&g_lock);
+    CUresult res = stream_dev_locked(h, &sdev, NULL);
+    for (unsigned i = 0; res == CUDA_SUCCESS && i < count; i++) {
+        struct fake_amap r;
+        const CUarrayMapInfo *op = &list[i];
+        if ((res = amap_region_locked(op, &r)))
+            break;
+        if (op->memOperationType == CU_MEM_OPERATION_TYPE_MAP) {
+            struct fake_phys *ph = phys_find_locked(op->memHandle.memHandle);
+            /* a tile pool on the array's device only: an H200 refuses a plain handle */
+            if (op->memHandleType != CU_MEM_HANDLE_TYPE_GENERIC || !ph ||
+                !(ph->prop.allocFlags.usage & CU_MEM_CREATE_USAGE_TILE_POOL) || ph->charge_dev != r.arr->dev ||
+                op->offset >= ph->size)
+                res = CUDA_ERROR_INVALID_VALUE;
+        } else if (op->memOperationType != CU_MEM_OPERATION_TYPE_UNMAP || op->memHandle.memHandle) {
+            res = CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    for (unsigned i = 0; res == CUDA_SUCCESS && i < count; i++) {
+        struct fake_amap r;
+        (void)amap_region_locked(&list[i], &r);
+        amap_unmap_locked(&r); /* a map replaces what it covers */
+        if (list[i].memOperationType != CU_MEM_OPERATION_TYPE_MAP)
+            continue;
+        struct fake_amap *m = malloc(sizeof *m);
+        if (!m) {
+            res = CUDA_ERROR_OUT_OF_MEMORY;
+            break;
+        }
+        *m = r;
+        m->ph = phys_find_locked(list[i].memHandle.memHandle);
+        m->tiles = tiles_in(&r);
+        m->ph->maps++;
+        m->next = g_amaps;
+        g_amaps = m;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return res;
+}
+
+CUresult CUDAAPI cuMemMapArrayAsync(CUarrayMapInfo *mapInfoList, unsigned int count, CUstream hStream)
+{
+    FAKE_ENTRY();
+    return map_array(mapInfoList, count, hStream);
+}
+
+CUresult CUDAAPI cuMemMapArrayAsync_ptsz(CUarrayMapInfo *mapInfoList, unsigned int count, CUstream hStream)
+{
+    FAKE_ENTRY();
+    return map_array(mapInfoList, count, hStream);
+}
+
+static CUresult sparse_properties(CUDA_ARRAY_SPARSE_PROPERTIES *props, void *h, int mip)
+{
+    if (!inited())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!props)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    struct fake_array *a = array_find_locked(h, mip);
+    CUresult res = !a ? CUDA_ERROR_INVALID_HANDLE
+                      : !(a->desc.Flags & CUDA_ARRAY3D_SPARSE) ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    pthread_mutex_unlock(&g_lock);
+    if (res == CUDA_SUCCESS) {
+        memset(props, 0, sizeof *props);
+        props->tileExtent.width = FAKE_TILE_W;
+        props->tileExtent.height = FAKE_TILE_H;
+        props->tileExtent.depth = 1;
+    }
+    return res;
+}
+
+CUresult CUDAAPI cuArrayGetSparseProperties(CUDA_ARRAY_SPARSE_PROPERTIES *sparseProperties, CUarray array)
+{
+    FAKE_ENTRY();
+    return sparse_properties(sparseProperties, array, 0);
+}
+
+CUresult CUDAAPI cuMipmappedArrayGetSparseProperties(CUDA_ARRAY_SPARSE_PROPERTIES *sparseProperties,
+                                                     CUmipmappedArray mipmap)
+{
+    FAKE_ENTRY();
+    return sparse_properties(sparseProperties, mipmap, 1);
+}
+
+/* ---- a context ends: the driver frees what it owns ------------------------- */
+
+/* Its allocations (device, host-pinned, managed, registrations, IPC and
+ * external-memory mappings, external memory objects) and arrays (with the
+ * VMM mappings into them). Stream-ordered and VMM memory belong to no
+ * context and stay, as on an H200. g_lock held. */
+static void ctx_end_locked(struct fake_ctx *c)
+{
+    for (struct fake_alloc *a = map_first(), *next; a; a = next) {
+        next = map_next(a);
+        if (a->ctx != c)
+            continue;
+        switch (a->kind) {
+        case K_DEVICE:
+            uncharge_locked(a->device, a->charged);
+            break;
+        case K_PINNED:
+        case K_MANAGED:
+            free((void *)a->start);
+            break;
+        case K_EXTMEM:
+            ((struct fake_extmem *)a->obj)->bufs--;
+            break;
+        default: /* registered, IPC: a mapping of memory the driver does not own */
+            break;
+        }
+        map_remove(a);
+    }
+    for (struct fake_extmem *x = g_extmem, *next; x; x = next) {
+        next = x->next;
+        if (x->ctx == c) {
+            x->destroyed = 1;
+            extmem_maybe_free_locked(x);
+        }
+    }
+    for (struct fake_array **pp = &g_arrays; *pp;) {
+        struct fake_array *a = *pp;
+        if (a->ctx != c) {
+            pp = &a->next;
+            continue;
+        }
+        *pp = a->next;
+        array_free_locked(a);
+    }
+    __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE);
+}
+
 static CUresult array_destroy(void *h, int mip)
 {
     if (!inited())
@@ -3522,8 +4116,7 @@ static CUresult array_destroy(void *h, int mip)
         if ((void *)*pp == h && (*pp)->mip == mip) {
             struct fake_array *a = *pp;
             *pp = a->next;
-            uncharge_locked(a->dev, a->charged);
-            free(a);
+            array_free_locked(a);
             res = CUDA_SUCCESS;
             break;
         }
@@ -3591,9 +4184,11 @@ static CUresult array_requirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *req, void *h,
     struct fake_array a;
     if (!array_get(h, mip, &a))
         return CUDA_ERROR_INVALID_HANDLE;
+    if (!(a.desc.Flags & CUDA_ARRAY3D_DEFERRED_MAPPING)) /* documented, and so on an H200 (sparse ones too) */
+        return CUDA_ERROR_INVALID_VALUE;
     memset(req, 0, sizeof *req);
-    req->size = a.charged;
-    req->alignment = FAKE_ALIGN;
+    req->size = a.size; /* an H200: exactly the levels' sum for a 4096 x 4096 float4 (256 MiB, 4 levels 340 MiB) */
+    req->alignment = 65536; /* as an H200 answers */
     return CUDA_SUCCESS;
 }
 
@@ -3673,6 +4268,7 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int
                                    .size = (size_t)rec.size,
                                    .device = src_dev,
                                    .kind = K_IPC,
+                                   .ctx = owner_ctx(),
                                    .flags = 1,
                                    .src = rec.serial,
                                    .src_pid = rec.pid};
@@ -3743,6 +4339,7 @@ CUresult CUDAAPI cuImportExternalMemory(CUexternalMemory *extMem_out, const CUDA
         return CUDA_ERROR_OUT_OF_MEMORY;
     x->size = memHandleDesc->size;
     x->dev = dev;
+    x->ctx = owner_ctx();
     pthread_mutex_lock(&g_lock);
     x->next = g_extmem;
     g_extmem = x;
@@ -3784,7 +4381,7 @@ CUresult CUDAAPI cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternal
     } else {
         /* device memory of another API: not charged */
         struct fake_alloc a = {
-            .start = addr, .size = (size_t)bufferDesc->size, .device = x->dev, .kind = K_EXTMEM, .obj = x};
+            .start = addr, .size = (size_t)bufferDesc->size, .device = x->dev, .kind = K_EXTMEM, .obj = x, .ctx = x->ctx};
         if (map_insert(&a))
             res = CUDA_ERROR_OUT_OF_MEMORY;
         else
@@ -4236,6 +4833,21 @@ static const struct gpa_row g_rows[] = {
     ROW("cuDevicePrimaryCtxRetain", 7000, cuDevicePrimaryCtxRetain),
     ROW("cuDevicePrimaryCtxRelease", 7000, legacy_cuDevicePrimaryCtxRelease),
     ROW("cuDevicePrimaryCtxRelease", 11000, cuDevicePrimaryCtxRelease_v2),
+    ROW("cuDevicePrimaryCtxReset", 7000, legacy_cuDevicePrimaryCtxReset),
+    ROW("cuDevicePrimaryCtxReset", 11000, cuDevicePrimaryCtxReset_v2),
+    ROW("cuDevicePrimaryCtxGetState", 7000, cuDevicePrimaryCtxGetState),
+    ROW("cuCtxCreate", 2000, legacy_cuCtxCreate),
+    ROW("cuCtxCreate", 3020, cuCtxCreate_v2),
+    ROW("cuCtxCreate", 11040, cuCtxCreate_v3),
+    ROW("cuCtxCreate", 12050, cuCtxCreate_v4),
+    ROW("cuCtxDestroy", 2000, legacy_cuCtxDestroy),
+    ROW("cuCtxDestroy", 4000, cuCtxDestroy_v2),
+    ROW("cuDeviceGetDevResource", 12040, cuDeviceGetDevResource),
+    ROW("cuDevSmResourceSplitByCount", 12040, cuDevSmResourceSplitByCount),
+    ROW("cuDevResourceGenerateDesc", 12040, cuDevResourceGenerateDesc),
+    ROW("cuGreenCtxCreate", 12040, cuGreenCtxCreate),
+    ROW("cuCtxFromGreenCtx", 12040, cuCtxFromGreenCtx),
+    ROW("cuGreenCtxDestroy", 12040, cuGreenCtxDestroy),
     ROW("cuCtxSetCurrent", 4000, cuCtxSetCurrent),
     ROW("cuCtxGetCurrent", 4000, cuCtxGetCurrent),
     ROW("cuCtxGetDevice", 2000, cuCtxGetDevice),
@@ -4342,6 +4954,10 @@ static const struct gpa_row g_rows[] = {
     ROW("cuMipmappedArrayDestroy", 5000, cuMipmappedArrayDestroy),
     ROW("cuArrayGetMemoryRequirements", 11060, cuArrayGetMemoryRequirements),
     ROW("cuMipmappedArrayGetMemoryRequirements", 11060, cuMipmappedArrayGetMemoryRequirements),
+    ROW("cuArrayGetSparseProperties", 11010, cuArrayGetSparseProperties),
+    ROW("cuMipmappedArrayGetSparseProperties", 11010, cuMipmappedArrayGetSparseProperties),
+    ROW("cuMemMapArrayAsync", 11010, cuMemMapArrayAsync),
+    ROW_PTSZ("cuMemMapArrayAsync", 11010, cuMemMapArrayAsync_ptsz),
     /* IPC and external memory */
     ROW("cuIpcGetMemHandle", 4010, cuIpcGetMemHandle),
     ROW("cuIpcOpenMemHandle", 4010, legacy_cuIpcOpenMemHandle),

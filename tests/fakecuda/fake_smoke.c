@@ -167,6 +167,8 @@ static const char *const k_boot[] = {
     "fakecuda: gpa abi=v2 symbol=cuIpcGetMemHandle version=4010 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuIpcOpenMemHandle version=11000 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuIpcCloseMemHandle version=4010 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDevicePrimaryCtxReset version=11000 flags=0 result=0 status=0",
+    "fakecuda: gpa abi=v2 symbol=cuDevicePrimaryCtxRelease version=11000 flags=0 result=0 status=0",
 };
 
 static void scn_trace(void)
@@ -1401,6 +1403,206 @@ static void scn_vmm(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Scenario: contexts end, and what the driver frees with them (as measured   */
+/* on an H200, driver 580)                                                    */
+
+typedef CUresult (*ctx_create_v2_t)(CUcontext *, unsigned int, CUdevice);
+
+static void scn_contexts(void)
+{
+    CUcontext p = drv_setup(0), c = NULL, cur = NULL;
+    CUstream s = NULL;
+    EQ(DRV(cuStreamCreate)(&s, 0), CUDA_SUCCESS, "cuStreamCreate");
+    /* a created context owns cuMemAlloc, host-pinned, managed, registered memory and arrays */
+    EQ(DRV(cuCtxCreate_v4)(&c, NULL, 0, 0), CUDA_SUCCESS, "cuCtxCreate_v4");
+    DRV(cuCtxGetCurrent)(&cur);
+    CHECK(cur == c && c != p, "the created context is current");
+    CUdeviceptr d = 0, m = 0, q = 0;
+    void *h = NULL;
+    static char reg[8192] __attribute__((aligned(4096)));
+    EQ(DRV(cuMemAlloc_v2)(&d, 4 * MiB), CUDA_SUCCESS, "cuMemAlloc in it");
+    EQ(DRV(cuMemAllocHost_v2)(&h, 4096), CUDA_SUCCESS, "cuMemAllocHost in it");
+    EQ(DRV(cuMemAllocManaged)(&m, 4096, CU_MEM_ATTACH_GLOBAL), CUDA_SUCCESS, "cuMemAllocManaged in it");
+    EQ(DRV(cuMemHostRegister_v2)(reg, sizeof reg, 0), CUDA_SUCCESS, "cuMemHostRegister in it");
+    CUDA_ARRAY3D_DESCRIPTOR ad = {.Width = 1024, .Height = 1024, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
+    CUarray arr = NULL;
+    EQ(DRV(cuArray3DCreate_v2)(&arr, &ad), CUDA_SUCCESS, "cuArray3DCreate in it");
+    EQ(DRV(cuMemAllocAsync)(&q, 2 * MiB, s), CUDA_SUCCESS, "cuMemAllocAsync (stream of the primary context)");
+    EQ(mem_free_now(), GIB - 4 * MiB - 4 * MiB - 2 * MiB, "charged: device + array + pool reserve");
+    CHECK(attr_ptr(d, CU_POINTER_ATTRIBUTE_CONTEXT) == (void *)c, "CONTEXT of its allocation: the created context");
+    CHECK(attr_ptr(q, CU_POINTER_ATTRIBUTE_CONTEXT) == NULL, "CONTEXT of a pool allocation: none");
+    EQ(DRV(cuCtxDestroy_v2)(p), CUDA_ERROR_INVALID_CONTEXT, "cuCtxDestroy(primary) -> INVALID_CONTEXT");
+    EQ(DRV(cuCtxDestroy_v2)(c), CUDA_SUCCESS, "cuCtxDestroy");
+    DRV(cuCtxGetCurrent)(&cur);
+    CHECK(cur == p, "... popped: the primary context is current again");
+    EQ(mem_free_now(), GIB - 2 * MiB, "its memory and array freed; the pool's reserve stays");
+    EQ(DRV(cuMemFree_v2)(d), CUDA_ERROR_INVALID_VALUE, "cuMemFree of its allocation -> INVALID_VALUE");
+    EQ(DRV(cuMemFreeHost)(h), CUDA_ERROR_INVALID_VALUE, "cuMemFreeHost -> INVALID_VALUE");
+    EQ(DRV(cuMemFree_v2)(m), CUDA_ERROR_INVALID_VALUE, "cuMemFree(managed) -> INVALID_VALUE");
+    EQ(DRV(cuMemHostUnregister)(reg), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "cuMemHostUnregister -> 713");
+    EQ(DRV(cuMemFreeAsync)(q, s), CUDA_SUCCESS, "the pool allocation is still valid");
+    EQ(DRV(cuCtxDestroy_v2)(c), CUDA_ERROR_CONTEXT_IS_DESTROYED, "destroyed twice -> CONTEXT_IS_DESTROYED");
+    /* another thread keeping a destroyed context current */
+    EQ(((ctx_create_v2_t)dsym("cuCtxCreate_v2"))(&c, 0, 0), CUDA_SUCCESS, "cuCtxCreate_v2");
+    EQ(DRV(cuCtxPushCurrent_v2)(p), CUDA_SUCCESS, "push the primary over it");
+    EQ(DRV(cuCtxDestroy_v2)(c), CUDA_SUCCESS, "destroy the created one (not on top)");
+    CUcontext popped = NULL;
+    EQ(DRV(cuCtxPopCurrent_v2)(&popped), CUDA_SUCCESS, "pop");
+    EQ(DRV(cuMemAlloc_v2)(&d, 4096), CUDA_ERROR_CONTEXT_IS_DESTROYED, "current but destroyed -> 709");
+    DRV(cuCtxSetCurrent)(p);
+
+    /* the primary context: reset ends it whatever its references */
+    unsigned flags = 0;
+    int active = -1;
+    EQ(DRV(cuMemAlloc_v2)(&d, 4 * MiB), CUDA_SUCCESS, "cuMemAlloc in the primary context");
+    EQ(DRV(cuDevicePrimaryCtxGetState)(0, &flags, &active), CUDA_SUCCESS, "cuDevicePrimaryCtxGetState");
+    EQ(active, 1, "... active");
+    EQ(DRV(cuDevicePrimaryCtxReset_v2)(0), CUDA_SUCCESS, "cuDevicePrimaryCtxReset");
+    DRV(cuDevicePrimaryCtxGetState)(0, &flags, &active);
+    EQ(active, 0, "... inactive");
+    size_t f = 0, t = 0;
+    EQ(DRV(cuMemGetInfo_v2)(&f, &t), CUDA_ERROR_CONTEXT_IS_DESTROYED, "used before a retain -> 709");
+    CUcontext p2 = NULL;
+    EQ(DRV(cuDevicePrimaryCtxRetain)(&p2, 0), CUDA_SUCCESS, "retained again");
+    CHECK(p2 == p, "... the same handle");
+    EQ(mem_free_now(), GIB - 2 * MiB, "the reset freed its allocation, not the pool's reserve");
+    EQ(DRV(cuMemFree_v2)(d), CUDA_ERROR_INVALID_VALUE, "cuMemFree after the reset -> INVALID_VALUE");
+    /* releases: the last one ends it (two references now) */
+    EQ(DRV(cuMemAlloc_v2)(&d, 4 * MiB), CUDA_SUCCESS, "cuMemAlloc");
+    EQ(DRV(cuDevicePrimaryCtxRelease_v2)(0), CUDA_SUCCESS, "one release");
+    DRV(cuDevicePrimaryCtxGetState)(0, &flags, &active);
+    EQ(active, 1, "... still active");
+    CHECK(MEMTYPE(d) == CU_MEMORYTYPE_DEVICE, "... its allocation lives");
+    EQ(DRV(cuDevicePrimaryCtxRelease_v2)(0), CUDA_SUCCESS, "the last release");
+    DRV(cuDevicePrimaryCtxGetState)(0, &flags, &active);
+    EQ(active, 0, "... inactive");
+    EQ(DRV(cuDevicePrimaryCtxRelease_v2)(0), CUDA_ERROR_INVALID_CONTEXT, "one release too many -> INVALID_CONTEXT");
+    DRV(cuDevicePrimaryCtxRetain)(&p2, 0);
+    EQ(DRV(cuMemFree_v2)(d), CUDA_ERROR_INVALID_VALUE, "freed with the context");
+
+    /* green contexts: allocations belong to the primary context, which each holds */
+    CUdevResource res, split[4], rem;
+    unsigned n = 4;
+    EQ(DRV(cuDeviceGetDevResource)(0, &res, CU_DEV_RESOURCE_TYPE_SM), CUDA_SUCCESS, "cuDeviceGetDevResource");
+    EQ(DRV(cuDevSmResourceSplitByCount)(split, &n, &res, &rem, 0, 8), CUDA_SUCCESS, "cuDevSmResourceSplitByCount");
+    CHECK(n == 4 && split[0].sm.smCount == 8, "... 4 groups of 8");
+    CUdevResourceDesc desc = NULL;
+    EQ(DRV(cuDevResourceGenerateDesc)(&desc, split, 1), CUDA_SUCCESS, "cuDevResourceGenerateDesc");
+    CUgreenCtx g = NULL;
+    EQ(DRV(cuGreenCtxCreate)(&g, desc, 0, 0), CUDA_ERROR_INVALID_VALUE, "without CU_GREEN_CTX_DEFAULT_STREAM");
+    EQ(DRV(cuGreenCtxCreate)(&g, desc, 0, CU_GREEN_CTX_DEFAULT_STREAM), CUDA_SUCCESS, "cuGreenCtxCreate");
+    CUcontext gc = NULL, gc2 = NULL;
+    EQ(DRV(cuCtxFromGreenCtx)(&gc, g), CUDA_SUCCESS, "cuCtxFromGreenCtx");
+    DRV(cuCtxFromGreenCtx)(&gc2, g);
+    CHECK(gc == gc2 && gc != p && (void *)gc != (void *)g, "... the same context each time, its own handle");
+    DRV(cuCtxPushCurrent_v2)(gc);
+    EQ(DRV(cuMemAlloc_v2)(&d, 4 * MiB), CUDA_SUCCESS, "cuMemAlloc in the green context");
+    CHECK(attr_ptr(d, CU_POINTER_ATTRIBUTE_CONTEXT) == (void *)p, "... owned by the primary context");
+    DRV(cuCtxPopCurrent_v2)(&popped);
+    EQ(DRV(cuCtxDestroy_v2)(gc), CUDA_ERROR_INVALID_CONTEXT, "cuCtxDestroy(green) -> INVALID_CONTEXT");
+    EQ(DRV(cuGreenCtxDestroy)(g), CUDA_SUCCESS, "cuGreenCtxDestroy (the primary context is still retained)");
+    CHECK(MEMTYPE(d) == CU_MEMORYTYPE_DEVICE, "... the allocation lives");
+    EQ(DRV(cuGreenCtxCreate)(&g, desc, 0, CU_GREEN_CTX_DEFAULT_STREAM), CUDA_SUCCESS, "another green context");
+    EQ(DRV(cuDevicePrimaryCtxRelease_v2)(0), CUDA_SUCCESS, "our own reference released");
+    EQ(DRV(cuGreenCtxDestroy)(g), CUDA_SUCCESS, "its destruction releases the last reference");
+    DRV(cuDevicePrimaryCtxGetState)(0, &flags, &active);
+    EQ(active, 0, "... the primary context ended");
+    DRV(cuDevicePrimaryCtxRetain)(&p2, 0);
+    EQ(DRV(cuMemFree_v2)(d), CUDA_ERROR_INVALID_VALUE, "the green context's allocation went with it");
+    EQ(DRV(cuStreamDestroy_v2)(s), CUDA_SUCCESS, "cuStreamDestroy");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario: VMM handles mapped into sparse and deferred-mapping arrays       */
+
+static void scn_sparse(void)
+{
+    drv_setup(0);
+    CUstream s = NULL;
+    DRV(cuStreamCreate)(&s, 0);
+    CUDA_ARRAY3D_DESCRIPTOR ad = {.Width = 1024, .Height = 1024, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 4,
+                                  .Flags = CUDA_ARRAY3D_DEFERRED_MAPPING};
+    CUarray a = NULL;
+    EQ(DRV(cuArray3DCreate_v2)(&a, &ad), CUDA_SUCCESS, "deferred-mapping array (16 MiB)");
+    EQ(mem_free_now(), GIB, "... allocates nothing");
+    CUDA_ARRAY_MEMORY_REQUIREMENTS rq;
+    EQ(DRV(cuArrayGetMemoryRequirements)(&rq, a, 0), CUDA_SUCCESS, "its requirements");
+    EQ(rq.size, 16 * MiB, "... 16 MiB");
+    CUmemAllocationProp tp = {.type = CU_MEM_ALLOCATION_TYPE_PINNED, .location = {CU_MEM_LOCATION_TYPE_DEVICE, 0}};
+    tp.allocFlags.usage = CU_MEM_CREATE_USAGE_TILE_POOL;
+    CUmemAllocationProp plain = tp;
+    plain.allocFlags.usage = 0;
+    CUmemGenericAllocationHandle h1 = 0, h2 = 0, hp = 0;
+    EQ(DRV(cuMemCreate)(&h1, 16 * MiB, &tp, 0), CUDA_SUCCESS, "a tile pool handle");
+    EQ(DRV(cuMemCreate)(&hp, 16 * MiB, &plain, 0), CUDA_SUCCESS, "a plain handle");
+    CUarrayMapInfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.resourceType = CU_RESOURCE_TYPE_ARRAY;
+    mi.resource.array = a;
+    mi.memOperationType = CU_MEM_OPERATION_TYPE_MAP;
+    mi.memHandleType = CU_MEM_HANDLE_TYPE_GENERIC;
+    mi.memHandle.memHandle = hp;
+    mi.deviceBitMask = 1;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_ERROR_INVALID_VALUE, "mapping a plain handle -> INVALID_VALUE");
+    mi.memHandle.memHandle = h1;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "cuMemMapArrayAsync(map)");
+    EQ(DRV(cuMemRelease)(h1), CUDA_SUCCESS, "released while mapped");
+    EQ(mem_free_now(), GIB - 32 * MiB, "... kept (and the plain handle)");
+    mi.memOperationType = CU_MEM_OPERATION_TYPE_UNMAP;
+    mi.memHandle.memHandle = 0;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "cuMemMapArrayAsync(unmap)");
+    EQ(mem_free_now(), GIB - 16 * MiB, "... freed");
+    EQ(DRV(cuMemCreate)(&h1, 16 * MiB, &tp, 0), CUDA_SUCCESS, "h1 again");
+    EQ(DRV(cuMemCreate)(&h2, 16 * MiB, &tp, 0), CUDA_SUCCESS, "h2");
+    mi.memOperationType = CU_MEM_OPERATION_TYPE_MAP;
+    mi.memHandle.memHandle = h1;
+    DRV(cuMemMapArrayAsync)(&mi, 1, s);
+    mi.memHandle.memHandle = h2;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "h2 mapped over h1");
+    EQ(DRV(cuMemRelease)(h1), CUDA_SUCCESS, "release h1");
+    EQ(DRV(cuMemRelease)(h2), CUDA_SUCCESS, "release h2");
+    EQ(mem_free_now(), GIB - 32 * MiB, "... h1 (mapped over) freed, h2 kept");
+    EQ(DRV(cuArrayDestroy)(a), CUDA_SUCCESS, "cuArrayDestroy");
+    EQ(mem_free_now(), GIB - 16 * MiB, "... h2 freed with it");
+    EQ(DRV(cuMemRelease)(hp), CUDA_SUCCESS, "release the plain handle");
+
+    /* sparse: tiles of 64 x 64; a handle goes when its last tile is unmapped */
+    ad.Flags = CUDA_ARRAY3D_SPARSE;
+    EQ(DRV(cuArray3DCreate_v2)(&a, &ad), CUDA_SUCCESS, "sparse array");
+    EQ(mem_free_now(), GIB, "... allocates nothing");
+    EQ(DRV(cuArrayGetMemoryRequirements)(&rq, a, 0), CUDA_ERROR_INVALID_VALUE, "its requirements -> INVALID_VALUE");
+    CUDA_ARRAY_SPARSE_PROPERTIES sp;
+    EQ(DRV(cuArrayGetSparseProperties)(&sp, a), CUDA_SUCCESS, "cuArrayGetSparseProperties");
+    CHECK(sp.tileExtent.width == 64 && sp.tileExtent.height == 64 && sp.tileExtent.depth == 1, "... 64 x 64 x 1 tiles");
+    EQ(DRV(cuMemCreate)(&h1, 4 * MiB, &tp, 0), CUDA_SUCCESS, "a tile pool handle");
+    memset(&mi, 0, sizeof mi);
+    mi.resourceType = CU_RESOURCE_TYPE_ARRAY;
+    mi.resource.array = a;
+    mi.subresourceType = CU_ARRAY_SPARSE_SUBRESOURCE_TYPE_SPARSE_LEVEL;
+    mi.subresource.sparseLevel.extentWidth = 256;
+    mi.subresource.sparseLevel.extentHeight = 256;
+    mi.subresource.sparseLevel.extentDepth = 1;
+    mi.memOperationType = CU_MEM_OPERATION_TYPE_MAP;
+    mi.memHandleType = CU_MEM_HANDLE_TYPE_GENERIC;
+    mi.memHandle.memHandle = h1;
+    mi.deviceBitMask = 1;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "16 tiles mapped");
+    EQ(DRV(cuMemRelease)(h1), CUDA_SUCCESS, "released while mapped");
+    mi.memOperationType = CU_MEM_OPERATION_TYPE_UNMAP;
+    mi.memHandle.memHandle = 0;
+    mi.subresource.sparseLevel.extentWidth = 128;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "left half unmapped");
+    EQ(mem_free_now(), GIB - 4 * MiB, "... kept");
+    mi.subresource.sparseLevel.offsetX = 128;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_SUCCESS, "right half unmapped");
+    EQ(mem_free_now(), GIB, "... freed");
+    mi.subresource.sparseLevel.offsetX = 3;
+    EQ(DRV(cuMemMapArrayAsync)(&mi, 1, s), CUDA_ERROR_INVALID_VALUE, "an offset off the tiles -> INVALID_VALUE");
+    EQ(DRV(cuArrayDestroy)(a), CUDA_SUCCESS, "cuArrayDestroy");
+    DRV(cuStreamDestroy_v2)(s);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Scenario: arrays                                                           */
 
 static void scn_arrays(void)
@@ -1411,8 +1613,8 @@ static void scn_arrays(void)
     EQ(DRV(cuArrayCreate_v2)(&a, &d2), CUDA_SUCCESS, "cuArrayCreate_v2(100 x 10, float4)");
     EQ(mem_free_now(), GIB - 16384, "charged round_up(100*10*16, 512) = 16384");
     CUDA_ARRAY_MEMORY_REQUIREMENTS rq;
-    EQ(DRV(cuArrayGetMemoryRequirements)(&rq, a, 0), CUDA_SUCCESS, "cuArrayGetMemoryRequirements");
-    EQ(rq.size, 16384, "... size = the charge");
+    EQ(DRV(cuArrayGetMemoryRequirements)(&rq, a, 0), CUDA_ERROR_INVALID_VALUE,
+       "cuArrayGetMemoryRequirements of an ordinary array -> INVALID_VALUE (documented; so on an H200)");
     CUDA_ARRAY3D_DESCRIPTOR d3 = {.Width = 64, .Height = 64, .Depth = 5, .Format = CU_AD_FORMAT_UNSIGNED_INT8,
                                   .NumChannels = 1};
     EQ(DRV(cuArray3DCreate_v2)(&b, &d3), CUDA_SUCCESS, "cuArray3DCreate_v2(64 x 64 x 5, uchar)");
@@ -1424,9 +1626,18 @@ static void scn_arrays(void)
     CUmipmappedArray m = NULL;
     CUDA_ARRAY3D_DESCRIPTOR dm = {.Width = 256, .Height = 256, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
     EQ(DRV(cuMipmappedArrayCreate)(&m, &dm, 3), CUDA_SUCCESS, "cuMipmappedArrayCreate(256 x 256 float, 3 levels)");
-    EQ(DRV(cuMipmappedArrayGetMemoryRequirements)(&rq, m, 0), CUDA_SUCCESS, "cuMipmappedArrayGetMemoryRequirements");
+    EQ(DRV(cuMipmappedArrayGetMemoryRequirements)(&rq, m, 0), CUDA_ERROR_INVALID_VALUE,
+       "cuMipmappedArrayGetMemoryRequirements of an ordinary one -> INVALID_VALUE");
+    EQ(mem_free_now(), GIB - 16384 - 20480 - 344064, "charged the levels' sum");
+    /* deferred mapping: nothing allocated, the requirements answer */
+    CUmipmappedArray md = NULL;
+    dm.Flags = CUDA_ARRAY3D_DEFERRED_MAPPING;
+    EQ(DRV(cuMipmappedArrayCreate)(&md, &dm, 3), CUDA_SUCCESS, "cuMipmappedArrayCreate(deferred mapping)");
+    EQ(mem_free_now(), GIB - 16384 - 20480 - 344064, "... charged nothing");
+    EQ(DRV(cuMipmappedArrayGetMemoryRequirements)(&rq, md, 0), CUDA_SUCCESS, "cuMipmappedArrayGetMemoryRequirements");
     EQ(rq.size, 262144 + 65536 + 16384, "... summed over the levels");
-    EQ(mem_free_now(), GIB - 16384 - 20480 - 344064, "charged");
+    EQ(DRV(cuMipmappedArrayDestroy)(md), CUDA_SUCCESS, "destroyed");
+    dm.Flags = 0;
     EQ(DRV(cuArrayDestroy)(a), CUDA_SUCCESS, "cuArrayDestroy");
     EQ(DRV(cuArrayDestroy)(a), CUDA_ERROR_INVALID_HANDLE, "twice -> INVALID_HANDLE");
     DRV(cuArrayDestroy)(b);
@@ -1824,6 +2035,8 @@ static const struct scenario {
     {"capture", scn_capture, {0}, 0, 0},
     {"vmm", scn_vmm, {0}, 0, 0},
     {"arrays", scn_arrays, {0}, 0, 0},
+    {"contexts", scn_contexts, {0}, 0, 0},
+    {"sparse", scn_sparse, {0}, 0, 0},
     {"ipc", scn_ipc, {0}, 0, 0},
     {"twopools", scn_twopools, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=67108864"}, 0, 0},
     {"rtmem", scn_rtmem, {0}, 0, 0},
