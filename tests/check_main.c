@@ -30,6 +30,9 @@ Suite *make_allow_suite(void);
 Suite *make_budget_suite(void);
 Suite *make_outputs_suite(void);
 Suite *make_repeats_suite(void);
+Suite *make_accounting_suite(void);
+Suite *make_pools_suite(void);
+Suite *make_contexts_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -127,6 +130,9 @@ int main(void)
     srunner_add_suite(r, make_rules_suite());
     srunner_add_suite(r, make_preload_suite());
     srunner_add_suite(r, make_outputs_suite());
+    srunner_add_suite(r, make_accounting_suite());
+    srunner_add_suite(r, make_pools_suite());
+    srunner_add_suite(r, make_contexts_suite());
     srunner_add_suite(r, make_cli_suite());
     srunner_add_suite(r, make_python_suite());
     srunner_add_suite(r, make_install_suite());

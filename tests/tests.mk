@@ -251,3 +251,20 @@ INTERCEPT_PROGS := $(TEST_DIR)/prog_variants $(TEST_DIR)/libinterposer.so $(TEST
 PRELOAD_PROGS += $(INTERCEPT_PROGS)
 check: $(INTERCEPT_PROGS)
 # ---- end of the intercept-layer programs
+
+# ---- Issue 9, accounting: contexts that end (prog_contexts: driver API,
+# ---- then cudaDeviceReset through the runtime), sparse and deferred-mapping
+# ---- arrays (prog_sparse), the protocol's edge cases (prog_edges: the fake
+# ---- driver's callback hook, libmalloc_spy.so). Suite "accounting".
+$(TEST_DIR)/prog_contexts: tests/preload/prog_contexts.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(FAKE)/libcudart_static_fake.a -L$(FAKE) -lcuda -ldl -lpthread
+$(TEST_DIR)/prog_sparse $(TEST_DIR)/prog_edges: $(TEST_DIR)/prog_%: tests/preload/prog_%.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+ACCOUNTING_PROGS := $(TEST_DIR)/prog_contexts $(TEST_DIR)/prog_sparse $(TEST_DIR)/prog_edges
+PRELOAD_PROGS += $(ACCOUNTING_PROGS)
+check: $(ACCOUNTING_PROGS)
+RUNNER_SRCS += tests/preload/check_accounting.c
+$(TEST_DIR)/check_vramguard: tests/preload/check_accounting.c
+# ---- end of the accounting programs

@@ -3,6 +3,7 @@
 #include "vramguard.h"
 #include "hooks_modules.h"
 #include "allow.h"
+#include "contexts.h"
 #include "hooks_vmm.h"
 #include "process.h"
 #include "breakdown.h"
@@ -163,7 +164,7 @@ EXPORT int vramguard_shim_verify_residency(void)
 static pthread_mutex_t *(*const fork_mutexes[])(void) = {
     vg_breakdown_fork_mutex, vg_budget_fork_mutex, vg_incidents_fork_mutex, vg_events_journal_fork_mutex,
     vg_pools_fork_mutex,  vg_labels_fork_mutex, vg_stacks_fork_mutex,   vg_vmm_fork_mutex,
-    vg_scopes_fork_mutex, vg_rules_fork_mutex,   vg_modules_fork_mutex,
+    vg_scopes_fork_mutex, vg_rules_fork_mutex,   vg_modules_fork_mutex, vg_contexts_fork_mutex,
 };
 enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
 
@@ -196,6 +197,7 @@ static void in_child(void)
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();
     vg_vmm_reset_after_fork();
+    vg_contexts_reset_after_fork();
     vg_allow_reset_after_fork();
     vg_modules_globals_reset_after_fork();
     vg_process_after_fork();

@@ -153,6 +153,15 @@ static int current_device(void)
     return dev;
 }
 
+static void *current_context(void)
+{
+    __typeof__(&cuCtxGetCurrent) get_current = vg_helper_fn(VG_H_cuCtxGetCurrent);
+    CUcontext ctx = NULL;
+    if (get_current == NULL || get_current(&ctx) != CUDA_SUCCESS)
+        return NULL;
+    return ctx;
+}
+
 static bool mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
 {
     __typeof__(&cuMemGetInfo_v2) get_info = vg_helper_fn(VG_H_cuMemGetInfo_v2);
@@ -187,6 +196,7 @@ static bool graph_reserved(int device, uint64_t *bytes)
 static const struct vg_driver_probes probes = {
     .learn_device = learn_device,
     .current_device = current_device,
+    .current_context = current_context,
     .mem_info = mem_info,
     .process_usage = process_usage,
     .nvml_memory = nvml_memory_of,

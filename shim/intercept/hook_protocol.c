@@ -62,7 +62,10 @@ void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r)
         vg_allow_give_back(c->kind, c->size);
         c->allow_rule = -1;
     }
-    if (r == CUDA_ERROR_OUT_OF_MEMORY)
+    /* A device OOM is VRAM that could not be had: a host or managed
+     * allocation's OOM is the host's memory running out, not the device's
+     * (no breakdown of the device, not counted as an OOM). */
+    if (r == CUDA_ERROR_OUT_OF_MEMORY && vg_kind_is_vram(c->kind))
         vg_event_oom(c, r);
     if (c->action == VG_ACTION_WARN)
         vg_event_violation(c, r);

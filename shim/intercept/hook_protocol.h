@@ -9,6 +9,7 @@
 #ifndef VG_HOOK_PROTOCOL_H
 #define VG_HOOK_PROTOCOL_H
 
+#include "contexts.h"
 #include "devices.h"
 #include "entry_table.h"
 #include "events.h"
@@ -48,15 +49,33 @@ static inline void vg_call_apply_rules(struct vg_call *c)
         c->purpose = (uint8_t)p;
 }
 
+/* Is a wrapper of `kind` entered inside another driver wrapper (the driver
+ * calling back into the process on this thread: a CUPTI callback, another
+ * interposer) an allocation of its own? Yes inside a wrapper that allocates
+ * nothing (a free), and when it is the only one of the two that the policy
+ * decides on (host or managed memory inside a VRAM or imported one): it must
+ * be decided and tracked like any other. No when both are VRAM or both are
+ * not: it is then most likely the outer call's own implementation, which the
+ * outer wrapper decides and tracks once. */
+static inline bool vg_nested_is_own(int outer_kind, int kind)
+{
+    return outer_kind == VG_OUTER_NONE || (vg_policy_always_allows(outer_kind) && !vg_policy_always_allows(kind));
+}
+
 /* Enter a driver wrapper. Returns false when nested inside another driver
- * wrapper: the caller then only forwards. vg_call_leave() must follow. */
-static inline bool vg_call_enter(struct vg_call *c, const char *api, int kind, uint64_t size, void *ret)
+ * wrapper and not an allocation of its own: the caller then only forwards.
+ * vg_call_leave() must follow. */
+static inline __attribute__((always_inline)) bool vg_call_enter(struct vg_call *c, const char *api, int kind,
+                                                                 uint64_t size, void *ret)
 {
     struct vg_tls_call *t = &vg_tls_call;
-    if (t->drv_depth++ > 0)
+    bool nested = t->drv_depth++ > 0;
+    if (__builtin_expect(nested, 0) && !vg_nested_is_own(t->outer_kind, kind))
         return false;
+    if (!nested)
+        t->outer_kind = (int8_t)kind;
     vg_reached_driver();
-    bool runtime = t->rt_depth != 0;
+    bool runtime = t->rt_depth != 0 && !nested; /* a nested call is not the runtime call's */
     c->driver_api = api;
     c->api = runtime ? t->rt_api : api;
     c->caller = runtime ? t->rt_caller : ret;
@@ -72,11 +91,17 @@ static inline bool vg_call_enter(struct vg_call *c, const char *api, int kind, u
     return true;
 }
 
-/* Enter a free wrapper: it needs no name, caller or purpose. */
+/* Enter a free wrapper: it needs no name, caller or purpose. Returns false
+ * when nested inside another driver wrapper. A nested free is still taken
+ * out of the table: what it frees is gone whoever asked (inside a free of
+ * the same address the outer wrapper already took the entry out, and the
+ * nested one finds nothing). */
 static inline bool vg_free_enter(void)
 {
-    if (vg_tls_call.drv_depth++ > 0)
+    struct vg_tls_call *t = &vg_tls_call;
+    if (t->drv_depth++ > 0)
         return false;
+    t->outer_kind = VG_OUTER_NONE;
     vg_reached_driver();
     return true;
 }
@@ -127,16 +152,17 @@ void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r);
 uint32_t vg_call_allowed(struct vg_call *c, int kind, uint64_t size);
 
 /* After the real allocation: record a success (key `ptr`, `size` bytes, in
- * pool `pool` or 0), explain an OOM, log a let-through violation. */
-static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uintptr_t ptr, uint64_t size,
-                                    uint16_t pool)
+ * pool `pool` or 0, owned by context index `owner` or 0: contexts.h),
+ * explain an OOM, log a let-through violation. */
+static inline void vg_alloc_done_owned(struct vg_call *c, int kind, CUresult r, uintptr_t ptr, uint64_t size,
+                                       uint16_t pool, uint8_t owner)
 {
     if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
         uint32_t allowed = 0;
         if (__builtin_expect(c->allow_rule >= 0, 0))
             allowed = vg_call_allowed(c, kind, size);
         c->size = size;
-        if (__builtin_expect(!vg_table_add(ptr, size, pool, c->api, c->caller,
+        if (__builtin_expect(!vg_table_add(ptr, size, pool, owner, c->api, c->caller,
                                            vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed),
                              0))
             vg_event_untracked(c); /* out of host memory: the report says its figures are unknown */
@@ -147,15 +173,25 @@ static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uin
     }
 }
 
+/* Memory no context owns (stream-ordered, VMM, imported handles). */
+static inline void vg_alloc_done_as(struct vg_call *c, int kind, CUresult r, uintptr_t ptr, uint64_t size,
+                                    uint16_t pool)
+{
+    vg_alloc_done_owned(c, kind, r, ptr, size, pool, VG_CONTEXT_NONE);
+}
+
 static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, uint64_t size, uint16_t pool)
 {
     vg_alloc_done_as(c, c->kind, r, ptr, size, pool);
 }
 
-/* The body of an allocation wrapper whose kind is known before the call.
- * `wrapper` names the row of the interposition table; `real_call` is the
- * driver call (using `real`); `out_ptr` and `out_size` read its results
- * after a success. */
+/* The body of an allocation wrapper whose kind is known before the call,
+ * for memory the current context owns (cuMemAlloc*, host-pinned, managed,
+ * registrations, arrays, IPC and external mappings: the driver frees them
+ * with the context). `wrapper` names the row of the interposition table;
+ * `real_call` is the driver call (using `real`); `out_ptr` and `out_size`
+ * read its results after a success. The owner is the calling thread's
+ * context, learned with its device (vg_current_device). */
 #define TRACKED_ALLOC_ON(wrapper, api, kind, device, request, real_call, out_ptr, out_size)         \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
@@ -165,9 +201,10 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
     if (!vg_call_enter(&c, api, kind, request, __builtin_return_address(0))) {                    \
         r = real_call;                                                                            \
     } else if (!vg_alloc_refused_as(&c, kind, device, &r)) {                                       \
+        uint8_t owner = (device) == VG_DEVICE_CURRENT ? vg_tls_call.owner : VG_CONTEXT_NONE;       \
         r = real_call;                                                                            \
-        vg_alloc_done_as(&c, kind, r, r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0,               \
-                         r == CUDA_SUCCESS ? (uint64_t)(out_size) : 0, 0);                        \
+        vg_alloc_done_owned(&c, kind, r, r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0,            \
+                            r == CUDA_SUCCESS ? (uint64_t)(out_size) : 0, 0, owner);              \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r
@@ -177,20 +214,22 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
 
 /* The body of a free wrapper: remove the entry for `key` before the real
  * free (the address may be reused the moment it returns), put it back if
- * the real free fails. */
-#define TRACKED_FREE(wrapper, api, key, real_call)                                                \
+ * the real free fails, else run `on_success`. Nested or not (vg_free_enter). */
+#define TRACKED_FREE(wrapper, api, key, real_call) TRACKED_FREE_AND(wrapper, api, key, real_call, (void)0)
+#define TRACKED_FREE_AND(wrapper, api, key, real_call, on_success)                                \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
     CUresult r;                                                                                   \
-    if (!vg_free_enter()) {                                                                       \
-        r = real_call;                                                                            \
-    } else {                                                                                      \
+    {                                                                                             \
+        (void)vg_free_enter();                                                                    \
         struct vg_table_saved old;                                                                \
         bool had = vg_table_take((uintptr_t)(key), &old);                                         \
         r = real_call;                                                                            \
         if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
             vg_table_put_back(&old);                                                              \
+        if (r == CUDA_SUCCESS)                                                                    \
+            on_success;                                                                           \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

@@ -4,13 +4,18 @@
  * last asked:
  *   - this thread's current context: set, push, pop, create;
  *   - every thread's: a context destroyed, a primary context released or
- *     reset, a stream destroyed (its handle may come back for another
- *     device);
+ *     reset, a green context destroyed, a stream destroyed (its handle may
+ *     come back for another device);
  *   - captures: counted from begin to end, so that while none is in progress
  *     no stream needs to be asked (a stream joining a capture through an
  *     event wait joins one that was begun here).
- * Each wrapper forwards unchanged and only records that the fact changed. */
+ * Each wrapper forwards unchanged and records that the fact changed. The
+ * context wrappers also keep the context registry (contexts.h): which
+ * context owns what a thread allocates, and, when a context ends (destroyed,
+ * reset, last release), dropping what the driver freed with it. */
+#include "contexts.h"
 #include "hooks_pools.h"
+#include "hooks_vmm.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
 
@@ -64,29 +69,160 @@ EXPORT CUresult vg_cuCtxPopCurrent_v1(CUcontext *pctx)
     CONTEXT_CHANGE(vg_cuCtxPopCurrent_v1, "cuCtxPopCurrent", real(pctx));
 }
 
+/* A created context owns what is allocated while it is current: it gets
+ * an owner index (contexts.h). */
+#define CONTEXT_CREATE(wrapper, api, real_call)                                                   \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return vg_missing_real(api);                                                              \
+    vg_reached_driver();                                                                          \
+    CUresult r = real_call;                                                                       \
+    if (r == CUDA_SUCCESS && pctx)                                                                \
+        vg_context_created(*pctx);                                                                \
+    vg_process_thread_context_changed();                                                          \
+    return r
+
 EXPORT CUresult vg_cuCtxCreate_v1(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
-    CONTEXT_CHANGE(vg_cuCtxCreate_v1, "cuCtxCreate", real(pctx, flags, dev));
+    CONTEXT_CREATE(vg_cuCtxCreate_v1, "cuCtxCreate", real(pctx, flags, dev));
 }
 
 EXPORT CUresult vg_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
-    CONTEXT_CHANGE(vg_cuCtxCreate_v2, "cuCtxCreate_v2", real(pctx, flags, dev));
+    CONTEXT_CREATE(vg_cuCtxCreate_v2, "cuCtxCreate_v2", real(pctx, flags, dev));
 }
 
 EXPORT CUresult vg_cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params, int numParams, unsigned int flags,
                                   CUdevice dev)
 {
-    CONTEXT_CHANGE(vg_cuCtxCreate_v3, "cuCtxCreate_v3", real(pctx, params, numParams, flags, dev));
+    CONTEXT_CREATE(vg_cuCtxCreate_v3, "cuCtxCreate_v3", real(pctx, params, numParams, flags, dev));
 }
 
 EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags, CUdevice dev)
 {
-    CONTEXT_CHANGE(cuCtxCreate_v4, "cuCtxCreate_v4", real(pctx, params, flags, dev));
+    CONTEXT_CREATE(cuCtxCreate_v4, "cuCtxCreate_v4", real(pctx, params, flags, dev));
 }
 
-/* ---- every thread's facts ------------------------------------------------- */
+/* The primary context's handle (the same across resets): what a thread
+ * allocates while it is current belongs to it. */
+EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    FORWARD_AND_LEARN(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", real(pctx, dev),
+                      if (r == CUDA_SUCCESS && pctx) vg_context_primary_seen(*pctx, dev));
+}
 
+/* ---- contexts destroyed: what the driver freed with them ------------------- */
+
+/* Context index `owner` is gone: the driver freed its allocations and
+ * arrays (with the VMM handles mapped into those arrays), not its streams'
+ * pool memory nor VMM memory (contexts.h). */
+static void context_gone(uint8_t owner)
+{
+    if (owner == VG_CONTEXT_NONE)
+        return;
+    vg_vmm_context_gone(owner);
+    vg_table_remove_owner(owner, NULL);
+}
+
+/* Did `dev`'s primary context just end (its last release, or a green
+ * context's destruction that released it)? Asked of the driver. */
+static bool primary_inactive(CUdevice dev)
+{
+    __typeof__(&cuDevicePrimaryCtxGetState) get_state = vg_helper_fn(VG_H_cuDevicePrimaryCtxGetState);
+    unsigned int flags = 0;
+    int active = 1;
+    return get_state && get_state(dev, &flags, &active) == CUDA_SUCCESS && active == 0;
+}
+
+static void primary_maybe_gone(int dev)
+{
+    if (dev >= 0 && primary_inactive(dev))
+        context_gone(vg_context_primary(dev));
+}
+
+/* Forward a destroying call, then drop what it freed (`gone`, a statement
+ * using `r`) and make every thread re-learn its facts. */
+#define CONTEXT_END(wrapper, api, real_call, gone)                                                \
+    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
+    if (real == NULL)                                                                             \
+        return vg_missing_real(api);                                                              \
+    vg_reached_driver();                                                                          \
+    CUresult r = real_call;                                                                       \
+    if (r == CUDA_SUCCESS) {                                                                      \
+        gone;                                                                                     \
+    }                                                                                             \
+    vg_process_facts_changed();                                                                   \
+    return r
+
+/* A created context: its own index. The driver refuses a primary or green
+ * context's handle here (CUDA_ERROR_INVALID_CONTEXT on an H200); should one
+ * succeed, its primary context is asked whether it ended. */
+static void destroyed(CUcontext ctx)
+{
+    uint8_t owner = vg_context_destroyed(ctx);
+    if (owner)
+        context_gone(owner);
+    else
+        primary_maybe_gone(vg_context_device_of(ctx));
+}
+
+EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    CONTEXT_END(cuCtxDestroy_v2, "cuCtxDestroy_v2", real(ctx), destroyed(ctx));
+}
+
+EXPORT CUresult vg_cuCtxDestroy_v1(CUcontext ctx)
+{
+    CONTEXT_END(vg_cuCtxDestroy_v1, "cuCtxDestroy", real(ctx), destroyed(ctx));
+}
+
+/* A release ends the primary context when it was the last reference. */
+EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CONTEXT_END(cuDevicePrimaryCtxRelease_v2, "cuDevicePrimaryCtxRelease_v2", real(dev), primary_maybe_gone(dev));
+}
+
+EXPORT CUresult vg_cuDevicePrimaryCtxRelease_v1(CUdevice dev)
+{
+    CONTEXT_END(vg_cuDevicePrimaryCtxRelease_v1, "cuDevicePrimaryCtxRelease", real(dev), primary_maybe_gone(dev));
+}
+
+/* A reset always ends it (cudaDeviceReset calls it); the handle stays. */
+EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    CONTEXT_END(cuDevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset_v2", real(dev),
+                context_gone(vg_context_primary(dev)));
+}
+
+EXPORT CUresult vg_cuDevicePrimaryCtxReset_v1(CUdevice dev)
+{
+    CONTEXT_END(vg_cuDevicePrimaryCtxReset_v1, "cuDevicePrimaryCtxReset", real(dev),
+                context_gone(vg_context_primary(dev)));
+}
+
+/* Green contexts: what is allocated in one belongs to its device's primary
+ * context (measured on an H200); destroying one releases that primary
+ * context, which ends with its last reference. */
+EXPORT CUresult cuGreenCtxCreate(CUgreenCtx *phCtx, CUdevResourceDesc desc, CUdevice dev, unsigned int flags)
+{
+    FORWARD_AND_LEARN(cuGreenCtxCreate, "cuGreenCtxCreate", real(phCtx, desc, dev, flags),
+                      if (r == CUDA_SUCCESS && phCtx) vg_context_green_seen(*phCtx, NULL, dev));
+}
+
+EXPORT CUresult cuCtxFromGreenCtx(CUcontext *pContext, CUgreenCtx hCtx)
+{
+    FORWARD_AND_LEARN(cuCtxFromGreenCtx, "cuCtxFromGreenCtx", real(pContext, hCtx),
+                      if (r == CUDA_SUCCESS && pContext) vg_context_green_seen(hCtx, *pContext, -1));
+}
+
+EXPORT CUresult cuGreenCtxDestroy(CUgreenCtx hCtx)
+{
+    CONTEXT_END(cuGreenCtxDestroy, "cuGreenCtxDestroy", real(hCtx), primary_maybe_gone(vg_context_green_forget(hCtx)));
+}
+
+/* ---- streams ------------------------------------------------------------------ */
+
+/* A destroyed stream's handle may come back for another device. */
 #define FACTS_CHANGE(wrapper, api, real_call)                                                     \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
@@ -95,36 +231,6 @@ EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsig
     CUresult r = real_call;                                                                       \
     vg_process_facts_changed();                                                                   \
     return r
-
-EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx)
-{
-    FACTS_CHANGE(cuCtxDestroy_v2, "cuCtxDestroy_v2", real(ctx));
-}
-
-EXPORT CUresult vg_cuCtxDestroy_v1(CUcontext ctx)
-{
-    FACTS_CHANGE(vg_cuCtxDestroy_v1, "cuCtxDestroy", real(ctx));
-}
-
-EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-{
-    FACTS_CHANGE(cuDevicePrimaryCtxRelease_v2, "cuDevicePrimaryCtxRelease_v2", real(dev));
-}
-
-EXPORT CUresult vg_cuDevicePrimaryCtxRelease_v1(CUdevice dev)
-{
-    FACTS_CHANGE(vg_cuDevicePrimaryCtxRelease_v1, "cuDevicePrimaryCtxRelease", real(dev));
-}
-
-EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
-{
-    FACTS_CHANGE(cuDevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset_v2", real(dev));
-}
-
-EXPORT CUresult vg_cuDevicePrimaryCtxReset_v1(CUdevice dev)
-{
-    FACTS_CHANGE(vg_cuDevicePrimaryCtxReset_v1, "cuDevicePrimaryCtxReset", real(dev));
-}
 
 EXPORT CUresult cuStreamDestroy_v2(CUstream stream)
 {

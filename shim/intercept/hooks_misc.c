@@ -6,6 +6,7 @@
  * memory is counted by the device's graph-pool reserve when graphs run). */
 #include "allow.h"
 #include "devices.h"
+#include "hooks_vmm.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
 #include "pools.h"
@@ -77,6 +78,23 @@ static uint64_t mipmapped_bytes(CUmipmappedArray a, const CUDA_ARRAY3D_DESCRIPTO
     return sum;
 }
 
+/* Created with CUDA_ARRAY3D_SPARSE or CUDA_ARRAY3D_DEFERRED_MAPPING: the
+ * driver allocates nothing for it (measured on an H200); its memory is VMM
+ * handles that cuMemMapArrayAsync maps into it, charged at cuMemCreate
+ * (hooks_vmm.c). */
+static bool maps_vmm(unsigned flags)
+{
+    return (flags & (CUDA_ARRAY3D_SPARSE | CUDA_ARRAY3D_DEFERRED_MAPPING)) != 0;
+}
+
+/* Such an array is charged 0, and remembered for cuMemMapArrayAsync with
+ * the calling thread's context, which owns it. */
+static uint64_t vmm_backed(uintptr_t array, unsigned flags)
+{
+    vg_vmm_array_created(array, (flags & CUDA_ARRAY3D_DEFERRED_MAPPING) != 0, vg_tls_call.owner);
+    return 0;
+}
+
 EXPORT CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *d)
 {
     uint64_t described = d ? described_bytes(d->Width, d->Height, 0, d->Format, d->NumChannels) : 0;
@@ -93,35 +111,53 @@ EXPORT CUresult vg_cuArrayCreate_v1(CUarray *pHandle, const struct vg_array_desc
 
 EXPORT CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d)
 {
-    uint64_t described = d ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels) : 0;
+    uint64_t described = d && !maps_vmm(d->Flags)
+                             ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels)
+                             : 0;
     TRACKED_ALLOC(cuArray3DCreate_v2, "cuArray3DCreate_v2", VG_KIND_ARRAY, described, real(pHandle, d),
-                  pHandle ? *pHandle : 0, pHandle ? array_bytes(*pHandle, described) : 0);
+                  pHandle ? *pHandle : 0,
+                  !pHandle        ? 0
+                  : d && maps_vmm(d->Flags) ? vmm_backed((uintptr_t)*pHandle, d->Flags)
+                                            : array_bytes(*pHandle, described));
 }
 
 EXPORT CUresult vg_cuArray3DCreate_v1(CUarray *pHandle, const struct vg_array3d_desc_v1 *d)
 {
-    uint64_t described = d ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels) : 0;
+    uint64_t described = d && !maps_vmm(d->Flags)
+                             ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels)
+                             : 0;
     TRACKED_ALLOC(vg_cuArray3DCreate_v1, "cuArray3DCreate", VG_KIND_ARRAY, described, real(pHandle, d),
-                  pHandle ? *pHandle : 0, pHandle ? array_bytes(*pHandle, described) : 0);
+                  pHandle ? *pHandle : 0,
+                  !pHandle        ? 0
+                  : d && maps_vmm(d->Flags) ? vmm_backed((uintptr_t)*pHandle, d->Flags)
+                                            : array_bytes(*pHandle, described));
 }
 
 EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d,
                                        unsigned int numMipmapLevels)
 {
-    uint64_t described = d ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels) : 0;
+    uint64_t described = d && !maps_vmm(d->Flags)
+                             ? described_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels)
+                             : 0;
     TRACKED_ALLOC(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", VG_KIND_ARRAY, described,
                   real(pHandle, d, numMipmapLevels), pHandle ? *pHandle : 0,
-                  pHandle && d ? mipmapped_bytes(*pHandle, d, numMipmapLevels) : 0);
+                  !pHandle || !d     ? 0
+                  : maps_vmm(d->Flags) ? vmm_backed((uintptr_t)*pHandle, d->Flags)
+                                       : mipmapped_bytes(*pHandle, d, numMipmapLevels));
 }
 
+/* Destroying a sparse or deferred-mapping array unmaps the handles mapped
+ * into it. */
 EXPORT CUresult cuArrayDestroy(CUarray hArray)
 {
-    TRACKED_FREE(cuArrayDestroy, "cuArrayDestroy", hArray, real(hArray));
+    TRACKED_FREE_AND(cuArrayDestroy, "cuArrayDestroy", hArray, real(hArray),
+                     vg_vmm_array_destroyed((uintptr_t)hArray));
 }
 
 EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray)
 {
-    TRACKED_FREE(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", hMipmappedArray, real(hMipmappedArray));
+    TRACKED_FREE_AND(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", hMipmappedArray, real(hMipmappedArray),
+                     vg_vmm_array_destroyed((uintptr_t)hMipmappedArray));
 }
 
 /* ---- host registration -------------------------------------------------------- */

@@ -134,9 +134,12 @@ __attribute__((noinline)) static CUresult ordered_alloc(struct vg_call *c, CUdev
         remember_stream(stream, device, index, kind);
     CUresult refusal;
     if (vg_alloc_refused(c, device, &refusal)) {
-        /* Only now known not to be VRAM: give it back, then refuse. */
-        if (undo)
-            undo(*dptr, stream);
+        /* Only now known not to be VRAM: give it back, then refuse, leaving
+         * no freed address where the caller looks for its pointer. */
+        if (undo && undo(*dptr, stream) != CUDA_SUCCESS)
+            vg_log("cannot free the refused stream-ordered allocation 0x%llx; it stays allocated, untracked",
+                   (unsigned long long)*dptr);
+        *dptr = 0;
         return refusal;
     }
     vg_alloc_done(c, r, *dptr, size, index);
@@ -221,7 +224,8 @@ EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
     CUresult r;                                                                                   \
-    if (!vg_free_enter() || capturing(hStream, ptsz)) {                                           \
+    (void)vg_free_enter(); /* nested or not: what it frees is gone */                             \
+    if (capturing(hStream, ptsz)) {                                                               \
         r = real(dptr, hStream);                                                                  \
     } else {                                                                                      \
         struct vg_table_saved old;                                                                \

@@ -99,7 +99,8 @@ static const char *const helper_names[VG_H_COUNT] = {
     HELPER(cuStreamIsCapturing_ptsz), HELPER(cuMemPoolGetAttribute),
     HELPER(cuDeviceGetGraphMemAttribute), HELPER(cuMemGetAddressRange_v2),
     HELPER(cuArrayGetMemoryRequirements), HELPER(cuMipmappedArrayGetMemoryRequirements),
-    HELPER(cuMemGetAllocationPropertiesFromHandle),
+    HELPER(cuMemGetAllocationPropertiesFromHandle), HELPER(cuCtxGetCurrent),
+    HELPER(cuDevicePrimaryCtxGetState),
 };
 #undef HELPER
 static _Atomic(void *) helper_fns[VG_H_COUNT];

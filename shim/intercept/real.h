@@ -57,6 +57,8 @@ enum vg_helper {
     VG_H_cuArrayGetMemoryRequirements,
     VG_H_cuMipmappedArrayGetMemoryRequirements,
     VG_H_cuMemGetAllocationPropertiesFromHandle,
+    VG_H_cuCtxGetCurrent,
+    VG_H_cuDevicePrimaryCtxGetState,
     VG_H_COUNT
 };
 void *vg_helper_fn(enum vg_helper h);

@@ -1,4 +1,5 @@
 #include "devices.h"
+#include "contexts.h"
 #include "process.h"
 
 #include <stdatomic.h>
@@ -49,8 +50,12 @@ int vg_current_device_learn(void)
     uint32_t epoch = atomic_load_explicit(&vg_process_epoch, memory_order_acquire);
     const struct vg_driver_probes *p = vg_driver_probes();
     int dev = p ? p->current_device() : -1;
-    if (dev < 0)
+    if (dev < 0) {
+        t->owner = VG_CONTEXT_NONE;
         return -1; /* no context: not cached, asked again next time */
+    }
+    /* The owner of what this thread allocates until its context changes. */
+    t->owner = vg_context_owner_of(p->current_context());
     vg_device_seen(dev);
     /* New facts: the thread's stream facts were learned under the old ones. */
     for (int i = 0; i < VG_STREAM_FACTS; i++)

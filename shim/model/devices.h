@@ -19,10 +19,11 @@ struct vg_device_info {
 };
 
 /* The calling thread's current device, -1 without a context. Asked of the
- * driver (cuCtxGetDevice) only when this thread's context may have changed
- * since it was last asked (process.h: set, push, pop, create on this thread;
- * destroy or reset anywhere); otherwise remembered. Learns the device's
- * properties the first time it is seen. */
+ * driver (cuCtxGetDevice, and cuCtxGetCurrent for the context that owns what
+ * the thread allocates: vg_tls_call.owner) only when this thread's context
+ * may have changed since it was last asked (process.h: set, push, pop,
+ * create on this thread; destroy or reset anywhere); otherwise remembered.
+ * Learns the device's properties the first time it is seen. */
 static inline int vg_current_device(void)
 {
     const struct vg_tls_call *t = &vg_tls_call;
@@ -51,6 +52,7 @@ bool vg_device_info(int device, struct vg_device_info *out);
 struct vg_driver_probes {
     void (*learn_device)(int device, struct vg_device_info *out);
     int (*current_device)(void);
+    void *(*current_context)(void); /* the calling thread's CUcontext, NULL without one */
     bool (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
     bool (*process_usage)(int device, uint64_t *used_bytes);
     bool (*nvml_memory)(int device, uint64_t *total_bytes, uint64_t *free_bytes);

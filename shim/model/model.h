@@ -55,6 +55,7 @@ struct vg_alloc {
     uint8_t purpose;
     uint16_t label;    /* index into the label pool, 0 = none */
     uint16_t pool;     /* index in the pool registry (pools.h), 0 = none */
+    uint8_t owner;     /* the context that owns it (contexts.h), 0 = none known */
     uint32_t stack;    /* VRAMGUARD_BACKTRACE: id in the stack depot (stacks.h), 0 = none */
     bool allowed;      /* let through by a VRAMGUARD_ALLOW rule (allow.h) */
 };

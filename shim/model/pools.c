@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+_Static_assert(VG_MAX_POOLS <= 255, "a table entry keeps its pool's index in a byte");
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 pthread_mutex_t *vg_pools_fork_mutex(void)
@@ -17,7 +19,7 @@ static uint64_t last_reserved[VG_MAX_POOLS + 1];
 static int count;
 /* Read without the lock on every stream-ordered allocation from a pool:
  * the handle of each registered pool while it lives (NULL once destroyed),
- * published after its slot is filled. */
+ * published after its slot is filled (a reused slot is filled again first). */
 static _Atomic(CUmemoryPool) live_handle[VG_MAX_POOLS + 1];
 static atomic_int published;
 static struct vg_pool_totals last_totals;
@@ -39,19 +41,37 @@ static int find_locked(CUmemoryPool handle)
     return 0;
 }
 
+static void fill_locked(int i, CUmemoryPool handle, int device, int kind)
+{
+    pools[i] = (struct vg_pool){handle, device, kind, false};
+    last_reserved[i] = 0;
+    atomic_store_explicit(&live_handle[i], handle, memory_order_release); /* after its slot is filled */
+    if (i > atomic_load_explicit(&published, memory_order_relaxed))
+        atomic_store_explicit(&published, i, memory_order_release);
+}
+
 uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind)
 {
     if (handle == NULL)
         return 0;
     pthread_mutex_lock(&lock);
     int i = find_locked(handle);
-    if (i == 0 && count < VG_MAX_POOLS) {
-        i = ++count;
-        pools[i] = (struct vg_pool){handle, device, kind, false};
-        last_reserved[i] = 0;
-        atomic_store_explicit(&live_handle[i], handle, memory_order_relaxed);
-        atomic_store_explicit(&published, i, memory_order_release);
-    }
+    bool full = i == 0 && count == VG_MAX_POOLS;
+    if (i == 0 && !full)
+        fill_locked(i = ++count, handle, device, kind);
+    pthread_mutex_unlock(&lock);
+    if (!full)
+        return (uint16_t)i;
+    /* Every slot was used once: reuse a destroyed pool's slot that no live
+     * allocation refers to (entries keep their pool's index). The table is
+     * walked without this lock (fork order: table before pools). */
+    uint64_t used[4];
+    vg_table_pools_in_use(used);
+    pthread_mutex_lock(&lock);
+    i = find_locked(handle); /* registered meanwhile */
+    for (int k = 1; i == 0 && k <= count; k++)
+        if (pools[k].destroyed && !(used[k / 64] >> (k % 64) & 1))
+            fill_locked(i = k, handle, device, kind);
     pthread_mutex_unlock(&lock);
     return (uint16_t)i;
 }
@@ -62,8 +82,8 @@ uint16_t vg_pool_find(CUmemoryPool handle, struct vg_pool *out)
         return 0;
     int n = atomic_load_explicit(&published, memory_order_acquire);
     for (int i = 1; i <= n; i++)
-        if (atomic_load_explicit(&live_handle[i], memory_order_relaxed) == handle) {
-            if (out) /* handle, device and kind never change once published */
+        if (atomic_load_explicit(&live_handle[i], memory_order_acquire) == handle) {
+            if (out) /* device and kind are written before the handle is published */
                 *out = (struct vg_pool){handle, pools[i].device, pools[i].kind, false};
             return (uint16_t)i;
         }

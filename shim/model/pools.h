@@ -11,7 +11,9 @@
 #include <cuda.h>
 #include <stdbool.h>
 
-enum { VG_MAX_POOLS = 256 };
+/* Pools known at once (a table entry keeps its pool's index in a byte). A
+ * destroyed pool's slot is reused once no live allocation refers to it. */
+enum { VG_MAX_POOLS = 255 };
 
 struct vg_pool {
     CUmemoryPool handle;
@@ -21,7 +23,9 @@ struct vg_pool {
 };
 
 /* Learn a pool (first classification wins). Returns its index (1..), or 0
- * when the registry is full. */
+ * when VG_MAX_POOLS pools are known and every destroyed one still has live
+ * allocations. May walk the table (when every slot was used once): never
+ * call with a lock held. */
 uint16_t vg_pool_register(CUmemoryPool handle, int device, int kind);
 /* Index and copy of a known, not destroyed pool; 0 if unknown. */
 uint16_t vg_pool_find(CUmemoryPool handle, struct vg_pool *out);

@@ -12,7 +12,11 @@
 /* Per-thread call state. A runtime wrapper (cudaMalloc) names the call and
  * records its caller; the driver wrapper underneath does the accounting with
  * that name and caller. A driver wrapper reached from inside another one
- * passes straight through, so nothing is counted twice. */
+ * (the driver calling back into the process on the same thread: a CUPTI
+ * callback, another interposer) passes straight through unless it
+ * allocates memory of its own (hook_protocol.h), so nothing is counted
+ * twice. */
+enum { VG_OUTER_NONE = -1 };
 /* What a thread learned about a stream it allocated on: its device and the
  * pool cuMemAllocAsync draws from there (see hooks_pools.c). */
 struct vg_stream_fact {
@@ -29,6 +33,13 @@ struct vg_tls_call {
     void *rt_caller;
     int rt_depth;
     int drv_depth;
+    /* The kind the outermost driver wrapper entered with, VG_OUTER_NONE for
+     * one that allocates nothing (a free): decides whether a nested call is
+     * an allocation of its own (hook_protocol.h). */
+    int8_t outer_kind;
+    /* The context index (contexts.h) of this thread's current context,
+     * valid with `device` while `epoch` is. */
+    uint8_t owner;
     /* Facts learned from the driver, valid while `epoch` equals
      * vg_process_epoch: the device of this thread's current context, and
      * its streams. A context switch on this thread sets `epoch` to 0; a

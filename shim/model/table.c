@@ -14,6 +14,7 @@
  * their peaks. */
 #include "table.h"
 #include "allow.h"
+#include "contexts.h"
 #include "forksafe.h"
 
 #include <sched.h>
@@ -26,7 +27,7 @@ enum { SHARD_BITS = 6, SHARDS = 1 << SHARD_BITS, MIN_SLOTS = 16 };
 /* One live allocation as stored (struct vg_table_saved in table.h): 32
  * bytes, where struct vg_alloc is 48.
  *   ptr        0: an empty slot
- *   size_pool  size (48 bits) | pool index << 48
+ *   size_pool  size (48 bits) | pool index (8) << 48 | owning context (8) << 56
  *   caller
  *   api        offset of the api name from api_anchor (names are literals in the shim)
  *   meta       cell (9 bits: device slot << 5 | kind << 2 | purpose) | no-device flag (1)
@@ -69,21 +70,25 @@ static const char api_anchor[] = "(unknown)";
 
 /* ---- packing --------------------------------------------------------------- */
 
-enum { SIZE_BITS = 48, NO_DEVICE = VG_TABLE_NO_DEVICE };
+enum { SIZE_BITS = 48, OWNER_SHIFT = 56, NO_DEVICE = VG_TABLE_NO_DEVICE };
 #define SIZE_MASK ((UINT64_C(1) << SIZE_BITS) - 1)
+_Static_assert(VG_CONTEXT_SLOTS <= 256, "an owner index fits a byte (a pool index too: pools.c)");
 
 #define cell_of vg_table_cell
 
 static inline uint32_t cell_device(uint32_t cell) { return cell >> 5; }
 static inline int cell_kind(uint32_t cell) { return (int)(cell >> 2 & 7); }
 static inline uint64_t entry_size(const struct entry *e) { return e->size_pool & SIZE_MASK; }
+static inline uint8_t entry_pool(const struct entry *e) { return (uint8_t)(e->size_pool >> SIZE_BITS); }
+static inline uint8_t entry_owner(const struct entry *e) { return (uint8_t)(e->size_pool >> OWNER_SHIFT); }
 
 static void unpack(const struct entry *e, struct vg_alloc *a)
 {
     uint32_t cell = e->meta & 511;
     a->ptr = e->ptr;
     a->size = entry_size(e);
-    a->pool = (uint16_t)(e->size_pool >> SIZE_BITS);
+    a->pool = entry_pool(e);
+    a->owner = entry_owner(e);
     a->caller = e->caller;
     a->api = e->api == INT32_MIN ? api_anchor : api_anchor + e->api;
     a->device = (e->meta & NO_DEVICE) ? -1 : (int16_t)cell_device(cell);
@@ -316,14 +321,14 @@ static inline int32_t api_offset(const char *api)
     return api && off >= INT32_MIN + 1 && off <= INT32_MAX ? (int32_t)off : INT32_MIN;
 }
 
-static inline uint64_t size_pool_of(uint64_t size, uint16_t pool)
+static inline uint64_t size_pool_of(uint64_t size, uint16_t pool, uint8_t owner)
 {
-    return (size > SIZE_MASK ? SIZE_MASK : size) | (uint64_t)pool << SIZE_BITS;
+    return (size > SIZE_MASK ? SIZE_MASK : size) | (uint64_t)(pool & 0xff) << SIZE_BITS | (uint64_t)owner << OWNER_SHIFT;
 }
 
 bool vg_table_insert(const struct vg_alloc *a)
 {
-    return insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
+    return insert(a->ptr, size_pool_of(a->size, a->pool, a->owner), a->caller, api_offset(a->api),
                   vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack) |
                       (a->allowed ? VG_TABLE_ALLOWED : 0),
                   true);
@@ -331,9 +336,10 @@ bool vg_table_insert(const struct vg_alloc *a)
 
 /* The hot path's insert: the common case (room in the shard, the address
  * not already held) straight through; anything else takes insert(). */
-bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta)
+bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
+                  uint32_t meta)
 {
-    uint64_t size_pool = size_pool_of(size, pool);
+    uint64_t size_pool = size_pool_of(size, pool, owner);
     int32_t api_off = api_offset(api);
     uint64_t h = hash_ptr(ptr);
     struct shard *s = shard_of(h);
@@ -365,7 +371,7 @@ general:
 
 void vg_table_restore(const struct vg_alloc *a)
 {
-    insert(a->ptr, size_pool_of(a->size, a->pool), a->caller, api_offset(a->api),
+    insert(a->ptr, size_pool_of(a->size, a->pool, a->owner), a->caller, api_offset(a->api),
            vg_table_meta(a->device, a->kind, a->purpose, a->label, a->stack) | (a->allowed ? VG_TABLE_ALLOWED : 0),
            false);
 }
@@ -609,17 +615,18 @@ int vg_table_untagged_by_caller(struct vg_caller_bytes *out, int max, int device
     return b.n;
 }
 
-int vg_table_remove_pool(uint16_t pool)
+/* Remove every entry for which match(entry, key) holds, counted as freed.
+ * Rare (a destroyed context, a forgotten pool): a pass over every shard. */
+static int remove_where(bool (*match)(const struct entry *, unsigned), unsigned key, uint64_t *bytes)
 {
     int removed = 0;
-    if (pool == 0)
-        return 0;
+    uint64_t sum = 0;
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
         for (uint32_t n = 0; n < s->cap;) {
             struct entry *e = &s->slots[n];
-            if (e->ptr == 0 || (uint16_t)(e->size_pool >> SIZE_BITS) != pool) {
+            if (e->ptr == 0 || !match(e, key)) {
                 n++;
                 continue;
             }
@@ -633,10 +640,50 @@ int vg_table_remove_pool(uint16_t pool)
             s->live--;
             totals_sub(cell, size);
             removed++;
+            sum += size;
         }
         shard_unlock(s);
     }
+    if (bytes)
+        *bytes = sum;
     return removed;
+}
+
+static bool in_pool(const struct entry *e, unsigned pool)
+{
+    return entry_pool(e) == pool;
+}
+
+static bool owned_by(const struct entry *e, unsigned owner)
+{
+    return entry_owner(e) == owner;
+}
+
+int vg_table_remove_pool(uint16_t pool)
+{
+    return pool == 0 || pool > 255 ? 0 : remove_where(in_pool, pool, NULL);
+}
+
+int vg_table_remove_owner(uint8_t owner, uint64_t *bytes)
+{
+    if (bytes)
+        *bytes = 0;
+    return owner == 0 ? 0 : remove_where(owned_by, owner, bytes);
+}
+
+void vg_table_pools_in_use(uint64_t used[4])
+{
+    memset(used, 0, 4 * sizeof(used[0]));
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *s = &shards[i];
+        shard_lock(s);
+        for (uint32_t n = 0; n < s->cap; n++) {
+            uint8_t pool = entry_pool(&s->slots[n]);
+            if (s->slots[n].ptr != 0 && pool != 0)
+                used[pool / 64] |= UINT64_C(1) << (pool % 64);
+        }
+        shard_unlock(s);
+    }
 }
 
 uint64_t vg_table_device_vram(const struct vg_stats *s, int device)

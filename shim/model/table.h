@@ -1,7 +1,8 @@
 /* The allocation table: live allocations keyed by address, and per device x
  * kind x purpose totals, counts and peaks. Sharded (table.c): O(1) per call,
  * no global lock, 32 bytes per entry, freed slots reused at once; no lock is
- * ever held across a CUDA call. */
+ * ever held across a CUDA call. Each entry keeps its pool index and the
+ * context that owns it (one byte each: pools.h, contexts.h). */
 #ifndef VG_TABLE_H
 #define VG_TABLE_H
 
@@ -41,7 +42,8 @@ static inline uint32_t vg_table_meta(int device, int kind, int purpose, uint16_t
     return vg_table_cell(device, kind, purpose) | (device < 0 ? VG_TABLE_NO_DEVICE : 0) |
            (uint32_t)(label & 0xff) << 10 | (stack & 0x1fff) << 18;
 }
-bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, const char *api, void *caller, uint32_t meta);
+bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
+                  uint32_t meta);
 
 /* Record a successful allocation. Returns false when it could not be stored
  * (out of host memory); it is then counted in `dropped`. A device outside
@@ -102,11 +104,16 @@ void vg_table_visit(vg_table_visitor fn, void *ctx);
  * when device >= VG_MAX_DEVICES - 1 and must filter on a->device. */
 void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx);
 
-/* Forget every entry of pool `pool`: for when the driver itself frees them
- * (a destroyed context; not cuMemPoolDestroy, whose live allocations stay
- * valid until freed). Unused by the hooks until context destruction is
- * wrapped (issue 9 item 13). */
+/* Forget every entry of pool `pool` (not for cuMemPoolDestroy, whose live
+ * allocations stay valid until freed; nor for a destroyed context: pool
+ * memory belongs to no context). Returns how many were removed. */
 int vg_table_remove_pool(uint16_t pool);
+/* Forget every entry owned by context index `owner` (contexts.h, not 0),
+ * counted as freed: the driver freed them when it destroyed that context.
+ * Returns how many were removed, *bytes (may be NULL) their size. */
+int vg_table_remove_owner(uint8_t owner, uint64_t *bytes);
+/* Pool indices that live entries refer to: bit i of used[i / 64]. */
+void vg_table_pools_in_use(uint64_t used[4]);
 /* Live bytes of the VRAM kinds on `device` in a stats snapshot (device pools
  * by what is live in them; their reserve is in pools.h). */
 uint64_t vg_table_device_vram(const struct vg_stats *s, int device);

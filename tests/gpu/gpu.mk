@@ -6,10 +6,10 @@ NVCC ?= $(CUDA_HOME)/bin/nvcc
 GPU_DIR := $(BUILD)/gpu
 GPU_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -I$(CUDA_HOME)/include -Ipurpose_tags -Itests/preload
 GPU_STATIC := prog_runtime_static prog_threads prog_oom prog_fork prog_stress
-GPU_STATIC_DRIVER := prog_pools prog_misc prog_ipc
+GPU_STATIC_DRIVER := prog_pools prog_misc prog_ipc prog_contexts
 GPU_BINS := $(addprefix $(GPU_DIR)/, $(GPU_STATIC) prog_runtime_shared prog_driver prog_legacy prog_rtld_local \
 	prog_dlsym_next libcudauser.so libnext_a.so libnext_b.so libnext_c.so libnext_d.so lib/libcudart.so.13 \
-	$(GPU_STATIC_DRIVER) prog_vmm prog_multi prog_pools_shared prog_misc_shared)
+	$(GPU_STATIC_DRIVER) prog_vmm prog_multi prog_pools_shared prog_misc_shared prog_sparse)
 
 $(GPU_DIR)/%.o: tests/preload/%.c $(PRELOAD_DEPS)
 	@mkdir -p $(@D)
@@ -24,7 +24,7 @@ $(addprefix $(GPU_DIR)/,$(GPU_STATIC_DRIVER)): $(GPU_DIR)/prog_%: $(GPU_DIR)/pro
 	$(NVCC) -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda      # static cudart + the driver API
 $(GPU_DIR)/prog_pools_shared $(GPU_DIR)/prog_misc_shared: $(GPU_DIR)/prog_%_shared: $(GPU_DIR)/prog_%.o
 	$(NVCC) -cudart shared -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda
-$(GPU_DIR)/prog_driver $(GPU_DIR)/prog_legacy $(GPU_DIR)/prog_vmm $(GPU_DIR)/prog_multi: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
+$(GPU_DIR)/prog_driver $(GPU_DIR)/prog_legacy $(GPU_DIR)/prog_vmm $(GPU_DIR)/prog_multi $(GPU_DIR)/prog_sparse: $(GPU_DIR)/prog_%: $(GPU_DIR)/prog_%.o
 	$(CC) -o $@ $< -L$(CUDA_HOME)/lib64/stubs -lcuda -ldl
 $(GPU_DIR)/libcudauser.so: tests/preload/libcudauser.c
 	@mkdir -p $(@D)

@@ -166,8 +166,13 @@ int main(void)
           "failed");
     cuStreamSynchronize(s);
     unsigned long long charged_before = usage()->charged_bytes[0];
+    size_t free_before = 0, free_after = 0, total = 0;
+    cuMemGetInfo(&free_before, &total);
     CHECK("cuMemPoolDestroy with a live allocation", cuMemPoolDestroy(own_pool) == CUDA_SUCCESS, "failed");
+    cuMemGetInfo(&free_after, &total);
     u = usage();
+    printf("note: cuMemPoolDestroy with 8 MiB live: driver free memory moved %lld bytes, shim charged %llu -> %llu\n",
+           (long long)free_after - (long long)free_before, charged_before, (unsigned long long)u->charged_bytes[0]);
     CHECK("destroyed pool: its live allocation stays counted", pool_live(u, VRAMGUARD_KV_CACHE) == 8 * MiB,
           "got %llu", pool_live(u, VRAMGUARD_KV_CACHE));
     /* The live allocation stays charged; the rest of the destroyed pool's
@@ -175,8 +180,14 @@ int main(void)
      * went 32 MiB -> 8 MiB here (before the fix: 0). */
     CHECK("destroyed pool: its live allocation still charged", u->charged_bytes[0] >= 8 * MiB,
           "charged %llu (was %llu)", (unsigned long long)u->charged_bytes[0], charged_before);
+    unsigned long long charged_live = u->charged_bytes[0];
+    cuMemGetInfo(&free_before, &total);
     CHECK("free after the pool's destruction", cuMemFreeAsync(outlives, s) == CUDA_SUCCESS, "failed");
     cuStreamSynchronize(s);
+    cuMemGetInfo(&free_after, &total);
+    printf("note: the destroyed pool's last allocation freed: driver free memory moved %lld bytes, shim charged "
+           "%llu -> %llu\n",
+           (long long)free_after - (long long)free_before, charged_live, (unsigned long long)usage()->charged_bytes[0]);
     CHECK("freed: the charge goes", pool_live(usage(), VRAMGUARD_KV_CACHE) == 0, "got %llu",
           pool_live(usage(), VRAMGUARD_KV_CACHE));
 
