@@ -42,6 +42,28 @@ static long long driver_free(void)
     return cuMemGetInfo(&f, &t) == CUDA_SUCCESS ? (long long)f : -1;
 }
 
+/* Over a context's whole life (made, used, ended) the driver's used memory
+ * and the shim's charge must move alike: what the context owned went with it
+ * on both sides, what outlives it (pool reserve, VMM memory) stays on both. */
+static long long life_free0;
+static unsigned long long life_charged0;
+
+static void life_begin(void)
+{
+    life_free0 = driver_free();
+    life_charged0 = usage()->charged_bytes[0];
+}
+
+static void life_end(const char *name)
+{
+    long long driver = life_free0 - driver_free();
+    long long shim = (long long)usage()->charged_bytes[0] - (long long)life_charged0;
+    printf("note: %s: over the context's life the driver used %lld bytes more, the shim charged %lld more\n", name,
+           driver, shim);
+    CHECK(name, driver - shim < (long long)(2 * MiB) && shim - driver < (long long)(2 * MiB),
+          "driver used %lld more, shim charged %lld more", driver, shim);
+}
+
 static int primary_active(void)
 {
     unsigned flags = 0;
@@ -61,6 +83,7 @@ int main(void)
     CHECK("cuCtxCreate(observer)", cuCtxCreate(&observer, NULL, 0, dev) == CUDA_SUCCESS, "failed");
 
     /* ---- A: primary context, two references ---------------------------------- */
+    life_begin();
     CUcontext primary = NULL;
     cuDevicePrimaryCtxRetain(&primary, dev);
     cuDevicePrimaryCtxRetain(&primary, dev);
@@ -92,6 +115,7 @@ int main(void)
     CHECK("A: uncharged exactly 32 MiB, no more than the driver freed", uncharged == (long long)(32 * MiB) &&
           freed >= uncharged, "uncharged %lld, driver freed %lld", uncharged, freed);
     CHECK("A: cuMemFree of it now fails", cuMemFree(d) == CUDA_ERROR_INVALID_VALUE, "did not");
+    life_end("A: the primary context's life agrees with cuMemGetInfo");
 
     /* ---- B: a green context holds the only reference -------------------------- */
     CUdevResource res, split[2], rest;
@@ -100,6 +124,7 @@ int main(void)
     CUdevResourceDesc desc = NULL;
     CUgreenCtx green = NULL;
     CUcontext green_ctx = NULL;
+    life_begin();
     if (cuDeviceGetDevResource(dev, &res, CU_DEV_RESOURCE_TYPE_SM) == CUDA_SUCCESS &&
         cuDevSmResourceSplitByCount(split, &groups, &res, &rest, 0, 8) == CUDA_SUCCESS &&
         cuDevResourceGenerateDesc(&desc, split, 1) == CUDA_SUCCESS &&
@@ -121,12 +146,14 @@ int main(void)
         CHECK("B: the green context's allocation is dropped (it belonged to the primary context)",
               kind_live(VRAMGUARD_KIND_DEVICE) == 0 && uncharged == (long long)(16 * MiB) && freed >= uncharged,
               "device %llu, uncharged %lld, driver freed %lld", kind_live(VRAMGUARD_KIND_DEVICE), uncharged, freed);
+        life_end("B: the green context's life agrees with cuMemGetInfo");
     } else {
         printf("SKIP B: no green contexts on this driver\n");
     }
 
     /* ---- C: a created context: its own memory goes, pool and VMM memory stay -- */
     CUcontext created = NULL;
+    life_begin();
     CHECK("C: cuCtxCreate", cuCtxCreate(&created, NULL, 0, dev) == CUDA_SUCCESS, "failed");
     CUstream s = NULL;
     cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
@@ -176,6 +203,7 @@ int main(void)
           kind_live(VRAMGUARD_KIND_VMM) == vmm_before && vmm_before == 8 * MiB && pool_before == 8 * MiB,
           "pool %llu (was %llu) vmm %llu (was %llu)", kind_live(VRAMGUARD_KIND_POOL), pool_before,
           kind_live(VRAMGUARD_KIND_VMM), vmm_before);
+    life_end("C: the created context's life agrees with cuMemGetInfo (pool and VMM memory still held)");
     CHECK("C: cuMemFree of its allocation fails", cuMemFree(in_ctx) == CUDA_ERROR_INVALID_VALUE, "did not");
     CUstream s2 = NULL;
     cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING);

@@ -144,22 +144,29 @@ int main(void)
              CHECK("cuArrayDestroy(sparse)", cuArrayDestroy(sp) == CUDA_SUCCESS, "failed"));
 
     /* ---- a context that ends takes its arrays and their mappings ------------- */
+    /* Measured over the whole context's life: made, an array mapped with a
+     * released handle, destroyed: everything comes back, the driver's
+     * memory and the shim's charge alike (the context's own memory too). */
     CUcontext created = NULL;
-    CHECK("cuCtxCreate", cuCtxCreate(&created, NULL, 0, dev) == CUDA_SUCCESS, "failed");
-    CUstream cs = NULL;
-    cuStreamCreate(&cs, CU_STREAM_NON_BLOCKING);
-    ad.Flags = CUDA_ARRAY3D_DEFERRED_MAPPING;
     CUmemGenericAllocationHandle h6 = 0;
-    CHECK("a deferred-mapping array in the created context", cuArray3DCreate(&a, &ad) == CUDA_SUCCESS, "failed");
-    cuMemCreate(&h6, size, &tp, 0);
-    mi = whole(a, h6, 1);
-    CHECK("h6 mapped into it", map_ops(&mi, cs) == CUDA_SUCCESS, "failed");
-    cuMemRelease(h6);
-    cuStreamDestroy(cs);
-    CHECK("... h6 charged while mapped", live(VRAMGUARD_KIND_VMM) == size, "vmm %llu", live(VRAMGUARD_KIND_VMM));
-    CHECK("cuCtxDestroy", cuCtxDestroy(created) == CUDA_SUCCESS, "failed");
-    cuCtxSetCurrent(ctx);
-    CHECK("the context's end unmapped h6: uncharged", live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu",
+    unsigned long long vmm_mapped = 0;
+    MEASURED("a context destroyed with a deferred-mapping array holding a released handle: all freed", {
+        CHECK("cuCtxCreate", cuCtxCreate(&created, NULL, 0, dev) == CUDA_SUCCESS, "failed");
+        CUstream cs = NULL;
+        cuStreamCreate(&cs, CU_STREAM_NON_BLOCKING);
+        ad.Flags = CUDA_ARRAY3D_DEFERRED_MAPPING;
+        CHECK("a deferred-mapping array in the created context", cuArray3DCreate(&a, &ad) == CUDA_SUCCESS, "failed");
+        cuMemCreate(&h6, size, &tp, 0);
+        mi = whole(a, h6, 1);
+        CHECK("h6 mapped into it", map_ops(&mi, cs) == CUDA_SUCCESS, "failed");
+        cuMemRelease(h6);
+        cuStreamDestroy(cs);
+        vmm_mapped = live(VRAMGUARD_KIND_VMM);
+        CHECK("cuCtxDestroy", cuCtxDestroy(created) == CUDA_SUCCESS, "failed");
+        cuCtxSetCurrent(ctx);
+    });
+    CHECK("... h6 was charged while mapped", vmm_mapped == size, "vmm %llu", vmm_mapped);
+    CHECK("... the context's end unmapped h6: uncharged", live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu",
           live(VRAMGUARD_KIND_VMM));
 
     cuStreamDestroy(s);
