@@ -459,11 +459,12 @@ END_TEST
 
 START_TEST(test_library_found_next_to_script)
 {
-    /* a copy of the CLI in <tmp>/scripts finds <tmp>/build/libvramguard.so,
-     * through a symlink to the script as well */
-    char d[PATH_MAX], f[PATH_MAX], link[PATH_MAX], cmd[4 * PATH_MAX];
+    /* a copy of the CLI (entry script and package) in <tmp>/scripts finds
+     * <tmp>/build/libvramguard.so, through a symlink to the script as well */
+    char d[PATH_MAX], f[PATH_MAX], link[PATH_MAX], cmd[6 * PATH_MAX];
     fmt(cmd, sizeof cmd, "mkdir -p '%s/scripts' '%s/build' '%s/bin' && cp '%s' '%s/scripts/' && "
-             "cp '%s' '%s/build/libvramguard.so'", g_tmp, g_tmp, g_tmp, g_cli, g_tmp, g_stub, g_tmp);
+             "cp -R '%s_cli' '%s/scripts/' && cp '%s' '%s/build/libvramguard.so'",
+        g_tmp, g_tmp, g_tmp, g_cli, g_tmp, g_cli, g_tmp, g_stub, g_tmp);
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     ck_assert_int_eq(run_plain(argv), 0);
     fmt(f, sizeof f, "%s/scripts/vramguard", g_tmp);
@@ -484,6 +485,13 @@ START_TEST(test_library_found_next_to_script)
     collect(spawn(env, av));
     CODE_IS(125);
     ERR_HAS("libvramguard.so not found");
+    /* and without its package: 125, naming it */
+    fmt(cmd, sizeof cmd, "rm -r '%s/scripts/vramguard_cli'", g_tmp);
+    ck_assert_int_eq(run_plain(argv), 0);
+    collect(spawn(env, av));
+    CODE_IS(125);
+    ERR_HAS("vramguard_cli is missing");
+    NO_TRACEBACK();
 }
 END_TEST
 

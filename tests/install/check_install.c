@@ -128,15 +128,23 @@ START_TEST(install_files_and_uninstall)
     expect_file("lib/pkgconfig/vramguard.pc", 0644);
     expect_file("share/man/man1/vramguard.1", 0644);
     expect_file("lib/python3/dist-packages/vramguard.py", 0644);
-    /* exactly those six files */
+    expect_file("lib/vramguard/vramguard_cli/__init__.py", 0644);
+    expect_file("lib/vramguard/vramguard_cli/cli.py", 0644);
+    /* exactly those six files and the CLI's package (every module, the same bytes) */
+    SH_OK("ls scripts/vramguard_cli/*.py | wc -l");
+    int modules = atoi(g_out);
+    ck_assert_msg(modules > 2, "scripts/vramguard_cli has %d modules", modules);
     SH_OK("find '%s' -type f | wc -l", g_dest);
-    ck_assert_msg(atoi(g_out) == 6, "%d files installed, want 6", atoi(g_out));
+    ck_assert_msg(atoi(g_out) == 6 + modules, "%d files installed, want %d", atoi(g_out), 6 + modules);
+    SH_OK("for f in scripts/vramguard_cli/*.py; do cmp \"$f\" '%s/lib/vramguard/vramguard_cli/'\"${f##*/}\" || exit 1; done",
+          g_usr);
     /* the installed copies are the sources' (CLI: VERSION and LIBDIR filled in) */
     SH_OK("cmp purpose_tags/vramguard.h '%s/include/vramguard.h' && "
           "cmp '%s/libvramguard.so' '%s/lib/vramguard/libvramguard.so' && "
           "cmp docs/vramguard.1 '%s/share/man/man1/vramguard.1' && "
           "cmp purpose_tags/python/vramguard.py '%s/lib/python3/dist-packages/vramguard.py'",
           g_usr, vg_test_build(), g_usr, g_usr, g_usr);
+    SH_OK("grep '^INSTALLED_PACKAGE = \"/usr/lib/vramguard\"' '%s/bin/vramguard'", g_usr);
     SH_OK("grep '^INSTALLED_LIBRARY = \"/usr/lib/vramguard/libvramguard.so\"' '%s/bin/vramguard' && "
           "grep -x \"VERSION = \\\"$(sed -n 's/^#define VG_VERSION \"\\(.*\\)\"/\\1/p' shim/model/model.h)\\\"\" "
           "'%s/bin/vramguard'", g_usr, g_usr);
@@ -155,7 +163,7 @@ START_TEST(install_files_and_uninstall)
     /* installing again over it is fine, and changes nothing */
     make_install();
     SH_OK("find '%s' -type f | wc -l", g_dest);
-    ck_assert_int_eq(atoi(g_out), 6);
+    ck_assert_int_eq(atoi(g_out), 6 + modules);
     make_uninstall_leaves_nothing();
     /* uninstalling what is not there is not an error */
     SH_OK("make uninstall PREFIX=/usr DESTDIR='%s' 2>&1", g_dest);
@@ -263,6 +271,27 @@ START_TEST(installed_cli_runs_the_demo)
 }
 END_TEST
 
+/* LIBDIR outside PREFIX/lib (lib64): the entry script finds its package and
+ * the library by the paths make install wrote into it, not relative to itself. */
+START_TEST(installed_cli_own_libdir)
+{
+    char prefix[PATH_MAX], libdir[PATH_MAX], want[PATH_MAX + 32];
+    fmt(prefix, sizeof prefix, "%s/opt", g_dest);
+    fmt(libdir, sizeof libdir, "%s/opt/lib64", g_dest);
+    SH_OK("make install PREFIX='%s' LIBDIR='%s' 2>&1", prefix, libdir);
+    fmt(want, sizeof want, "%s/vramguard/vramguard_cli/cli.py", libdir);
+    ck_assert_msg(access(want, R_OK) == 0, "%s is missing", want);
+    SH_OK("cd / && env -u VRAMGUARD_LIBRARY '%s/bin/vramguard' run --quiet -- /bin/sh -c 'echo \"preload=$LD_PRELOAD\"' 2>&1",
+          prefix);
+    fmt(want, sizeof want, "preload=%s/vramguard/libvramguard.so\n", libdir);
+    OUT_HAS(want);
+    OUT_HAS("vramguard: verdict: pass");
+    SH_OK("make uninstall PREFIX='%s' LIBDIR='%s' 2>&1", prefix, libdir);
+    SH_OK("find '%s' ! -type d", g_dest);
+    ck_assert_msg(g_out[0] == '\0', "make uninstall left:\n%s", g_out);
+}
+END_TEST
+
 START_TEST(installed_man_page)
 {
     make_install();
@@ -307,6 +336,7 @@ Suite *make_install_suite(void)
     tcase_add_test(tc, install_files_and_uninstall);
     tcase_add_test(tc, install_pkgconfig_header_python);
     tcase_add_test(tc, installed_cli_runs_the_demo);
+    tcase_add_test(tc, installed_cli_own_libdir);
     tcase_add_test(tc, installed_man_page);
     suite_add_tcase(s, tc);
     return s;
