@@ -56,7 +56,9 @@ def proc_status(proc):
     return base
 
 
-def print_summary(agg, out, quiet=False, command_line=None, header_note=None):
+def print_summary(agg, out, quiet=False, command_line=None, header_note=None, purposes=False):
+    """The text summary: a line per process (its events below it), with
+    `purposes` the per-purpose table, then the verdict line."""
     fail_on = agg.fail_on
     if not quiet:
         out("%s reached the CUDA driver%s" % (
@@ -97,6 +99,8 @@ def print_summary(agg, out, quiet=False, command_line=None, header_note=None):
                         a.get("address"), ", ".join(detail), a.get("api"), a.get("caller")))
                 if (p.leak_count or 0) > min(len(p.leaks), SHOW_EVENTS):
                     out("  ... %d more leaked allocations" % (p.leak_count - min(len(p.leaks), SHOW_EVENTS)))
+        if purposes:
+            print_purposes(agg, out)
         for pid, url in agg.endpoints:
             out("pid %s endpoint %s" % (pid if pid is not None else "?", url))
         if "require-cuda" in agg.reasons:
@@ -173,6 +177,57 @@ def vram_peak(dev):
                and is_int(r.get("peak_bytes")))
 
 
+PURPOSE_HEADER = ["purpose", "device (peak)", "pool (peak)", "vmm (peak)", "array (peak)",
+                  "peak", "live at exit", "allocations"]
+
+
+def purpose_table(agg):
+    """VRAM by purpose, the VRAM kinds summed over every process and device:
+    [(purpose, {kind: peak}, peak, live, allocations)], the known purposes
+    first, then a ("total", ...) row; [] when no report has a usage row."""
+    cells = {}
+    for p in agg.procs:
+        for d in p.devices:
+            for row in d.get("usage") or []:
+                if not isinstance(row, dict) or row.get("kind") not in VRAM_KINDS:
+                    continue
+                c = cells.setdefault(str(row.get("purpose")), {"peak": 0, "live": 0, "allocs": 0,
+                                                               "kinds": dict((k, 0) for k in VRAM_KINDS)})
+                c["peak"] += row.get("peak_bytes") if is_int(row.get("peak_bytes")) else 0
+                c["live"] += row.get("live_bytes") if is_int(row.get("live_bytes")) else 0
+                c["allocs"] += row.get("allocations") if is_int(row.get("allocations")) else 0
+                c["kinds"][row["kind"]] += row.get("peak_bytes") if is_int(row.get("peak_bytes")) else 0
+    if not cells:
+        return []
+    order = [x for x in PURPOSES if x in cells] + sorted(x for x in cells if x not in PURPOSES)
+    tot = {"peak": 0, "live": 0, "allocs": 0, "kinds": dict((k, 0) for k in VRAM_KINDS)}
+    rows = []
+    for purpose in order:
+        c = cells[purpose]
+        rows.append((purpose, c["kinds"], c["peak"], c["live"], c["allocs"]))
+        for key in ("peak", "live", "allocs"):
+            tot[key] += c[key]
+        for k in VRAM_KINDS:
+            tot["kinds"][k] += c["kinds"][k]
+    rows.append(("total", tot["kinds"], tot["peak"], tot["live"], tot["allocs"]))
+    return rows
+
+
+def print_purposes(agg, out):
+    """The per-purpose table of the Markdown summary, as text lines."""
+    table = purpose_table(agg)
+    if not table:
+        return
+    rows = [PURPOSE_HEADER] + [[purpose] + [human(kinds[k]) for k in VRAM_KINDS]
+                               + [human(peak), human(live), str(allocs)]
+                               for purpose, kinds, peak, live, allocs in table]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(PURPOSE_HEADER))]
+    out("VRAM by purpose (each row's own peak, summed over processes and devices):")
+    for r in rows:
+        out("  " + "  ".join(r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i])
+                             for i in range(len(r))).rstrip())
+
+
 def print_markdown(agg, write, title="vramguard"):
     """The run's summary as GitHub-flavoured Markdown: processes, VRAM by
     purpose, violations, OOM events, verdict."""
@@ -213,41 +268,18 @@ def print_markdown(agg, write, title="vramguard"):
         if errors:
             lines.append("")
 
-    # VRAM by purpose: the VRAM kinds summed over every process and device
-    cells, devs = {}, []
-    for p in agg.procs:
-        for d in p.devices:
-            devs.append((p, d))
-            for row in d.get("usage") or []:
-                if not isinstance(row, dict) or row.get("kind") not in VRAM_KINDS:
-                    continue
-                c = cells.setdefault(str(row.get("purpose")), {"peak": 0, "live": 0, "allocs": 0,
-                                                         "kinds": {}})
-                c["peak"] += row.get("peak_bytes") if is_int(row.get("peak_bytes")) else 0
-                c["live"] += row.get("live_bytes") if is_int(row.get("live_bytes")) else 0
-                c["allocs"] += row.get("allocations") if is_int(row.get("allocations")) else 0
-                k = c["kinds"]
-                k[row["kind"]] = k.get(row["kind"], 0) + (
-                    row.get("peak_bytes") if is_int(row.get("peak_bytes")) else 0)
-    if cells:
+    devs = [(p, d) for p in agg.procs for d in p.devices]
+    table = purpose_table(agg)
+    if table:
         lines.append("### VRAM by purpose")
         lines.append("")
-        order = [x for x in PURPOSES if x in cells] + sorted(x for x in cells if x not in PURPOSES)
         rows = []
-        tot = {"peak": 0, "live": 0, "allocs": 0, "kinds": dict((k, 0) for k in VRAM_KINDS)}
-        for purpose in order:
-            c = cells.get(purpose)
-            rows.append([md_code(purpose)] + [md_bytes(c["kinds"].get(k, 0)) for k in VRAM_KINDS]
-                        + [md_bytes(c["peak"]), md_bytes(c["live"]), str(c["allocs"])])
-            for key in ("peak", "live", "allocs"):
-                tot[key] += c[key]
-            for k in VRAM_KINDS:
-                tot["kinds"][k] += c["kinds"].get(k, 0)
-        rows.append(["**total**"] + [md_bytes(tot["kinds"][k]) for k in VRAM_KINDS]
-                    + [md_bytes(tot["peak"]), md_bytes(tot["live"]), str(tot["allocs"])])
-        lines += md_table(["purpose", "device (peak)", "pool (peak)", "vmm (peak)",
-                           "array (peak)", "peak", "live at exit", "allocations"],
-                          rows, "lrrrrrrr")
+        for i, (purpose, kinds, peak, live, allocs) in enumerate(table):
+            total = i == len(table) - 1
+            rows.append(["**total**" if total else md_code(purpose)]
+                        + [md_bytes(kinds[k]) for k in VRAM_KINDS]
+                        + [md_bytes(peak), md_bytes(live), str(allocs)])
+        lines += md_table(PURPOSE_HEADER, rows, "lrrrrrrr")
         lines.append("")
         lines.append("Peaks are summed over processes and devices (each row's own peak).")
         lines.append("")

@@ -13,7 +13,9 @@ def add_parser(sub, epilog, fmt):
                                "DIR|FILE...",
                          description="Print the same summary as 'vramguard run' for reports "
                                      "(vramguard.*.json) and journals (*.journal) given "
-                                     "directly or found in directories. With --markdown, "
+                                     "directly or found in directories, with VRAM by purpose "
+                                     "as a table (each VRAM kind's peak, live at exit, "
+                                     "allocations) before the verdict. With --markdown, "
                                      "write it as Markdown tables on stdout, for a CI job "
                                      "summary: vramguard report --markdown reports >> "
                                      "\"$GITHUB_STEP_SUMMARY\"",
@@ -53,7 +55,7 @@ def command(args, extra):
         print_markdown(agg, write_stdout)
         print_summary(agg, say, quiet=True)     # the verdict line, for the job log
     else:
-        print_summary(agg, say, quiet=args.quiet)
+        print_summary(agg, say, quiet=args.quiet, purposes=True)
     if agg.failed:
         return EXIT_FAIL
     if agg.errors:

@@ -1791,6 +1791,32 @@ START_TEST(test_unknown_never_passes)
 }
 END_TEST
 
+/* `vramguard report` without --markdown: the per-purpose table of the
+ * Markdown summary as text (the same rows and figures). */
+START_TEST(test_report_text_purposes)
+{
+    char dir[PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--fail-on", "none", "--report-dir", dir, "--", g_py, g_worker,
+       "--pool-bytes", "8388608", "--child", "--leaks 1 --peak 2097152", NULL);
+    CODE_IS(0);
+    ERR_LACKS("VRAM by purpose");               /* run: the summary stays short */
+    vg(NULL, "report", dir, NULL);
+    CODE_IS(0);
+    ERR_HAS("vramguard: VRAM by purpose (each row's own peak, summed over processes and devices):\n"
+            "vramguard:   purpose       device (peak)  pool (peak)  vmm (peak)  array (peak)      peak  live at exit  allocations\n"
+            "vramguard:   weights             5.0 MiB          0 B         0 B           0 B   5.0 MiB           0 B            6\n"
+            "vramguard:   kv_cache            4.0 KiB          0 B         0 B           0 B   4.0 KiB       4.0 KiB            1\n"
+            "vramguard:   intermediate            0 B      8.0 MiB         0 B           0 B   8.0 MiB           0 B            2\n"
+            "vramguard:   total               5.0 MiB      8.0 MiB         0 B           0 B  13.0 MiB       4.0 KiB            9\n");
+    /* (the 1 GiB host_pinned row is not VRAM: in no column, not in the total) */
+    vg(NULL, "report", "--quiet", dir, NULL);
+    CODE_IS(0);
+    ERR_LACKS("VRAM by purpose");
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1817,6 +1843,7 @@ Suite *make_cli_suite(void)
                                test_suggest_groups, test_suggest_nothing_and_errors,
                                test_suggest_from_journals, test_suggest_keeps_the_runs_allowance,
                                test_run_suggest, NULL}},
+        {"cli_honest", {test_report_text_purposes, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);
