@@ -78,8 +78,11 @@ fail-on conditions (evaluated by vramguard over all processes):
   violation   at least one managed or host (pinned, registered) allocation
               that no allowance let through was seen (rejected, or let
               through with --policy warn)
-  oom         at least one allocation failed with out-of-memory
+  oom         at least one allocation failed with out-of-memory (the
+              device's; a budget's refusals are budget)
   leak        at least one tracked allocation was still live at exit
+  budget      at least one allocation was refused by a VRAMGUARD_LIMIT
+              budget (--limit)
   none        never fail
   A condition that some process could not measure fails the same way: the
   leaks of a process killed before its report, figures its report says are

@@ -10,7 +10,7 @@ from .common import UsageError, say
 
 POLICIES = ("reject", "warn", "off")
 ALLOW_KINDS = ("pinned", "registered", "managed")
-FAIL_ON_VALUES = ("violation", "oom", "leak")
+FAIL_ON_VALUES = ("violation", "oom", "leak", "budget")   # as the shim's VRAMGUARD_FAIL_ON
 DEFAULT_POLICY = "reject"
 DEFAULT_ALLOW = "none"
 DEFAULT_FAIL_ON = "violation"

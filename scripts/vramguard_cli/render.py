@@ -35,7 +35,16 @@ def describe_event(ev, with_kind):
     if with_kind:
         parts.append("action " + g("action"))
     parts.append("result " + g("result"))
+    if ev.get("budget") is not None:
+        limit = ev.get("budget_limit")
+        parts.append("budget %s%s" % (g("budget"), " (%s)" % human(limit) if is_int(limit) else ""))
     return ", ".join(parts)
+
+
+def shows_budgets(agg):
+    """Budget OOMs get a place in the summaries when there are any or
+    --fail-on names them (else the lines stay as they were)."""
+    return "budget" in agg.fail_on or agg.budget_ooms > 0
 
 
 def proc_status(proc):
@@ -68,25 +77,26 @@ def print_summary(agg, out, quiet=False, command_line=None, header_note=None, pu
             leaked = ("unknown (%s)" % p.unknown.get("leak", "no report") if p.leak_count is None
                       else "%d (%s)" % (p.leak_count, human(p.leak_bytes)))
             least = "at least " if p.at_least else ""
-            out("pid %s %s: %s; peak tracked %s; violations %s%d; OOM events %s%d; "
+            budget = ("; budget OOMs %s%d" % (least, p.budget_count) if shows_budgets(agg) else "")
+            out("pid %s %s: %s; peak tracked %s; violations %s%d; OOM events %s%d%s; "
                 "leaked allocations %s" % (
                     p.pid if p.pid is not None else "?", p.exe or "(exe unknown)",
                     proc_status(p), human(p.peak_bytes), least, p.violation_count, least,
-                    p.oom_count, leaked))
+                    p.oom_count, budget, leaked))
             for err in p.errors:
                 out("  error: %s" % err)
             for cond in p.unknown_reasons:
                 out("  unknown: %s: %s" % (cond, p.unknown[cond]))
             for note in p.notes:
                 out("  note: %s" % note)
-            for label, count, events, with_kind in (("violation", p.violation_count,
-                                                     p.violations, True),
-                                                    ("oom", p.oom_count, p.ooms, False)):
+            for label, count, events, with_kind, more in (
+                    ("violation", p.violation_count, p.violations, True, "violations"),
+                    ("oom", p.oom_count, p.ooms, False, "OOM events"),
+                    ("budget oom", p.budget_count, p.budget_ooms, False, "budget OOMs")):
                 for ev in events[:SHOW_EVENTS]:
                     out("  %s: %s" % (label, describe_event(ev, with_kind)))
                 if count > min(len(events), SHOW_EVENTS):
-                    out("  ... %d more %s" % (count - min(len(events), SHOW_EVENTS),
-                                              "violations" if with_kind else "OOM events"))
+                    out("  ... %d more %s" % (count - min(len(events), SHOW_EVENTS), more))
             if "leak" in fail_on and p.leaks:
                 for a in p.leaks[:SHOW_EVENTS]:
                     size = a.get("size")
@@ -121,6 +131,8 @@ def verdict_details(agg):
         details.append("oom: %s" % plural(agg.ooms, "OOM event"))
     if "leak" in agg.reasons:
         details.append("leak: %s, %s" % (plural(agg.leaks, "allocation"), human(agg.leak_bytes)))
+    if "budget" in agg.reasons:
+        details.append("budget: %s" % plural(agg.budget_ooms, "budget OOM"))
     for cond in agg.unknown:
         n = sum(1 for p in agg.procs if cond in p.unknown_reasons)
         details.append("%s: unknown for %s" % (cond, plural(n, "process", "processes")))
@@ -257,9 +269,13 @@ def print_markdown(agg, write, title="vramguard"):
             rows.append([str(p.pid) if p.pid is not None else "?",
                          md_code(os.path.basename(p.exe) if p.exe else None),
                          md_cell(proc_status(p)), md_bytes(peak), md_bytes(charged),
-                         str(p.violation_count), str(p.oom_count), md_cell(leaked)])
+                         str(p.violation_count), str(p.oom_count)]
+                        + ([str(p.budget_count)] if shows_budgets(agg) else [])
+                        + [md_cell(leaked)])
+        budget = shows_budgets(agg)
         lines += md_table(["pid", "exe", "status", "peak VRAM", "charged at exit",
-                           "violations", "OOM events", "leaked"], rows, "rllrrrrr")
+                           "violations", "OOM events"] + (["budget OOMs"] if budget else [])
+                          + ["leaked"], rows, "rllrrrr" + ("r" if budget else "") + "r")
         lines.append("")
         errors = [(p, e) for p in agg.procs for e in p.errors]
         for p, e in errors:
@@ -309,7 +325,10 @@ def print_markdown(agg, write, title="vramguard"):
              ("api", "size", "kind", "purpose", "caller", "action")),
             ("OOM events", agg.ooms, "ooms",
              ["pid", "api", "size", "purpose", "device", "caller"],
-             ("api", "size", "purpose", "device", "caller"))):
+             ("api", "size", "purpose", "device", "caller")),
+            ("Budget OOMs", agg.budget_ooms, "budget_ooms",
+             ["pid", "api", "size", "purpose", "device", "caller", "budget"],
+             ("api", "size", "purpose", "device", "caller", "budget"))):
         if not count:
             continue
         lines.append("### %s (%d)" % (title_, count))
@@ -325,7 +344,7 @@ def print_markdown(agg, write, title="vramguard"):
                     v = ev.get(f)
                     if f == "size":
                         row.append(human(v) if is_int(v) else md_cell(v))
-                    elif f in ("api", "caller", "kind", "purpose"):
+                    elif f in ("api", "caller", "kind", "purpose", "budget"):
                         row.append(md_code(v))
                     else:
                         row.append(md_cell(v))

@@ -22,7 +22,7 @@ def add_parser(sub, epilog, fmt):
                          epilog=epilog, formatter_class=fmt)
     rep.add_argument("--fail-on", type=parse_fail_on, default=None,
                      metavar="LIST",
-                     help="comma list of violation, oom, leak, or none "
+                     help="comma list of violation, oom, leak, budget, or none "
                           "(default: VRAMGUARD_FAIL_ON, else %s)" % DEFAULT_FAIL_ON)
     rep.add_argument("--markdown", action="store_true",
                      help="write a Markdown summary on stdout (processes, VRAM by purpose "

@@ -67,6 +67,8 @@ class Proc(object):
         self.violations = []
         self.oom_count = 0
         self.ooms = []
+        self.budget_count = 0         # budget OOMs (VRAMGUARD_LIMIT): not in oom_count
+        self.budget_ooms = []
         self.leak_count = None        # unknown without a report
         self.leak_bytes = None
         self.leaks = []
@@ -112,6 +114,11 @@ def load_report(path, proc):
     oom = need(data, "oom_events", "dict", "")
     ocount = need(oom, "count", "int", "oom_events")
     orec = need(oom, "recorded", "list", "oom_events")
+    bcount, brec = 0, []
+    if "budgets" in data:                  # written only when a budget is set
+        budgets = need(data, "budgets", "dict", "")
+        bcount = need(budgets, "oom_events", "int", "budgets")
+        brec = need(budgets, "recorded", "list", "budgets")
     live = need(data, "live_at_exit", "dict", "")
     lcount = need_count(live, "count", "live_at_exit")
     lbytes = need_count(live, "bytes", "live_at_exit")
@@ -123,6 +130,7 @@ def load_report(path, proc):
     proc.peak_bytes = peak
     proc.violation_count, proc.violations = vcount, [e for e in vrec if isinstance(e, dict)]
     proc.oom_count, proc.ooms = ocount, [e for e in orec if isinstance(e, dict)]
+    proc.budget_count, proc.budget_ooms = bcount, [e for e in brec if isinstance(e, dict)]
     proc.leak_count, proc.leak_bytes = lcount, lbytes
     if lcount is None or lbytes is None:
         proc.leak_count = proc.leak_bytes = None
@@ -152,8 +160,10 @@ class JournalRun(object):
         self.has_start = False
         self.violation_count = 0
         self.oom_count = 0
+        self.budget_count = 0
         self.violations = []
         self.ooms = []
+        self.budget_ooms = []
         self.suppressed = 0       # events counted through "suppressed" summaries
         self.capped = False       # the journal reached VRAMGUARD_LOG_MAX: later events are not in it
         self.suppressing = False  # repeats were being suppressed: those after the last summary are not in it
@@ -194,7 +204,7 @@ def read_journal(path, visit=None):
     if run.pid is None:
         m = PID_FROM_NAME_RE.search(os.path.basename(path))
         run.pid = int(m.group(1)) if m else None
-    if not (run.has_start or run.violation_count or run.oom_count or run.capped):
+    if not (run.has_start or run.violation_count or run.oom_count or run.budget_count or run.capped):
         raise Malformed("journal holds no events")
     return run
 
@@ -241,6 +251,11 @@ def apply_journal_line(run, line, lineno, last, visit):
         run.violation_count += count
         if ev["event"] != "suppressed" and len(run.violations) < JOURNAL_KEEP:
             run.violations.append(body)
+    elif kind == "oom" and "budget" in ev:    # refused by a VRAMGUARD_LIMIT budget
+        kind = "budget"
+        run.budget_count += count
+        if ev["event"] != "suppressed" and len(run.budget_ooms) < JOURNAL_KEEP:
+            run.budget_ooms.append(body)
     elif kind == "oom":
         run.oom_count += count
         if ev["event"] != "suppressed" and len(run.ooms) < JOURNAL_KEEP:
@@ -283,6 +298,8 @@ def apply_journal(proc, run):
     proc.violations.extend(run.violations)
     proc.oom_count += run.oom_count
     proc.ooms.extend(run.ooms)
+    proc.budget_count += run.budget_count
+    proc.budget_ooms.extend(run.budget_ooms)
     proc.unknown.setdefault("leak", "no report: allocations live at its end are not known")
     if run.suppressed:
         proc.notes.append("%s counted from summaries of suppressed repeats"
@@ -296,7 +313,8 @@ def apply_journal(proc, run):
         proc.at_least = True
         proc.notes.append("its journal reached VRAMGUARD_LOG_MAX: events after the cap are not "
                           "in it, its counts are lower bounds")
-        for cond, count in (("violation", run.violation_count), ("oom", run.oom_count)):
+        for cond, count in (("violation", run.violation_count), ("oom", run.oom_count),
+                            ("budget", run.budget_count)):
             if count == 0:
                 proc.unknown.setdefault(cond, "its journal reached its cap before the end")
 
@@ -347,19 +365,20 @@ class Aggregate(object):
         self.reached = sum(1 for p in procs if p.reached)
         self.violations = sum(p.violation_count for p in procs)
         self.ooms = sum(p.oom_count for p in procs)
+        self.budget_ooms = sum(p.budget_count for p in procs)
         self.leaks = sum(p.leak_count or 0 for p in procs)
         self.leak_bytes = sum(p.leak_bytes or 0 for p in procs)
         self.errors = sum(1 for p in procs if p.errors)
         self.reasons = []
         for cond, total in (("violation", self.violations), ("oom", self.ooms),
-                            ("leak", self.leaks)):
+                            ("leak", self.leaks), ("budget", self.budget_ooms)):
             if cond in self.fail_on and total > 0:
                 self.reasons.append(cond)
         if require_cuda and self.reached == 0:
             self.reasons.append("require-cuda")
         for p in procs:
             p.reasons = [c for c, n in (("violation", p.violation_count), ("oom", p.oom_count),
-                                        ("leak", p.leak_count or 0))
+                                        ("leak", p.leak_count or 0), ("budget", p.budget_count))
                          if c in self.fail_on and n > 0]
             p.unknown_reasons = [c for c in self.fail_on if c in p.unknown and c not in p.reasons]
         # A fail-on condition some process could not measure never passes: the

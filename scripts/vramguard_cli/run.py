@@ -60,7 +60,7 @@ def add_parser(sub, epilog, fmt):
                           "dropped, else %s)" % DEFAULT_ALLOW)
     run.add_argument("--fail-on", type=parse_fail_on, default=None,
                      metavar="LIST",
-                     help="comma list of violation, oom, leak, or none "
+                     help="comma list of violation, oom, leak, budget, or none "
                           "(default: VRAMGUARD_FAIL_ON, else %s)" % DEFAULT_FAIL_ON)
     run.add_argument("--report-dir", metavar="DIR",
                      help="keep the reports in DIR (created if needed); default: a "

@@ -325,7 +325,8 @@ static const char *const type_events[VG_REPEAT_TYPES] = {"violation", "oom", "oo
 
 /* The journal line of a group of repeats: {"event":EVENT,"pid":N,"time":T,
  * "of":"violation"|"oom", then `extra` (count, since), then the group's
- * fields (an overflow group: kind and size only). */
+ * fields (an overflow group: kind and size only, and "budget":null for
+ * budget OOMs: a reader counts them apart from the device's OOMs). */
 static void journal_group(const char *event, const struct vg_repeat_group *g, bool other, uint64_t size,
                           const char *extra)
 {
@@ -341,6 +342,8 @@ static void journal_group(const char *event, const struct vg_repeat_group *g, bo
                   type_events[g->type], extra);
     if (other) {
         vg_out_printf(&o, ",\"kind\":\"%s\",\"size\":%llu", vg_kind_name(g->kind), (unsigned long long)size);
+        if (g->type == VG_REPEAT_BUDGET_OOM) /* budget OOMs of several scopes: told apart from the device's */
+            vg_out_str(&o, ",\"budget\":null");
     } else {
         vg_caller_text(g->caller, true, caller, sizeof(caller));
         vg_out_str(&o, ",\"api\":");

@@ -505,7 +505,7 @@ START_TEST(test_bad_options)
     ERR_HAS("invalid rule 'unpinned'");
     vg(NULL, "run", "--fail-on", "violation,bogus", "--", g_py, g_worker, NULL);
     CODE_IS(125);
-    ERR_HAS("violation, oom, leak, or none");
+    ERR_HAS("violation, oom, leak, budget, or none");
     vg(NULL, "run", "--frobnicate", "--", g_py, g_worker, NULL);
     CODE_IS(125);
     vg(NULL, "run", g_py, g_worker, NULL);            /* no -- */
@@ -1817,6 +1817,47 @@ START_TEST(test_report_text_purposes)
 }
 END_TEST
 
+/* --fail-on budget (as the shim's VRAMGUARD_FAIL_ON): allocations refused
+ * by a VRAMGUARD_LIMIT budget, counted apart from the device's OOMs, from
+ * reports and from journals alike. */
+START_TEST(test_fail_on_budget)
+{
+    char dir[PATH_MAX], cmd[4 * PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--fail-on", "budget", "--report-dir", dir, "--", g_py, g_worker,
+       "--budget-ooms", "2", "--ooms", "1", "--child", "--budget-ooms 1 --kill KILL", NULL);
+    CODE_IS(3);
+    ERR_HAS("verdict: fail (budget: 3 budget OOMs; fail-on: budget; 2 processes)");
+    ERR_HAS("fail (budget); peak tracked 3.0 MiB; violations 0; OOM events 1; budget OOMs 2;");
+    ERR_HAS("killed, no report, fail (budget); peak tracked unknown; violations 0; OOM events 0; budget OOMs 1;");
+    ERR_HAS("  budget oom: cuMemAlloc_v2 size 2.0 GiB (2147483648 B), purpose kv_cache, device 0, "
+            "caller /opt/fake/libworker.so+0x4d5e, result 2, budget kv_cache (1.0 GiB)");
+    ck_assert_int_eq(count_lines_with(r_err, "  oom: "), 1);        /* the device's OOM only */
+    /* oom does not count budget OOMs (in the journal of the killed process neither) */
+    vg(NULL, "report", "--fail-on", "oom", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("verdict: fail (oom: 1 OOM event; fail-on: oom; 2 processes)");
+    const char *env[] = {"VRAMGUARD_FAIL_ON=violation,budget", NULL};
+    vg(env, "report", dir, NULL);
+    CODE_IS(3);
+    ERR_HAS("(budget: 3 budget OOMs; fail-on: violation,budget;");
+    vg(NULL, "report", "--markdown", "--fail-on", "budget", dir, NULL);
+    CODE_IS(3);
+    OUT_HAS("| violations | OOM events | budget OOMs | leaked |");
+    OUT_HAS("### Budget OOMs (3)");
+    OUT_HAS("| `cuMemAlloc_v2` | 2.0 GiB | `kv_cache` | 0 | `/opt/fake/libworker.so+0x4d5e` | `kv_cache` |");
+    /* without budget OOMs and not asked for: the lines stay as they were */
+    vg(NULL, "run", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ERR_LACKS("budget");
+    /* the fake worker's reports with a budget section match the schema */
+    fmt(cmd, sizeof cmd, "exec '%s' '%s' '%s'/*", g_py, g_validate, dir);
+    prog("/bin/sh", "-c", cmd, NULL);
+    CODE_IS(0);
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1843,7 +1884,7 @@ Suite *make_cli_suite(void)
                                test_suggest_groups, test_suggest_nothing_and_errors,
                                test_suggest_from_journals, test_suggest_keeps_the_runs_allowance,
                                test_run_suggest, NULL}},
-        {"cli_honest", {test_report_text_purposes, NULL}},
+        {"cli_honest", {test_report_text_purposes, test_fail_on_budget, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

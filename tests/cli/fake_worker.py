@@ -27,10 +27,13 @@ one are suppressed ("suppressing") and then summarises N more ("suppressed");
 in the journal or in a summary); --capped: the journal ends with its capped
 line (VRAMGUARD_LOG_MAX reached). --untracked N: the report says N
 allocations could not be tracked: its live and leak figures are "unknown".
+--budget-ooms N: N allocations refused by a VRAMGUARD_LIMIT budget (kv_cache=1G):
+journaled as "oom" events with "budget", in the report's "budgets" section,
+not in "oom_events" (as the shim writes them).
 
   fake_worker.py [--violations N] [--violation-detail KIND:SIZE:CALLER[=RULE]]...
                  [--suppressed N] [--exit-line] [--capped] [--untracked N]
-                 [--ooms N] [--leaks N] [--peak BYTES]
+                 [--ooms N] [--budget-ooms N] [--leaks N] [--peak BYTES]
                  [--exit N] [--kill SIGNAME] [--no-driver] [--malformed]
                  [--no-endpoint] [--empty-journal] [--pool-bytes N]
                  [--child "ARGS"] [--dump-env FILE] [--ready FILE --sleep S]
@@ -60,6 +63,7 @@ def main():
     ap.add_argument("--capped", action="store_true")
     ap.add_argument("--untracked", type=int, default=0)
     ap.add_argument("--ooms", type=int, default=0)
+    ap.add_argument("--budget-ooms", type=int, default=0)
     ap.add_argument("--leaks", type=int, default=0)
     ap.add_argument("--peak", type=int, default=3 << 20)
     ap.add_argument("--exit", type=int, default=0)
@@ -154,6 +158,14 @@ def main():
               "result": 2}
         ooms.append(ev)
         emit(dict({"event": "oom", "pid": pid}, **ev))
+    budget_ooms = []
+    for i in range(a.budget_ooms):
+        ev = {"time": now(), "api": "cuMemAlloc_v2", "kind": "device", "size": 2 << 30,
+              "device": 0, "purpose": "kv_cache", "label": None,
+              "caller": "/opt/fake/libworker.so+0x4d5e", "result": 2,
+              "budget": "kv_cache", "budget_limit": 1 << 30}
+        budget_ooms.append(ev)
+        emit(dict({"event": "oom", "pid": pid}, **ev))
 
     if a.suppressed and violations:
         group = dict((k, v) for k, v in violations[-1].items() if k not in ("time", "purpose", "label"))
@@ -182,7 +194,8 @@ def main():
               "caller": "/opt/fake/libworker.so+0x3c4d"} for i in range(a.leaks)]
     nviol = len(violations) + a.suppressed
     known = a.untracked == 0
-    conds = {"violation": nviol, "oom": len(ooms), "leak": len(leaks) if known else 0}
+    conds = {"violation": nviol, "oom": len(ooms), "leak": len(leaks) if known else 0,
+             "budget": len(budget_ooms)}
     reasons = [c for c in fail_on if conds.get(c)]
     unknown = [] if known else ["leak"]
     status = "fail" if reasons else "unknown" if any(c in fail_on for c in unknown) else "pass"
@@ -224,6 +237,11 @@ def main():
                     "leaked_bytes": 4096 * len(leaks) if known else "unknown",
                     "untracked_allocations": a.untracked, "unknown": unknown},
     }
+    if a.budget_ooms or os.environ.get("VRAMGUARD_LIMIT"):   # only with a budget, as the shim
+        doc["budgets"] = {"oom_events": len(budget_ooms),
+                          "budgets": [{"device": 0, "scope": "kv_cache", "bytes": 1 << 30,
+                                       "oom_events": len(budget_ooms)}],
+                          "recorded": budget_ooms[:64]}
     tmp = report + ".tmp"
     with open(tmp, "w") as f:
         if a.malformed:

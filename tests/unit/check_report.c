@@ -12,6 +12,7 @@
 #include "events.h"
 #include "incidents.h"
 #include "purposes.h"
+#include "repeats.h"
 #include "report.h"
 #include "table.h"
 
@@ -897,6 +898,42 @@ START_TEST(test_log_opened_by_the_outputs)
 }
 END_TEST
 
+/* Budget OOMs from more call sites than the shim tells apart: the journal
+ * lines of their overflow group say "budget": null, so that a reader (the
+ * CLI) counts them as budget OOMs, not as the device's OOMs. */
+START_TEST(test_budget_overflow_group_journaled_as_budget)
+{
+    char report_tmpl[512];
+    snprintf(report_tmpl, sizeof(report_tmpl), "%s/vg.%%p.json", tmpdir);
+    setenv("VRAMGUARD_REPORT", report_tmpl, 1);
+    struct vg_call c = managed_call();
+    c.api = c.driver_api = "cuMemAlloc_v2";
+    c.kind = VG_KIND_DEVICE;
+    char *site = (char *)c.caller;
+    struct vg_budget_hit hit = {VG_BUDGET_TOTAL, 1u << 20, 0, 3u << 20};
+    for (int s = 0; s < VG_REPEATS_GROUPS + 8; s++) {
+        c.caller = site + s;
+        for (int k = 0; k < VG_REPEATS_SHOWN + 2; k++)
+            vg_event_budget_oom(&c, &hit);
+    }
+    vg_events_at_exit();
+    char journal[600];
+    snprintf(journal, sizeof(journal), "%s/vg.%d.json.journal", tmpdir, (int)getpid());
+    ck_assert_python("import json,sys\n"
+                     "ev = [json.loads(l) for l in open(sys.argv[1])]\n"
+                     "ooms = [e for e in ev if e['event'] == 'oom' or e.get('of') == 'oom']\n"
+                     "assert ooms and all('budget' in e for e in ooms), [e for e in ooms if 'budget' not in e]\n"
+                     "other = [e for e in ooms if e['event'] in ('suppressing', 'suppressed') and 'api' not in e]\n"
+                     "assert other and all(e['budget'] is None for e in other), other\n",
+                     journal, NULL);
+    const char *v = validator();
+    if (v) {
+        char *argv[] = {(char *)PYTHON, (char *)v, journal, NULL};
+        ck_assert_int_eq(run(argv), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_report_write_atomic)
 {
     char report_tmpl[512];
@@ -994,6 +1031,7 @@ Suite *make_report_suite(void)
     tcase_add_test(json, test_violation_journal_line);
     tcase_add_test(json, test_log_opened_by_the_outputs);
     tcase_add_test(json, test_report_write_atomic);
+    tcase_add_test(json, test_budget_overflow_group_journaled_as_budget);
     tcase_add_test(json, test_report_write_without_path);
     tcase_add_test(json, test_report_json_escaped_labels_valid);
     tcase_add_test(json, test_report_json_truncated_utf8_label_valid);
