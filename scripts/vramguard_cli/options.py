@@ -336,5 +336,5 @@ def resolve_settings(args, environ):
             try:
                 value = parse(raw)
             except argparse.ArgumentTypeError as exc:
-                say("warning: ignoring %s=%s: %s; using %s" % (var, raw, exc, default))
+                say("warning: ignoring %s=%s: %s; using the default: %s" % (var, raw, exc, default))
         setattr(args, attr, value if value is not None else parse(default))

@@ -16,6 +16,7 @@ struct vg_option {
     const char *name;
     vg_parse_fn parse;
     const char *accepted; /* named in the warning */
+    const char *dflt;     /* the default (set_defaults), named in the warning too */
 };
 
 static bool parse_policy(struct vg_config *cfg, const char *v)
@@ -198,24 +199,25 @@ static bool parse_backtrace(struct vg_config *cfg, const char *v)
 
 /* The option table: every VRAMGUARD_* variable the shim reads. */
 static const struct vg_option options[] = {
-    {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off"},
+    {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off", "reject"},
     {"VRAMGUARD_ALLOW", parse_allow,
-     "none, or comma-separated KIND[:MODULE-GLOB][:<=SIZE][:total<=SIZE], KIND pinned, registered or managed"},
-    {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak, budget; or none"},
-    {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)"},
-    {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)"},
-    {"VRAMGUARD_LOG_MAX", parse_log_max, "SIZE (K, M, G: powers of 1024), at least 4K; 0 for no limit"},
-    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)"},
-    {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none"},
+     "none, or comma-separated KIND[:MODULE-GLOB][:<=SIZE][:total<=SIZE], KIND pinned, registered or managed", "none"},
+    {"VRAMGUARD_FAIL_ON", parse_fail_on, "a comma list of violation, oom, leak, budget; or none", "violation"},
+    {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)", "none (no report)"},
+    {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)", "stderr"},
+    {"VRAMGUARD_LOG_MAX", parse_log_max, "SIZE (K, M, G: powers of 1024), at least 4K; 0 for no limit", "64M"},
+    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)",
+     "none (no endpoint)"},
+    {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none", "none"},
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
-     "PURPOSE weights, kv_cache, intermediate or unknown"},
-    {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0"},
-    {"VRAMGUARD_VRAM_ARGV", parse_vram_argv, "1 or 0"},
+     "PURPOSE weights, kv_cache, intermediate or unknown", "none (no rules)"},
+    {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0", "0"},
+    {"VRAMGUARD_VRAM_ARGV", parse_vram_argv, "1 or 0", "0"},
     {"VRAMGUARD_LIMIT", parse_limit,
      "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "
-     "SIZE NUMBER[K|M|G|T] (powers of 1024)"},
-    {"VRAMGUARD_LIMIT_MEMINFO", parse_limit_meminfo, "1 or 0"},
+     "SIZE NUMBER[K|M|G|T] (powers of 1024)", "none (no budget)"},
+    {"VRAMGUARD_LIMIT_MEMINFO", parse_limit_meminfo, "1 or 0", "0"},
 };
 
 static void set_defaults(struct vg_config *cfg)
@@ -241,8 +243,9 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
         parse_detail[0] = '\0';
         if (!options[i].parse(cfg, value)) {
             char msg[768];
-            snprintf(msg, sizeof(msg), "%s=\"%.200s\" is not valid (%s%saccepted: %s); using the default",
-                     options[i].name, value, parse_detail, parse_detail[0] ? "; " : "", options[i].accepted);
+            snprintf(msg, sizeof(msg), "%s=\"%.200s\" is not valid (%s%saccepted: %s); using the default: %s",
+                     options[i].name, value, parse_detail, parse_detail[0] ? "; " : "", options[i].accepted,
+                     options[i].dflt);
             if (warn)
                 warn(msg);
             invalid++;

@@ -709,8 +709,9 @@ START_TEST(test_env_settings_kept)
     vg(bad, "run", "--", g_py, g_worker, "--dump-env", dump, "--violations", "1", NULL);
     CODE_IS(3); /* fail-on fell back to violation */
     ERR_HAS("warning: ignoring VRAMGUARD_POLICY=rejekt");
-    ERR_HAS("accepted: reject, warn, off");
+    ERR_HAS("accepted: reject, warn, off); using the default: reject\n");
     ERR_HAS("warning: ignoring VRAMGUARD_FAIL_ON=oom,sometimes");
+    ERR_HAS("; using the default: violation\n");
     slurp(dump, text, sizeof text);
     ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
 

@@ -448,6 +448,58 @@ START_TEST(test_process_config_keeps_its_warnings)
 }
 END_TEST
 
+/* Every invalid value's warning names the default it falls back on
+ * ("; using the default: X"), X is the default the configuration keeps,
+ * and X, where it is a value, parses to that same configuration. */
+START_TEST(test_invalid_names_the_default)
+{
+    static char long_path[VG_PATH_MAX + 8];
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    static const struct {
+        const char *var, *bad, *dflt;
+        bool is_value; /* the default can be written as a value of the variable */
+    } cases[] = {
+        {"VRAMGUARD_POLICY", "bogus", "reject", true},
+        {"VRAMGUARD_FAIL_ON", "oom,never", "violation", true},
+        {"VRAMGUARD_REPORT", long_path, "none (no report)", false},
+        {"VRAMGUARD_LOG", long_path, "stderr", true},
+        {"VRAMGUARD_LOG_MAX", "1K", "64M", true},
+        {"VRAMGUARD_LISTEN", "port", "none (no endpoint)", false},
+        {"VRAMGUARD_HEALTH_FAIL_ON", "leak", "none", true},
+        {"VRAMGUARD_PURPOSE_RULES", "libfoo*=bogus", "none (no rules)", false},
+        {"VRAMGUARD_BACKTRACE", "yes", "0", true},
+        {"VRAMGUARD_VRAM_ARGV", "yes", "0", true},
+        {"VRAMGUARD_LIMIT_MEMINFO", "2", "0", true},
+    };
+    static struct vg_config defaults;
+    env_clear();
+    ck_assert_int_eq(parse(), 0);
+    defaults = parsed;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        env_clear();
+        n_warnings = 0;
+        env_set(cases[i].var, cases[i].bad);
+        ck_assert_int_eq(parse(), 1);
+        char want[128];
+        snprintf(want, sizeof(want), "; using the default: %s", cases[i].dflt);
+        size_t wl = strlen(want), l = strlen(warnings[0]);
+        ck_assert_msg(l > wl && strcmp(warnings[0] + l - wl, want) == 0, "%s: warning does not end with \"%s\": %s",
+                      cases[i].var, want, warnings[0]);
+        ck_assert_msg(memcmp(&parsed, &defaults, sizeof(parsed)) == 0, "%s=%.20s: not the default configuration",
+                      cases[i].var, cases[i].bad);
+        if (cases[i].is_value) {
+            env_clear();
+            n_warnings = 0;
+            env_set(cases[i].var, cases[i].dflt);
+            ck_assert_int_eq(parse(), 0);
+            ck_assert_msg(memcmp(&parsed, &defaults, sizeof(parsed)) == 0, "%s=%s is not the default", cases[i].var,
+                          cases[i].dflt);
+        }
+    }
+}
+END_TEST
+
 Suite *make_config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -468,6 +520,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_unknown_variables_ignored);
     tcase_add_test(tc, test_process_config_from_environment);
     tcase_add_test(tc, test_process_config_keeps_its_warnings);
+    tcase_add_test(tc, test_invalid_names_the_default);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("paths_and_names");
     tcase_add_checked_fixture(tp, setup, NULL);
