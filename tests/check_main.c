@@ -93,7 +93,34 @@ int vg_test_run(const char *const *argv, const char *const *env, int preload, co
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+void vg_test_strip_pids(char *text)
+{
+    char *out = text;
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "vramguard[", 10) == 0) {
+            const char *q = p + 10;
+            while (*q >= '0' && *q <= '9')
+                q++;
+            if (q > p + 10 && q[0] == ']' && q[1] == ':') {
+                memcpy(out, "vramguard:", 10);
+                out += 10;
+                p = q + 2;
+                continue;
+            }
+        }
+        *out++ = *p++;
+    }
+    *out = '\0';
+}
+
 char *vg_test_read(const char *path)
+{
+    char *s = vg_test_read_raw(path);
+    vg_test_strip_pids(s);
+    return s;
+}
+
+char *vg_test_read_raw(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)

@@ -24,8 +24,13 @@ int vg_test_run(const char *const *argv, const char *const *env, int preload, co
 #include <sys/types.h>
 pid_t vg_test_spawn(const char *const *argv, const char *const *env, int preload, const char *out_path);
 
-/* The whole file as a NUL-terminated malloc'd string ("" if missing). */
+/* The whole file as a NUL-terminated malloc'd string ("" if missing), the
+ * shim's log prefixes "vramguard[PID]: " read as "vramguard: " (tests match
+ * log lines without knowing the pid; vg_test_read_raw keeps them). */
 char *vg_test_read(const char *path);
+char *vg_test_read_raw(const char *path);
+/* In place: every "vramguard[DIGITS]: " in `text` becomes "vramguard: ". */
+void vg_test_strip_pids(char *text);
 /* Occurrences of `needle` in `hay`. */
 int vg_test_count(const char *hay, const char *needle);
 

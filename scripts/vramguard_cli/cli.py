@@ -44,6 +44,11 @@ environment set for the command (inherited by all its children):
   VRAMGUARD_LOG       --log, only when given (else inherited); a relative
                       path is made absolute
   VRAMGUARD_LISTEN    --listen, only when given (else inherited)
+  VRAMGUARD_LOG_LEVEL the environment's, else warn: the shim logs refusals,
+                      OOM breakdowns and bad settings, not its exit lines
+                      (the summary has a line per process); quiet with
+                      --quiet when the log is on stderr. The shim's lines
+                      start with vramguard[PID]:, the CLI's with vramguard:
 
 report directory:
   Each process that reaches the CUDA driver appends events to
@@ -147,7 +152,8 @@ def main(argv, version, script, installed_library=""):
             raise UsageError("%s\nvramguard: error: missing command (%s)"
                              % (parser.format_usage().rstrip(), commands_text()))
         args.script, args.installed_library = script, installed_library
-        resolve_settings(args, os.environ)
+        resolve_settings(args, os.environ,
+                         (lambda m: None) if getattr(args, "quiet", False) else say)
         module = next(m for m in COMMANDS if m.__name__.rsplit(".", 1)[-1] == args.subcommand)
         return module.command(args, extra)
     except UsageError as exc:

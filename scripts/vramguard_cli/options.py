@@ -278,7 +278,7 @@ SETTINGS = (
 )
 
 
-def resolve_allow(args, environ):
+def resolve_allow(args, environ, warn):
     if not hasattr(args, "allow"):
         return
     if args.allow is not None:                  # --allow, once or more
@@ -300,12 +300,12 @@ def resolve_allow(args, environ):
     rules, bad = split_allow(raw)
     kept = allow_text([r.text for r in rules])
     for text, why in bad:
-        say("warning: ignoring rule '%s' of VRAMGUARD_ALLOW=%s: %s (accepted: %s); using %s"
+        warn("warning: ignoring rule '%s' of VRAMGUARD_ALLOW=%s: %s (accepted: %s); using %s"
             % (text, raw, why, ALLOW_GRAMMAR, kept))
     args.allow = kept
 
 
-def resolve_limit(args, environ):
+def resolve_limit(args, environ, warn):
     """--limit (may repeat) > VRAMGUARD_LIMIT > none; a bad entry in the
     environment is warned about and dropped, as the shim drops it."""
     if not hasattr(args, "limit"):
@@ -320,13 +320,30 @@ def resolve_limit(args, environ):
             parse_limit_entry(e)
             kept.append(e)
         except ValueError as exc:
-            say("warning: ignoring budget '%s' of VRAMGUARD_LIMIT: %s (accepted: %s)" % (e, exc, LIMIT_GRAMMAR))
+            warn("warning: ignoring budget '%s' of VRAMGUARD_LIMIT: %s (accepted: %s)" % (e, exc, LIMIT_GRAMMAR))
     args.limit = kept
 
 
-def resolve_settings(args, environ):
-    resolve_allow(args, environ)
-    resolve_limit(args, environ)
+LOG_LEVELS = ("quiet", "warn", "info", "debug")   # VRAMGUARD_LOG_LEVEL, as the shim reads it
+
+
+def resolve_log_level(args, environ, warn):
+    """run: VRAMGUARD_LOG_LEVEL from the environment, checked (None: unset)."""
+    if args.subcommand != "run":
+        return
+    raw = environ.get("VRAMGUARD_LOG_LEVEL", "").strip()
+    args.log_level = raw or None
+    if raw and raw not in LOG_LEVELS:
+        warn("warning: ignoring VRAMGUARD_LOG_LEVEL=%s (accepted: %s); using the default under "
+             "'vramguard run': warn" % (raw, ", ".join(LOG_LEVELS)))
+        args.log_level = None
+
+
+def resolve_settings(args, environ, warn=say):
+    """`warn` gets the warnings about invalid values (say; nothing under --quiet)."""
+    resolve_allow(args, environ, warn)
+    resolve_limit(args, environ, warn)
+    resolve_log_level(args, environ, warn)
     for attr, var, parse, default in SETTINGS:
         if not hasattr(args, attr) or getattr(args, attr) is not None:
             continue
@@ -336,5 +353,5 @@ def resolve_settings(args, environ):
             try:
                 value = parse(raw)
             except argparse.ArgumentTypeError as exc:
-                say("warning: ignoring %s=%s: %s; using the default: %s" % (var, raw, exc, default))
+                warn("warning: ignoring %s=%s: %s; using the default: %s" % (var, raw, exc, default))
         setattr(args, attr, value if value is not None else parse(default))

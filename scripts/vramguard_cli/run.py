@@ -89,7 +89,8 @@ def add_parser(sub, epilog, fmt):
                           "the run's violations through, as 'vramguard suggest' does (with "
                           "--quiet, only its --allow line)")
     run.add_argument("--quiet", "-q", action="store_true",
-                     help="print only the verdict line")
+                     help="print only the verdict line (the shim logs nothing either, "
+                          "unless its log goes to a file)")
     run.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
 
 
@@ -157,7 +158,19 @@ def build_env(lib, args, report_dir):
         env["VRAMGUARD_LOG"] = args.log if args.log == "stderr" else os.path.abspath(args.log)
     if args.listen is not None:
         env["VRAMGUARD_LISTEN"] = args.listen
+    env["VRAMGUARD_LOG_LEVEL"] = shim_log_level(args, env)
     return env
+
+
+def shim_log_level(args, env):
+    """VRAMGUARD_LOG_LEVEL for the command: the summary has a line per process,
+    so the shim's own exit lines are left out (warn: refusals, OOM breakdowns,
+    bad settings), unless the environment sets a level; with --quiet and the
+    log on stderr, nothing (only the verdict is printed)."""
+    on_stderr = env.get("VRAMGUARD_LOG", "").strip() in ("", "stderr")
+    if args.quiet and on_stderr:
+        return "quiet"
+    return args.log_level or "warn"
 
 
 class EndpointWatch(object):
@@ -285,6 +298,9 @@ def run(args, command):
             if stale_files:
                 say("note: ignored %s left in %s by earlier runs" % (
                     plural(len(stale_files), "file"), report_dir))
+            if temporary and env["VRAMGUARD_LOG_LEVEL"] in ("info", "debug") and agg.procs:
+                say("note: the shim's exit lines name reports in a temporary directory, removed "
+                    "when vramguard returns (keep them with --report-dir)")
         print_summary(agg, say, quiet=args.quiet, command_line=cmd_line, header_note=note)
         if args.suggest:
             sug = suggest(agg, (lambda m: None) if args.quiet else

@@ -1,6 +1,7 @@
 #include "entry_table.h"
 #include "holes.h"
 #include "wrappers.h"
+#include "events.h"
 #include "log.h"
 #include "real.h"
 
@@ -38,13 +39,13 @@ void *vg_real_fn_lookup(int id)
     return f;
 }
 
-/* A lookup of a name passed through on purpose: noted (holes.h); the first
- * is logged as it happens, the rest are counted at exit and listed. */
+/* A lookup of a name passed through on purpose: noted (holes.h) for the
+ * report; the first of each name is a debug line. */
 void vg_entry_note_lookup(const char *symbol)
 {
     const char *name, *reason;
     if (vg_holes_note(symbol, &name, &reason))
-        vg_log("%s was looked up; vramguard passes it through (%s); others like it are listed at exit", name, reason);
+        vg_event_passthrough(name, reason);
 }
 
 int vg_entry_by_symbol(const char *symbol)

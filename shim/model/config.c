@@ -162,6 +162,17 @@ static bool parse_log_max(struct vg_config *cfg, const char *v)
     return true;
 }
 
+static bool parse_log_level(struct vg_config *cfg, const char *v)
+{
+    static const char *const names[] = {"quiet", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(v, names[i]) == 0) {
+            cfg->log_level = (enum vg_log_level)i;
+            return true;
+        }
+    return false;
+}
+
 static bool parse_health_fail_on(struct vg_config *cfg, const char *v)
 {
     static const char *const words[] = {"violation", "oom", "budget"};
@@ -206,6 +217,7 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_REPORT", parse_report, "a file path (%p expands to the pid)", "none (no report)"},
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)", "stderr"},
     {"VRAMGUARD_LOG_MAX", parse_log_max, "SIZE (K, M, G: powers of 1024), at least 4K; 0 for no limit", "64M"},
+    {"VRAMGUARD_LOG_LEVEL", parse_log_level, "quiet, warn, info, debug", "info"},
     {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)",
      "none (no endpoint)"},
     {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none", "none"},
@@ -228,6 +240,7 @@ static void set_defaults(struct vg_config *cfg)
     cfg->policy = VG_POLICY_REJECT;
     cfg->fail_on = VG_FAIL_ON_VIOLATION;
     cfg->log_max = VG_LOG_MAX_DEFAULT;
+    cfg->log_level = VG_LOG_INFO;
 }
 
 int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)

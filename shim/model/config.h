@@ -19,6 +19,12 @@ enum { VG_FAIL_ON_VIOLATION = 1 << 0, VG_FAIL_ON_OOM = 1 << 1, VG_FAIL_ON_LEAK =
  * 1 << vg_allow_kind (allow.h); VG_ALLOW_PINNED is `pinned`'s. */
 enum { VG_ALLOW_PINNED = 1 << 0 };
 
+/* VRAMGUARD_LOG_LEVEL: what the log shows. warn: refusals, OOM breakdowns,
+ * bad settings and the shim's own problems; info (the default): also a
+ * line per process at exit and the endpoint's address; debug: also the
+ * entry points looked up and passed through. quiet: nothing. */
+enum vg_log_level { VG_LOG_QUIET = 0, VG_LOG_WARN = 1, VG_LOG_INFO = 2, VG_LOG_DEBUG = 3 };
+
 enum { VG_PATH_MAX = 1024 };
 /* VRAMGUARD_LOG_MAX: the most bytes a process writes to its log, and to
  * its journal, each (0: no limit); at least VG_LOG_MAX_MIN. */
@@ -40,6 +46,7 @@ struct vg_config {
     struct vg_budgets budgets;       /* VRAMGUARD_LIMIT compiled (budget.h) */
     bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */
     uint64_t log_max;                /* VRAMGUARD_LOG_MAX: cap of the log and of the journal, 0 = none */
+    enum vg_log_level log_level;     /* VRAMGUARD_LOG_LEVEL */
 };
 
 typedef const char *(*vg_getenv_fn)(const char *name);

@@ -18,7 +18,6 @@ static const struct {
 };
 enum { N_PASSTHROUGH = sizeof(passthrough) / sizeof(passthrough[0]) };
 static atomic_bool seen[N_PASSTHROUGH];
-static atomic_bool reported_one;
 
 /* Is `row` the name `symbol` or one of its variants (_v2, _ptsz, _ptds)? */
 static bool same_entry(const char *row, const char *symbol)
@@ -41,8 +40,7 @@ bool vg_holes_note(const char *symbol, const char **name, const char **reason)
         return false;
     for (int i = 0; i < N_PASSTHROUGH; i++)
         if (same_entry(passthrough[i].name, symbol)) {
-            if (atomic_exchange_explicit(&seen[i], true, memory_order_relaxed) || information_only(i) ||
-                atomic_exchange(&reported_one, true))
+            if (atomic_exchange_explicit(&seen[i], true, memory_order_relaxed) || information_only(i))
                 return false;
             *name = passthrough[i].name;
             *reason = passthrough[i].reason;

@@ -6,9 +6,9 @@
 #include <stdbool.h>
 
 /* Note a lookup of `symbol` (by cuGetProcAddress or dlsym). True, with the
- * row's name and reason, for the first such lookup in the process whose
- * reason is not "information only": the caller logs it as it happens; the
- * rest are listed at exit. */
+ * row's name and reason, for the first lookup of that row in the process
+ * when its reason is not "information only" (the caller may log it: a debug
+ * line); the report lists them all. */
 bool vg_holes_note(const char *symbol, const char **name, const char **reason);
 /* Note an entry point handed out unwrapped although its name is not in
  * passthrough_points.def: a variant of a wrapped entry point that the

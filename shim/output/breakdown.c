@@ -150,7 +150,8 @@ static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_h
 
     static char text[16384];
     struct vg_out o;
-    const char *P = "vramguard: ";
+    char P[40];
+    vg_log_prefix(P, sizeof(P));
     char s1[32], s2[32], s3[32], s4[32], caller[512];
 
     pthread_mutex_lock(&scratch_lock);

@@ -1054,7 +1054,7 @@ void vg_endpoint_start(void)
         return;
     }
     pthread_setname_np(thread, "vramguard-http");
-    vg_log("endpoint: listening on %s", address);
+    vg_log_at(VG_LOG_INFO, "endpoint: listening on %s", address);
     record_address();
 }
 

@@ -524,6 +524,15 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
     journal_event("oom", &e);
 }
 
+void vg_event_passthrough(const char *name, const char *reason)
+{
+    if (!vg_log_enabled(VG_LOG_DEBUG))
+        return; /* the default: nothing the user can act on */
+    outputs_ready();
+    vg_log_at(VG_LOG_DEBUG, "%s was looked up; vramguard passes it through (%s); the report lists every one", name,
+              reason);
+}
+
 void vg_event_untracked(const struct vg_call *c)
 {
     static atomic_bool said;

@@ -31,6 +31,10 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
  * memory: the table counts it): the first is logged, saying that the
  * report's live and leak figures will be unknown. */
 void vg_event_untracked(const struct vg_call *c);
+/* An entry point looked up and passed through on purpose (holes.h), the
+ * first of its name: a debug line (VRAMGUARD_LOG_LEVEL=debug); the report
+ * lists them all. */
+void vg_event_passthrough(const char *name, const char *reason);
 /* At exit, before the report: a summary of every group of events still
  * suppressed (repeats.h), in the log and the journal, and the journal's
  * exit line (every event of the run is in it, or in a summary). */

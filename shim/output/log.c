@@ -167,9 +167,10 @@ static bool under_cap_locked(size_t len)
     capped = true;
     char line[CAP_LINE_ROOM], size[32];
     int n = snprintf(line, sizeof(line),
-                     "%svramguard: the log reached VRAMGUARD_LOG_MAX (%s): pid %d logs nothing more; the "
+                     "%svramguard[%d]: the log reached VRAMGUARD_LOG_MAX (%s): pid %d logs nothing more; the "
                      "counts in the report and /metrics stay exact\n",
-                     mid_line ? "\n" : "", vg_format_bytes(max_bytes, size, sizeof(size)), (int)getpid());
+                     mid_line ? "\n" : "", (int)getpid(), vg_format_bytes(max_bytes, size, sizeof(size)),
+                     (int)getpid());
     if (n > 0 && (size_t)n < sizeof(line))
         write_lines_locked(line, (size_t)n);
     return false;
@@ -180,9 +181,9 @@ static void say_dropped_locked(void)
 {
     char line[300];
     int n = snprintf(line, sizeof(line),
-                     "%svramguard: %llu log line%s lost: the log could not take %s (%s); the counts in the report "
+                     "%svramguard[%d]: %llu log line%s lost: the log could not take %s (%s); the counts in the report "
                      "stay exact\n",
-                     mid_line ? "\n" : "", (unsigned long long)unsaid, unsaid == 1 ? " was" : "s were",
+                     mid_line ? "\n" : "", (int)getpid(), (unsigned long long)unsaid, unsaid == 1 ? " was" : "s were",
                      unsaid == 1 ? "it" : "them",
                      unsaid_error == EAGAIN ? "it would have blocked: a pipe nobody reads" : strerror(unsaid_error));
     if (n <= 0 || (size_t)n >= sizeof(line) || !under_cap_locked((size_t)n))
@@ -244,8 +245,19 @@ void vg_log_set_max(uint64_t max)
 
 void vg_log_write(const char *text, size_t len)
 {
-    if (len > 0)
+    if (len > 0 && vg_log_enabled(VG_LOG_WARN))
         emit(text, len);
+}
+
+bool vg_log_enabled(enum vg_log_level level)
+{
+    return level != VG_LOG_QUIET && level <= vg_config()->log_level;
+}
+
+const char *vg_log_prefix(char *out, size_t size)
+{
+    snprintf(out, size, "vramguard[%d]: ", (int)getpid());
+    return out;
 }
 
 void vg_log_stats(struct vg_log_stats *out)
@@ -280,16 +292,17 @@ const char *vg_log_safe(const char *s, char *buf, size_t size)
     return buf;
 }
 
-void vg_log(const char *fmt, ...)
+static void log_line(enum vg_log_level level, const char *fmt, va_list ap)
 {
-    char line[1024];
     int saved = errno;
-    const size_t prefix = sizeof("vramguard: ") - 1;
-    memcpy(line, "vramguard: ", prefix);
-    va_list ap;
-    va_start(ap, fmt);
+    if (!vg_log_enabled(level)) {
+        errno = saved;
+        return;
+    }
+    char line[1024];
+    vg_log_prefix(line, sizeof(line));
+    const size_t prefix = strlen(line);
     int n = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
-    va_end(ap);
     if (n < 0)
         n = 0;
     size_t len = prefix + ((size_t)n < sizeof(line) - prefix - 1 ? (size_t)n : sizeof(line) - prefix - 2);
@@ -297,6 +310,22 @@ void vg_log(const char *fmt, ...)
     line[len++] = '\n';
     emit(line, len);
     errno = saved;
+}
+
+void vg_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(VG_LOG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+void vg_log_at(enum vg_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(level, fmt, ap);
+    va_end(ap);
 }
 
 char *vg_format_bytes(unsigned long long bytes, char *out, size_t out_size)

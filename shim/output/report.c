@@ -465,8 +465,9 @@ bool vg_report_write(void)
     return ok;
 }
 
-/* At exit: one line in the log and the JSON report, for processes that
- * reached the driver. Runs after the program's own atexit handlers. */
+/* At exit: the JSON report, then one line in the log (info), for processes
+ * that reached the driver. The line names the report only once it is
+ * written. Runs after the program's own atexit handlers. */
 __attribute__((destructor)) static void report_at_exit(void)
 {
     if (!vg_process_reached_driver())
@@ -474,44 +475,44 @@ __attribute__((destructor)) static void report_at_exit(void)
     vg_events_at_exit();
     bool is_static;
     struct report_scratch *r = scratch_get(&is_static);
-    if (r != NULL) {
+    const char *path = vg_report_path();
+    bool written = false;
+    if (path[0] != '\0' && r == NULL)
+        vg_log("cannot write the report %s: out of host memory (and the spare room is in use); no report", path);
+    else if (path[0] != '\0')
+        written = report_write_with(path, r);
+    if (r != NULL && vg_log_enabled(VG_LOG_INFO)) {
         struct vg_stats *s = &r->stats;
         vg_table_stats(s);
         uint64_t peak = 0;
         for (int d = 0; d < s->device_count; d++)
             peak += s->device_peak[d];
-        char p[32], untracked[120] = "";
+        char p[32], untracked[120] = "", budget[48] = "";
         if (s->dropped > 0)
             snprintf(untracked, sizeof(untracked),
                      ", %llu allocations not tracked (out of host memory: live and leak figures unknown)",
                      (unsigned long long)s->dropped);
-        vg_log("exit: pid %d, peak tracked VRAM %s, %llu live allocations%s, %llu violations, %llu OOM events%s%s",
-               (int)getpid(), vg_format_bytes(peak, p, sizeof(p)), (unsigned long long)vg_table_live_count(),
-               untracked, (unsigned long long)vg_violation_count(), (unsigned long long)vg_oom_count(),
-               vg_report_path()[0] ? ", report " : "", vg_report_path());
+        if (vg_budget_oom_count() > 0)
+            snprintf(budget, sizeof(budget), ", %llu budget OOMs", (unsigned long long)vg_budget_oom_count());
+        vg_log_at(VG_LOG_INFO,
+                  "exit: pid %d, peak tracked VRAM %s, %llu live allocations%s, %llu violations, %llu OOM events%s%s%s",
+                  (int)getpid(), vg_format_bytes(peak, p, sizeof(p)), (unsigned long long)vg_table_live_count(),
+                  untracked, (unsigned long long)vg_violation_count(), (unsigned long long)vg_oom_count(), budget,
+                  written ? ", report " : "", written ? path : "");
     }
+    if (r != NULL)
+        scratch_put(r, is_static);
     const char *names[64], *reasons[64];
-    int n = vg_holes_seen(names, reasons, 64);
+    int n = vg_log_enabled(VG_LOG_DEBUG) ? vg_holes_seen(names, reasons, 64) : 0;
     if (n > 0) {
         char line[900];
         struct vg_out o;
         vg_out_buffer(&o, line, sizeof(line));
         for (int i = 0; i < n && i < 6; i++)
             vg_out_printf(&o, "%s%s", i ? ", " : "", names[i]);
-        vg_log("%d allocation-related entry points were looked up and passed through (%s%s); "
-               "docs/entry-points.md says why%s",
-               n, line, n > 6 ? ", ..." : "", vg_report_path()[0] ? ", the report lists them" : "");
-    }
-    const char *path = vg_report_path();
-    if (path[0] == '\0') {
-        if (r != NULL)
-            scratch_put(r, is_static);
-        return;
-    }
-    if (r == NULL)
-        vg_log("cannot write the report %s: out of host memory (and the spare room is in use); no report", path);
-    else {
-        report_write_with(path, r);
-        scratch_put(r, is_static);
+        vg_log_at(VG_LOG_DEBUG,
+                  "%d allocation-related entry points were looked up and passed through (%s%s); entry-points.md "
+                  "(docs/ in the source, share/doc/vramguard/ installed) says why%s",
+                  n, line, n > 6 ? ", ..." : "", written ? ", the report lists them" : "");
     }
 }

@@ -668,7 +668,7 @@ START_TEST(test_env_for_command)
     ck_assert_msg(strstr(text, "\"VRAMGUARD_POLICY\": \"reject\""), "%s", text);
     ck_assert_msg(strstr(text, "\"VRAMGUARD_ALLOW\": \"none\""), "%s", text);
     ck_assert_msg(strstr(text, "\"VRAMGUARD_FAIL_ON\": \"violation\""), "%s", text);
-    ck_assert_msg(!strstr(text, "VRAMGUARD_LOG"), "%s", text);
+    ck_assert_msg(!strstr(text, "\"VRAMGUARD_LOG\""), "%s", text);
 }
 END_TEST
 
@@ -1859,6 +1859,53 @@ START_TEST(test_fail_on_budget)
 }
 END_TEST
 
+/* The shim's VRAMGUARD_LOG_LEVEL under `vramguard run`: warn by default
+ * (the summary has the line per process), quiet with --quiet (unless the
+ * log goes to a file), the environment's when set (an invalid one warned
+ * about, then warn). */
+static void level_is(const char *dump, const char *want)
+{
+    char text[8192], key[96];
+    slurp(dump, text, sizeof text);
+    fmt(key, sizeof key, "\"VRAMGUARD_LOG_LEVEL\": \"%s\"", want);
+    ck_assert_msg(strstr(text, key) != NULL, "env dump lacks %s: %s", key, text);
+}
+
+START_TEST(test_shim_log_level)
+{
+    char dump[PATH_MAX], log[PATH_MAX];
+    tmp_path(dump, "env.json");
+    tmp_path(log, "shim.log");
+    vg(NULL, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "warn");
+    vg(NULL, "run", "--quiet", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "quiet");
+    vg(NULL, "run", "--quiet", "--log", log, "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "warn");
+    const char *debug[] = {"VRAMGUARD_LOG_LEVEL=debug", NULL};
+    vg(debug, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "debug");
+    vg(debug, "run", "--quiet", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "quiet");
+    const char *bad[] = {"VRAMGUARD_LOG_LEVEL=loud", NULL};
+    vg(bad, "run", "--", g_py, g_worker, "--dump-env", dump, NULL);
+    CODE_IS(0);
+    level_is(dump, "warn");
+    ERR_HAS("warning: ignoring VRAMGUARD_LOG_LEVEL=loud (accepted: quiet, warn, info, debug); using the default "
+            "under 'vramguard run': warn\n");
+    /* --quiet: the verdict only, the warning about a bad setting included */
+    vg(bad, "run", "--quiet", "--", g_py, g_worker, NULL);
+    CODE_IS(0);
+    ck_assert_str_eq(r_err, "vramguard: verdict: pass (fail-on: violation; 1 process)\n");
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1885,7 +1932,7 @@ Suite *make_cli_suite(void)
                                test_suggest_groups, test_suggest_nothing_and_errors,
                                test_suggest_from_journals, test_suggest_keeps_the_runs_allowance,
                                test_run_suggest, NULL}},
-        {"cli_honest", {test_report_text_purposes, test_fail_on_budget, NULL}},
+        {"cli_honest", {test_report_text_purposes, test_fail_on_budget, test_shim_log_level, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

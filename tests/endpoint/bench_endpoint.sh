@@ -31,7 +31,7 @@ LD_PRELOAD=$SHIM VRAMGUARD_LISTEN=0 VRAMGUARD_LOG=$TMP/shim.log PROG_SERVE_STOP=
     "$T/prog_serve" 600 churn >"$TMP/out" 2>&1 &
 PID=$!
 for _ in $(seq 100); do grep -q '^churning' "$TMP/out" 2>/dev/null && break; sleep 0.1; done
-ADDR=$(sed -n 's/^vramguard: endpoint: listening on //p' "$TMP/shim.log" | head -1)
+ADDR=$(sed -En 's/^vramguard\[[0-9]+\]: endpoint: listening on //p' "$TMP/shim.log" | head -1)
 [ -n "$ADDR" ] || { echo "bench_endpoint.sh: prog_serve did not start:" >&2; cat "$TMP/out" "$TMP/shim.log" >&2; exit 1; }
 
 key() { awk -v k="$2" '$1 == k {print $2}' "$1"; }

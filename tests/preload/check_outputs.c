@@ -6,7 +6,13 @@
  *   prog_leaky       a known workload, run with the shim's own malloc failing
  *                    (libmalloc_fail.so)
  * Facts about journals and reports come from tests/preload/journal_checks.py;
- * verdicts from the CLI (scripts/vramguard report). */
+ * verdicts from the CLI (scripts/vramguard report).
+ *
+ * Issue 10 section 4, quiet and honest: every log line carries the pid,
+ * VRAMGUARD_LOG_LEVEL decides what the log shows (passed-through lookups
+ * only at debug), the exit line names a report only once it is written,
+ * and `vramguard run` (demo worker) prints a line per process, only the
+ * verdict with --quiet. */
 #include "../check_support.h"
 
 #include <check.h>
@@ -412,6 +418,181 @@ END_TEST
 START_TEST(shim_malloc_failing_from_then_on) { sweep_malloc_failures(1); }
 END_TEST
 
+/* ---- issue 10 section 4: quiet and honest ------------------------------------ */
+
+/* The pid of the report `path` (vramguard.<pid>.json), 0 if none. */
+static int report_pid(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    int pid = 0;
+    return base && sscanf(base, "/vramguard.%d.json", &pid) == 1 ? pid : 0;
+}
+
+/* Lines of `text` that do not start with `prefix`: how many. */
+static int lines_without(const char *text, const char *prefix)
+{
+    int n = 0;
+    for (const char *p = text; *p;) {
+        n += strncmp(p, prefix, strlen(prefix)) != 0;
+        const char *end = strchr(p, '\n');
+        p = end ? end + 1 : p + strlen(p);
+    }
+    return n;
+}
+
+/* VRAMGUARD_LOG_LEVEL: info (the default) has the exit line, naming the
+ * report that is there, and no passed-through lookup; debug names every
+ * passed-through entry point once, as many as the report lists; warn keeps
+ * refusals and drops the exit line; quiet writes nothing. Every line of the
+ * raw log starts with "vramguard[PID]: ", the process's pid. */
+START_TEST(log_levels_and_the_pid)
+{
+    struct run r = run_prog("prog_runtime_static", NULL);
+    ck_assert_msg(r.status == 0, "exit %d\n%s", r.status, r.out);
+    int pid = report_pid(r.report);
+    ck_assert_int_gt(pid, 0);
+    char prefix[48], exit_line[1200];
+    snprintf(prefix, sizeof(prefix), "vramguard[%d]: ", pid);
+    char *raw = vg_test_read_raw(r.log);
+    ck_assert_msg(raw[0] != '\0' && lines_without(raw, prefix) == 0, "lines without %s:\n%s", prefix, raw);
+    snprintf(exit_line, sizeof(exit_line), "%sexit: pid %d, ", prefix, pid);
+    ck_assert_int_eq(vg_test_count(raw, exit_line), 1);
+    snprintf(exit_line, sizeof(exit_line), ", report %s\n", r.report);
+    ck_assert_msg(strstr(raw, exit_line) && access(r.report, R_OK) == 0, "%s", raw);
+    ck_assert_int_eq(vg_test_count(raw, "passes it through"), 0);
+    ck_assert_int_eq(vg_test_count(raw, "passed through"), 0);
+    ck_assert_int_eq(vg_test_count(raw, "violation: cuMemAllocManaged"), 1);
+    free(raw);
+
+    const char *debug[] = {"VRAMGUARD_LOG_LEVEL=debug", NULL};
+    r = run_prog("prog_runtime_static", debug);
+    ck_assert_int_eq(r.status, 0);
+    char *n_listed = facts("get", r.report, "passthrough_lookups");
+    int listed = vg_test_count(n_listed, "\"name\"");
+    free(n_listed);
+    ck_assert_int_gt(listed, 0);
+    ck_assert_int_eq(vg_test_count(r.logged, " was looked up; vramguard passes it through ("), listed);
+    char summary[128];
+    snprintf(summary, sizeof(summary), "vramguard: %d allocation-related entry points were looked up and passed through",
+             listed);
+    ck_assert_msg(vg_test_count(r.logged, summary) == 1, "no \"%s\" in:\n%s", summary, r.logged);
+    ck_assert_int_eq(vg_test_count(r.logged, "entry-points.md (docs/ in the source, share/doc/vramguard/ installed)"),
+                     1);
+
+    const char *warn[] = {"VRAMGUARD_LOG_LEVEL=warn", NULL};
+    r = run_prog("prog_runtime_static", warn);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(vg_test_count(r.logged, "violation: cuMemAllocManaged"), 1);
+    ck_assert_int_eq(vg_test_count(r.logged, "exit: pid"), 0);
+    ck_assert_int_eq(access(r.report, R_OK), 0);
+
+    const char *quiet[] = {"VRAMGUARD_LOG_LEVEL=quiet", "VRAMGUARD_HEALTH_FAIL_ON=bogus", NULL};
+    r = run_prog("prog_runtime_static", quiet);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(r.logged[0] == '\0', "quiet logged:\n%s", r.logged);
+    ck_assert_int_eq(access(r.report, R_OK), 0); /* the report is written all the same */
+
+    const char *bad[] = {"VRAMGUARD_LOG_LEVEL=chatty", NULL};
+    r = run_prog("prog_runtime_static", bad);
+    ck_assert_int_eq(vg_test_count(r.logged, "VRAMGUARD_LOG_LEVEL=\"chatty\" is not valid (accepted: quiet, warn, "
+                                             "info, debug); using the default: info"), 1);
+    ck_assert_int_eq(vg_test_count(r.logged, "exit: pid"), 1);
+}
+END_TEST
+
+/* The exit line names the report only when it was written: a report in a
+ * directory that does not exist is said to fail, and the exit line names
+ * no file. */
+START_TEST(exit_line_names_only_a_written_report)
+{
+    char missing[700];
+    snprintf(missing, sizeof(missing), "VRAMGUARD_REPORT=%s/no/such/dir/vramguard.%%p.json", vg_test_tmpdir());
+    const char *env[] = {missing, NULL};
+    struct run r = run_prog("prog_runtime_static", env);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(strstr(r.logged, "cannot write the report "), "%s", r.logged);
+    ck_assert_int_eq(vg_test_count(r.logged, "exit: pid "), 1);
+    ck_assert_msg(strstr(r.logged, ", report ") == NULL, "the exit line names a report that is not there:\n%s",
+                  r.logged);
+}
+END_TEST
+
+/* `scripts/vramguard run OPTIONS -- demo_worker` (shim and fake driver),
+ * `env_prefix` in its environment: stderr in *err, stdout in *out; the
+ * exit status. */
+static int cli_demo(const char *options, const char *env_prefix, char **out, char **err)
+{
+    char dir[512], cmd[3000], o[700], e[700];
+    snprintf(dir, sizeof(dir), "%s", vg_test_tmpdir());
+    snprintf(o, sizeof(o), "%s/cli.out", dir);
+    snprintf(e, sizeof(e), "%s/cli.err", dir);
+    snprintf(cmd, sizeof(cmd),
+             "env -u LD_PRELOAD -u VRAMGUARD_LIBRARY -u VRAMGUARD_LOG -u VRAMGUARD_LOG_LEVEL %s "
+             "LD_LIBRARY_PATH='%s/fakecuda' /usr/bin/python3 '%s/scripts/vramguard' run %s -- '%s/demo/demo_worker' "
+             ">'%s' 2>'%s'",
+             env_prefix, vg_test_build(), vg_test_root(), options, vg_test_build(), o, e);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int st = vg_test_run(argv, NULL, 0, NULL);
+    *out = vg_test_read_raw(o);
+    *err = vg_test_read_raw(e);
+    return st;
+}
+
+/* Under `vramguard run`: one line per process at exit (the CLI's; the
+ * shim's exit line and its passed-through lookups are left out), the
+ * refusal and the OOM breakdown with the pid; --quiet: the verdict line
+ * only. An explicit VRAMGUARD_LOG_LEVEL=info brings the shim's exit lines
+ * back: with a temporary report directory the CLI then says those reports
+ * are removed; with --report-dir the line names a report that is there. */
+START_TEST(cli_run_one_line_per_process)
+{
+    char *out, *err;
+    int st = cli_demo("", "", &out, &err);
+    ck_assert_msg(st == 3, "exit %d\n%s", st, err);
+    ck_assert_int_eq(vg_test_count(err, "\nvramguard: pid "), 1);
+    ck_assert_int_eq(vg_test_count(err, "exit: pid"), 0);
+    ck_assert_int_eq(vg_test_count(err, "passes it through"), 0);
+    ck_assert_int_eq(vg_test_count(err, "passed through"), 0);
+    ck_assert_int_eq(vg_test_count(err, "/vramguard."), 0); /* names no file of the temporary directory */
+    ck_assert_msg(strstr(err, "]: violation: cuMemAllocManaged of 16.0 MiB") &&
+                      strstr(err, "]: ==== out of memory on device 0"),
+                  "%s", err);
+    ck_assert_msg(strstr(err, "\nvramguard: verdict: fail (violation: 1 violation;"), "%s", err);
+    free(out);
+    free(err);
+
+    st = cli_demo("--quiet", "", &out, &err);
+    ck_assert_int_eq(st, 3);
+    ck_assert_str_eq(err, "vramguard: verdict: fail (violation: 1 violation; fail-on: violation; 1 process)\n");
+    ck_assert_msg(strstr(out, "worker: done"), "%s", out); /* the program's own output is its own */
+    free(out);
+    free(err);
+
+    st = cli_demo("", "VRAMGUARD_LOG_LEVEL=info", &out, &err);
+    ck_assert_int_eq(st, 3);
+    ck_assert_int_eq(vg_test_count(err, "]: exit: pid "), 1);
+    ck_assert_int_eq(vg_test_count(err, "vramguard: note: the shim's exit lines name reports in a temporary "
+                                        "directory, removed when vramguard returns"),
+                     1);
+    free(out);
+    free(err);
+
+    char reports[600], opt[700], want[800];
+    snprintf(reports, sizeof(reports), "%s/kept", vg_test_tmpdir());
+    snprintf(opt, sizeof(opt), "--report-dir '%s'", reports);
+    st = cli_demo(opt, "VRAMGUARD_LOG_LEVEL=info", &out, &err);
+    ck_assert_int_eq(st, 3);
+    ck_assert_int_eq(vg_test_count(err, "temporary"), 0);
+    const char *named = strstr(err, ", report ");
+    ck_assert_msg(named != NULL, "%s", err);
+    snprintf(want, sizeof(want), "%.*s", (int)strcspn(named + 9, "\n"), named + 9);
+    ck_assert_msg(strncmp(want, reports, strlen(reports)) == 0 && access(want, R_OK) == 0, "the exit line names %s",
+                  want);
+    free(out);
+    free(err);
+}
+END_TEST
+
 Suite *make_outputs_suite(void)
 {
     Suite *s = suite_create("outputs");
@@ -424,5 +605,11 @@ Suite *make_outputs_suite(void)
     tcase_add_test(t, shim_malloc_failing_once);
     tcase_add_test(t, shim_malloc_failing_from_then_on);
     suite_add_tcase(s, t);
+    TCase *q = tcase_create("quiet_and_honest");
+    tcase_set_timeout(q, 120);
+    tcase_add_test(q, log_levels_and_the_pid);
+    tcase_add_test(q, exit_line_names_only_a_written_report);
+    tcase_add_test(q, cli_run_one_line_per_process);
+    suite_add_tcase(s, q);
     return s;
 }

@@ -133,12 +133,15 @@ int main(void)
 
     if (pipe_fd >= 0) {
         static char seen[1 << 20];
+        char prefix[48], line_start[96]; /* the shim's lines: "vramguard[PID]: " */
+        snprintf(prefix, sizeof(prefix), "vramguard[%d]: ", (int)getpid());
+        snprintf(line_start, sizeof(line_start), "%sviolation: cuMemAllocHost", prefix);
         drain(pipe_fd, seen, sizeof(seen));
-        CHECK("nothing of the shim's got through the full pipe", strstr(seen, "vramguard:") == NULL, "%.300s", seen);
+        CHECK("nothing of the shim's got through the full pipe", strstr(seen, prefix) == NULL, "%.300s", seen);
         fresh_site(&host); /* a new group: its line is written, after the note */
         drain(pipe_fd, seen, sizeof(seen));
         const char *note = strstr(seen, "log lines were lost: the log could not take them (it would have blocked");
-        const char *line = strstr(seen, "vramguard: violation: cuMemAllocHost");
+        const char *line = strstr(seen, line_start);
         CHECK("the log says how many lines it lost, once it can", note != NULL && line != NULL && note < line,
               "pipe holds: %.600s", seen);
         printf("pipe after drain: %.300s\n", seen);

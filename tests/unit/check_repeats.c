@@ -120,7 +120,10 @@ START_TEST(test_log_capped_with_final_line)
     while (fgets(line, sizeof(line), f))
         snprintf(last, sizeof(last), "%s", line);
     fclose(f);
-    ck_assert_msg(strstr(last, "vramguard: the log reached VRAMGUARD_LOG_MAX (4.0 KiB): pid "), "%s", last);
+    char want[128];
+    snprintf(want, sizeof(want), "vramguard[%d]: the log reached VRAMGUARD_LOG_MAX (4.0 KiB): pid %d ", (int)getpid(),
+             (int)getpid());
+    ck_assert_msg(strstr(last, want) == last, "%s", last);
     struct vg_log_stats s;
     vg_log_stats(&s);
     ck_assert(s.capped && s.max == 4096 && s.bytes == (uint64_t)st.st_size);
@@ -159,10 +162,11 @@ START_TEST(test_log_to_a_full_pipe_never_blocks)
     dup2(saved, 2);
     ck_assert_int_gt(n, 0);
     got[n] = '\0';
-    ck_assert_msg(strstr(got, "vramguard: 5 log lines were lost: the log could not take them (it would have blocked") ==
-                          got &&
-                      strstr(got, "\nvramguard: after\n"),
-                  "%s", got);
+    char lost[128], after[64];
+    snprintf(lost, sizeof(lost), "vramguard[%d]: 5 log lines were lost: the log could not take them (it would have blocked",
+             (int)getpid());
+    snprintf(after, sizeof(after), "\nvramguard[%d]: after\n", (int)getpid());
+    ck_assert_msg(strstr(got, lost) == got && strstr(got, after), "%s", got);
 }
 END_TEST
 

@@ -551,11 +551,21 @@ START_TEST(test_report_json_pass)
 }
 END_TEST
 
-/* The first log line that starts with `start`, copied to a static buffer. */
+/* This process's log prefix followed by `what`: "vramguard[PID]: what". */
+static const char *prefixed(const char *what)
+{
+    static char buf[256];
+    snprintf(buf, sizeof(buf), "vramguard[%d]: %s", (int)getpid(), what);
+    return buf;
+}
+
+/* The first log line that starts with the prefix and `start`, copied to a
+ * static buffer. */
 static const char *log_line(const char *start)
 {
     static char line[2048];
     const char *text = slurp(log_path);
+    start = prefixed(start);
     size_t sl = strlen(start);
     for (const char *p = text; *p;) {
         const char *end = strchr(p, '\n');
@@ -604,7 +614,7 @@ START_TEST(test_report_json_fail_after_violation)
                             path, NULL);
 
     /* the log line */
-    const char *line = log_line("vramguard: violation: ");
+    const char *line = log_line("violation: ");
     ck_assert_msg(line != NULL, "no violation line in the log: %s", slurp(log_path));
     ck_assert_ptr_nonnull(strstr(line, "cudaMallocManaged"));
     ck_assert_ptr_nonnull(strstr(line, "3145728"));
@@ -616,10 +626,10 @@ START_TEST(test_report_json_fail_after_violation)
     char off[64];
     snprintf(off, sizeof(off), "+0x%lx", (unsigned long)((uintptr_t)c.caller - (uintptr_t)info.dli_fbase));
     ck_assert_msg(strstr(line, off) != NULL, "caller %s not in: %s", off, line);
-    /* every log line carries the prefix */
-    const char *all = slurp(log_path);
+    /* every log line carries the prefix, with the pid */
+    const char *all = slurp(log_path), *prefix = prefixed("");
     for (const char *p = all; *p;) {
-        ck_assert_msg(strncmp(p, "vramguard: ", 11) == 0, "log line without prefix: %s", p);
+        ck_assert_msg(strncmp(p, prefix, strlen(prefix)) == 0, "log line without prefix %s: %s", prefix, p);
         const char *end = strchr(p, '\n');
         p = end ? end + 1 : p + strlen(p);
     }
@@ -724,9 +734,11 @@ START_TEST(test_log_lines_cannot_be_forged)
     ck_assert_msg(strstr(all, "==== out of memory on device 0"), "%s", all);
     ck_assert_msg(strstr(all, "\"kv?vramguard: forged?[2J\""), "%s", all);
     ck_assert_msg(strstr(all, "warn?vramguard: exit: forged too"), "%s", all);
+    const char *prefix = prefixed("");
     for (const char *p = all; *p;) {
         ck_assert_msg(strncmp(p, "vramguard: forged", 17) != 0 && strncmp(p, "vramguard: exit: forged", 23) != 0,
                       "a forged line: %s", all);
+        ck_assert_msg(strncmp(p, prefix, strlen(prefix)) == 0, "a line without the prefix %s: %s", prefix, all);
         ck_assert_msg(strchr(p, '\x1b') == NULL || strchr(p, '\x1b') > strchr(p, '\n'), "an escape code: %s", all);
         const char *end = strchr(p, '\n');
         p = end ? end + 1 : p + strlen(p);
@@ -769,7 +781,7 @@ START_TEST(test_report_json_fail_on_none_passes)
                             "assert d['violations']['recorded'][0]['action'] == 'allowed'\n"
                             "assert d['violations']['recorded'][0]['result'] == 0\n",
                             path, NULL);
-    const char *line = log_line("vramguard: violation: ");
+    const char *line = log_line("violation: ");
     ck_assert_ptr_nonnull(line);
     ck_assert_ptr_nonnull(strstr(line, "VRAMGUARD_POLICY=warn"));
 }
@@ -891,8 +903,10 @@ START_TEST(test_log_opened_by_the_outputs)
     ck_assert_str_eq(slurp(log_path), "");
     vg_event_violation(&c, CUDA_ERROR_NOT_SUPPORTED);
     const char *log = slurp(log_path);
-    const char *warning = strstr(log, "vramguard: VRAMGUARD_POLICY=\"bogus\" is not valid");
-    const char *event = strstr(log, "vramguard: violation: cudaMallocManaged");
+    char want[128];
+    snprintf(want, sizeof(want), "%s", prefixed("VRAMGUARD_POLICY=\"bogus\" is not valid"));
+    const char *warning = strstr(log, want);
+    const char *event = strstr(log, prefixed("violation: cudaMallocManaged"));
     ck_assert_msg(warning && event && warning < event, "%s", log);
     ck_assert_ptr_null(strstr(warning + 30, "VRAMGUARD_POLICY=")); /* once */
 }
