@@ -101,6 +101,9 @@ def load_report(path, proc):
     if schema != REPORT_SCHEMA:
         raise Malformed("unsupported report schema %r (expected %r)" % (schema, REPORT_SCHEMA))
     process = need(data, "process", "dict", "")
+    if process.get("state") == "running":
+        raise Malformed("a running process's /vram (process.state running), not an exit report: "
+                        "it has no verdict on leaks yet")
     pid = need(process, "pid", "int", "process")
     exe = need(process, "exe", "str", "process")
     started = process.get("started_at") if isinstance(process.get("started_at"), str) else ""

@@ -288,12 +288,16 @@ static const char *reason(int status)
     }
 }
 
+/* A renderer: the status of its answer, 500 when it could not make the
+ * body (out of host memory: the body is then not used). */
 typedef int (*render_fn)(struct vg_out *o);
 
 /* Render once into a heap buffer that grows as needed (a first guess that
- * was too small used to mean rendering the whole breakdown again). */
-static bool render(render_fn fn, struct response *resp)
+ * was too small used to mean rendering the whole breakdown again). False,
+ * with why, when there is no body to send: the route answers 500. */
+static bool render(render_fn fn, struct response *resp, const char **why)
 {
+    *why = "out of host memory";
     struct vg_out *o = malloc(sizeof(*o));
     if (o == NULL)
         return false;
@@ -302,7 +306,9 @@ static bool render(render_fn fn, struct response *resp)
         return false;
     }
     int status = fn(o);
-    bool fits = o->total < o->size; /* else too large, or out of memory */
+    bool fits = status != 500 && o->total < o->size; /* else too large, or out of memory */
+    if (status != 500 && o->error != ENOMEM && !fits)
+        *why = "the body is larger than 64 MiB";
     if (fits) {
         resp->status = status;
         resp->body = o->buf;
@@ -358,14 +364,12 @@ int vg_endpoint_health(struct vg_out *o)
 
 static int render_metrics(struct vg_out *o)
 {
-    vg_metrics_write(o);
-    return 200;
+    return vg_metrics_write(o) ? 200 : 500;
 }
 
 static int render_report(struct vg_out *o)
 {
-    vg_report_json_served(o);
-    return 200;
+    return vg_report_json_served(o) ? 200 : 500;
 }
 
 static const char index_text[] = "vramguard " VG_VERSION " endpoint\n"
@@ -430,8 +434,9 @@ static void route(const struct request *r, int parse_status, struct response *re
         resp->head = head;
         return;
     }
-    if (!render(fn, resp)) {
-        error_response(resp, 500);
+    const char *why;
+    if (!render(fn, resp, &why)) {
+        error_response_why(resp, 500, why);
         resp->head = head;
         return;
     }

@@ -317,12 +317,13 @@ void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapsho
     vg_out_str(o, "\"} 1\n");
 }
 
-void vg_metrics_write(struct vg_out *o)
+bool vg_metrics_write(struct vg_out *o)
 {
     struct vg_metrics_snapshot *s = malloc(sizeof(*s));
     if (s == NULL)
-        return;
+        return false;
     vg_metrics_snapshot(s);
     vg_metrics_write_snapshot(o, s);
     free(s);
+    return true;
 }

@@ -46,9 +46,10 @@ void vg_metrics_snapshot(struct vg_metrics_snapshot *s);
 /* The GPU UUID label of a device in a snapshot ("unknown" when not learned). */
 const char *vg_metrics_uuid(const struct vg_metrics_snapshot *s, int device);
 
-/* Prometheus text exposition format 0.0.4 of a snapshot / of the process now. */
+/* Prometheus text exposition format 0.0.4 of a snapshot / of the process
+ * now (false, nothing written: no host memory for the snapshot). */
 void vg_metrics_write_snapshot(struct vg_out *o, const struct vg_metrics_snapshot *s);
-void vg_metrics_write(struct vg_out *o);
+bool vg_metrics_write(struct vg_out *o);
 /* A label value as the text format wants it: \\, \" and \n escaped. */
 void vg_metrics_label_value(struct vg_out *o, const char *value);
 

@@ -61,8 +61,10 @@ static void json_events(struct vg_out *o, struct report_scratch *r, const char *
 }
 
 /* `with_argv` false: "argv" is [] and "argv_omitted" true (the command
- * line can hold secrets; /vram leaves it out unless VRAMGUARD_VRAM_ARGV=1). */
-static void json_process(struct vg_out *o, bool with_argv)
+ * line can hold secrets; /vram leaves it out unless VRAMGUARD_VRAM_ARGV=1).
+ * `live`: a running process (/vram): "state": "running" and the time of
+ * the snapshot ("at"); else the exit report's "state": "exited", "ended_at". */
+static void json_process(struct vg_out *o, bool with_argv, bool live)
 {
     char exe[VG_PATH_MAX], when[40];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -91,7 +93,8 @@ static void json_process(struct vg_out *o, bool with_argv)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     vg_format_time(&now, when, sizeof(when));
-    vg_out_printf(o, "\"ended_at\": \"%s\"}", when);
+    vg_out_printf(o, "\"state\": \"%s\", \"%s\": \"%s\"}", live ? "running" : "exited", live ? "at" : "ended_at",
+                  when);
 }
 
 static void json_config(struct vg_out *o, const struct vg_config *cfg)
@@ -230,10 +233,12 @@ static void count_or_unknown(struct vg_out *o, bool known, uint64_t n)
         vg_out_str(o, "\"unknown\"");
 }
 
-static void json_live(struct vg_out *o, struct report_scratch *r)
+/* The live allocations: "live_at_exit" in the exit report (leaks), "live"
+ * in a running process's /vram (nothing is judged yet). */
+static void json_live(struct vg_out *o, struct report_scratch *r, bool live)
 {
     bool known = r->stats.dropped == 0;
-    vg_out_str(o, ",\n  \"live_at_exit\": {\"count\": ");
+    vg_out_printf(o, ",\n  \"%s\": {\"count\": ", live ? "live" : "live_at_exit");
     count_or_unknown(o, known, r->census.count);
     vg_out_str(o, ", \"bytes\": ");
     count_or_unknown(o, known, r->census.bytes);
@@ -304,29 +309,35 @@ static void json_output(struct vg_out *o)
 
 /* The summary: "status" is "fail" when a fail-on condition occurred,
  * "unknown" when none did but one of them could not be measured (listed
- * in "unknown"), else "pass". */
+ * in "unknown"), else "pass". `live` (a running process): no leak verdict
+ * (what is live now is no leak), and "running" rather than "pass" while no
+ * condition occurred: the verdict comes at exit. */
 static void json_summary(struct vg_out *o, struct report_scratch *r, const struct vg_config *cfg,
-                         uint64_t violations, uint64_t ooms)
+                         uint64_t violations, uint64_t ooms, bool live)
 {
     static const char *const words[] = {"violation", "oom", "leak", "budget"};
     bool live_known = r->stats.dropped == 0;
-    bool occurred[4] = {violations > 0, ooms > 0, live_known && r->census.count > 0, vg_budget_oom_count() > 0};
-    bool unknown[4] = {false, false, !live_known, false};
+    bool occurred[4] = {violations > 0, ooms > 0, !live && live_known && r->census.count > 0,
+                        vg_budget_oom_count() > 0};
+    bool unknown[4] = {false, false, !live && !live_known, false};
     bool fail = false, any_unknown = false;
     for (int i = 0; i < 4; i++) {
         fail = fail || ((cfg->fail_on & (1u << i)) && occurred[i]);
         any_unknown = any_unknown || ((cfg->fail_on & (1u << i)) && unknown[i]);
     }
     vg_out_printf(o, ",\n  \"summary\": {\"status\": \"%s\", \"reasons\": [",
-                  fail ? "fail" : any_unknown ? "unknown" : "pass");
+                  fail ? "fail" : live ? "running" : any_unknown ? "unknown" : "pass");
     for (int i = 0, k = 0; i < 4; i++)
         if ((cfg->fail_on & (1u << i)) && occurred[i])
             vg_out_printf(o, "%s\"%s\"", k++ ? ", " : "", words[i]);
-    vg_out_printf(o, "], \"violations\": %llu, \"oom_events\": %llu, \"leaked_allocations\": ",
-                  (unsigned long long)violations, (unsigned long long)ooms);
-    count_or_unknown(o, live_known, r->census.count);
-    vg_out_str(o, ", \"leaked_bytes\": ");
-    count_or_unknown(o, live_known, r->census.bytes);
+    vg_out_printf(o, "], \"violations\": %llu, \"oom_events\": %llu", (unsigned long long)violations,
+                  (unsigned long long)ooms);
+    if (!live) {
+        vg_out_str(o, ", \"leaked_allocations\": ");
+        count_or_unknown(o, live_known, r->census.count);
+        vg_out_str(o, ", \"leaked_bytes\": ");
+        count_or_unknown(o, live_known, r->census.bytes);
+    }
     vg_out_printf(o, ", \"untracked_allocations\": %llu, \"unknown\": [", (unsigned long long)r->stats.dropped);
     for (int i = 0, k = 0; i < 4; i++)
         if (unknown[i])
@@ -334,7 +345,9 @@ static void json_summary(struct vg_out *o, struct report_scratch *r, const struc
     vg_out_str(o, "]}\n}\n");
 }
 
-static void report_json_with(struct vg_out *o, bool with_argv, struct report_scratch *r)
+/* `live`: a running process's /vram (live allocations, no leak verdict);
+ * else the exit report. */
+static void report_json_with(struct vg_out *o, bool with_argv, bool live, struct report_scratch *r)
 {
     const struct vg_config *cfg = vg_config();
     vg_table_stats(&r->stats);
@@ -347,14 +360,14 @@ static void report_json_with(struct vg_out *o, bool with_argv, struct report_scr
     uint64_t violations = vg_violation_count(), ooms = vg_oom_count();
 
     vg_out_str(o, "{\n  \"schema\": \"vramguard.report/v1\",\n  \"vramguard_version\": \"" VG_VERSION "\",\n");
-    json_process(o, with_argv);
+    json_process(o, with_argv, live);
     json_config(o, cfg);
     json_allowances(o, cfg);
     json_budgets(o, r, cfg);
     json_devices(o, r);
     json_events(o, r, "violations", violations, true);
     json_events(o, r, "oom_events", ooms, false);
-    json_live(o, r);
+    json_live(o, r, live);
     const char *names[128], *reasons[128];
     int n_pass = vg_holes_seen(names, reasons, 128);
     vg_out_printf(o, ",\n  \"vmm_exported_handles\": %llu", (unsigned long long)vg_vmm_exported_handles());
@@ -368,30 +381,30 @@ static void report_json_with(struct vg_out *o, bool with_argv, struct report_scr
     }
     vg_out_str(o, "]");
     json_output(o);
-    json_summary(o, r, cfg, violations, ooms);
+    json_summary(o, r, cfg, violations, ooms, live);
 }
 
 /* A heap scratch: false (nothing written, logged) when there is none. */
-static bool report_json(struct vg_out *o, bool with_argv)
+static bool report_json(struct vg_out *o, bool with_argv, bool live)
 {
     struct report_scratch *r = malloc(sizeof(*r));
     if (r == NULL) {
         vg_log("out of host memory: no room to render a report (%zu bytes)", sizeof(*r));
         return false;
     }
-    report_json_with(o, with_argv, r);
+    report_json_with(o, with_argv, live, r);
     free(r);
     return true;
 }
 
 bool vg_report_json(struct vg_out *o)
 {
-    return report_json(o, true);
+    return report_json(o, true, false);
 }
 
 bool vg_report_json_served(struct vg_out *o)
 {
-    return report_json(o, vg_config()->vram_argv);
+    return report_json(o, vg_config()->vram_argv, true);
 }
 
 /* The exit report's scratch when malloc has none: static, so that a process
@@ -429,7 +442,7 @@ static bool report_write_with(const char *path, struct report_scratch *r)
     }
     struct vg_out *o = &r->sink;
     vg_out_fd(o, fd);
-    report_json_with(o, true, r);
+    report_json_with(o, true, false, r);
     vg_out_flush(o);
     int error = o->error;
     /* A short write (full disk, file size limit) never replaces a report:

@@ -11,7 +11,9 @@
 /* The whole JSON report to `o`. False, with nothing written (and a log
  * line), when there is no host memory to render it. */
 bool vg_report_json(struct vg_out *o);
-/* The same for /vram: the command line left out unless VRAMGUARD_VRAM_ARGV=1. */
+/* The same for /vram, as a running process: "state": "running", "live"
+ * (not "live_at_exit"), no leak verdict and no "ended_at"; the command line
+ * left out unless VRAMGUARD_VRAM_ARGV=1. */
 bool vg_report_json_served(struct vg_out *o);
 /* Write the JSON report to the configured path (atomically: temp + rename).
  * Returns false if there is no path or it cannot be written. Out of host

@@ -1906,6 +1906,34 @@ START_TEST(test_shim_log_level)
 }
 END_TEST
 
+/* A saved /vram of a running process is no exit report: `report` says so
+ * (an unreadable report: 125) rather than "missing live_at_exit". */
+START_TEST(test_running_snapshot_is_no_report)
+{
+    char dir[PATH_MAX], cmd[4 * PATH_MAX];
+    tmp_path(dir, "reports");
+    vg(NULL, "run", "--report-dir", dir, "--", g_py, g_worker, "--leaks", "1", NULL);
+    CODE_IS(0);
+    fmt(cmd, sizeof cmd,
+        "import glob, json\n"
+        "f = glob.glob('%s/vramguard.*.json')[0]\n"
+        "d = json.load(open(f))\n"
+        "p = d['process']; p['state'] = 'running'; p['at'] = p.pop('ended_at')\n"
+        "d['live'] = d.pop('live_at_exit'); d['summary'].pop('leaked_allocations'); d['summary'].pop('leaked_bytes')\n"
+        "d['summary']['status'] = 'running'\n"
+        "json.dump(d, open(f, 'w'))\n", dir);
+    prog(g_py, "-c", cmd, NULL);
+    CODE_IS(0);
+    fmt(cmd, sizeof cmd, "exec '%s' '%s' '%s'/vramguard.*.json", g_py, g_validate, dir);
+    prog("/bin/sh", "-c", cmd, NULL);
+    CODE_IS(0);                                 /* the schema's running form */
+    vg(NULL, "report", dir, NULL);
+    CODE_IS(125);
+    ERR_HAS("a running process's /vram (process.state running), not an exit report");
+    NO_TRACEBACK();
+}
+END_TEST
+
 Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1932,7 +1960,8 @@ Suite *make_cli_suite(void)
                                test_suggest_groups, test_suggest_nothing_and_errors,
                                test_suggest_from_journals, test_suggest_keeps_the_runs_allowance,
                                test_run_suggest, NULL}},
-        {"cli_honest", {test_report_text_purposes, test_fail_on_budget, test_shim_log_level, NULL}},
+        {"cli_honest", {test_report_text_purposes, test_fail_on_budget, test_shim_log_level,
+                        test_running_snapshot_is_no_report, NULL}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);

@@ -26,9 +26,13 @@ def where(err):
 
 
 def consistency(doc):
-    """Rules of vramguard.report/v1 beyond the schema; returns a list of messages."""
+    """Rules of vramguard.report/v1 beyond the schema; returns a list of messages.
+    A running process's /vram (process.state "running") has "live" and no leak
+    verdict; an exit report has "live_at_exit" and judges leaks."""
     errs = []
-    v, o, l, s = doc["violations"], doc["oom_events"], doc["live_at_exit"], doc["summary"]
+    running = doc["process"].get("state") == "running"
+    live_key = "live" if running else "live_at_exit"
+    v, o, l, s = doc["violations"], doc["oom_events"], doc[live_key], doc["summary"]
     for name, sec in (("violations", v), ("oom_events", o)):
         if len(sec["recorded"]) != min(sec["count"], 64):
             errs.append("%s: recorded holds %d events, expected min(count=%d, 64)"
@@ -36,31 +40,33 @@ def consistency(doc):
     live_known = l["count"] != "unknown" and l["bytes"] != "unknown"
     untracked = s.get("untracked_allocations", 0)
     if live_known != (untracked == 0) or (l["count"] == "unknown") != (l["bytes"] == "unknown"):
-        errs.append("live_at_exit: count %r and bytes %r must be \"unknown\" exactly when "
-                    "summary.untracked_allocations (%r) > 0" % (l["count"], l["bytes"], untracked))
+        errs.append("%s: count %r and bytes %r must be \"unknown\" exactly when "
+                    "summary.untracked_allocations (%r) > 0" % (live_key, l["count"], l["bytes"], untracked))
     if live_known and len(l["allocations"]) > l["count"]:
-        errs.append("live_at_exit: %d allocations listed but count is %d"
-                    % (len(l["allocations"]), l["count"]))
+        errs.append("%s: %d allocations listed but count is %d"
+                    % (live_key, len(l["allocations"]), l["count"]))
     elif live_known and len(l["allocations"]) == l["count"]:
         total = sum(a["size"] for a in l["allocations"])
         if total != l["bytes"]:
-            errs.append("live_at_exit: bytes is %d but the listed sizes add up to %d"
-                        % (l["bytes"], total))
-    for key, val in (("violations", v["count"]), ("oom_events", o["count"]),
-                     ("leaked_allocations", l["count"]), ("leaked_bytes", l["bytes"])):
+            errs.append("%s: bytes is %d but the listed sizes add up to %d"
+                        % (live_key, l["bytes"], total))
+    counts = [("violations", v["count"]), ("oom_events", o["count"])]
+    if not running:
+        counts += [("leaked_allocations", l["count"]), ("leaked_bytes", l["bytes"])]
+    for key, val in counts:
         if s[key] != val:
             errs.append("summary.%s is %r, expected %r" % (key, s[key], val))
     budget_ooms = (doc.get("budgets") or {}).get("oom_events", 0)
     occurred = {"violation": v["count"] > 0, "oom": o["count"] > 0,
-                "leak": live_known and l["count"] > 0, "budget": budget_ooms > 0}
-    unknown = [] if live_known else ["leak"]
+                "leak": not running and live_known and l["count"] > 0, "budget": budget_ooms > 0}
+    unknown = [] if live_known or running else ["leak"]
     if sorted(s.get("unknown", [])) != sorted(unknown):
         errs.append("summary.unknown is %s, expected %s" % (s.get("unknown"), unknown))
     expected = [c for c in doc["config"]["fail_on"] if occurred.get(c)]
     if sorted(s["reasons"]) != sorted(expected):
         errs.append("summary.reasons is %s, expected %s (config.fail_on %s)"
                     % (s["reasons"], expected, doc["config"]["fail_on"]))
-    status = ("fail" if expected else
+    status = ("fail" if expected else "running" if running else
               "unknown" if any(c in doc["config"]["fail_on"] for c in unknown) else "pass")
     if s["status"] != status:
         errs.append("summary.status is %r, expected %r" % (s["status"], status))

@@ -530,6 +530,40 @@ static int promtool_required(void)
     return r && strcmp(r, "1") == 0;
 }
 
+/* Every family /metrics writes is documented: in the README's /metrics
+ * list and in the man page (vramguard_device_info was in neither). A family
+ * of the "vramguard_allowed_*" kind is documented as that pattern. */
+START_TEST(metrics_families_documented)
+{
+    insert(0x1000000, 3 * MiB, 0, VG_KIND_DEVICE, VG_PURPOSE_WEIGHTS);
+    violation();
+    const char *text = metrics_text();
+    char path[700];
+    snprintf(path, sizeof(path), "%s/README.md", vg_test_root());
+    char *readme = vg_test_read_raw(path);
+    snprintf(path, sizeof(path), "%s/docs/vramguard.1", vg_test_root());
+    char *man = vg_test_read_raw(path);
+    ck_assert_msg(strstr(readme, "## Live: `/health`, `/metrics`, `/vram`") && strstr(man, "GET /metrics"),
+                  "README or man page without the endpoint section");
+    int seen = 0;
+    for (const char *p = strstr(text, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+        char name[128], ticked[140], roman[140];
+        ck_assert_int_eq(sscanf(p, "# TYPE %127s", name), 1);
+        seen++;
+        if (strncmp(name, "vramguard_allowed_", 18) == 0)
+            snprintf(name, sizeof(name), "vramguard_allowed_");
+        snprintf(ticked, sizeof(ticked), "`%s", name);
+        snprintf(roman, sizeof(roman), "\\%%%s", name); /* the man page's \%name */
+        ck_assert_msg(strstr(readme, ticked) != NULL, "README.md does not document the /metrics family %s", name);
+        ck_assert_msg(strstr(man, roman) != NULL || strstr(man, name) != NULL,
+                      "docs/vramguard.1 does not document the /metrics family %s", name);
+    }
+    ck_assert_int_ge(seen, (int)(sizeof(families) / sizeof(families[0])) - 3); /* NVML families may be absent */
+    free(readme);
+    free(man);
+}
+END_TEST
+
 START_TEST(metrics_format)
 {
     insert(0x1000000, 3 * MiB, 0, VG_KIND_DEVICE, VG_PURPOSE_WEIGHTS);
@@ -694,7 +728,13 @@ START_TEST(respond_vram_larger_than_first_guess)
     char cl[64];
     snprintf(cl, sizeof(cl), "\r\nContent-Length: %zu\r\n", strlen(body));
     ck_assert_msg(strstr(response, cl), "Content-Length does not match the body:\n%.300s", response);
-    ck_assert_ptr_nonnull(strstr(body, "\"live_at_exit\": {\"count\": 2000,"));
+    ck_assert_ptr_nonnull(strstr(body, "\"live\": {\"count\": 2000,")); /* a running process: live, not leaked */
+    ck_assert_ptr_null(strstr(body, "live_at_exit"));
+    ck_assert_ptr_nonnull(strstr(body, "\"state\": \"running\", \"at\": \""));
+    ck_assert_ptr_null(strstr(body, "ended_at"));
+    ck_assert_ptr_nonnull(strstr(body, "\"summary\": {\"status\": \"running\", \"reasons\": [], \"violations\": 0, "
+                                       "\"oom_events\": 0, \"untracked_allocations\": 0"));
+    ck_assert_ptr_null(strstr(body, "leaked_"));
     ck_assert_int_eq(vg_test_count(body, "{\"address\": "), 1000);
     ck_assert_ptr_nonnull(strstr(body, "\"size\": 51200,")); /* the largest are the ones listed */
     ck_assert_ptr_null(strstr(body, "\"size\": 1024,"));
@@ -883,9 +923,23 @@ START_TEST(vram_json_and_errors)
                                "u={(c['kind'],c['purpose']):c['live_bytes'] for c in d['devices'][0]['usage']}\n"
                                "assert u[('device','kv_cache')]==4*2**20, u\n"
                                "p=d['process']\n"
-                               "assert p['argv']==[] and p['argv_omitted'] is True, p\n",
+                               "assert p['argv']==[] and p['argv_omitted'] is True, p\n"
+                               /* a running process reads as live: no exit, no leak verdict */
+                               "assert p['state']=='running' and 'ended_at' not in p and 'at' in p, p\n"
+                               "assert 'live_at_exit' not in d and d['live']['count']>=1, d.keys()\n"
+                               "s=d['summary']\n"
+                               "assert s['status']==('fail' if s['reasons'] else 'running'), s\n"
+                               "assert 'leaked_allocations' not in s, s\n"
+                               "assert 'leaked_bytes' not in s and 'leak' not in s['reasons'], s\n",
                                path, s.dir) == 0,
                   "%s", body);
+    /* the schema knows the running form */
+    char validator[700];
+    snprintf(validator, sizeof(validator), "%s/tests/cli/validate_report.py", vg_test_root());
+    const char *vargv[] = {"python3", validator, path, NULL};
+    char vout[760];
+    snprintf(vout, sizeof(vout), "%s/validate.out", s.dir);
+    ck_assert_msg(vg_test_run(vargv, NULL, 0, vout) == 0, "%s", vg_test_read(vout));
     ck_assert_int_eq(curl(&s, "/", NULL), 200);
     ck_assert_int_eq(curl(&s, "/nope", NULL), 404);
     ck_assert_int_eq(curl(&s, "/metrics/extra", NULL), 404);
@@ -911,6 +965,54 @@ START_TEST(vram_json_and_errors)
                                path, a.dir) == 0,
                   "%s", shown);
     stop(a.pid);
+}
+END_TEST
+
+/* Out of host memory while answering: /metrics and /health (the metrics
+ * snapshot) and /vram (the report's scratch) answer 500 with the reason,
+ * not an empty 200, and answer again once memory is back. The shim's
+ * allocations of that size fail while a file exists (libmalloc_fail.so). */
+static void serve_failing(struct server *s, const char *size_env, char *fail_file, size_t size)
+{
+    server_paths(s);
+    static char preload[1400], fail_while[800];
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s/libvramguard.so:%s/tests/libmalloc_fail.so", vg_test_build(),
+             vg_test_build());
+    snprintf(fail_file, size, "%s/fail", s->dir);
+    snprintf(fail_while, sizeof(fail_while), "VG_MALLOC_FAIL_WHILE=%s", fail_file);
+    const char *extra[] = {preload, fail_while, size_env, NULL};
+    server_start(s, "0", "30", "", extra);
+}
+
+START_TEST(out_of_memory_answers_500)
+{
+    struct server s = {0};
+    char size_env[64], fail[700], *body = NULL;
+    snprintf(size_env, sizeof(size_env), "VG_MALLOC_FAIL_SIZE=%zu", sizeof(struct vg_metrics_snapshot));
+    serve_failing(&s, size_env, fail, sizeof(fail));
+    ck_assert_int_eq(curl(&s, "/metrics", NULL), 200);
+    write_text(fail, "");
+    ck_assert_int_eq(curl(&s, "/metrics", &body), 500);
+    ck_assert_str_eq(body, "500 Internal Server Error: out of host memory\n");
+    ck_assert_int_eq(curl(&s, "/health", &body), 500);
+    ck_assert_str_eq(body, "500 Internal Server Error: out of host memory\n");
+    ck_assert_int_eq(curl(&s, "/vram", NULL), 200); /* not that size */
+    unlink(fail);
+    ck_assert_int_eq(curl(&s, "/metrics", &body), 200);
+    ck_assert_ptr_nonnull(strstr(body, "vramguard_allocated_bytes{"));
+    stop(s.pid);
+
+    /* the report's scratch: the only allocation of the shim's this large */
+    serve_failing(&s, "VG_MALLOC_FAIL_MIN_SIZE=262144", fail, sizeof(fail));
+    ck_assert_int_eq(curl(&s, "/vram", NULL), 200);
+    write_text(fail, "");
+    ck_assert_int_eq(curl(&s, "/vram", &body), 500);
+    ck_assert_str_eq(body, "500 Internal Server Error: out of host memory\n");
+    ck_assert_int_eq(curl(&s, "/metrics", NULL), 200);
+    unlink(fail);
+    ck_assert_int_eq(curl(&s, "/vram", &body), 200);
+    ck_assert_ptr_nonnull(strstr(body, "\"schema\": \"vramguard.report/v1\""));
+    stop(s.pid);
 }
 END_TEST
 
@@ -1857,6 +1959,7 @@ Suite *make_endpoint_suite(void)
     tcase_add_checked_fixture(unit, unit_setup, NULL);
     tcase_set_timeout(unit, 20);
     tcase_add_test(unit, metrics_format);
+    tcase_add_test(unit, metrics_families_documented);
     tcase_add_test(unit, metrics_label_escaping);
     tcase_add_test(unit, metrics_empty_process);
     tcase_add_test(unit, metrics_only_used_devices);
@@ -1873,6 +1976,7 @@ Suite *make_endpoint_suite(void)
     tcase_add_test(live, metrics_over_tcp_port_zero);
     tcase_add_test(live, metrics_with_nvml);
     tcase_add_test(live, vram_json_and_errors);
+    tcase_add_test(live, out_of_memory_answers_500);
     tcase_add_test(live, unix_socket);
     tcase_add_test(live, unix_socket_stale_and_not_a_socket);
     tcase_add_test(live, promtool_passes);

@@ -8,6 +8,11 @@
  *   VG_MALLOC_FAIL_PERSIST=1  every counted call from the Nth on fails
  *   VG_MALLOC_FAIL_LOG=FILE   one line per failed call is appended to FILE:
  *                             "failed call N: FUNCTION(SIZE)"
+ *   VG_MALLOC_FAIL_SIZE=N     only calls for exactly N bytes are counted
+ *   VG_MALLOC_FAIL_MIN_SIZE=N only calls for at least N bytes are counted
+ *   VG_MALLOC_FAIL_WHILE=FILE every counted call fails while FILE exists
+ *                             (instead of VG_MALLOC_FAIL_AT): a test turns
+ *                             the failures on and off in a running process
  *
  * Calls from other modules (the program, libc on the shim's behalf, the fake
  * driver) are never failed. */
@@ -37,6 +42,8 @@ static long fail_at = -1; /* -1: not read yet, 0: never */
 static bool persist;
 static const char *from = "libvramguard";
 static const char *log_path;
+static const char *while_path;
+static size_t size_exact, size_min;
 static __thread int inside; /* dladdr or the log calling malloc: never counted */
 
 static void settings(void)
@@ -49,6 +56,10 @@ static void settings(void)
     if (f && *f)
         from = f;
     log_path = getenv("VG_MALLOC_FAIL_LOG");
+    while_path = getenv("VG_MALLOC_FAIL_WHILE");
+    const char *exact = getenv("VG_MALLOC_FAIL_SIZE"), *min = getenv("VG_MALLOC_FAIL_MIN_SIZE");
+    size_exact = exact ? (size_t)atol(exact) : 0;
+    size_min = min ? (size_t)atol(min) : 0;
     fail_at = at ? atol(at) : 0;
 }
 
@@ -61,9 +72,14 @@ static bool must_fail(void *caller, const char *fn, size_t size)
     settings();
     bool fail = false;
     Dl_info info;
-    if (fail_at > 0 && dladdr(caller, &info) && info.dli_fname && strstr(info.dli_fname, from)) {
+    bool sized = (size_exact == 0 || size == size_exact) && size >= size_min;
+    if ((fail_at > 0 || while_path) && sized && dladdr(caller, &info) && info.dli_fname &&
+        strstr(info.dli_fname, from)) {
         long n = atomic_fetch_add(&counted, 1) + 1;
-        fail = persist ? n >= fail_at : n == fail_at;
+        if (while_path)
+            fail = access(while_path, F_OK) == 0;
+        else
+            fail = persist ? n >= fail_at : n == fail_at;
         if (fail && log_path) {
             char line[128];
             int len = snprintf(line, sizeof(line), "failed call %ld: %s(%zu)\n", n, fn, size);
