@@ -71,10 +71,13 @@ $(DEMO_DIR)/demo_worker: tests/demo/demo_worker.c purpose_tags/vramguard.h $(FAK
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
 
+# The banner prints the very command that runs (it works when pasted).
+DEMO_CMD = LD_LIBRARY_PATH=$(FAKE) scripts/vramguard run --report-dir $(DEMO_DIR)/reports -- $(DEMO_DIR)/demo_worker
 demo: $(SHIM) fakecuda $(DEMO_DIR)/demo_worker
 	@rm -rf $(DEMO_DIR)/reports
-	@echo "== make demo: scripts/vramguard run -- $(DEMO_DIR)/demo_worker (fake 1 GiB device)"
-	@LD_LIBRARY_PATH=$(FAKE) scripts/vramguard run --report-dir $(DEMO_DIR)/reports -- $(DEMO_DIR)/demo_worker; \
+	@echo "== make demo: a sample worker on a fake 1 GiB GPU (fake CUDA in $(FAKE)), under vramguard:"
+	@echo "$(DEMO_CMD)"
+	@$(DEMO_CMD); \
 	 status=$$?; echo; \
 	 if [ $$status -eq 3 ]; then \
 	   echo "demo: ok. vramguard exited 3 because the worker asked for managed memory (a violation):"; \

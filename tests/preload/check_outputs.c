@@ -593,6 +593,38 @@ START_TEST(cli_run_one_line_per_process)
 }
 END_TEST
 
+/* The demo's banner prints the command it runs, whole: pasted into a shell
+ * (from the repository root, no LD_LIBRARY_PATH of one's own) it runs the
+ * demo worker under vramguard as `make demo` did (the banner used to leave
+ * out LD_LIBRARY_PATH: "0 processes reached the CUDA driver", pass). */
+START_TEST(demo_banner_command_works)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES; cd '%s' && make -s demo 2>&1",
+             vg_test_root());
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int st = 0;
+    char *text = output_of(argv, NULL, &st);
+    ck_assert_msg(st == 0, "make demo: exit %d\n%s", st, text);
+    const char *banner = strstr(text, "== make demo: ");
+    ck_assert_msg(banner != NULL, "%s", text);
+    const char *line = strchr(banner, '\n');
+    ck_assert_ptr_nonnull(line);
+    line++;
+    char pasted[1000];
+    snprintf(pasted, sizeof(pasted), "%.*s", (int)strcspn(line, "\n"), line);
+    ck_assert_msg(strstr(pasted, "scripts/vramguard run ") != NULL, "the line after the banner: %s", pasted);
+    free(text);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && env -u LD_LIBRARY_PATH -u LD_PRELOAD -u VRAMGUARD_LIBRARY %s", vg_test_root(),
+             pasted);
+    text = output_of(argv, NULL, &st);
+    ck_assert_msg(st == 3 && strstr(text, "vramguard: 1 process reached the CUDA driver") &&
+                      strstr(text, "verdict: fail (violation: 1 violation;"),
+                  "pasted `%s`: exit %d\n%s", pasted, st, text);
+    free(text);
+}
+END_TEST
+
 Suite *make_outputs_suite(void)
 {
     Suite *s = suite_create("outputs");
@@ -610,6 +642,7 @@ Suite *make_outputs_suite(void)
     tcase_add_test(q, log_levels_and_the_pid);
     tcase_add_test(q, exit_line_names_only_a_written_report);
     tcase_add_test(q, cli_run_one_line_per_process);
+    tcase_add_test(q, demo_banner_command_works);
     suite_add_tcase(s, q);
     return s;
 }
