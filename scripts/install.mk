@@ -1,7 +1,7 @@
 # `make install` and `make uninstall` (included from the Makefile, after SHIM).
 #
 #   make install   [PREFIX=/usr/local] [DESTDIR=] [BINDIR= LIBDIR= INCLUDEDIR= MANDIR=
-#                  PKGCONFIGDIR= PYTHONDIR=]
+#                  PKGCONFIGDIR= PYTHONDIR= DOCDIR=]
 #   make uninstall (the same variables): removes exactly what install put there
 #
 # Installs (paths under $(DESTDIR)):
@@ -13,6 +13,8 @@
 #   $(PKGCONFIGDIR)/vramguard.pc              pkg-config: Cflags, Libs -ldl, variable shimlib
 #   $(MANDIR)/man1/vramguard.1                the man page
 #   $(PYTHONDIR)/vramguard.py                 the Python module
+#   $(DOCDIR)/entry-points.md                 every allocation-related driver entry point,
+#                                             wrapped or passed through (the log names it)
 # PYTHONDIR defaults to $(PREFIX)/lib/python3/dist-packages: Debian's python3
 # finds it there for PREFIX=/usr; for another prefix set PYTHONDIR (e.g. to
 # the output of python3 -c 'import site; print(site.getsitepackages()[0])')
@@ -25,6 +27,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
+DOCDIR ?= $(PREFIX)/share/doc/vramguard
 INSTALL ?= install
 
 VRAMGUARD_VERSION := $(shell sed -n 's/^\#define VG_VERSION "\(.*\)"/\1/p' shim/model/model.h)
@@ -43,11 +46,12 @@ INSTALLED_FILES = \
 	$(DESTDIR)$(INCLUDEDIR)/vramguard.h \
 	$(DESTDIR)$(PKGCONFIGDIR)/vramguard.pc \
 	$(DESTDIR)$(MANDIR)/man1/vramguard.1 \
-	$(DESTDIR)$(PYTHONDIR)/vramguard.py
+	$(DESTDIR)$(PYTHONDIR)/vramguard.py \
+	$(DESTDIR)$(DOCDIR)/entry-points.md
 
 .PHONY: install uninstall
 install: $(SHIM) scripts/vramguard $(CLI_PACKAGE) purpose_tags/vramguard.h purpose_tags/python/vramguard.py \
-		docs/vramguard.1 docs/vramguard.pc.in
+		docs/vramguard.1 docs/vramguard.pc.in docs/entry-points.md
 	@test -n "$(VRAMGUARD_VERSION)" || { echo "install: no VG_VERSION in shim/model/model.h" >&2; exit 1; }
 	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be an absolute path" >&2; exit 1;; esac
 	@mkdir -p $(BUILD)/install
@@ -66,6 +70,7 @@ install: $(SHIM) scripts/vramguard $(CLI_PACKAGE) purpose_tags/vramguard.h purpo
 	$(INSTALL) -D -m 0644 $(BUILD)/install/vramguard.pc $(DESTDIR)$(PKGCONFIGDIR)/vramguard.pc
 	$(INSTALL) -D -m 0644 docs/vramguard.1 $(DESTDIR)$(MANDIR)/man1/vramguard.1
 	$(INSTALL) -D -m 0644 purpose_tags/python/vramguard.py $(DESTDIR)$(PYTHONDIR)/vramguard.py
+	$(INSTALL) -D -m 0644 docs/entry-points.md $(DESTDIR)$(DOCDIR)/entry-points.md
 
 uninstall:
 	rm -f $(INSTALLED_FILES)
@@ -75,3 +80,4 @@ uninstall:
 	rmdir $(CLI_PACKAGE_DIR) 2>/dev/null || true
 	rmdir $(DESTDIR)$(LIBDIR)/vramguard 2>/dev/null || true
 	rmdir $(DESTDIR)$(PYTHONDIR)/__pycache__ 2>/dev/null || true
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true

@@ -130,20 +130,22 @@ START_TEST(install_files_and_uninstall)
     expect_file("lib/python3/dist-packages/vramguard.py", 0644);
     expect_file("lib/vramguard/vramguard_cli/__init__.py", 0644);
     expect_file("lib/vramguard/vramguard_cli/cli.py", 0644);
-    /* exactly those six files and the CLI's package (every module, the same bytes) */
+    expect_file("share/doc/vramguard/entry-points.md", 0644); /* named by the log and the man page */
+    /* exactly those seven files and the CLI's package (every module, the same bytes) */
     SH_OK("ls scripts/vramguard_cli/*.py | wc -l");
     int modules = atoi(g_out);
     ck_assert_msg(modules > 2, "scripts/vramguard_cli has %d modules", modules);
     SH_OK("find '%s' -type f | wc -l", g_dest);
-    ck_assert_msg(atoi(g_out) == 6 + modules, "%d files installed, want %d", atoi(g_out), 6 + modules);
+    ck_assert_msg(atoi(g_out) == 7 + modules, "%d files installed, want %d", atoi(g_out), 7 + modules);
     SH_OK("for f in scripts/vramguard_cli/*.py; do cmp \"$f\" '%s/lib/vramguard/vramguard_cli/'\"${f##*/}\" || exit 1; done",
           g_usr);
     /* the installed copies are the sources' (CLI: VERSION and LIBDIR filled in) */
     SH_OK("cmp purpose_tags/vramguard.h '%s/include/vramguard.h' && "
           "cmp '%s/libvramguard.so' '%s/lib/vramguard/libvramguard.so' && "
           "cmp docs/vramguard.1 '%s/share/man/man1/vramguard.1' && "
-          "cmp purpose_tags/python/vramguard.py '%s/lib/python3/dist-packages/vramguard.py'",
-          g_usr, vg_test_build(), g_usr, g_usr, g_usr);
+          "cmp purpose_tags/python/vramguard.py '%s/lib/python3/dist-packages/vramguard.py' && "
+          "cmp docs/entry-points.md '%s/share/doc/vramguard/entry-points.md'",
+          g_usr, vg_test_build(), g_usr, g_usr, g_usr, g_usr);
     SH_OK("grep '^INSTALLED_PACKAGE = \"/usr/lib/vramguard\"' '%s/bin/vramguard'", g_usr);
     SH_OK("grep '^INSTALLED_LIBRARY = \"/usr/lib/vramguard/libvramguard.so\"' '%s/bin/vramguard' && "
           "grep -x \"VERSION = \\\"$(sed -n 's/^#define VG_VERSION \"\\(.*\\)\"/\\1/p' shim/model/model.h)\\\"\" "
@@ -163,7 +165,7 @@ START_TEST(install_files_and_uninstall)
     /* installing again over it is fine, and changes nothing */
     make_install();
     SH_OK("find '%s' -type f | wc -l", g_dest);
-    ck_assert_int_eq(atoi(g_out), 6 + modules);
+    ck_assert_int_eq(atoi(g_out), 7 + modules);
     make_uninstall_leaves_nothing();
     /* uninstalling what is not there is not an error */
     SH_OK("make uninstall PREFIX=/usr DESTDIR='%s' 2>&1", g_dest);

@@ -1,7 +1,8 @@
 /* The Python side, run from the Check runner: purpose_tags/python/vramguard.py
  * (tests/python/test_vramguard_py.py, which starts its own child under
- * LD_PRELOAD of the shim) and the entry-point inventory
- * (tests/python/test_entry_points.py). Each case runs
+ * LD_PRELOAD of the shim), the entry-point inventory
+ * (tests/python/test_entry_points.py) and what the documentation names
+ * (tests/python/test_docs.py). Each case runs
  *   /usr/bin/python3 -m unittest -v <module>
  * with PYTHONPATH=<root>/purpose_tags/python:<root>/tests/python and
  * VG_ROOT/VG_BUILD from the runner, and needs exit status 0; on failure the
@@ -60,6 +61,12 @@ START_TEST(test_entry_points)
 }
 END_TEST
 
+START_TEST(test_docs)
+{
+    run_unittest("test_docs");
+}
+END_TEST
+
 Suite *make_python_suite(void)
 {
     Suite *s = suite_create("python");
@@ -69,6 +76,7 @@ Suite *make_python_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_vramguard_py);
     tcase_add_test(tc, test_entry_points);
+    tcase_add_test(tc, test_docs);
     suite_add_tcase(s, tc);
     return s;
 }
