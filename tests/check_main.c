@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 Suite *make_table_suite(void);
@@ -144,30 +145,54 @@ int vg_test_count(const char *hay, const char *needle)
     return n;
 }
 
+/* Every suite, in the order they run; `name` is the one its suite_create
+ * gives (CK_RUN_SUITE=name runs that suite alone). */
+static const struct {
+    const char *name;
+    Suite *(*make)(void);
+} suites[] = {
+    {"table", make_table_suite},       {"purposes", make_purposes_suite}, {"policy", make_policy_suite},
+    {"allow", make_allow_suite},       {"budget", make_budget_suite},     {"config", make_config_suite},
+    {"report", make_report_suite},     {"repeats", make_repeats_suite},   {"rules", make_rules_suite},
+    {"preload", make_preload_suite},   {"outputs", make_outputs_suite},   {"accounting", make_accounting_suite},
+    {"pools", make_pools_suite},       {"contexts", make_contexts_suite}, {"cli", make_cli_suite},
+    {"python", make_python_suite},     {"install", make_install_suite},   {"endpoint", make_endpoint_suite},
+    {"census", make_census_suite},     {"layers", make_layers_suite},
+};
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* One runner per suite: each says its result and its time as it ends
+ * ("== NAME: N checks, F failed, S s"), so a long `make check` shows its
+ * progress; the last line sums them up. */
 int main(void)
 {
-    SRunner *r = srunner_create(make_table_suite());
-    srunner_add_suite(r, make_purposes_suite());
-    srunner_add_suite(r, make_policy_suite());
-    srunner_add_suite(r, make_allow_suite());
-    srunner_add_suite(r, make_budget_suite());
-    srunner_add_suite(r, make_config_suite());
-    srunner_add_suite(r, make_report_suite());
-    srunner_add_suite(r, make_repeats_suite());
-    srunner_add_suite(r, make_rules_suite());
-    srunner_add_suite(r, make_preload_suite());
-    srunner_add_suite(r, make_outputs_suite());
-    srunner_add_suite(r, make_accounting_suite());
-    srunner_add_suite(r, make_pools_suite());
-    srunner_add_suite(r, make_contexts_suite());
-    srunner_add_suite(r, make_cli_suite());
-    srunner_add_suite(r, make_python_suite());
-    srunner_add_suite(r, make_install_suite());
-    srunner_add_suite(r, make_endpoint_suite());
-    srunner_add_suite(r, make_census_suite());
-    srunner_add_suite(r, make_layers_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    const char *only = getenv("CK_RUN_SUITE");
+    int checks = 0, failed = 0, ran = 0;
+    struct timespec t_all;
+    clock_gettime(CLOCK_MONOTONIC, &t_all);
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        if (only && *only && strcmp(only, suites[i].name) != 0)
+            continue;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        SRunner *r = srunner_create(suites[i].make());
+        srunner_run_all(r, CK_NORMAL);
+        int n = srunner_ntests_run(r), f = srunner_ntests_failed(r);
+        srunner_free(r);
+        printf("== %s: %d checks, %d failed, %.1f s\n", suites[i].name, n, f, seconds_since(&t0));
+        fflush(stdout);
+        checks += n;
+        failed += f;
+        ran++;
+    }
+    printf("== all: %d suites, %d checks, %d failed, %.1f s\n", ran, checks, failed, seconds_since(&t_all));
+    if (ran == 0)
+        fprintf(stderr, "no suite named \"%s\" (CK_RUN_SUITE)\n", only);
+    return failed == 0 && ran > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

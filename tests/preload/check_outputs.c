@@ -625,6 +625,34 @@ START_TEST(demo_banner_command_works)
 }
 END_TEST
 
+/* `make check` says each suite's result and time as it ends, and the
+ * README says how to run one suite. The runner itself, on the config suite
+ * (fast), then on a name no suite has. */
+START_TEST(check_prints_each_suite)
+{
+    char runner[800];
+    snprintf(runner, sizeof(runner), "unset CK_RUN_CASE; exec '%s/tests/check_vramguard'", vg_test_build());
+    const char *argv[] = {"/bin/sh", "-c", runner, NULL};
+    const char *config[] = {"CK_RUN_SUITE=config", NULL};
+    int st = 0;
+    char *text = output_of(argv, config, &st);
+    ck_assert_msg(st == 0, "exit %d\n%s", st, text);
+    const char *line = strstr(text, "\n== config: ");
+    ck_assert_msg(line && strstr(line, " checks, 0 failed, ") && strstr(line, " s\n== all: 1 suites, "), "%s", text);
+    ck_assert_int_eq(vg_test_count(text, "Running suite(s): "), 1);
+    free(text);
+    const char *nope[] = {"CK_RUN_SUITE=no_such_suite", NULL};
+    text = output_of(argv, nope, &st);
+    ck_assert_msg(st != 0 && strstr(text, "no suite named \"no_such_suite\""), "exit %d\n%s", st, text);
+    free(text);
+    char readme[700];
+    snprintf(readme, sizeof(readme), "%s/README.md", vg_test_root());
+    text = vg_test_read_raw(readme);
+    ck_assert_msg(strstr(text, "CK_RUN_SUITE=") != NULL, "README.md does not say how to run one suite");
+    free(text);
+}
+END_TEST
+
 Suite *make_outputs_suite(void)
 {
     Suite *s = suite_create("outputs");
@@ -643,6 +671,7 @@ Suite *make_outputs_suite(void)
     tcase_add_test(q, exit_line_names_only_a_written_report);
     tcase_add_test(q, cli_run_one_line_per_process);
     tcase_add_test(q, demo_banner_command_works);
+    tcase_add_test(q, check_prints_each_suite);
     suite_add_tcase(s, q);
     return s;
 }
