@@ -127,6 +127,11 @@ $(TEST_DIR)/prog_attrib: tests/preload/prog_attrib.c $(TEST_DIR)/libattrib_a.so 
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(TEST_DIR) -lattrib_a -lattrib_b $(SHARED_FAKE) -lcuda
 PRELOAD_PROGS += $(TEST_DIR)/prog_attrib
 
+# The workers `vramguard top` watches in tests/python/test_top.py.
+$(TEST_DIR)/top_worker: tests/cli/top_worker.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/top_worker
+
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
 check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(DEMO_DIR)/demo_worker $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard

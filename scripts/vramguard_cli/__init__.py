@@ -6,11 +6,13 @@ One module per concern:
   run       `vramguard run`: run a command under the shim, judge it
   report    `vramguard report`: judge existing reports and journals
   suggest   `vramguard suggest`: the narrowest allowance for a run's violations
+  top       `vramguard top`: the live view (discovery, figures, the lines drawn);
+            top_screen draws it on a terminal (curses)
   reports   reading reports, journals and endpoint files; the aggregate
   render    text and Markdown output
   options   option values: grammars, defaults, flag > environment > default
   library   finding the shim library, checking that it preloads
   common    exit statuses, errors, the stderr voice, number formatting
 A subcommand is the module of its name (add_parser, command) listed in
-cli.COMMANDS; `timeline` and `top` will be added the same way.
+cli.COMMANDS; `timeline` will be added the same way.
 """

@@ -7,13 +7,12 @@ import argparse
 import os
 import sys
 
-from . import report, run, suggest
+from . import report, run, suggest, top
 from .common import EXIT_INTERNAL, GuardError, UsageError, say
 from .options import DEFAULT_ALLOW, DEFAULT_FAIL_ON, DEFAULT_POLICY, resolve_settings
 
-# `vramguard timeline` and `vramguard top` will be timeline.py and top.py,
-# added here.
-COMMANDS = (run, report, suggest)
+# `vramguard timeline` will be timeline.py, added here.
+COMMANDS = (run, report, suggest, top)
 
 DESCRIPTION = """\
 vramguard keeps a CUDA program's data in VRAM and tells you where the VRAM
@@ -128,13 +127,13 @@ class Parser(argparse.ArgumentParser):
 
 def make_parser(version):
     fmt = argparse.RawDescriptionHelpFormatter
-    top = Parser(prog="vramguard", description=DESCRIPTION, epilog=EPILOG_COMMON,
-                 formatter_class=fmt)
-    top.add_argument("--version", action="version", version="vramguard %s" % version)
-    sub = top.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    parser = Parser(prog="vramguard", description=DESCRIPTION, epilog=EPILOG_COMMON,
+                    formatter_class=fmt)
+    parser.add_argument("--version", action="version", version="vramguard %s" % version)
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
     for module in COMMANDS:
         module.add_parser(sub, EPILOG_COMMON, fmt)
-    return top
+    return parser
 
 
 def main(argv, version, script, installed_library=""):

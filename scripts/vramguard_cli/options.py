@@ -232,10 +232,13 @@ def parse_exitcode(value):
 
 
 def parse_listen(value):
-    """VRAMGUARD_LISTEN syntax, as the shim checks it: PORT, HOST:PORT or unix:/path."""
+    """VRAMGUARD_LISTEN syntax, as the shim checks it: PORT, HOST:PORT, unix:/path or auto."""
     accepted = ("accepted: PORT (on 127.0.0.1; 0 picks a free port), HOST:PORT with HOST an address "
-                "literal (127.0.0.1, [::1], 0.0.0.0) or localhost, or unix:/absolute/path (%p expands to the pid)")
+                "literal (127.0.0.1, [::1], 0.0.0.0) or localhost, unix:/absolute/path (%p expands to "
+                "the pid), or auto (a socket in the directory 'vramguard top' reads)")
     v = value.strip()
+    if v == "auto":
+        return v
     if v.startswith("unix:"):
         if not v[5:].startswith("/") or len(v) == 6:
             raise argparse.ArgumentTypeError("invalid listen address %r (%s)" % (value, accepted))

@@ -139,9 +139,45 @@ static bool parse_log(struct vg_config *cfg, const char *v)
     return copy_path(cfg->log_path, v);
 }
 
+/* While a value is parsed: the environment it is read from (for the
+ * variables a value refers to, such as XDG_RUNTIME_DIR for LISTEN=auto). */
+static vg_getenv_fn parse_getenv;
+
+/* VRAMGUARD_LISTEN=auto: a Unix socket named after the pid in the per-user
+ * live directory `vramguard top` reads by default: $XDG_RUNTIME_DIR/vramguard
+ * (when it is an absolute path), else /tmp/vramguard-EUID. The endpoint
+ * creates the directory (listen_dir). */
+static bool parse_listen_auto(struct vg_config *cfg)
+{
+    const char *run = parse_getenv ? parse_getenv("XDG_RUNTIME_DIR") : NULL;
+    char dir[VG_PATH_MAX];
+    int n = run && run[0] == '/' ? snprintf(dir, sizeof(dir), "%s/vramguard", run)
+                                 : snprintf(dir, sizeof(dir), "/tmp/vramguard-%u", (unsigned)geteuid());
+    if (n < 0 || (size_t)n >= sizeof(dir))
+        return false;
+    char listen[VG_PATH_MAX];
+    size_t o = 0;
+    o += (size_t)snprintf(listen, sizeof(listen), "unix:");
+    for (const char *p = dir; *p; p++) {
+        if (o + 2 >= sizeof(listen))
+            return false;
+        if (*p == '%')
+            listen[o++] = '%'; /* the template expands %p: a '%' of the path is written %% */
+        listen[o++] = *p;
+    }
+    if (o + sizeof("/%p.sock") > sizeof(listen))
+        return false;
+    memcpy(listen + o, "/%p.sock", sizeof("/%p.sock"));
+    memcpy(cfg->listen, listen, o + sizeof("/%p.sock"));
+    memcpy(cfg->listen_dir, dir, (size_t)n + 1);
+    return true;
+}
+
 static bool parse_listen(struct vg_config *cfg, const char *v)
 {
     /* Syntax only; the endpoint reports a bind failure itself. */
+    if (strcmp(v, "auto") == 0)
+        return parse_listen_auto(cfg);
     if (strncmp(v, "unix:", 5) == 0)
         return v[5] == '/' && copy_path(cfg->listen, v);
     const char *port = strrchr(v, ':');
@@ -218,7 +254,8 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_LOG", parse_log, "stderr, or a file path (%p expands to the pid)", "stderr"},
     {"VRAMGUARD_LOG_MAX", parse_log_max, "SIZE (K, M, G: powers of 1024), at least 4K; 0 for no limit", "64M"},
     {"VRAMGUARD_LOG_LEVEL", parse_log_level, "quiet, warn, info, debug", "info"},
-    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), or unix:/path (%p expands to the pid)",
+    {"VRAMGUARD_LISTEN", parse_listen, "PORT (on 127.0.0.1), HOST:PORT (HOST an address literal or localhost), unix:/path (%p expands to the pid), "
+     "or auto (unix:$XDG_RUNTIME_DIR/vramguard/%p.sock, else unix:/tmp/vramguard-UID/%p.sock)",
      "none (no endpoint)"},
     {"VRAMGUARD_HEALTH_FAIL_ON", parse_health_fail_on, "a comma list of violation, oom, budget; or none", "none"},
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
@@ -248,6 +285,7 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
     int invalid = 0;
     set_defaults(cfg);
     parse_warn = warn;
+    parse_getenv = get;
     parse_warnings = 0;
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
         const char *value = get(options[i].name);
@@ -265,6 +303,7 @@ int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
         }
     }
     parse_warn = NULL;
+    parse_getenv = NULL;
     return invalid + parse_warnings;
 }
 

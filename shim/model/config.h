@@ -39,6 +39,7 @@ struct vg_config {
     char report_path[VG_PATH_MAX];   /* template, "" = no report */
     char log_path[VG_PATH_MAX];      /* template, "" = stderr */
     char listen[VG_PATH_MAX];        /* "" = no endpoint; PORT, HOST:PORT or unix:/path (%p) */
+    char listen_dir[VG_PATH_MAX];    /* VRAMGUARD_LISTEN=auto: the live directory to create, else "" */
     unsigned health_fail_on;         /* VG_FAIL_ON_*: what makes /health answer 503 */
     char purpose_rules[VG_PATH_MAX]; /* VRAMGUARD_PURPOSE_RULES as given, validated */
     bool backtrace;                  /* VRAMGUARD_BACKTRACE=1 */

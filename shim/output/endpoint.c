@@ -1,4 +1,5 @@
-/* The live endpoint: VRAMGUARD_LISTEN=PORT | HOST:PORT | unix:/path.
+/* The live endpoint: VRAMGUARD_LISTEN=PORT | HOST:PORT | unix:/path | auto
+ * (unix:DIR/%p.sock in the per-user live directory; config.c names it).
  *
  * The socket is bound by vg_endpoint_start() itself (the first time the
  * process reaches the driver), so the address is logged before the program
@@ -872,6 +873,32 @@ static int bind_unix(const char *path, char *why, size_t why_size)
     return fd;
 }
 
+/* VRAMGUARD_LISTEN=auto: the live directory is created (0700) if missing;
+ * one that exists must be a directory of this user that others cannot
+ * write, else another user could put a socket of theirs where
+ * `vramguard top` looks. Only its last component is created. */
+static bool private_dir(const char *dir, char *why, size_t why_size)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, why_size, "cannot create %.200s: %s", dir, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        snprintf(why, why_size, "%.200s: %s", dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode))
+        snprintf(why, why_size, "%.200s is not a directory", dir);
+    else if (st.st_uid != geteuid())
+        snprintf(why, why_size, "%.200s belongs to another user", dir);
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        snprintf(why, why_size, "%.200s can be written by other users (chmod go-w)", dir);
+    else
+        return true;
+    return false;
+}
+
 /* HOST into `ss`: an IPv4 or IPv6 address literal, or "localhost". Names
  * are not resolved, and short forms getaddrinfo would take ("0", "0.0",
  * which mean 0.0.0.0: every interface) are refused. */
@@ -1014,7 +1041,8 @@ void vg_endpoint_start(void)
             return;
         }
         snprintf(shown, sizeof(shown), "unix:%s", path);
-        fd = bind_unix(path, why, sizeof(why));
+        fd = cfg->listen_dir[0] && !private_dir(cfg->listen_dir, why, sizeof(why)) ? -1
+                                                                                   : bind_unix(path, why, sizeof(why));
         if (fd >= 0) {
             snprintf(unix_path, sizeof(unix_path), "%s", path);
             owner_pid = getpid();

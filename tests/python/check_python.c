@@ -2,7 +2,9 @@
  * (tests/python/test_vramguard_py.py, which starts its own child under
  * LD_PRELOAD of the shim), the entry-point inventory
  * (tests/python/test_entry_points.py) and what the documentation names
- * (tests/python/test_docs.py). Each case runs
+ * (tests/python/test_docs.py), and `vramguard top` against three workers
+ * under the shim, its terminal view in tmux (tests/python/test_top.py).
+ * Each case runs
  *   /usr/bin/python3 -m unittest -v <module>
  * with PYTHONPATH=<root>/purpose_tags/python:<root>/tests/python and
  * VG_ROOT/VG_BUILD from the runner, and needs exit status 0; on failure the
@@ -67,6 +69,12 @@ START_TEST(test_docs)
 }
 END_TEST
 
+START_TEST(test_top)
+{
+    run_unittest("test_top");
+}
+END_TEST
+
 Suite *make_python_suite(void)
 {
     Suite *s = suite_create("python");
@@ -78,5 +86,10 @@ Suite *make_python_suite(void)
     tcase_add_test(tc, test_entry_points);
     tcase_add_test(tc, test_docs);
     suite_add_tcase(s, tc);
+    /* Workers under the shim and tmux sessions: seconds on a quiet machine. */
+    TCase *top = tcase_create("top");
+    tcase_set_timeout(top, 240);
+    tcase_add_test(top, test_top);
+    suite_add_tcase(s, top);
     return s;
 }

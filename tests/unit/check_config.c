@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- fake environment ----------------------------------------------------- */
 
@@ -268,6 +269,62 @@ START_TEST(test_log_max)
 }
 END_TEST
 
+/* VRAMGUARD_LISTEN=auto: <live dir>/%p.sock, the live directory from
+ * XDG_RUNTIME_DIR (absolute) or /tmp/vramguard-EUID, as `vramguard top`
+ * reads it; a '%' of the directory is not taken for %p. */
+START_TEST(test_listen_auto)
+{
+    char path[VG_PATH_MAX];
+    env_set("VRAMGUARD_LISTEN", "auto");
+    env_set("XDG_RUNTIME_DIR", "/run/user/7");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.listen, "unix:/run/user/7/vramguard/%p.sock");
+    ck_assert_str_eq(parsed.listen_dir, "/run/user/7/vramguard");
+
+    char tmp_dir[64], tmp_listen[96];
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/vramguard-%u", (unsigned)geteuid());
+    snprintf(tmp_listen, sizeof(tmp_listen), "unix:%s/%%p.sock", tmp_dir);
+    static const char *const no_xdg[] = {NULL, "", "relative/run"};
+    for (size_t i = 0; i < sizeof(no_xdg) / sizeof(no_xdg[0]); i++) {
+        setup();
+        env_set("VRAMGUARD_LISTEN", "auto");
+        if (no_xdg[i])
+            env_set("XDG_RUNTIME_DIR", no_xdg[i]);
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_str_eq(parsed.listen, tmp_listen);
+        ck_assert_str_eq(parsed.listen_dir, tmp_dir);
+    }
+
+    setup();
+    env_set("VRAMGUARD_LISTEN", "auto");
+    env_set("XDG_RUNTIME_DIR", "/r%p");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.listen, "unix:/r%%p/vramguard/%p.sock");
+    ck_assert(vg_expand_path(parsed.listen + 5, 42, path, sizeof(path)));
+    ck_assert_str_eq(path, "/r%p/vramguard/42.sock");
+
+    /* Too long for a path: invalid, the default (no endpoint) stays. */
+    static char long_dir[VG_PATH_MAX - 8];
+    memset(long_dir, 'd', sizeof(long_dir) - 1);
+    long_dir[0] = '/';
+    setup();
+    env_set("VRAMGUARD_LISTEN", "auto");
+    env_set("XDG_RUNTIME_DIR", long_dir);
+    ck_assert_int_eq(parse(), 1);
+    ck_assert_str_eq(parsed.listen, "");
+    ck_assert_str_eq(parsed.listen_dir, "");
+    ck_assert_ptr_nonnull(strstr(warnings[0], "auto"));
+
+    /* Any other value has no live directory to make. */
+    setup();
+    env_set("VRAMGUARD_LISTEN", "unix:/x/%p.sock");
+    env_set("XDG_RUNTIME_DIR", "/run/user/7");
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_str_eq(parsed.listen, "unix:/x/%p.sock");
+    ck_assert_str_eq(parsed.listen_dir, "");
+}
+END_TEST
+
 START_TEST(test_report_path_and_too_long)
 {
     env_set("VRAMGUARD_REPORT", "/tmp/r.%p.json");
@@ -516,6 +573,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_log_stderr_or_path);
     tcase_add_test(tc, test_log_max);
     tcase_add_test(tc, test_report_path_and_too_long);
+    tcase_add_test(tc, test_listen_auto);
     tcase_add_test(tc, test_null_warn_callback);
     tcase_add_test(tc, test_unknown_variables_ignored);
     tcase_add_test(tc, test_process_config_from_environment);
