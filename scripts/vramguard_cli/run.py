@@ -73,10 +73,11 @@ def add_parser(sub, epilog, fmt):
     run.add_argument("--listen", type=parse_listen, metavar="SPEC",
                      help="serve /health, /metrics and /vram from every process that "
                           "reaches the CUDA driver (sets VRAMGUARD_LISTEN=SPEC): PORT "
-                          "(127.0.0.1), IP:PORT or unix:/path (%%p expands to the pid). "
+                          "(127.0.0.1), IP:PORT, unix:/path (%%p expands to the pid) or "
+                          "auto (a socket <pid>.sock where 'vramguard top' looks). "
                           "A fixed port is taken by the first process only (the others "
                           "warn and run on): for a command of several processes use port 0 "
-                          "(a free port each) or unix:/path/%%p. Each bound address is "
+                          "(a free port each), unix:/path/%%p or auto. Each bound address is "
                           "written to <report dir>/vramguard.<pid>.json.endpoint and "
                           "printed ('vramguard: pid N endpoint URL')")
     run.add_argument("--require-cuda", action="store_true",

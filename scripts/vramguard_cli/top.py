@@ -6,7 +6,7 @@ is an absolute path, else /tmp/vramguard-<euid>, holds one Unix socket
 <pid>.sock per process. `--dir DIR` reads other directories instead: every
 Unix socket in them, and every *.endpoint file (the address one line, as
 `vramguard run` leaves them next to the reports); `--endpoint ADDR` names one
-more. Each refresh asks every endpoint for /health (pid, status) and /metrics
+more. Each refresh asks every endpoint for /health (the pid) and /metrics
 (the figures), all at once; one that does not answer within the timeout (a
 stale socket, a dead port, a process gone) is left out without a word.
 
@@ -18,7 +18,6 @@ import concurrent.futures
 import json
 import os
 import re
-import signal
 import socket
 import stat
 import sys
@@ -29,7 +28,7 @@ from .common import UsageError, human, plural, say
 from .render import VRAM_KINDS
 from .reports import load_endpoint
 
-REQUEST_TIMEOUT = 0.8          # seconds for one request, connection included
+ANSWER_TIMEOUT = 0.8           # seconds for an endpoint's two answers, connections included
 ANSWER_MAX = 16 << 20          # bytes read from one answer at most
 PURPOSES = ("weights", "kv_cache", "intermediate", "unknown")
 SORTS = {                      # key -> (name shown, sort key of a Proc)
@@ -41,19 +40,32 @@ SORTS = {                      # key -> (name shown, sort key of a Proc)
 KEYS_HELP = "v VRAM  p pid  o OOMs  c command  Up/Down PgUp/PgDn scroll  q quit"
 
 
+DESCRIPTION = """\
+Show every running process under vramguard that serves its endpoint,
+refreshed every second: per GPU the VRAM charged to them and what NVML says
+is in use; per process its VRAM charged and as NVML sees it, violations, OOM
+events and command, with a bar per device and per purpose; sorted by VRAM.
+
+Processes are found in the live directory, $XDG_RUNTIME_DIR/vramguard (else
+/tmp/vramguard-$EUID), where VRAMGUARD_LISTEN=auto (or 'vramguard run --listen
+auto') puts a socket <pid>.sock per process; --dir and --endpoint name
+others. Endpoints that do not answer (stale sockets, closed ports) are left
+out without a word.
+
+keys: v sort by VRAM, p by pid, o by OOM events, c by command; arrows,
+PgUp/PgDn, Home/End scroll; q quits. A resized terminal is drawn again.
+
+exit status of 'top': 0 on q or Ctrl-C (and after --once, whether or not a
+process answered), 128+N on signal N (SIGTERM, SIGHUP), 125 on bad usage or
+without a terminal (unless --once). The terminal is restored in every case."""
+
+
 def add_parser(sub, epilog, fmt):
     top = sub.add_parser(
         "top", help="live view of every vramguard process on this machine",
-        usage="vramguard top [--once] [--interval SECONDS] [--dir DIR]... [--endpoint ADDR]...",
-        description="Show every running process under vramguard that serves its endpoint, "
-                    "refreshed every second: per process its VRAM charged and as NVML sees it, "
-                    "violations and OOM events, and per device and per purpose bars; sorted by "
-                    "VRAM. Processes are found in the live directory (%s), where "
-                    "VRAMGUARD_LISTEN=auto (or 'vramguard run --listen auto') puts a socket "
-                    "<pid>.sock per process; --dir and --endpoint name others. Keys: v sort by "
-                    "VRAM, p by pid, o by OOMs, c by command; arrows and PgUp/PgDn scroll; q "
-                    "(or Ctrl-C) quits with status 0." % live_dir_text(),
-        epilog=epilog, formatter_class=fmt)
+        usage="vramguard top [--once] [--interval SECONDS] [--sort v|p|o|c] [--dir DIR]... "
+              "[--endpoint ADDR]...",
+        description=DESCRIPTION, epilog=epilog, formatter_class=fmt)
     top.add_argument("--once", action="store_true",
                      help="print the view once as plain text (no terminal control) and exit")
     top.add_argument("--interval", type=parse_interval, default=1.0, metavar="SECONDS",
@@ -67,7 +79,7 @@ def add_parser(sub, epilog, fmt):
                      help="one more endpoint: unix:/path, http://HOST:PORT, HOST:PORT or PORT "
                           "(127.0.0.1); may repeat. With --endpoint and no --dir, the live "
                           "directory is not read")
-    top.add_argument("--sort", choices=sorted(SORTS), default="v",
+    top.add_argument("--sort", choices=sorted(SORTS), default="v", metavar="KEY",
                      help="initial order: v VRAM (default), p pid, o OOMs, c command")
 
 
@@ -79,10 +91,6 @@ def live_dir(environ=None):
     if run.startswith("/"):
         return os.path.join(run, "vramguard")
     return "/tmp/vramguard-%d" % os.geteuid()
-
-
-def live_dir_text():
-    return "$XDG_RUNTIME_DIR/vramguard, else /tmp/vramguard-$EUID"
 
 
 def parse_interval(text):
@@ -161,10 +169,12 @@ def discover(dirs, endpoints, warn):
 
 # ---- HTTP ----------------------------------------------------------------------------
 
-def http_get(address, path, timeout=REQUEST_TIMEOUT):
+def http_get(address, path, deadline):
     """GET path from an endpoint -> (status, body bytes). Raises OSError or
-    ValueError when there is no whole answer within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    ValueError when there is no whole answer by `deadline` (time.monotonic)."""
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        raise socket.timeout("no time left")
     if address.startswith("unix:"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         target = address[5:]
@@ -251,7 +261,6 @@ class Proc:
         self.address = address
         self.pid = pid
         self.command = command_of(pid)
-        self.status = "ok"
         self.violations = 0
         self.ooms = 0
         self.budget_ooms = 0
@@ -290,16 +299,36 @@ def command_of(pid):
     return " ".join(words) if words else "?"
 
 
+def add_purpose(dev, labels, value):
+    if labels.get("kind") in VRAM_KINDS:
+        purpose = labels.get("purpose", "unknown")
+        dev.purposes[purpose] = dev.purposes.get(purpose, 0) + value
+
+
+# The per-device samples of /metrics that the view shows, and where they go.
+DEVICE_SAMPLES = {
+    "vramguard_allocated_bytes": add_purpose,
+    "vramguard_charged_bytes": lambda dev, labels, v: setattr(dev, "charged", v),
+    "vramguard_process_memory_used_bytes": lambda dev, labels, v: setattr(dev, "nvml_used", v),
+    "vramguard_device_memory_total_bytes": lambda dev, labels, v: setattr(dev, "total", v),
+    "vramguard_device_memory_free_bytes": lambda dev, labels, v: setattr(dev, "free", v),
+    "vramguard_pool_cache_bytes": lambda dev, labels, v: setattr(dev, "pool_cache", v),
+    "vramguard_oom_events_total": lambda dev, labels, v: setattr(dev, "ooms", v),
+    "vramguard_device_info": lambda dev, labels, v: setattr(dev, "name", labels.get("name") or "unknown"),
+}
+
+
 def read_proc(address):
-    """One process's figures from its endpoint, or None (no answer, or not
-    vramguard's)."""
+    """One process's figures from its endpoint, or None (no answer within
+    ANSWER_TIMEOUT, or not vramguard's)."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT
     try:
-        status, body = http_get(address, "/health")
+        status, body = http_get(address, "/health", deadline)
         health = json.loads(body.decode("utf-8", "replace")) if status in (200, 503) else None
         pid = health.get("pid") if isinstance(health, dict) else None
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             return None
-        status, body = http_get(address, "/metrics")
+        status, body = http_get(address, "/metrics", deadline)
         if status != 200:
             return None
     except (OSError, ValueError):
@@ -308,37 +337,17 @@ def read_proc(address):
     if not any(name == "vramguard_build_info" for name, _, _ in samples):
         return None
     proc = Proc(address, pid)
-    proc.status = health.get("status") if isinstance(health.get("status"), str) else "?"
     for name, labels, value in samples:
         if name == "vramguard_violations_total":
             proc.violations = value
         elif name == "vramguard_budget_oom_events_total":
             proc.budget_ooms += value
-        elif name == "vramguard_rejected_allocations_total":
-            continue           # the violations' details; not charged to a device
-        elif name.startswith("vramguard_") and "device" in labels:
+        elif name in DEVICE_SAMPLES:
             dev = proc.device(labels)
-            if dev is None:
-                continue
-            if name == "vramguard_allocated_bytes":
-                if labels.get("kind") in VRAM_KINDS:
-                    purpose = labels.get("purpose", "unknown")
-                    dev.purposes[purpose] = dev.purposes.get(purpose, 0) + value
-            elif name == "vramguard_charged_bytes":
-                dev.charged = value
-            elif name == "vramguard_process_memory_used_bytes":
-                dev.nvml_used = value
-            elif name == "vramguard_device_memory_total_bytes":
-                dev.total = value
-            elif name == "vramguard_device_memory_free_bytes":
-                dev.free = value
-            elif name == "vramguard_pool_cache_bytes":
-                dev.pool_cache = value
-            elif name == "vramguard_oom_events_total":
-                dev.ooms = value
-                proc.ooms += value
-            elif name == "vramguard_device_info":
-                dev.name = labels.get("name") or "unknown"
+            if dev is not None:
+                DEVICE_SAMPLES[name](dev, labels, value)
+                if name == "vramguard_oom_events_total":
+                    proc.ooms += value
     return proc
 
 
