@@ -20,6 +20,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import sys
 import time
 import urllib.parse
@@ -170,7 +171,9 @@ def discover(dirs, endpoints, warn):
 # ---- HTTP ----------------------------------------------------------------------------
 
 def http_get(address, path, deadline):
-    """GET path from an endpoint -> (status, body bytes). Raises OSError or
+    """GET path from an endpoint -> (status, body bytes, pid): pid, for a Unix
+    socket, is the process that listens on it as the kernel names it to us
+    (SO_PEERCRED: right across PID namespaces), else None. Raises OSError or
     ValueError when there is no whole answer by `deadline` (time.monotonic)."""
     timeout = deadline - time.monotonic()
     if timeout <= 0:
@@ -187,6 +190,10 @@ def http_get(address, path, deadline):
     try:
         sock.settimeout(timeout)
         sock.connect(target)
+        peer = None
+        if sock.family == socket.AF_UNIX:
+            peer = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                       struct.calcsize("3i")))[0] or None
         sock.sendall(("GET %s HTTP/1.0\r\nHost: vramguard\r\n\r\n" % path).encode("ascii"))
         chunks, size = [], 0
         while True:
@@ -208,7 +215,7 @@ def http_get(address, path, deadline):
     m = re.match(rb"^HTTP/1\.[01] (\d{3})", head)
     if not sep or not m:
         raise ValueError("not an HTTP answer")
-    return int(m.group(1)), body
+    return int(m.group(1)), body, peer
 
 
 SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)\s*$")
@@ -323,12 +330,13 @@ def read_proc(address):
     ANSWER_TIMEOUT, or not vramguard's)."""
     deadline = time.monotonic() + ANSWER_TIMEOUT
     try:
-        status, body = http_get(address, "/health", deadline)
+        status, body, peer = http_get(address, "/health", deadline)
         health = json.loads(body.decode("utf-8", "replace")) if status in (200, 503) else None
         pid = health.get("pid") if isinstance(health, dict) else None
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             return None
-        status, body = http_get(address, "/metrics", deadline)
+        pid = peer or pid      # a worker in a container says its own namespace's pid
+        status, body, _ = http_get(address, "/metrics", deadline)
         if status != 200:
             return None
     except (OSError, ValueError):

@@ -146,14 +146,15 @@ class Workers:
         self.xdg = xdg
         self.procs = {}
 
-    def start(self, name, spec, extra_env=None):
+    def start(self, name, spec, extra_env=None, prefix=()):
         out = os.path.join(self.xdg, "%s.out" % name)
         extra = dict(extra_env or {}, FAKECUDA_DEVICES=str(spec["devices"]))
         if spec.get("limit"):
             extra["VRAMGUARD_LIMIT"] = spec["limit"]
         env = worker_env(self.xdg, extra)
         with open(out, "wb") as f:
-            p = subprocess.Popen([WORKER] + worker_args(spec), env=env, stdout=f, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(list(prefix) + [WORKER] + worker_args(spec), env=env, stdout=f,
+                                 stderr=subprocess.STDOUT)
         self.procs[name] = p
         wait_for(lambda: "ready\n" in read(out) or p.poll() is not None, 30, "worker %s ready" % name)
         if p.poll() is not None:
@@ -413,6 +414,35 @@ class LiveDirectory(unittest.TestCase):
         self.workers.stop()
         self.assertEqual(p.returncode, 0, read(out))
         self.assertIn("endpoint unix:%s/vramguard/%d.sock" % (self.tmp, rows[0][0]), read(out))
+
+
+class PidNamespace(unittest.TestCase):
+    """A worker in a PID namespace of its own (as in a container sharing the
+    live directory) says its pid is 1; top shows the pid the kernel names to
+    it for the socket's owner, and that process's command."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="vg_top_ns.")
+        self.workers = Workers(self.tmp)
+
+    def tearDown(self):
+        self.workers.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_pid_seen_from_here(self):
+        unshare = shutil.which("unshare")
+        probe = subprocess.run([unshare or "unshare", "--pid", "--fork", "true"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) if unshare else None
+        if probe is None or probe.returncode != 0:
+            self.skipTest("this machine cannot make a PID namespace (unshare --pid)")
+        spec = {"allocs": [(0, "weights", 2)], "oom": 0, "managed": 0, "devices": 1}
+        p = self.workers.start("ns", spec, prefix=(unshare, "--pid", "--fork", "--kill-child"))
+        worker = int(read("/proc/%d/task/%d/children" % (p.pid, p.pid)).split()[0])
+        self.assertEqual(os.listdir(os.path.join(self.tmp, "vramguard")), ["1.sock"])   # its own pid
+        r = run_top(["--once"], self.tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([(row[0], row[1], row[5]) for row in parse_rows(r.stdout.splitlines())],
+                         [(worker, mib(2 * MiB), " ".join([WORKER] + worker_args(spec)))])
 
 
 class Tmux:
