@@ -73,8 +73,9 @@ class View:
             self.put(screen, 1 + i, 0, text, STYLES.get(style, curses.A_NORMAL), w)
         if h >= 2:
             keys = top.KEYS_HELP
-            if len(body) > rows:
-                keys += "   lines %d-%d of %d" % (self.scroll + 1, min(self.scroll + rows, len(body)), len(body))
+            if len(body) > rows:     # first: a narrow terminal cuts the keys, not this
+                keys = "lines %d-%d of %d | %s" % (self.scroll + 1, min(self.scroll + rows, len(body)),
+                                                   len(body), keys)
             self.put(screen, h - 1, 0, keys.ljust(w - 1), curses.A_REVERSE, w - 1)
         screen.refresh()
         return rows

@@ -120,14 +120,17 @@ def worker_env(xdg, extra=None):
     return env
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, detail=None):
+    """predicate()'s first true answer within `timeout` seconds; else fail,
+    saying `what` and, if given, detail() at that moment."""
     deadline = time.monotonic() + timeout
     while True:
         got = predicate()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %ss waiting for %s%s" % (
+                timeout, what, "\n" + detail() if detail else ""))
         time.sleep(0.1)
 
 
@@ -396,6 +399,24 @@ class LiveDirectory(unittest.TestCase):
         p = self.workers.start("w", {"allocs": [(0, "weights", 1)], "oom": 0, "managed": 0, "devices": 1})
         self.assertIn("is not a directory", read(os.path.join(self.tmp, "shim.%d.log" % p.pid)))
 
+    def test_tcp_endpoint(self):
+        """Port 0 and a report path: the address in <report>.endpoint (--dir), or
+        given as PORT or HOST:PORT (--endpoint)."""
+        reports = os.path.join(self.tmp, "reports")
+        os.mkdir(reports)
+        spec = {"allocs": [(0, "kv_cache", 3)], "oom": 0, "managed": 1, "devices": 1}
+        p = self.workers.start("tcp", spec, {"VRAMGUARD_LISTEN": "0",
+                                             "VRAMGUARD_REPORT": os.path.join(reports, "vramguard.%p.json")})
+        address = read(os.path.join(reports, "vramguard.%d.json.endpoint" % p.pid)).strip()
+        self.assertRegex(address, r"^http://127\.0\.0\.1:\d+$")
+        port = address.rsplit(":", 1)[1]
+        want = [(p.pid, mib(3 * MiB), 1, 0)]
+        for args in (["--dir", reports], ["--endpoint", port], ["--endpoint", "127.0.0.1:" + port]):
+            r = run_top(["--once"] + args, self.tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([(row[0], row[1], row[3], row[4]) for row in parse_rows(r.stdout.splitlines())],
+                             want, args)
+
     def test_run_listen_auto(self):
         reports = os.path.join(self.tmp, "reports")
         env = worker_env(self.tmp)
@@ -510,6 +531,9 @@ class Screen(Fixture):
     def tearDown(self):
         self.term.close()
 
+    def shown(self):
+        return "screen:\n" + "\n".join(self.term.screen())
+
     def wait_order(self, pids, sort_name):
         def ready():
             screen = self.term.screen()
@@ -517,8 +541,7 @@ class Screen(Fixture):
                     [row[0] for row in parse_rows(screen)] == pids:
                 return screen
             return None
-        return wait_for(ready, 15, "rows %s sorted by %s; screen:\n%s" % (
-            pids, sort_name, "\n".join(self.term.screen())))
+        return wait_for(ready, 15, "rows %s sorted by %s" % (pids, sort_name), self.shown)
 
     def assert_restored(self, status):
         self.assertEqual(self.term.wait_exit(), status)
@@ -538,12 +561,27 @@ class Screen(Fixture):
         for width, height in ((140, 40), (72, 30)):
             self.term.tmux("resize-window", "-t", "top", "-x", str(width), "-y", str(height))
             wait_for(lambda: "=" * width in self.term.screen() and len(self.term.screen()) == height,
-                     15, "a redraw at %dx%d; screen:\n%s" % (width, height, "\n".join(self.term.screen())))
+                     15, "a redraw at %dx%d" % (width, height), self.shown)
             screen = self.term.screen()
             self.assertRegex(screen[0], r"^vramguard top: .*\d\d:\d\d:\d\d$")
             self.assertEqual(len(screen[0]), width)
             self.assertEqual(parse_rows(screen)[0][0], self.order("v")[0])
             self.assertTrue(screen[-1].startswith("v VRAM"), screen[-1])
+        # Too short for every line: the footer says which lines are shown; End, Home scroll.
+        self.term.tmux("resize-window", "-t", "top", "-x", "72", "-y", "12")
+
+        def footer(first):
+            last = self.term.screen()[-1] if len(self.term.screen()) == 12 else ""
+            m = re.match(r"lines (\d+)-(\d+) of (\d+) \| v VRAM", last)
+            return m if m and int(m.group(1)) == first else None
+        m = wait_for(lambda: footer(1), 15, "the footer at 72x12", self.shown)
+        total = int(m.group(3))
+        self.assertEqual(int(m.group(2)), 10)           # 12 rows: title, 10 lines, footer
+        self.term.tmux("send-keys", "-t", "top", "End")
+        m = wait_for(lambda: footer(total - 9), 15, "scrolled to the end", self.shown)
+        self.assertEqual(int(m.group(2)), total)
+        self.term.tmux("send-keys", "-t", "top", "Home")
+        wait_for(lambda: footer(1), 15, "scrolled back to the top", self.shown)
         self.term.tmux("send-keys", "-t", "top", "q")
         self.assert_restored(0)
 
