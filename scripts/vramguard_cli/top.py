@@ -424,6 +424,47 @@ def short_uuid(uuid):
     return uuid if len(uuid) <= 13 else uuid[:8] + "..." + uuid[-4:]
 
 
+def gpu_lines(procs, bar_w):
+    """Two lines per GPU: its name and total; a bar of what vramguard charged
+    to the processes shown (#) and of what else NVML says is in use (+)."""
+    lines = []
+    for g in gpus_of(procs):
+        used = g.total - g.free if g.total is not None and g.free is not None else None
+        over = max(used - g.charged, 0) if used is not None else 0
+        lines.append(("GPU %s (%s), %s" % (g.name, short_uuid(g.uuid), size(g.total)), "gpu"))
+        lines.append(("  %s  charged %s (%s)%s" % (
+            bar(bar_w, [(g.charged, "#"), (over, "+")], g.total or g.charged), human(g.charged),
+            plural(g.procs, "process", "processes"),
+            ", in use %s (NVML)" % human(used) if used is not None else ""), "dim"))
+    return lines
+
+
+def proc_lines(p, bar_w):
+    """A process's row; under it a line per device (charged against the
+    device's total) and per purpose (its share of the device's charge)."""
+    lines = [("%7d  %10s  %10s  %5d  %5d  %s" % (
+        p.pid, human(p.vram), size(p.nvml_used), p.violations, p.ooms, p.command), "proc")]
+    for d in sorted(p.devices.values(), key=lambda d: d.ordinal):
+        extra = []
+        if d.nvml_used is not None:
+            extra.append("NVML %s" % human(d.nvml_used))
+        if d.ooms:
+            extra.append(plural(d.ooms, "OOM"))
+        lines.append(("         gpu %-2d  %s %10s of %s%s" % (
+            d.ordinal, bar(bar_w, [(d.charged, "#")], d.total or d.charged), human(d.charged),
+            size(d.total), "   " + ", ".join(extra) if extra else ""), "text"))
+        shown = [(purpose, b) for purpose, b in d.purposes.items() if b]
+        if d.pool_cache:
+            shown.append(("(pool cache)", d.pool_cache))
+        for purpose, b in shown:
+            lines.append(("                 %-13s %s %10s %4d%%" % (
+                purpose, bar(bar_w, [(b, "=")], d.charged or b), human(b),
+                round(100.0 * b / (d.charged or b))), "dim"))
+    if p.budget_ooms:
+        lines.append(("         %s refused by a budget" % plural(p.budget_ooms, "allocation"), "text"))
+    return lines
+
+
 def render(procs, width, sort, where, notes=(), now=None, cut=True):
     """The view as [(text, style)], style one of title, head, proc, gpu, dim,
     warn, text; the first line is the title. `notes`: warnings to show.
@@ -442,38 +483,13 @@ def render(procs, width, sort, where, notes=(), now=None, cut=True):
         lines.append(("No vramguard process answers in %s." % where, "text"))
         lines.append(("Start workers with VRAMGUARD_LISTEN=auto (or 'vramguard run --listen auto')"
                       " to see them here.", "text"))
-        return [(clean(t)[:width] if cut else clean(t), s) for t, s in lines]
-    for g in gpus_of(procs):
-        used = g.total - g.free if g.total is not None and g.free is not None else None
-        over = max(used - g.charged, 0) if used is not None else 0
-        lines.append(("GPU %s (%s), %s" % (g.name, short_uuid(g.uuid), size(g.total)), "gpu"))
-        lines.append(("  %s  charged %s (%s)%s" % (
-            bar(bar_w, [(g.charged, "#"), (over, "+")], g.total or g.charged), human(g.charged),
-            plural(g.procs, "process", "processes"),
-            ", in use %s (NVML)" % human(used) if used is not None else ""), "dim"))
-    lines.append(("=" * width, "dim"))
-    lines.append(("%7s  %10s  %10s  %5s  %5s  %s" % ("PID", "VRAM", "NVML", "VIOL", "OOM", "COMMAND"), "head"))
-    for p in sorted(procs, key=key):
-        lines.append(("%7d  %10s  %10s  %5d  %5d  %s" % (
-            p.pid, human(p.vram), size(p.nvml_used), p.violations, p.ooms, p.command), "proc"))
-        for d in sorted(p.devices.values(), key=lambda d: d.ordinal):
-            extra = []
-            if d.nvml_used is not None:
-                extra.append("NVML %s" % human(d.nvml_used))
-            if d.ooms:
-                extra.append(plural(d.ooms, "OOM"))
-            lines.append(("         gpu %-2d  %s %10s of %s%s" % (
-                d.ordinal, bar(bar_w, [(d.charged, "#")], d.total or d.charged), human(d.charged),
-                size(d.total), "   " + ", ".join(extra) if extra else ""), "text"))
-            shown = [(purpose, b) for purpose, b in d.purposes.items() if b]
-            if d.pool_cache:
-                shown.append(("(pool cache)", d.pool_cache))
-            for purpose, b in shown:
-                lines.append(("                 %-13s %s %10s %4d%%" % (
-                    purpose, bar(bar_w, [(b, "=")], d.charged or b), human(b),
-                    round(100.0 * b / (d.charged or b))), "dim"))
-        if p.budget_ooms:
-            lines.append(("         %s refused by a budget" % plural(p.budget_ooms, "allocation"), "text"))
+    else:
+        lines.extend(gpu_lines(procs, bar_w))
+        lines.append(("=" * width, "dim"))
+        lines.append(("%7s  %10s  %10s  %5s  %5s  %s" % ("PID", "VRAM", "NVML", "VIOL", "OOM", "COMMAND"),
+                      "head"))
+        for p in sorted(procs, key=key):
+            lines.extend(proc_lines(p, bar_w))
     return [(clean(t)[:width] if cut else clean(t), s) for t, s in lines]
 
 
