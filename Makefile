@@ -30,6 +30,10 @@ $(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*/*.h shim/*.def) purpose_tags/vramg
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@
 
+# The table's hot path updates its counters two at a time; GCC's SLP
+# vectorizer would pack such pairs into SSE operations dearer than two adds.
+$(BUILD)/shim/model/table.o: SHIM_CFLAGS += -fno-tree-slp-vectorize
+
 $(BUILD)/shim/intercept/dlsym_trampoline.o: shim/intercept/dlsym_trampoline.S
 	@mkdir -p $(dir $@)
 	$(CC) $(CET_FLAGS) -c $< -o $@

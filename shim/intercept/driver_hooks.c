@@ -1,6 +1,7 @@
 #include "wrappers.h"
 #include "process.h"
 #include "hook_protocol.h"
+#include "hot_path.h"
 #include "config.h"
 #include "devices.h"
 #include "endpoint.h"
@@ -50,11 +51,8 @@ EXPORT CUresult cuInit(unsigned int Flags)
 
 /* ---- device memory ------------------------------------------------------- */
 
-EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
-{
-    TRACKED_ALLOC(cuMemAlloc_v2, "cuMemAlloc_v2", VG_KIND_DEVICE, bytesize, real(dptr, bytesize),
-                  dptr ? *dptr : 0, bytesize);
-}
+HOT_ALLOC_WRAPPER(cuMemAlloc_v2, (CUdeviceptr *dptr, size_t bytesize), (dptr, bytesize), "cuMemAlloc_v2",
+                  VG_KIND_DEVICE, bytesize, real(dptr, bytesize), dptr ? *dptr : 0, bytesize)
 
 /* The driver writes 32 bits; so do we read. */
 EXPORT CUresult vg_cuMemAlloc_v1(vg_devptr_v1 *dptr, unsigned int bytesize)

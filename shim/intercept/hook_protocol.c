@@ -20,6 +20,7 @@ void vg_reached_driver_first(void)
         vg_config();
         vg_events_process_start();
         vg_endpoint_start(); /* only now: CPU-only processes bind nothing */
+        vg_process_slow_set(VG_SLOW_STARTING, false); /* the hot path may run */
     }
 }
 
@@ -70,3 +71,4 @@ void vg_alloc_failed_or_warned(struct vg_call *c, CUresult r)
     if (c->action == VG_ACTION_WARN)
         vg_event_violation(c, r);
 }
+

@@ -191,14 +191,15 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
  * with the context). `wrapper` names the row of the interposition table;
  * `real_call` is the driver call (using `real`); `out_ptr` and `out_size`
  * read its results after a success. The owner is the calling thread's
- * context, learned with its device (vg_current_device). */
-#define TRACKED_ALLOC_ON(wrapper, api, kind, device, request, real_call, out_ptr, out_size)         \
+ * context, learned with its device (vg_current_device). `ret` is the
+ * program's return address (the caller when no runtime call names one). */
+#define TRACKED_ALLOC_ON(wrapper, api, kind, device, request, real_call, out_ptr, out_size, ret)    \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
     struct vg_call c;                                                                             \
     CUresult r;                                                                                   \
-    if (!vg_call_enter(&c, api, kind, request, __builtin_return_address(0))) {                    \
+    if (!vg_call_enter(&c, api, kind, request, ret)) {                                            \
         r = real_call;                                                                            \
     } else if (!vg_alloc_refused_as(&c, kind, device, &r)) {                                       \
         uint8_t owner = (device) == VG_DEVICE_CURRENT ? vg_tls_call.owner : VG_CONTEXT_NONE;       \
@@ -210,7 +211,8 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
     return r
 
 #define TRACKED_ALLOC(wrapper, api, kind, request, real_call, out_ptr, out_size)                  \
-    TRACKED_ALLOC_ON(wrapper, api, kind, VG_DEVICE_CURRENT, request, real_call, out_ptr, out_size)
+    TRACKED_ALLOC_ON(wrapper, api, kind, VG_DEVICE_CURRENT, request, real_call, out_ptr, out_size,    \
+                     __builtin_return_address(0))
 
 /* The body of a free wrapper: remove the entry for `key` before the real
  * free (the address may be reused the moment it returns), put it back if

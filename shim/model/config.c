@@ -1,4 +1,5 @@
 #include "config.h"
+#include "process.h"
 #include "rules.h"
 #include "stacks.h"
 
@@ -343,6 +344,7 @@ static void load_process_config(void)
     if (process_config.backtrace)
         vg_stacks_enable();
     vg_budgets_active = vg_budget_any(&process_config.budgets);
+    vg_process_slow_set(VG_SLOW_BUDGETS, vg_budgets_active);
     atomic_store_explicit(&process_config_ready, true, memory_order_release);
 }
 

@@ -1,6 +1,7 @@
 #include "devices.h"
 #include "contexts.h"
 #include "process.h"
+#include "table.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ int vg_current_device_learn(void)
     for (int i = 0; i < VG_STREAM_FACTS; i++)
         t->streams[i].valid = false;
     t->device = dev;
+    t->device_meta = vg_table_device_meta(dev);
     t->epoch = epoch;
     return dev;
 }

@@ -50,9 +50,32 @@ struct vg_tls_call {
     /* The context this thread last made current with cuCtxSetCurrent, NULL
      * when not known: setting the same one again changes nothing. */
     void *context;
+    /* For the hot path, packed as the table packs an entry (table.h: meta):
+     * `device`'s cell bits (valid with it), and the top purpose and label
+     * pushed on this thread (0 when none: purposes.c keeps it). */
+    uint32_t device_meta;
+    uint32_t purpose_meta;
 };
 
 extern __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
+
+/* Why an allocation cannot take the hot path (hot_path.h), one bit per
+ * process-wide reason; 0 in the steady state of a process configured with
+ * nothing that costs per call. Each bit is set by the module that owns the
+ * reason. */
+enum {
+    VG_SLOW_STARTING = 1, /* the driver not reached yet, or the configuration and outputs still starting */
+    VG_SLOW_STACKS = 2,   /* VRAMGUARD_BACKTRACE: a stack per allocation */
+    VG_SLOW_BUDGETS = 4,  /* VRAMGUARD_LIMIT: each VRAM allocation is checked */
+    VG_SLOW_RULES = 8,    /* VRAMGUARD_PURPOSE_RULES: the hot path asks the rules */
+};
+extern _Atomic uint32_t vg_process_slow;
+static inline uint32_t vg_process_slow_reasons(void)
+{
+    return atomic_load_explicit(&vg_process_slow, memory_order_acquire);
+}
+/* Set (on) or clear a reason: after what it guards is in place. */
+void vg_process_slow_set(uint32_t reason, bool on);
 
 /* Starts at 1 and only grows, so a thread's 0 never matches it. */
 extern _Atomic uint32_t vg_process_epoch;
@@ -71,7 +94,9 @@ void vg_process_facts_changed(void);
  * while 0, no stream is capturing and none needs to be asked. */
 extern _Atomic int vg_process_captures;
 
-/* Marks that the process reached the driver; true for the first caller only. */
+/* Marks that the process reached the driver; true for the first caller only,
+ * which then clears VG_SLOW_STARTING once the configuration and outputs
+ * have started. */
 bool vg_process_mark_reached(void);
 extern atomic_bool vg_process_reached;
 static inline bool vg_process_reached_driver(void)

@@ -1,6 +1,8 @@
 #include "purposes.h"
 #include "forksafe.h"
 #include "model.h"
+#include "process.h"
+#include "table.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,6 +23,15 @@ pthread_mutex_t *vg_labels_fork_mutex(void)
     return &label_lock;
 }
 
+/* The hot path reads the top frame packed (process.h: purpose_meta). */
+static void top_changed(void)
+{
+    uint8_t purpose;
+    uint16_t label;
+    vg_purpose_current(&purpose, &label);
+    vg_tls_call.purpose_meta = vg_table_purpose_meta(purpose, label);
+}
+
 int vg_purpose_push(int purpose, const char *label)
 {
     bool valid = purpose >= 0 && purpose < VG_PURPOSE_COUNT;
@@ -29,6 +40,7 @@ int vg_purpose_push(int purpose, const char *label)
         stack[depth].label = vg_label_intern(label);
     }
     ++depth;
+    top_changed();
     return valid ? depth : -1;
 }
 
@@ -36,6 +48,7 @@ int vg_purpose_pop(void)
 {
     if (depth > 0)
         depth--;
+    top_changed();
     return depth;
 }
 

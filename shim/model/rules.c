@@ -3,6 +3,7 @@
 #include "forksafe.h"
 #include "model.h"
 #include "modules.h"
+#include "process.h"
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -123,6 +124,7 @@ void vg_rules_load(const char *spec)
         tests[i] = (struct test){lo, hi - lo, r->op == OP_MODULE ? i : (empty ? -2 : -1), r->purpose};
     }
     atomic_store(&vg_rules_on, n_rules > 0);
+    vg_process_slow_set(VG_SLOW_RULES, n_rules > 0);
 }
 
 /* ---- module of a caller, cached per module address range --------------------- */

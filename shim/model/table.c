@@ -11,7 +11,12 @@
  * shard, under the shard lock, and summed shard by shard when read (so a
  * snapshot's bytes and counts always agree). Peaks need one global order:
  * live bytes per cell and per device are also global atomics, read only for
- * their peaks. */
+ * their peaks.
+ *
+ * The hot path's insert and removal (vg_table_add_vram, vg_table_take) are
+ * leaves in their common case: every rare case (a contended lock, a shard
+ * that must grow, an address already held, a slot to refill, a new peak) is
+ * a call at the end, so that the common case saves and restores nothing. */
 #include "table.h"
 #include "allow.h"
 #include "contexts.h"
@@ -39,34 +44,34 @@ _Static_assert(sizeof(struct entry) == 32, "a table entry is 32 bytes");
 _Static_assert(VG_PURPOSE_COUNT <= 4 && VG_KIND_COUNT <= 8 && VG_MAX_DEVICES <= 16, "a cell fits 9 bits");
 enum { CELLS = VG_MAX_DEVICES * 8 * 4 };
 
+enum { SHARD_SIZE = 16384 }; /* a power of two: a shard's address is a shift, not a multiply */
 struct shard {
     atomic_int lock;
     uint32_t cap;      /* slots; 0 before the first insert */
     uint32_t live;
     uint32_t grow_at;  /* live count at which the shard grows (80% of cap) */
     struct entry *slots; /* ptr == 0: empty */
-    uint64_t (*counts)[3]; /* per cell: allocations, frees, live bytes (counts_of[this shard]) */
+    uint64_t counts[CELLS][3] __attribute__((aligned(64))); /* per cell: allocations, frees, live bytes */
+    char padding[SHARD_SIZE - 64 - CELLS * 3 * 8]; /* never touched: zero pages */
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct shard) == SHARD_SIZE, "a shard is a power of two bytes");
 
-static uint64_t counts_of[SHARDS][CELLS][3];
 static struct shard shards[SHARDS];
-
-/* Each shard's counts, set before the first allocation can be recorded. */
-__attribute__((constructor)) static void point_counts(void)
-{
-    for (int i = 0; i < SHARDS; i++)
-        shards[i].counts = counts_of[i];
-}
 
 struct live_peak {
     _Atomic uint64_t live, peak;
 };
 static struct live_peak cells[CELLS];
-static struct live_peak device_vram[VG_MAX_DEVICES];
+/* Per device slot, and one more that non-VRAM cells update (never read), so
+ * that a removal updates its device's VRAM without asking its kind. */
+enum { NOT_VRAM = VG_MAX_DEVICES };
+static struct live_peak device_vram[VG_MAX_DEVICES + 1];
+static uint8_t vram_slot_of[CELLS]; /* cell -> its device slot, or NOT_VRAM */
 static atomic_int device_count;
 static _Atomic uint64_t dropped;
 
-static const char api_anchor[] = "(unknown)";
+const char vg_table_api_anchor[] = "(unknown)";
+#define api_anchor vg_table_api_anchor
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -78,6 +83,13 @@ _Static_assert(VG_CONTEXT_SLOTS <= 256, "an owner index fits a byte (a pool inde
 
 static inline uint32_t cell_device(uint32_t cell) { return cell >> 5; }
 static inline int cell_kind(uint32_t cell) { return (int)(cell >> 2 & 7); }
+
+/* The cell map, set before the first allocation can be recorded. */
+__attribute__((constructor)) static void map_cells(void)
+{
+    for (uint32_t c = 0; c < CELLS; c++)
+        vram_slot_of[c] = vg_kind_is_vram(cell_kind(c)) ? (uint8_t)cell_device(c) : NOT_VRAM;
+}
 static inline uint64_t entry_size(const struct entry *e) { return e->size_pool & SIZE_MASK; }
 static inline uint8_t entry_pool(const struct entry *e) { return (uint8_t)(e->size_pool >> SIZE_BITS); }
 static inline uint8_t entry_owner(const struct entry *e) { return (uint8_t)(e->size_pool >> OWNER_SHIFT); }
@@ -160,7 +172,11 @@ static inline uint64_t hash_ptr(uintptr_t p)
 
 static inline struct shard *shard_of(uint64_t h)
 {
-    return &shards[h >> (64 - SHARD_BITS)];
+    struct shard *s = &shards[h >> (64 - SHARD_BITS)];
+    /* One pointer from here on: GCC would otherwise keep the index and
+     * recompute the address (a multiply) at each use, costing registers. */
+    __asm__("" : "+r"(s));
+    return s;
 }
 
 /* Multiply-shift onto 0..cap-1 from hash bits the shard choice did not use. */
@@ -260,8 +276,7 @@ static inline void totals_add(uint32_t cell, uint64_t size)
 static inline void totals_sub(uint32_t cell, uint64_t size)
 {
     atomic_fetch_sub_explicit(&cells[cell].live, size, memory_order_relaxed);
-    if (vg_kind_is_vram(cell_kind(cell)))
-        atomic_fetch_sub_explicit(&device_vram[cell_device(cell)].live, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&device_vram[vram_slot_of[cell]].live, size, memory_order_relaxed);
 }
 
 /* ---- insert / remove ------------------------------------------------------------ */
@@ -334,39 +349,64 @@ bool vg_table_insert(const struct vg_alloc *a)
                   true);
 }
 
-/* The hot path's insert: the common case (room in the shard, the address
- * not already held) straight through; anything else takes insert(). */
-bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
-                  uint32_t meta)
+/* New peaks and a new device: rare in the steady state (vg_table_add_vram). */
+__attribute__((noinline)) static bool added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live)
 {
-    uint64_t size_pool = size_pool_of(size, pool, owner);
-    int32_t api_off = api_offset(api);
+    raise_peak(&cells[cell].peak, cell_live);
+    raise_peak(&device_vram[cell_device(cell)].peak, device_live);
+    if ((int)cell_device(cell) >= atomic_load_explicit(&device_count, memory_order_relaxed))
+        count_device(cell_device(cell));
+    return true;
+}
+
+/* The hot path's insert (VRAM on a known device): the common case (the
+ * shard's lock free, room in it, the address not already held) straight
+ * through, a leaf; anything else is a tail call to insert(). */
+bool vg_table_add_vram(uintptr_t ptr, uint64_t size, uint64_t place, int32_t api_off, void *caller, uint32_t meta)
+{
+    if (__builtin_expect(size > SIZE_MASK, 0))
+        size = SIZE_MASK;
+    uint64_t size_pool = size | place;
     uint64_t h = hash_ptr(ptr);
     struct shard *s = shard_of(h);
-    shard_lock(s);
-    if (__builtin_expect(ptr != 0 && s->live < s->grow_at, 1)) {
-        struct entry *slots = s->slots;
-        uint32_t cap = s->cap, i = home_in(cap, h);
-        for (;;) {
-            uintptr_t k = slots[i].ptr;
-            if (k == 0)
-                break;
-            if (__builtin_expect(k == ptr, 0))
-                goto general;
-            i = next_slot(i, cap);
-        }
-        slots[i] = (struct entry){ptr, size_pool, caller, api_off, meta};
-        s->live++;
-        uint64_t *c = s->counts[meta & 511];
-        c[0]++;
-        c[2] += size_pool & SIZE_MASK;
-        shard_unlock(s);
-        totals_add(meta & 511, size_pool & SIZE_MASK);
-        return true;
+    if (__builtin_expect(atomic_exchange_explicit(&s->lock, 1, memory_order_acquire), 0))
+        return insert(ptr, size_pool, caller, api_off, meta, true); /* waits there */
+    if (__builtin_expect(s->live >= s->grow_at, 0))
+        goto general;
+    struct entry *slots = s->slots;
+    uint32_t cap = s->cap, i = home_in(cap, h);
+    for (;;) {
+        uintptr_t k = slots[i].ptr;
+        if (k == 0)
+            break;
+        if (__builtin_expect(k == ptr, 0))
+            goto general;
+        i = next_slot(i, cap);
     }
+    slots[i] = (struct entry){ptr, size_pool, caller, api_off, meta};
+    s->live++;
+    uint32_t cell = meta & 511;
+    uint64_t *c = s->counts[cell];
+    c[0]++;
+    c[2] += size;
+    shard_unlock(s);
+    struct live_peak *cp = &cells[cell], *dp = &device_vram[cell_device(cell)];
+    uint64_t cell_live = atomic_fetch_add_explicit(&cp->live, size, memory_order_relaxed) + size;
+    uint64_t device_live = atomic_fetch_add_explicit(&dp->live, size, memory_order_relaxed) + size;
+    if (__builtin_expect(cell_live > atomic_load_explicit(&cp->peak, memory_order_relaxed), 0) ||
+        __builtin_expect(device_live > atomic_load_explicit(&dp->peak, memory_order_relaxed), 0) ||
+        __builtin_expect((int)cell_device(cell) >= atomic_load_explicit(&device_count, memory_order_relaxed), 0))
+        return added_rare(cell, cell_live, device_live);
+    return true;
 general:
     shard_unlock(s);
     return insert(ptr, size_pool, caller, api_off, meta, true);
+}
+
+bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
+                  uint32_t meta)
+{
+    return insert(ptr, size_pool_of(size, pool, owner), caller, api_offset(api), meta, true);
 }
 
 void vg_table_restore(const struct vg_alloc *a)
@@ -381,32 +421,78 @@ void vg_table_put_back(const struct vg_table_saved *saved)
     insert(saved->ptr, saved->size_pool, saved->caller, saved->api, saved->meta, false);
 }
 
-bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
+/* The end of a removal whose slot must be refilled from later ones, with
+ * the lock held (the rare case: kept out of the leaf below). */
+__attribute__((noinline)) static bool take_vacate(struct shard *s, uint32_t i, uint32_t meta, uint64_t size)
 {
-    if (ptr == 0)
-        return false;
-    uint64_t h = hash_ptr(ptr);
-    struct shard *s = shard_of(h);
-    shard_lock(s);
-    if (s->cap == 0) {
-        shard_unlock(s);
-        return false;
-    }
-    uint32_t i = probe(s, ptr, h);
-    if (s->slots[i].ptr == 0) {
-        shard_unlock(s);
-        return false;
-    }
-    *saved = s->slots[i];
-    s->counts[saved->meta & 511][1]++;
-    s->counts[saved->meta & 511][2] -= entry_size(saved);
     vacate(s, i);
     s->live--;
     shard_unlock(s);
-    totals_sub(saved->meta & 511, entry_size(saved));
-    if (__builtin_expect(saved->meta & VG_TABLE_ALLOWED, 0))
-        vg_allow_give_back(cell_kind(saved->meta & 511), entry_size(saved));
+    totals_sub(meta & 511, size);
+    if (meta & VG_TABLE_ALLOWED)
+        vg_allow_give_back(cell_kind(meta & 511), size);
     return true;
+}
+
+__attribute__((noinline)) static bool gave_back(uint32_t meta, uint64_t size)
+{
+    vg_allow_give_back(cell_kind(meta & 511), size);
+    return true;
+}
+
+/* vg_table_take with the shard's lock held: a leaf in its common case
+ * (found, the next slot empty, no allowance to give back). Key 0 is never
+ * found (an empty slot is met first). */
+static inline __attribute__((always_inline)) bool take_locked(struct shard *s, uintptr_t ptr, uint64_t h, struct vg_table_saved *saved)
+{
+    uint32_t cap = s->cap;
+    if (cap == 0) {
+        shard_unlock(s);
+        return false;
+    }
+    struct entry *slots = s->slots;
+    uint32_t i = home_in(cap, h);
+    for (;;) {
+        uintptr_t k = slots[i].ptr;
+        if (k == 0) {
+            shard_unlock(s);
+            return false;
+        }
+        if (k == ptr)
+            break;
+        i = next_slot(i, cap);
+    }
+    *saved = slots[i];
+    uint32_t meta = saved->meta;
+    uint64_t size = entry_size(saved);
+    uint64_t *c = s->counts[meta & 511];
+    c[1]++;
+    c[2] -= size;
+    if (__builtin_expect(slots[next_slot(i, cap)].ptr != 0, 0))
+        return take_vacate(s, i, meta, size);
+    slots[i].ptr = 0;
+    s->live--;
+    shard_unlock(s);
+    totals_sub(meta & 511, size);
+    if (__builtin_expect(meta & VG_TABLE_ALLOWED, 0))
+        return gave_back(meta, size);
+    return true;
+}
+
+__attribute__((noinline)) static bool take_contended(struct shard *s, uintptr_t ptr, uint64_t h,
+                                                     struct vg_table_saved *saved)
+{
+    lock_slow(s);
+    return take_locked(s, ptr, h, saved);
+}
+
+bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
+{
+    uint64_t h = hash_ptr(ptr);
+    struct shard *s = shard_of(h);
+    if (__builtin_expect(atomic_exchange_explicit(&s->lock, 1, memory_order_acquire), 0))
+        return take_contended(s, ptr, h, saved);
+    return take_locked(s, ptr, h, saved);
 }
 
 bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out)
@@ -715,10 +801,8 @@ void vg_table_reset(void)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         free(s->slots);
-        memset(s, 0, sizeof(*s)); /* also releases the lock */
-        s->counts = counts_of[i];
+        memset(s, 0, sizeof(*s)); /* also releases the lock, forgets the counts */
     }
-    memset(counts_of, 0, sizeof(counts_of));
     memset(cells, 0, sizeof(cells));
     memset(device_vram, 0, sizeof(device_vram));
     atomic_store(&device_count, 0);
