@@ -9,6 +9,7 @@
 #include "hooks_pools.h"
 #include "wrappers.h"
 #include "hook_protocol.h"
+#include "hot_path.h"
 #include "log.h"
 #include "policy.h"
 #include "config.h"
@@ -56,7 +57,8 @@ static void remember_stream(CUstream stream, int device, uint16_t pool, int kind
     if (vg_tls_call.epoch != atomic_load_explicit(&vg_process_epoch, memory_order_relaxed))
         return; /* learned under facts that have changed since */
     struct vg_stream_fact *f = stream_slot(stream);
-    *f = (struct vg_stream_fact){(void *)stream, (int16_t)device, pool, (uint8_t)kind, true};
+    *f = (struct vg_stream_fact){(void *)stream, (int16_t)device, pool, (uint8_t)kind, true,
+                                 (uint16_t)vg_table_device_meta(device)};
 }
 
 /* Kind, device and pool of a fresh stream-ordered allocation. */
@@ -172,14 +174,14 @@ static inline uint16_t vg_fact_pool(const struct vg_stream_fact *f)
     return f->pool;
 }
 
-#define ORDERED_ALLOC(wrapper, api, pool, ptsz, call, undo_wrapper)                                 \
+#define ORDERED_ALLOC(wrapper, api, pool, ptsz, call, undo_wrapper, ret)                            \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     if (real == NULL)                                                                             \
         return vg_missing_real(api);                                                              \
     struct vg_call c;                                                                             \
     CUresult r;                                                                                   \
     const struct vg_stream_fact *f;                                                               \
-    if (!vg_call_enter(&c, api, VG_KIND_POOL, bytesize, __builtin_return_address(0))) {           \
+    if (!vg_call_enter(&c, api, VG_KIND_POOL, bytesize, ret)) {                                   \
         r = call(dptr, bytesize, pool, hStream, (void *)real);                                    \
     } else if ((f = steady(hStream, pool)) != NULL) {                                             \
         c.device = f->device;                                                                     \
@@ -194,27 +196,53 @@ static inline uint16_t vg_fact_pool(const struct vg_stream_fact *f)
     vg_call_leave();                                                                              \
     return r
 
-EXPORT CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+/* The hot path (hot_path.h) of cuMemAllocAsync: no capture anywhere, and
+ * this thread knows the stream's device pool (steady()). */
+static inline const struct vg_stream_fact *hot_fact(const struct vg_tls_call *t, CUstream stream)
 {
-    ORDERED_ALLOC(cuMemAllocAsync, "cuMemAllocAsync", NULL, false, call_alloc_async, cuMemFreeAsync);
+    if (atomic_load_explicit(&vg_process_captures, memory_order_relaxed) != 0)
+        return NULL;
+    const struct vg_stream_fact *f = &t->streams[((uintptr_t)stream >> 4) % VG_STREAM_FACTS];
+    return f->stream == (void *)stream && f->valid && f->kind == VG_KIND_POOL ? f : NULL;
 }
 
-EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    ORDERED_ALLOC(cuMemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", NULL, true, call_alloc_async, cuMemFreeAsync_ptsz);
-}
+/* cuMemAllocAsync and its _ptsz variant: the hot path, else ORDERED_ALLOC
+ * in a function of its own. */
+#define HOT_ALLOC_ASYNC(wrapper, api, ptsz, undo_wrapper)                                           \
+    __attribute__((noinline)) static CUresult wrapper##_general(CUdeviceptr *dptr, size_t bytesize,  \
+                                                                CUstream hStream, void *vg_ret)   \
+    {                                                                                             \
+        ORDERED_ALLOC(wrapper, api, NULL, ptsz, call_alloc_async, undo_wrapper, vg_ret);          \
+    }                                                                                             \
+    EXPORT CUresult wrapper(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)                 \
+    {                                                                                             \
+        __typeof__(&wrapper) real = REAL(wrapper);                                                \
+        struct vg_tls_call *t = &vg_tls_call;                                                     \
+        uint32_t slow = vg_process_slow_reasons();                                                \
+        const struct vg_stream_fact *f;                                                           \
+        if (__builtin_expect(real == NULL || !vg_hot_ready(t, slow, VG_SLOW_RULES) ||               \
+                                 (f = hot_fact(t, hStream)) == NULL,                              \
+                             0))                                                                  \
+            return wrapper##_general(dptr, bytesize, hStream, __builtin_return_address(0));       \
+        VG_HOT_BODY(t, slow, api, VG_KIND_POOL, bytesize, f->device, f->device_meta,               \
+                    vg_table_place(f->pool, VG_CONTEXT_NONE), real(dptr, bytesize, hStream),      \
+                    dptr ? *dptr : 0, bytesize);                                                  \
+    }
+
+HOT_ALLOC_ASYNC(cuMemAllocAsync, "cuMemAllocAsync", false, cuMemFreeAsync)
+HOT_ALLOC_ASYNC(cuMemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", true, cuMemFreeAsync_ptsz)
 
 EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
     ORDERED_ALLOC(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", pool, false, call_alloc_from_pool,
-                  cuMemFreeAsync);
+                  cuMemFreeAsync, __builtin_return_address(0));
 }
 
 EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                              CUstream hStream)
 {
     ORDERED_ALLOC(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz", pool, true, call_alloc_from_pool,
-                  cuMemFreeAsync_ptsz);
+                  cuMemFreeAsync_ptsz, __builtin_return_address(0));
 }
 
 /* A free on a capturing stream is a graph node: the memory stays live

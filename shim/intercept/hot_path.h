@@ -50,39 +50,48 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
         vg_hot_untracked(api, kind, size, ret, device, meta);
 }
 
+/* The hot path's body, once the allocation is known to take it: VRAM of
+ * `kind` on `device` (its cell bits `device_meta`), `place` from
+ * vg_table_place. Packs the entry before the driver call, as the general
+ * path decides before it; records a success, raises the general path's
+ * events on a failure. Returns from the wrapper. */
+#define VG_HOT_BODY(t, slow, api, kind, request, device, device_meta, place, real_call, out_ptr, out_size)  \
+    _Static_assert((kind) == VG_KIND_DEVICE || (kind) == VG_KIND_POOL, "the hot path is for VRAM"); \
+    void *ret = __builtin_return_address(0);                                                      \
+    int hot_device = (device);                                                                    \
+    uint64_t hot_place = (place);                                                                 \
+    uint32_t meta = (device_meta) | vg_table_cell(0, kind, 0) | (t)->purpose_meta;                \
+    if (__builtin_expect((slow) & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                   \
+        meta = vg_hot_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);           \
+    (t)->drv_depth = 1;                                                                           \
+    (t)->outer_kind = (int8_t)(kind);                                                             \
+    CUresult r = real_call;                                                                       \
+    uintptr_t ptr = r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0;                                 \
+    if (__builtin_expect(ptr != 0, 1))                                                            \
+        vg_hot_record(t, api, kind, ptr, (uint64_t)(out_size), hot_place, ret, hot_device, meta); \
+    else if (r != CUDA_SUCCESS)                                                                   \
+        vg_hot_failed(api, kind, request, ret, hot_device, meta, r);                              \
+    (t)->drv_depth = 0;                                                                           \
+    return r
+
 /* The body of an allocation wrapper for VRAM on the calling thread's current
  * device (cuMemAlloc*): the hot path, else `general` (an expression: the
  * general path, TRACKED_ALLOC in a function of its own). Arguments as
  * TRACKED_ALLOC's. */
 #define HOT_ALLOC(wrapper, api, kind, request, real_call, out_ptr, out_size, general)               \
-    _Static_assert((kind) == VG_KIND_DEVICE || (kind) == VG_KIND_POOL, "the hot path is for VRAM"); \
     __typeof__(&wrapper) real = REAL(wrapper);                                                    \
     struct vg_tls_call *t = &vg_tls_call;                                                         \
     uint32_t slow = vg_process_slow_reasons();                                                    \
     if (__builtin_expect(real == NULL || !vg_hot_ready(t, slow, VG_SLOW_RULES), 0))               \
         return general;                                                                           \
-    void *ret = __builtin_return_address(0);                                                      \
-    int device = t->device;                                                                       \
-    uint64_t place = vg_table_place(0, t->owner);                                                 \
-    uint32_t meta = t->device_meta | vg_table_cell(0, kind, 0) | t->purpose_meta;                 \
-    if (__builtin_expect(slow & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                     \
-        meta = vg_hot_rules_meta(meta, t->rt_depth ? t->rt_caller : ret, request);               \
-    t->drv_depth = 1;                                                                             \
-    t->outer_kind = (int8_t)(kind);                                                               \
-    CUresult r = real_call;                                                                       \
-    uintptr_t ptr = r == CUDA_SUCCESS ? (uintptr_t)(out_ptr) : 0;                                 \
-    if (__builtin_expect(ptr != 0, 1))                                                            \
-        vg_hot_record(t, api, kind, ptr, (uint64_t)(out_size), place, ret, device, meta);         \
-    else if (r != CUDA_SUCCESS)                                                                   \
-        vg_hot_failed(api, kind, request, ret, device, meta, r);                                  \
-    t->drv_depth = 0;                                                                             \
-    return r
+    VG_HOT_BODY(t, slow, api, kind, request, t->device, t->device_meta, vg_table_place(0, t->owner), \
+                real_call, out_ptr, out_size)
 
 /* An allocation wrapper `wrapper` with parameters `params` (its arguments
  * `args`) taking the hot path (HOT_ALLOC), and its general path in a
  * function of its own (TRACKED_ALLOC, given the program's return address),
  * so that the hot path pays for none of it. */
-#define VG_WITH_RET(...) (__VA_ARGS__, void *vg_ret)
+#define VG_WITH_RET(...) (__VA_ARGS__, void *vg_ret) /* the general path's parameters */
 #define VG_WITH_RET_ARG(...) (__VA_ARGS__, __builtin_return_address(0))
 #define HOT_ALLOC_WRAPPER(wrapper, params, args, api, kind, request, real_call, out_ptr, out_size)      \
     __attribute__((noinline)) static CUresult wrapper##_general VG_WITH_RET params                  \

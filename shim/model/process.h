@@ -25,6 +25,7 @@ struct vg_stream_fact {
     uint16_t pool;
     uint8_t kind;
     bool valid;
+    uint16_t device_meta; /* `device` as the table packs it (table.h), for the hot path */
 };
 enum { VG_STREAM_FACTS = 4 };
 
