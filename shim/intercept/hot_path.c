@@ -21,12 +21,6 @@ static void hot_call(struct vg_call *c, const char *api, int kind, uint64_t size
     };
 }
 
-uint32_t vg_hot_rules_meta(uint32_t meta, void *caller, uint64_t request)
-{
-    int p = vg_rules_purpose(caller, request);
-    return p >= 0 ? (meta & ~UINT32_C(3)) | (uint32_t)p : meta;
-}
-
 void vg_hot_failed(const char *api, int kind, uint64_t request, void *ret, int device, uint32_t meta, CUresult r)
 {
     struct vg_call c;

@@ -26,10 +26,6 @@ static inline __attribute__((always_inline)) bool vg_hot_ready(const struct vg_t
            t->epoch == atomic_load_explicit(&vg_process_epoch, memory_order_relaxed);
 }
 
-/* The purpose the rules give an allocation with nothing pushed on the thread
- * (VG_SLOW_RULES): `meta` with its purpose bits replaced. */
-uint32_t vg_hot_rules_meta(uint32_t meta, void *caller, uint64_t request);
-
 /* The driver did not allocate (or allocated and the table could not keep it:
  * untracked): the events the general path raises, from a record built the
  * way it builds one. `meta` as packed before the call. */
@@ -62,7 +58,7 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
     uint64_t hot_place = (place);                                                                 \
     uint32_t meta = (device_meta) | vg_table_cell(0, kind, 0) | (t)->purpose_meta;                \
     if (__builtin_expect((slow) & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                   \
-        meta = vg_hot_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);           \
+        meta = vg_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);           \
     (t)->drv_depth = 1;                                                                           \
     (t)->outer_kind = (int8_t)(kind);                                                             \
     CUresult r = real_call;                                                                       \

@@ -27,15 +27,14 @@ static struct rule rules[VG_MAX_RULES];
 static int n_rules;
 atomic_bool vg_rules_on;
 
-/* The rules as the hot path tests them, in order: a size rule as the range
- * [lo, hi] (one unsigned compare: size - lo <= hi - lo), a module rule by its
- * index (it matches when it is the caller's module's first matching rule). */
-struct test {
-    uint64_t lo, span; /* span = hi - lo */
-    int module_rule;   /* rule index for a module rule; -1 a size rule; -2 never matches */
-    int purpose;
+/* Size rules as ranges [lo, hi] (a rule that can never match has none). */
+struct size_range {
+    uint64_t lo, hi;
+    bool any;
 };
-static struct test tests[VG_MAX_RULES];
+static struct size_range ranges[VG_MAX_RULES];
+
+static void forget_modules(void);
 
 static bool fail(char *err, size_t n, const char *fmt, const char *a, int index)
 {
@@ -119,10 +118,11 @@ void vg_rules_load(const char *spec)
         case OP_GT: empty = r->bytes == UINT64_MAX; lo = r->bytes + 1; break;
         case OP_LE: hi = r->bytes; break;
         case OP_LT: empty = r->bytes == 0; hi = r->bytes - 1; break;
-        default: break;
+        default: empty = true; break; /* a module rule */
         }
-        tests[i] = (struct test){lo, hi - lo, r->op == OP_MODULE ? i : (empty ? -2 : -1), r->purpose};
+        ranges[i] = (struct size_range){lo, hi, !empty};
     }
+    forget_modules(); /* rules are loaded once per process; tests load them again, on one thread */
     atomic_store(&vg_rules_on, n_rules > 0);
     vg_process_slow_set(VG_SLOW_RULES, n_rules > 0);
 }
@@ -147,27 +147,35 @@ pthread_mutex_t *vg_rules_fork_mutex(void)
     return &modules_lock;
 }
 
-/* The last call site this thread asked about: a worker allocates from a
- * handful of call sites, so this saves the module scan on most calls. Valid
- * while no module was unloaded. */
+/* The last call site this thread asked about and the answer for it: a
+ * worker allocates from a handful of call sites, mostly sizes that the same
+ * rules decide, so this saves the module scan and the rules on most calls.
+ * The answer (`purpose`, -1 none) holds for sizes in [lo, lo + span] (no size
+ * rule starts or ends inside), while no module was unloaded. */
 static __thread struct {
     void *caller;
-    int first_rule;
-    unsigned long long unloads;
-} last_site __attribute__((tls_model("initial-exec")));
+    unsigned long long unloads; /* ~0: nothing cached */
+    uint64_t lo, span;
+    int first_rule; /* the caller's module's first matching module rule, -1 none, -2 not looked up */
+    int purpose;
+} last_site __attribute__((tls_model("initial-exec"))) = {.unloads = ~0ull};
+
+/* What was learned under other rules: this thread's answer and each module's first rule. */
+static void forget_modules(void)
+{
+    last_site.unloads = ~0ull;
+    pthread_mutex_lock(&modules_lock);
+    atomic_store_explicit(&n_modules, 0, memory_order_release);
+    pthread_mutex_unlock(&modules_lock);
+}
 
 __attribute__((noinline)) static int first_module_rule_uncached(void *caller);
 
-static int first_module_rule(void *caller)
+static int first_module_rule(void *caller, unsigned long long unloads)
 {
-    unsigned long long unloads = vg_modules_unloads();
-    if (caller != NULL && last_site.caller == caller && last_site.unloads == unloads)
+    if (last_site.caller == caller && last_site.unloads == unloads && last_site.first_rule != -2)
         return last_site.first_rule;
-    int first = first_module_rule_uncached(caller);
-    last_site.caller = caller;
-    last_site.first_rule = first;
-    last_site.unloads = unloads;
-    return first;
+    return first_module_rule_uncached(caller);
 }
 
 /* -2: not cached. */
@@ -237,22 +245,75 @@ __attribute__((noinline)) static int first_module_rule_uncached(void *caller)
     return first;
 }
 
-int vg_rules_purpose(void *caller, uint64_t size)
+/* `meta` (table.h's packing: the purpose is its low two bits) with the
+ * purpose `purpose`, unchanged for -1. */
+static inline uint32_t with_purpose(uint32_t meta, int purpose)
 {
-    int module_first = -3; /* not looked up yet */
+    return purpose < 0 ? meta : (meta & ~UINT32_C(3)) | (uint32_t)purpose;
+}
+
+/* The first rule that matches `size` from `caller`, and the sizes around
+ * `size` for which that holds (no size rule starts or ends inside). */
+__attribute__((noinline)) static int decide(void *caller, uint64_t size)
+{
+    unsigned long long unloads = vg_modules_unloads();
+    int first_rule = -2; /* not looked up */
+    int purpose = -1;
+    uint64_t lo = 0, hi = UINT64_MAX;
     for (int i = 0; i < n_rules; i++) {
-        const struct test *t = &tests[i];
-        if (t->module_rule == -1) {
-            if (size - t->lo <= t->span)
-                return t->purpose;
-        } else if (t->module_rule >= 0) {
-            /* A module rule matches when it is the first module rule that
-             * matches the caller's module (cached per module and thread). */
-            if (module_first == -3)
-                module_first = first_module_rule(caller);
-            if (module_first == i)
-                return t->purpose;
+        const struct size_range *r = &ranges[i];
+        if (rules[i].op == OP_MODULE) {
+            if (purpose >= 0)
+                continue;
+            if (first_rule == -2)
+                first_rule = first_module_rule(caller, unloads);
+            if (first_rule == i)
+                purpose = rules[i].purpose;
+            continue;
+        }
+        if (!r->any)
+            continue;
+        bool in = size >= r->lo && size <= r->hi;
+        if (in && purpose < 0)
+            purpose = rules[i].purpose;
+        /* Narrow [lo, hi] to the side of this rule's bounds that holds size. */
+        if (in) {
+            lo = r->lo > lo ? r->lo : lo;
+            hi = r->hi < hi ? r->hi : hi;
+        } else if (size < r->lo) {
+            hi = r->lo - 1 < hi ? r->lo - 1 : hi;
+        } else {
+            lo = r->hi + 1 > lo ? r->hi + 1 : lo;
         }
     }
-    return -1;
+    if (first_rule == -2 && last_site.caller == caller && last_site.unloads == unloads)
+        first_rule = last_site.first_rule; /* not needed for this size: keep what was known */
+    last_site.caller = caller;
+    last_site.unloads = unloads;
+    last_site.lo = lo;
+    last_site.span = hi - lo;
+    last_site.first_rule = first_rule;
+    last_site.purpose = purpose;
+    return purpose;
+}
+
+__attribute__((noinline)) static uint32_t decide_meta(uint32_t meta, void *caller, uint64_t size)
+{
+    return with_purpose(meta, decide(caller, size));
+}
+
+/* The first matching rule wins: a leaf when the call site and the size's
+ * range are this thread's last. */
+uint32_t vg_rules_meta(uint32_t meta, void *caller, uint64_t size)
+{
+    if (last_site.caller == caller && last_site.unloads == vg_modules_unloads() && size - last_site.lo <= last_site.span)
+        return with_purpose(meta, last_site.purpose);
+    return decide_meta(meta, caller, size);
+}
+
+int vg_rules_purpose(void *caller, uint64_t size)
+{
+    uint32_t none = 4; /* not a purpose: kept when no rule matches */
+    uint32_t meta = vg_rules_meta(none, caller, size);
+    return meta == none ? -1 : (int)(meta & 3);
 }

@@ -30,5 +30,8 @@ static inline bool vg_rules_active(void)
 /* The purpose the rules give an allocation of `size` bytes called from
  * `caller`, or -1 when none matches. Module names are cached per module. */
 int vg_rules_purpose(void *caller, uint64_t size);
+/* The same for the hot path: `meta` (an entry as table.h packs it, whose low
+ * two bits are the purpose) with the purpose replaced when a rule matches. */
+uint32_t vg_rules_meta(uint32_t meta, void *caller, uint64_t size);
 
 #endif

@@ -109,6 +109,38 @@ START_TEST(test_module_rule_against_this_binary)
 }
 END_TEST
 
+/* The hot path keeps, per thread, the last call site's answer for the sizes
+ * that the same rules decide: every size must still get its own rule, and
+ * another call site its own module's. */
+START_TEST(test_remembered_answers_follow_sizes_and_call_sites)
+{
+    vg_rules_load(">=1K=weights,<512=kv_cache");
+    static const struct {
+        uint64_t size;
+        int purpose;
+    } sizes[] = {{600, -1}, {1023, -1}, {1024, VG_PURPOSE_WEIGHTS}, {5000, VG_PURPOSE_WEIGHTS}, {511, VG_PURPOSE_KV_CACHE},
+                 {0, VG_PURPOSE_KV_CACHE}, {512, -1}, {UINT64_MAX, VG_PURPOSE_WEIGHTS}, {700, -1}};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        ck_assert_msg(vg_rules_purpose(NULL, sizes[i].size) == sizes[i].purpose, "size %llu",
+                      (unsigned long long)sizes[i].size);
+    /* A module rule between size rules; two call sites, one in this binary. */
+    vg_rules_load(">=1M=weights,check_vram*=kv_cache,<=16=intermediate");
+    void *here = (void *)test_remembered_answers_follow_sizes_and_call_sites;
+    ck_assert_int_eq(vg_rules_purpose(here, 10), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(here, 2u << 20), VG_PURPOSE_WEIGHTS);
+    ck_assert_int_eq(vg_rules_purpose(here, 10), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 10), VG_PURPOSE_INTERMEDIATE);
+    ck_assert_int_eq(vg_rules_purpose(here, 11), VG_PURPOSE_KV_CACHE);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 100), -1);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 16), VG_PURPOSE_INTERMEDIATE);
+    ck_assert_int_eq(vg_rules_purpose(here, 100), VG_PURPOSE_KV_CACHE);
+    /* The vg_rules_meta form keeps every other bit and leaves the purpose
+     * alone when nothing matches. */
+    ck_assert_uint_eq(vg_rules_meta(0xfff0u | 2u, NULL, 100), 0xfff0u | 2u);
+    ck_assert_uint_eq(vg_rules_meta(0xfff0u | 2u, NULL, 8), 0xfff0u | VG_PURPOSE_INTERMEDIATE);
+}
+END_TEST
+
 START_TEST(test_no_rules_inactive)
 {
     vg_rules_load("");
@@ -127,6 +159,7 @@ Suite *make_rules_suite(void)
     tcase_add_test(t, test_size_rules_first_match_wins);
     tcase_add_test(t, test_size_rule_boundaries);
     tcase_add_test(t, test_module_rule_against_this_binary);
+    tcase_add_test(t, test_remembered_answers_follow_sizes_and_call_sites);
     tcase_add_test(t, test_no_rules_inactive);
     suite_add_tcase(s, t);
     return s;
