@@ -13,7 +13,10 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -I$(CUDA_HOME)/include
 # every object is marked keeps CET with the shim preloaded (the linker marks
 # the .so only when every object is, the trampoline included).
 CET_FLAGS := $(if $(filter x86_64,$(shell uname -m)),-fcf-protection=full)
-SHIM_CFLAGS := $(BASE_CFLAGS) $(SHIM_INCLUDES) $(WARN) $(CET_FLAGS) -fvisibility=hidden -pthread
+# -fno-tree-slp-vectorize: the table's hot operations (compiled into the
+# wrappers, shim/model/table_hot.h) update counters two at a time; GCC's SLP
+# vectorizer would pack such pairs into SSE operations dearer than two adds.
+SHIM_CFLAGS := $(BASE_CFLAGS) $(SHIM_INCLUDES) $(WARN) $(CET_FLAGS) -fvisibility=hidden -pthread -fno-tree-slp-vectorize
 # -Bsymbolic-functions: the shim's own references to its wrappers bind to
 # itself; -z now: no lazy binding inside someone else's process.
 SHIM_LDFLAGS := -shared -pthread -Wl,-Bsymbolic-functions -Wl,-z,now -Wl,-z,defs -Wl,--no-undefined
@@ -29,10 +32,6 @@ all: $(SHIM)
 $(BUILD)/shim/%.o: shim/%.c $(wildcard shim/*/*.h shim/*.def) purpose_tags/vramguard.h
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@
-
-# The table's hot path updates its counters two at a time; GCC's SLP
-# vectorizer would pack such pairs into SSE operations dearer than two adds.
-$(BUILD)/shim/model/table.o: SHIM_CFLAGS += -fno-tree-slp-vectorize
 
 $(BUILD)/shim/intercept/dlsym_trampoline.o: shim/intercept/dlsym_trampoline.S
 	@mkdir -p $(dir $@)

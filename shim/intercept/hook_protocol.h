@@ -219,16 +219,16 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
  * the real free fails, else run `on_success`. Nested or not (vg_free_enter). */
 #define TRACKED_FREE(wrapper, api, key, real_call) TRACKED_FREE_AND(wrapper, api, key, real_call, (void)0)
 #define TRACKED_FREE_AND(wrapper, api, key, real_call, on_success)                                \
-    __typeof__(&wrapper) real = REAL(wrapper);                                                    \
-    if (real == NULL)                                                                             \
+    if (__builtin_expect(REAL(wrapper) == NULL, 0))                                               \
         return vg_missing_real(api);                                                              \
     CUresult r;                                                                                   \
     {                                                                                             \
         (void)vg_free_enter();                                                                    \
-        struct vg_table_saved old;                                                                \
-        bool had = vg_table_take((uintptr_t)(key), &old);                                         \
+        struct vg_table_saved old; /* old.ptr 0: nothing taken */                                 \
+        vg_table_take((uintptr_t)(key), &old);                                                    \
+        __typeof__(&wrapper) real = REAL(wrapper); /* loaded again: one register fewer */         \
         r = real_call;                                                                            \
-        if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
+        if (__builtin_expect(r != CUDA_SUCCESS, 0) && old.ptr != 0)                               \
             vg_table_put_back(&old);                                                              \
         if (r == CUDA_SUCCESS)                                                                    \
             on_success;                                                                           \

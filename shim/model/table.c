@@ -14,9 +14,8 @@
  * their peaks.
  *
  * The hot path's insert and removal (vg_table_add_vram, vg_table_take) are
- * leaves in their common case: every rare case (a contended lock, a shard
- * that must grow, an address already held, a slot to refill, a new peak) is
- * a call at the end, so that the common case saves and restores nothing. */
+ * inline in table_hot.h, with the layout they share with this file; their
+ * rare cases are here. */
 #include "table.h"
 #include "allow.h"
 #include "contexts.h"
@@ -27,47 +26,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SHARD_BITS = 6, SHARDS = 1 << SHARD_BITS, MIN_SLOTS = 16 };
-
-/* One live allocation as stored (struct vg_table_saved in table.h): 32
- * bytes, where struct vg_alloc is 48.
- *   ptr        0: an empty slot
- *   size_pool  size (48 bits) | pool index (8) << 48 | owning context (8) << 56
- *   caller
- *   api        offset of the api name from api_anchor (names are literals in the shim)
- *   meta       cell (9 bits: device slot << 5 | kind << 2 | purpose) | no-device flag (1)
- *              | label (8) | stack (13) | let through by an allowance rule (1)
- * The cell indexes the totals directly; the flag tells device -1 (no context)
- * from the last slot. */
+/* Short names for what table_hot.h shares. */
 #define entry vg_table_saved
-_Static_assert(sizeof(struct entry) == 32, "a table entry is 32 bytes");
-_Static_assert(VG_PURPOSE_COUNT <= 4 && VG_KIND_COUNT <= 8 && VG_MAX_DEVICES <= 16, "a cell fits 9 bits");
-enum { CELLS = VG_MAX_DEVICES * 8 * 4 };
+#define shard vg_table_shard
+#define shards vg_table_shards
+#define cells vg_table_cells
+#define device_vram vg_table_device_live
+#define vram_slot_of vg_table_vram_slot_of
+#define devices_seen vg_table_devices_seen
+#define live_peak vg_table_live_peak
+#define hash_ptr vg_table_hash
+#define shard_of vg_table_shard_of
+#define home_in vg_table_home
+#define next_slot vg_table_next_slot
+#define shard_unlock vg_table_unlock
+#define insert vg_table_insert_entry
+enum { SHARDS = VG_TABLE_SHARDS, CELLS = VG_TABLE_CELLS, NOT_VRAM = VG_TABLE_NOT_VRAM, MIN_SLOTS = 16 };
 
-enum { SHARD_SIZE = 16384 }; /* a power of two: a shard's address is a shift, not a multiply */
-struct shard {
-    atomic_int lock;
-    uint32_t cap;      /* slots; 0 before the first insert */
-    uint32_t live;
-    uint32_t grow_at;  /* live count at which the shard grows (80% of cap) */
-    struct entry *slots; /* ptr == 0: empty */
-    uint64_t counts[CELLS][3] __attribute__((aligned(64))); /* per cell: allocations, frees, live bytes */
-    char padding[SHARD_SIZE - 64 - CELLS * 3 * 8]; /* never touched: zero pages */
-} __attribute__((aligned(64)));
-_Static_assert(sizeof(struct shard) == SHARD_SIZE, "a shard is a power of two bytes");
-
-static struct shard shards[SHARDS];
-
-struct live_peak {
-    _Atomic uint64_t live, peak;
-};
-static struct live_peak cells[CELLS];
-/* Per device slot, and one more that non-VRAM cells update (never read), so
- * that a removal updates its device's VRAM without asking its kind. */
-enum { NOT_VRAM = VG_MAX_DEVICES };
-static struct live_peak device_vram[VG_MAX_DEVICES + 1];
-static uint8_t vram_slot_of[CELLS]; /* cell -> its device slot, or NOT_VRAM */
-static atomic_int device_count;
+struct shard shards[SHARDS];
+struct live_peak cells[CELLS];
+struct live_peak device_vram[VG_MAX_DEVICES + 1];
+uint8_t vram_slot_of[CELLS];
+atomic_int devices_seen;
 static _Atomic uint64_t dropped;
 
 const char vg_table_api_anchor[] = "(unknown)";
@@ -75,8 +55,8 @@ const char vg_table_api_anchor[] = "(unknown)";
 
 /* ---- packing --------------------------------------------------------------- */
 
-enum { SIZE_BITS = 48, OWNER_SHIFT = 56, NO_DEVICE = VG_TABLE_NO_DEVICE };
-#define SIZE_MASK ((UINT64_C(1) << SIZE_BITS) - 1)
+enum { SIZE_BITS = VG_TABLE_SIZE_BITS, OWNER_SHIFT = 56, NO_DEVICE = VG_TABLE_NO_DEVICE };
+#define SIZE_MASK VG_TABLE_SIZE_MASK
 _Static_assert(VG_CONTEXT_SLOTS <= 256, "an owner index fits a byte (a pool index too: pools.c)");
 
 #define cell_of vg_table_cell
@@ -146,11 +126,6 @@ static inline void shard_lock(struct shard *s)
         lock_slow(s);
 }
 
-static inline void shard_unlock(struct shard *s)
-{
-    atomic_store_explicit(&s->lock, 0, memory_order_release);
-}
-
 void vg_table_fork_prepare(void)
 {
     for (int i = 0; i < SHARDS; i++)
@@ -164,31 +139,6 @@ void vg_table_fork_parent(void)
 }
 
 /* ---- hashing and the slots ---------------------------------------------------- */
-
-static inline uint64_t hash_ptr(uintptr_t p)
-{
-    return (uint64_t)p * UINT64_C(0x9E3779B97F4A7C15);
-}
-
-static inline struct shard *shard_of(uint64_t h)
-{
-    struct shard *s = &shards[h >> (64 - SHARD_BITS)];
-    /* One pointer from here on: GCC would otherwise keep the index and
-     * recompute the address (a multiply) at each use, costing registers. */
-    __asm__("" : "+r"(s));
-    return s;
-}
-
-/* Multiply-shift onto 0..cap-1 from hash bits the shard choice did not use. */
-static inline uint32_t home_in(uint32_t cap, uint64_t h)
-{
-    return (uint32_t)(((h >> 16) & 0xffffffffu) * cap >> 32);
-}
-
-static inline uint32_t next_slot(uint32_t i, uint32_t cap)
-{
-    return ++i == cap ? 0 : i;
-}
 
 /* Slot holding `ptr`, or the empty slot where it would go. */
 static inline uint32_t probe(const struct shard *s, uintptr_t ptr, uint64_t h)
@@ -255,8 +205,8 @@ static inline void raise_peak(_Atomic uint64_t *peak, uint64_t value)
 
 __attribute__((noinline)) static void count_device(uint32_t d)
 {
-    int n = atomic_load_explicit(&device_count, memory_order_relaxed);
-    while ((int)d + 1 > n && !atomic_compare_exchange_weak(&device_count, &n, (int)d + 1))
+    int n = atomic_load_explicit(&devices_seen, memory_order_relaxed);
+    while ((int)d + 1 > n && !atomic_compare_exchange_weak(&devices_seen, &n, (int)d + 1))
         ;
 }
 
@@ -269,7 +219,7 @@ static inline void totals_add(uint32_t cell, uint64_t size)
         struct live_peak *v = &device_vram[d];
         raise_peak(&v->peak, atomic_fetch_add_explicit(&v->live, size, memory_order_relaxed) + size);
     }
-    if (__builtin_expect((int)d >= atomic_load_explicit(&device_count, memory_order_relaxed), 0))
+    if (__builtin_expect((int)d >= atomic_load_explicit(&devices_seen, memory_order_relaxed), 0))
         count_device(d);
 }
 
@@ -290,7 +240,7 @@ void vg_table_note_untracked(void)
  * An address we still hold was freed behind our back (a path we do not
  * see): its entry is replaced and uncounted. False when it could not be
  * stored (out of host memory: counted in `dropped`). */
-__attribute__((noinline)) static bool insert(uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api, uint32_t meta, bool count)
+bool insert(uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api, uint32_t meta, bool count)
 {
     if (ptr == 0)
         return false;
@@ -349,59 +299,51 @@ bool vg_table_insert(const struct vg_alloc *a)
                   true);
 }
 
+/* ---- the rare cases of table_hot.h ------------------------------------------------ */
+
 /* New peaks and a new device: rare in the steady state (vg_table_add_vram). */
-__attribute__((noinline)) static bool added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live)
+bool vg_table_added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live)
 {
     raise_peak(&cells[cell].peak, cell_live);
     raise_peak(&device_vram[cell_device(cell)].peak, device_live);
-    if ((int)cell_device(cell) >= atomic_load_explicit(&device_count, memory_order_relaxed))
+    if ((int)cell_device(cell) >= atomic_load_explicit(&devices_seen, memory_order_relaxed))
         count_device(cell_device(cell));
     return true;
 }
 
-/* The hot path's insert (VRAM on a known device): the common case (the
- * shard's lock free, room in it, the address not already held) straight
- * through, a leaf; anything else is a tail call to insert(). */
-bool vg_table_add_vram(uintptr_t ptr, uint64_t size, uint64_t place, int32_t api_off, void *caller, uint32_t meta)
+bool vg_table_add_unlock_general(struct shard *s, uintptr_t ptr, uint64_t size_pool, void *caller, int32_t api,
+                                 uint32_t meta)
 {
-    if (__builtin_expect(size > SIZE_MASK, 0))
-        size = SIZE_MASK;
-    uint64_t size_pool = size | place;
-    uint64_t h = hash_ptr(ptr);
-    struct shard *s = shard_of(h);
-    if (__builtin_expect(atomic_exchange_explicit(&s->lock, 1, memory_order_acquire), 0))
-        return insert(ptr, size_pool, caller, api_off, meta, true); /* waits there */
-    if (__builtin_expect(s->live >= s->grow_at, 0))
-        goto general;
-    struct entry *slots = s->slots;
-    uint32_t cap = s->cap, i = home_in(cap, h);
-    for (;;) {
-        uintptr_t k = slots[i].ptr;
-        if (k == 0)
-            break;
-        if (__builtin_expect(k == ptr, 0))
-            goto general;
-        i = next_slot(i, cap);
-    }
-    slots[i] = (struct entry){ptr, size_pool, caller, api_off, meta};
-    s->live++;
-    uint32_t cell = meta & 511;
-    uint64_t *c = s->counts[cell];
-    c[0]++;
-    c[2] += size;
     shard_unlock(s);
-    struct live_peak *cp = &cells[cell], *dp = &device_vram[cell_device(cell)];
-    uint64_t cell_live = atomic_fetch_add_explicit(&cp->live, size, memory_order_relaxed) + size;
-    uint64_t device_live = atomic_fetch_add_explicit(&dp->live, size, memory_order_relaxed) + size;
-    if (__builtin_expect(cell_live > atomic_load_explicit(&cp->peak, memory_order_relaxed), 0) ||
-        __builtin_expect(device_live > atomic_load_explicit(&dp->peak, memory_order_relaxed), 0) ||
-        __builtin_expect((int)cell_device(cell) >= atomic_load_explicit(&device_count, memory_order_relaxed), 0))
-        return added_rare(cell, cell_live, device_live);
-    return true;
-general:
-    shard_unlock(s);
-    return insert(ptr, size_pool, caller, api_off, meta, true);
+    return insert(ptr, size_pool, caller, api, meta, true);
 }
+
+bool vg_table_take_contended(struct shard *s, uintptr_t ptr, uint64_t h, struct vg_table_saved *saved)
+{
+    lock_slow(s);
+    return vg_table_take_locked(s, ptr, h, saved);
+}
+
+/* The end of a removal whose slot must be refilled from later ones, with
+ * the lock held. */
+bool vg_table_take_vacate(struct shard *s, uint32_t i, uint32_t meta, uint64_t size)
+{
+    vacate(s, i);
+    s->live--;
+    shard_unlock(s);
+    totals_sub(meta & 511, size);
+    if (meta & VG_TABLE_ALLOWED)
+        vg_allow_give_back(cell_kind(meta & 511), size);
+    return true;
+}
+
+bool vg_table_take_gave_back(uint32_t meta, uint64_t size)
+{
+    vg_allow_give_back(cell_kind(meta & 511), size);
+    return true;
+}
+
+/* ---- insert / remove, general ----------------------------------------------------- */
 
 bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
                   uint32_t meta)
@@ -419,80 +361,6 @@ void vg_table_restore(const struct vg_alloc *a)
 void vg_table_put_back(const struct vg_table_saved *saved)
 {
     insert(saved->ptr, saved->size_pool, saved->caller, saved->api, saved->meta, false);
-}
-
-/* The end of a removal whose slot must be refilled from later ones, with
- * the lock held (the rare case: kept out of the leaf below). */
-__attribute__((noinline)) static bool take_vacate(struct shard *s, uint32_t i, uint32_t meta, uint64_t size)
-{
-    vacate(s, i);
-    s->live--;
-    shard_unlock(s);
-    totals_sub(meta & 511, size);
-    if (meta & VG_TABLE_ALLOWED)
-        vg_allow_give_back(cell_kind(meta & 511), size);
-    return true;
-}
-
-__attribute__((noinline)) static bool gave_back(uint32_t meta, uint64_t size)
-{
-    vg_allow_give_back(cell_kind(meta & 511), size);
-    return true;
-}
-
-/* vg_table_take with the shard's lock held: a leaf in its common case
- * (found, the next slot empty, no allowance to give back). Key 0 is never
- * found (an empty slot is met first). */
-static inline __attribute__((always_inline)) bool take_locked(struct shard *s, uintptr_t ptr, uint64_t h, struct vg_table_saved *saved)
-{
-    uint32_t cap = s->cap;
-    if (cap == 0) {
-        shard_unlock(s);
-        return false;
-    }
-    struct entry *slots = s->slots;
-    uint32_t i = home_in(cap, h);
-    for (;;) {
-        uintptr_t k = slots[i].ptr;
-        if (k == 0) {
-            shard_unlock(s);
-            return false;
-        }
-        if (k == ptr)
-            break;
-        i = next_slot(i, cap);
-    }
-    *saved = slots[i];
-    uint32_t meta = saved->meta;
-    uint64_t size = entry_size(saved);
-    uint64_t *c = s->counts[meta & 511];
-    c[1]++;
-    c[2] -= size;
-    if (__builtin_expect(slots[next_slot(i, cap)].ptr != 0, 0))
-        return take_vacate(s, i, meta, size);
-    slots[i].ptr = 0;
-    s->live--;
-    shard_unlock(s);
-    totals_sub(meta & 511, size);
-    if (__builtin_expect(meta & VG_TABLE_ALLOWED, 0))
-        return gave_back(meta, size);
-    return true;
-}
-
-__attribute__((noinline)) static bool take_contended(struct shard *s, uintptr_t ptr, uint64_t h,
-                                                     struct vg_table_saved *saved)
-{
-    lock_slow(s);
-    return take_locked(s, ptr, h, saved);
-}
-
-bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved)
-{
-    uint64_t h = hash_ptr(ptr);
-    struct shard *s = shard_of(h);
-    if (__builtin_expect(atomic_exchange_explicit(&s->lock, 1, memory_order_acquire), 0))
-        return take_contended(s, ptr, h, saved);
-    return take_locked(s, ptr, h, saved);
 }
 
 bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out)
@@ -526,7 +394,7 @@ bool vg_table_lookup(uintptr_t ptr, struct vg_alloc *out)
 void vg_table_stats(struct vg_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    int devices = atomic_load_explicit(&device_count, memory_order_relaxed);
+    int devices = atomic_load_explicit(&devices_seen, memory_order_relaxed);
     for (int d = 0; d < devices; d++)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
@@ -576,7 +444,7 @@ uint64_t vg_table_live_count(void)
 
 int vg_table_device_count(void)
 {
-    return atomic_load_explicit(&device_count, memory_order_relaxed);
+    return atomic_load_explicit(&devices_seen, memory_order_relaxed);
 }
 
 /* Visit the live entries whose cell device is `slot` (any when slot < 0). */
@@ -805,6 +673,6 @@ void vg_table_reset(void)
     }
     memset(cells, 0, sizeof(cells));
     memset(device_vram, 0, sizeof(device_vram));
-    atomic_store(&device_count, 0);
+    atomic_store(&devices_seen, 0);
     atomic_store(&dropped, 0);
 }

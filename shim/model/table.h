@@ -7,6 +7,7 @@
 #define VG_TABLE_H
 
 #include "model.h"
+#include "table_hot.h"
 #include <stdbool.h>
 
 struct vg_cell {
@@ -24,50 +25,8 @@ struct vg_stats {
     uint64_t dropped;                     /* allocations not tracked: table could not grow */
 };
 
-/* Inserts take the entry's fields as the table packs them (meta from
- * vg_table_meta), so that nothing is built twice. */
-enum { VG_TABLE_NO_DEVICE = 1 << 9 };
-/* Let through by a VRAMGUARD_ALLOW rule: the table gives its bytes back to
- * the rules' caps (allow.h) when it is removed. */
-#define VG_TABLE_ALLOWED (UINT32_C(1) << 31)
-/* The totals cell of a device x kind x purpose (devices outside
- * 0..VG_MAX_DEVICES-1 share the last slot). */
-static inline uint32_t vg_table_cell(int device, int kind, int purpose)
-{
-    uint32_t slot = (unsigned)device < VG_MAX_DEVICES ? (uint32_t)device : VG_MAX_DEVICES - 1;
-    return slot << 5 | (uint32_t)(kind & 7) << 2 | (uint32_t)(purpose & 3);
-}
-static inline uint32_t vg_table_purpose_meta(int purpose, uint16_t label)
-{
-    return (uint32_t)(purpose & 3) | (uint32_t)(label & 0xff) << 10;
-}
-static inline uint32_t vg_table_device_meta(int device)
-{
-    return vg_table_cell(device, 0, 0) | (device < 0 ? VG_TABLE_NO_DEVICE : 0);
-}
-static inline uint32_t vg_table_meta(int device, int kind, int purpose, uint16_t label, uint32_t stack)
-{
-    return vg_table_device_meta(device) | vg_table_cell(0, kind, 0) | vg_table_purpose_meta(purpose, label) |
-           (stack & 0x1fff) << 18;
-}
 bool vg_table_add(uintptr_t ptr, uint64_t size, uint16_t pool, uint8_t owner, const char *api, void *caller,
                   uint32_t meta);
-/* The hot path's insert: `ptr` (not 0) of a VRAM kind (in meta) on a device,
- * `place` from vg_table_place, `api` from vg_table_api_of. The same as
- * vg_table_add, cheaper. */
-static inline uint64_t vg_table_place(uint16_t pool, uint8_t owner)
-{
-    return (uint64_t)(pool & 0xff) << 48 | (uint64_t)owner << 56;
-}
-/* An api name as an entry keeps it: its offset from an anchor in the shim's
- * read-only data, for a name that is a literal in the shim. */
-extern const char vg_table_api_anchor[];
-static inline int32_t vg_table_api_of(const char *literal)
-{
-    return (int32_t)(literal - vg_table_api_anchor);
-}
-bool vg_table_add_vram(uintptr_t ptr, uint64_t size, uint64_t place, int32_t api, void *caller, uint32_t meta);
-
 /* Record a successful allocation. Returns false when it could not be stored
  * (out of host memory); it is then counted in `dropped`. A device outside
  * 0..VG_MAX_DEVICES-1 is stored as the last slot. */
@@ -78,17 +37,9 @@ void vg_table_note_untracked(void);
 /* Remove `ptr` (before the real free) and return its entry in `out`. */
 bool vg_table_remove(uintptr_t ptr, struct vg_alloc *out);
 
-/* The free path's pair: remove `ptr` keeping its entry as stored (no
- * conversion), and put it back exactly if the real free fails. */
-struct vg_table_saved {
-    uintptr_t ptr;
-    uint64_t size_pool;
-    void *caller;
-    int32_t api;
-    uint32_t meta;
-};
-bool vg_table_take(uintptr_t ptr, struct vg_table_saved *saved);
-void vg_table_put_back(const struct vg_table_saved *saved);
+/* The free path's pair (table_hot.h): vg_table_take removes `ptr` keeping its
+ * entry as stored, vg_table_put_back puts it back exactly if the real free
+ * fails. */
 void vg_table_unpack(const struct vg_table_saved *saved, struct vg_alloc *out);
 /* Put back an entry whose real free failed; totals are restored too. */
 void vg_table_restore(const struct vg_alloc *a);
