@@ -55,27 +55,22 @@ HOT_ALLOC_WRAPPER(cuMemAlloc_v2, (CUdeviceptr *dptr, size_t bytesize), (dptr, by
                   VG_KIND_DEVICE, bytesize, real(dptr, bytesize), dptr ? *dptr : 0, bytesize)
 
 /* The driver writes 32 bits; so do we read. */
-EXPORT CUresult vg_cuMemAlloc_v1(vg_devptr_v1 *dptr, unsigned int bytesize)
-{
-    TRACKED_ALLOC(vg_cuMemAlloc_v1, "cuMemAlloc", VG_KIND_DEVICE, bytesize, real(dptr, bytesize),
-                  dptr ? *dptr : 0, bytesize);
-}
+HOT_ALLOC_WRAPPER(vg_cuMemAlloc_v1, (vg_devptr_v1 * dptr, unsigned int bytesize), (dptr, bytesize), "cuMemAlloc",
+                  VG_KIND_DEVICE, bytesize, real(dptr, bytesize), dptr ? *dptr : 0, bytesize)
 
-EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
-                                   unsigned int ElementSizeBytes)
-{
-    TRACKED_ALLOC(cuMemAllocPitch_v2, "cuMemAllocPitch_v2", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
-                  real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), dptr && pPitch ? *dptr : 0,
-                  pPitch ? (uint64_t)*pPitch * Height : 0);
-}
+HOT_ALLOC_WRAPPER(cuMemAllocPitch_v2,
+                  (CUdeviceptr * dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                   unsigned int ElementSizeBytes),
+                  (dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), "cuMemAllocPitch_v2", VG_KIND_DEVICE,
+                  (uint64_t)WidthInBytes * Height, real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes),
+                  dptr && pPitch ? *dptr : 0, pPitch ? (uint64_t)*pPitch * Height : 0)
 
-EXPORT CUresult vg_cuMemAllocPitch_v1(vg_devptr_v1 *dptr, unsigned int *pPitch, unsigned int WidthInBytes,
-                                      unsigned int Height, unsigned int ElementSizeBytes)
-{
-    TRACKED_ALLOC(vg_cuMemAllocPitch_v1, "cuMemAllocPitch", VG_KIND_DEVICE, (uint64_t)WidthInBytes * Height,
-                  real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), dptr && pPitch ? *dptr : 0,
-                  pPitch ? (uint64_t)*pPitch * Height : 0);
-}
+HOT_ALLOC_WRAPPER(vg_cuMemAllocPitch_v1,
+                  (vg_devptr_v1 * dptr, unsigned int *pPitch, unsigned int WidthInBytes, unsigned int Height,
+                   unsigned int ElementSizeBytes),
+                  (dptr, pPitch, WidthInBytes, Height, ElementSizeBytes), "cuMemAllocPitch", VG_KIND_DEVICE,
+                  (uint64_t)WidthInBytes * Height, real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes),
+                  dptr && pPitch ? *dptr : 0, pPitch ? (uint64_t)*pPitch * Height : 0)
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
