@@ -102,10 +102,14 @@ __attribute__((noinline)) static CUresult ordered_alloc(struct vg_call *c, CUdev
         return alloc(dptr, size, pool, stream, real); /* a graph node, not live memory */
     CUresult r;
     struct vg_pool known;
+    uint32_t epoch = atomic_load_explicit(&vg_process_epoch, memory_order_acquire);
     uint16_t index = pool ? vg_pool_find(pool, &known) : 0;
     if (index) {
         /* A pool we classified: decide before the driver is called. */
         c->kind = known.kind;
+        if (known.kind == VG_KIND_POOL) /* the hot path's fact (HOT_ALLOC_FROM_POOL) */
+            vg_tls_call.pool = (struct vg_pool_fact){pool, epoch, (int16_t)known.device, index,
+                                                     (uint16_t)vg_table_device_meta(known.device)};
         if (vg_alloc_refused(c, known.kind == VG_KIND_POOL ? known.device : vg_current_device(), &r))
             return r;
         r = alloc(dptr, size, pool, stream, real);
@@ -232,18 +236,35 @@ static inline const struct vg_stream_fact *hot_fact(const struct vg_tls_call *t,
 HOT_ALLOC_ASYNC(cuMemAllocAsync, "cuMemAllocAsync", false, cuMemFreeAsync)
 HOT_ALLOC_ASYNC(cuMemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", true, cuMemFreeAsync_ptsz)
 
-EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
-{
-    ORDERED_ALLOC(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", pool, false, call_alloc_from_pool,
-                  cuMemFreeAsync, __builtin_return_address(0));
-}
+/* cuMemAllocFromPoolAsync and its _ptsz variant: the hot path when no
+ * capture is in progress and `pool` is the device pool this thread last
+ * allocated from (facts still current), else ORDERED_ALLOC in a function of
+ * its own. */
+#define HOT_ALLOC_FROM_POOL(wrapper, api, ptsz, undo_wrapper)                                       \
+    __attribute__((noinline)) static CUresult wrapper##_general(CUdeviceptr *dptr, size_t bytesize,  \
+                                                                CUmemoryPool pool, CUstream hStream, \
+                                                                void *vg_ret)                     \
+    {                                                                                             \
+        ORDERED_ALLOC(wrapper, api, pool, ptsz, call_alloc_from_pool, undo_wrapper, vg_ret);      \
+    }                                                                                             \
+    EXPORT CUresult wrapper(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream) \
+    {                                                                                             \
+        __typeof__(&wrapper) real = REAL(wrapper);                                                \
+        struct vg_tls_call *t = &vg_tls_call;                                                     \
+        uint32_t slow = vg_process_slow_reasons();                                                \
+        const struct vg_pool_fact *f = &t->pool;                                                  \
+        if (__builtin_expect(real == NULL || f->pool != (void *)pool || pool == NULL ||           \
+                                 !vg_hot_ready_at(t, slow, VG_SLOW_RULES, f->epoch) ||            \
+                                 atomic_load_explicit(&vg_process_captures, memory_order_relaxed) != 0, \
+                             0))                                                                  \
+            return wrapper##_general(dptr, bytesize, pool, hStream, __builtin_return_address(0)); \
+        VG_HOT_BODY(t, slow, api, VG_KIND_POOL, bytesize, f->device, f->device_meta,               \
+                    vg_table_place(f->index, VG_CONTEXT_NONE), real(dptr, bytesize, pool, hStream), \
+                    dptr ? *dptr : 0, bytesize);                                                  \
+    }
 
-EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
-                                             CUstream hStream)
-{
-    ORDERED_ALLOC(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz", pool, true, call_alloc_from_pool,
-                  cuMemFreeAsync_ptsz, __builtin_return_address(0));
-}
+HOT_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", false, cuMemFreeAsync)
+HOT_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz", true, cuMemFreeAsync_ptsz)
 
 /* A free on a capturing stream is a graph node: the memory stays live
  * until the graph runs. */

@@ -26,6 +26,15 @@ static inline __attribute__((always_inline)) bool vg_hot_ready(const struct vg_t
            t->epoch == atomic_load_explicit(&vg_process_epoch, memory_order_relaxed);
 }
 
+/* The same for facts learned at `epoch` rather than with the thread's
+ * device. */
+static inline __attribute__((always_inline)) bool vg_hot_ready_at(const struct vg_tls_call *t, uint32_t slow,
+                                                                  uint32_t ignore, uint32_t epoch)
+{
+    return ((slow & ~ignore) | (uint32_t)t->drv_depth) == 0 &&
+           epoch == atomic_load_explicit(&vg_process_epoch, memory_order_relaxed);
+}
+
 /* The driver did not allocate (or allocated and the table could not keep it:
  * untracked): the events the general path raises, from a record built the
  * way it builds one. `meta` as packed before the call. */

@@ -28,6 +28,16 @@ struct vg_stream_fact {
     uint16_t device_meta; /* `device` as the table packs it (table.h), for the hot path */
 };
 enum { VG_STREAM_FACTS = 4 };
+/* What a thread learned about the device pool it last allocated from with
+ * cuMemAllocFromPoolAsync (hooks_pools.c): valid while `epoch` equals
+ * vg_process_epoch (a destroyed pool bumps it). */
+struct vg_pool_fact {
+    void *pool;
+    uint32_t epoch;
+    int16_t device;
+    uint16_t index;       /* in the pool registry (pools.h) */
+    uint16_t device_meta; /* `device` as the table packs it (table.h) */
+};
 
 struct vg_tls_call {
     const char *rt_api;
@@ -48,6 +58,7 @@ struct vg_tls_call {
     uint32_t epoch;
     int device;
     struct vg_stream_fact streams[VG_STREAM_FACTS];
+    struct vg_pool_fact pool;
     /* The context this thread last made current with cuCtxSetCurrent, NULL
      * when not known: setting the same one again changes nothing. */
     void *context;

@@ -121,7 +121,7 @@ echo "   fake CUDA driver (tests/fakecuda), FAKECUDA_VRAM_BYTES=2^40; base = the
 
 # ---- 1 + 2: callgrind instructions and driver calls per pair ------------------
 declare -A IR CALLS
-for c in driver runtime async; do
+for c in driver runtime async pool; do
     for w in 0 1; do
         IR[$c.$w]=$(ir_pair "ir.$c.$w" "$w" "$T/bench_alloc" ir "$c")
         CALLS[$c.$w]=$(key "$TMP/ir.$c.$w.n2.out" calls_per_pair)
@@ -140,6 +140,7 @@ row1() { # label case target
 row1 "(a) cuMemAlloc_v2 + cuMemFree_v2 (driver)" driver 250
 row1 "(b) cudaMalloc + cudaFree (static cudart)" runtime 250
 row1 "(c) cudaMallocAsync + cudaFreeAsync (stream)" async 350
+row1 "(c') cudaMallocFromPoolAsync + cudaFreeAsync (own pool)" pool 350
 row "(d) (a) with VRAMGUARD_PURPOSE_RULES (3 rules)" "${IR[driver.0]}" "${IR[rules.1]}" \
     "$(calc %+.1f 's - b' b="${IR[driver.0]}" s="${IR[rules.1]}")"
 row "    rules add (none matches a 4 KiB main-program call)" "" "" \
@@ -156,6 +157,7 @@ row2() { # label case shim-case
 row2 "(a) driver pair" driver driver.1
 row2 "(b) runtime pair" runtime runtime.1
 row2 "(c) async pair" async async.1
+row2 "(c') pool pair" pool pool.1
 row2 "(d) driver pair with purpose rules" driver rules.1
 
 # ---- 3: live-set scaling, churn, bytes per live allocation -------------------

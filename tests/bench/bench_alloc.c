@@ -5,7 +5,9 @@
  *   driver   cuMemAlloc_v2 + cuMemFree_v2, fetched with
  *            cudaGetDriverEntryPointByVersion (the driver's cuGetProcAddress);
  *   runtime  cudaMalloc + cudaFree (a static cudart: at the driver for the shim);
- *   async    cudaMallocAsync + cudaFreeAsync on a created stream.
+ *   async    cudaMallocAsync + cudaFreeAsync on a created stream;
+ *   pool     cudaMallocFromPoolAsync + cudaFreeAsync from a created device
+ *            pool on a created stream (RMM's async resource, CuPy's pool).
  *
  * Modes:
  *   bench_alloc [wall] [PAIRS]   wall time: median over 11 repetitions of
@@ -14,7 +16,8 @@
  *                                driver with 8 threads (ns per pair = wall
  *                                time / all threads' pairs). One line per
  *                                case: "<case>_<n>thread[s] <ns>".
- *   bench_alloc ir CASE N        one case for callgrind: 1000 warm-up pairs,
+ *   bench_alloc ir CASE N        one case for callgrind (driver, runtime, async,
+ *                                pool): 1000 warm-up pairs,
  *                                then N pairs between MEASURE_BEGIN/END (the
  *                                only instructions counted under
  *                                --instr-atstart=no). Prints
@@ -55,6 +58,27 @@ static void async_pairs(cudaStream_t s, long n)
         if (cudaMallocAsync(&p, 4096, s) != cudaSuccess || cudaFreeAsync(p, s) != cudaSuccess)
             abort();
     }
+}
+
+static cudaMemPool_t bench_pool;
+
+static void pool_pairs(cudaStream_t s, long n)
+{
+    for (long i = 0; i < n; i++) {
+        void *p;
+        if (cudaMallocFromPoolAsync(&p, 4096, bench_pool, s) != cudaSuccess || cudaFreeAsync(p, s) != cudaSuccess)
+            abort();
+    }
+}
+
+/* A device pool on device 0, as RMM's async resource creates its own. */
+static int create_pool(void)
+{
+    struct cudaMemPoolProps props = {0};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = 0;
+    return cudaMemPoolCreate(&bench_pool, &props) == cudaSuccess;
 }
 
 static void *runtime_loop(void *arg)
@@ -119,24 +143,29 @@ static int instructions(const char *which, long n)
 {
     cudaStream_t s = NULL;
     void (*run)(long) = NULL;
+    void (*run_on)(cudaStream_t, long) = NULL;
     if (strcmp(which, "driver") == 0)
         run = driver_pairs;
     else if (strcmp(which, "runtime") == 0)
         run = runtime_pairs;
-    else if (strcmp(which, "async") != 0 || cudaStreamCreate(&s) != cudaSuccess) {
-        fprintf(stderr, "bench_alloc ir: case driver|runtime|async\n");
+    else if (strcmp(which, "async") == 0)
+        run_on = async_pairs;
+    else if (strcmp(which, "pool") == 0 && create_pool())
+        run_on = pool_pairs;
+    if ((!run && !run_on) || (run_on && cudaStreamCreate(&s) != cudaSuccess)) {
+        fprintf(stderr, "bench_alloc ir: case driver|runtime|async|pool\n");
         return 2;
     }
     if (run)
         run(WARMUP);
     else
-        async_pairs(s, WARMUP);
+        run_on(s, WARMUP);
     double c0 = driver_calls();
     MEASURE_BEGIN();
     if (run)
         run(n);
     else
-        async_pairs(s, n);
+        run_on(s, n);
     MEASURE_END();
     double c1 = driver_calls();
     printf("calls_per_pair %.3f\n", c0 < 0 ? -1.0 : (c1 - c0) / (double)n);
@@ -161,6 +190,6 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "ir") == 0 && argc == a + 2)
         return instructions(argv[a], atol(argv[a + 1]));
-    fprintf(stderr, "usage: bench_alloc [wall] [PAIRS] | ir driver|runtime|async N\n");
+    fprintf(stderr, "usage: bench_alloc [wall] [PAIRS] | ir driver|runtime|async|pool N\n");
     return 2;
 }

@@ -882,6 +882,13 @@ static void streams_and_pools(void)
         GOT("cuMemAllocFromPoolAsync from a new pool, device-0 stream",
             cuMemAllocFromPoolAsync(&p, sz, np, (CUstream)st[0]), p, sz, K_POOL, d);
         CUdeviceptr from_np = p;
+        /* Again from the same pool: what this thread learned of it (the
+         * shim's hot path) must not outlive it when its handle comes back on
+         * another device. */
+        sz = fresh_size();
+        GOT("cuMemAllocFromPoolAsync from the same new pool again",
+            cuMemAllocFromPoolAsync(&p, sz, np, (CUstream)st[0]), p, sz, K_POOL, d);
+        CUdeviceptr from_np_again = p;
         if (cuDeviceSetMemPool(d, np) != CUDA_SUCCESS)
             step_error("cuDeviceSetMemPool(%d, new pool) failed", d);
         rt_async("cudaMallocAsync, the new pool current", st[d], d);
@@ -894,6 +901,8 @@ static void streams_and_pools(void)
             forget(from_np);
         if (cuMemFreeAsync(from_np2, (CUstream)st[0]) == CUDA_SUCCESS)
             forget(from_np2);
+        if (cuMemFreeAsync(from_np_again, (CUstream)st[0]) == CUDA_SUCCESS)
+            forget(from_np_again);
         cuStreamSynchronize((CUstream)st[0]);
         if (cuMemPoolDestroy(np) != CUDA_SUCCESS)
             step_error("cuMemPoolDestroy(new pool) failed");
