@@ -669,7 +669,7 @@ void vg_table_reset(void)
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         free(s->slots);
-        memset(s, 0, sizeof(*s)); /* also releases the lock, forgets the counts */
+        memset(s, 0, offsetof(struct shard, padding)); /* releases the lock, forgets the counts; the padding stays untouched */
     }
     memset(cells, 0, sizeof(cells));
     memset(device_vram, 0, sizeof(device_vram));
