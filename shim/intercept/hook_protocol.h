@@ -3,9 +3,10 @@
  * record a success after it, explain an out-of-memory failure; for frees,
  * remove the entry before the real free and put it back if that fails.
  *
- * This is the hot path of someone else's program: the steps are inline, no
- * lock is taken but the table shard's, and nothing asks the driver unless a
- * fact it learned may have changed (process.h). */
+ * This runs inside someone else's program: the steps are inline, no lock is
+ * taken but the table shard's, and nothing asks the driver unless a fact it
+ * learned may have changed (process.h). The steady state of the commonest
+ * wrappers takes a shorter path still, with the same outcome (hot_path.h). */
 #ifndef VG_HOOK_PROTOCOL_H
 #define VG_HOOK_PROTOCOL_H
 

@@ -140,7 +140,7 @@ row1() { # label case target
 row1 "(a) cuMemAlloc_v2 + cuMemFree_v2 (driver)" driver 250
 row1 "(b) cudaMalloc + cudaFree (static cudart)" runtime 250
 row1 "(c) cudaMallocAsync + cudaFreeAsync (stream)" async 350
-row1 "(c') cudaMallocFromPoolAsync + cudaFreeAsync (own pool)" pool 350
+row1 "(c') cudaMallocFromPoolAsync + cudaFreeAsync" pool 350
 row "(d) (a) with VRAMGUARD_PURPOSE_RULES (3 rules)" "${IR[driver.0]}" "${IR[rules.1]}" \
     "$(calc %+.1f 's - b' b="${IR[driver.0]}" s="${IR[rules.1]}")"
 row "    rules add (none matches a 4 KiB main-program call)" "" "" \
