@@ -302,18 +302,23 @@ __attribute__((noinline)) static uint32_t decide_meta(uint32_t meta, void *calle
     return with_purpose(meta, decide(caller, size));
 }
 
+/* This thread's last answer holds for `caller` and `size`. */
+static inline bool remembered(void *caller, uint64_t size)
+{
+    return last_site.caller == caller && last_site.unloads == vg_modules_unloads() &&
+           size - last_site.lo <= last_site.span;
+}
+
 /* The first matching rule wins: a leaf when the call site and the size's
  * range are this thread's last. */
 uint32_t vg_rules_meta(uint32_t meta, void *caller, uint64_t size)
 {
-    if (last_site.caller == caller && last_site.unloads == vg_modules_unloads() && size - last_site.lo <= last_site.span)
+    if (remembered(caller, size))
         return with_purpose(meta, last_site.purpose);
     return decide_meta(meta, caller, size);
 }
 
 int vg_rules_purpose(void *caller, uint64_t size)
 {
-    uint32_t none = 4; /* not a purpose: kept when no rule matches */
-    uint32_t meta = vg_rules_meta(none, caller, size);
-    return meta == none ? -1 : (int)(meta & 3);
+    return remembered(caller, size) ? last_site.purpose : decide(caller, size);
 }

@@ -138,6 +138,13 @@ START_TEST(test_remembered_answers_follow_sizes_and_call_sites)
      * alone when nothing matches. */
     ck_assert_uint_eq(vg_rules_meta(0xfff0u | 2u, NULL, 100), 0xfff0u | 2u);
     ck_assert_uint_eq(vg_rules_meta(0xfff0u | 2u, NULL, 8), 0xfff0u | VG_PURPOSE_INTERMEDIATE);
+    /* A rule may name the purpose "unknown": it matches (and stops the
+     * search) like any other. */
+    vg_rules_load("<1K=unknown,>=0=weights");
+    ck_assert_int_eq(vg_rules_purpose(NULL, 10), VG_PURPOSE_UNKNOWN);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 11), VG_PURPOSE_UNKNOWN);
+    ck_assert_int_eq(vg_rules_purpose(NULL, 2000), VG_PURPOSE_WEIGHTS);
+    ck_assert_uint_eq(vg_rules_meta(0xfff0u | 2u, NULL, 10), 0xfff0u | VG_PURPOSE_UNKNOWN);
 }
 END_TEST
 
