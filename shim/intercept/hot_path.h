@@ -3,15 +3,17 @@
  * free. It applies when no process-wide reason says otherwise (process.h:
  * vg_process_slow, one load), the wrapper is not nested in another one, and
  * the thread's facts are current (its device; for a stream-ordered call, the
- * stream's pool). It then does exactly what the general path would do in
- * that state: the same entry, the same totals, the same events on failure,
- * with the entry packed from facts the thread learned earlier and one call
- * into the table. Anything else takes the general path, unchanged.
+ * stream's device pool or the pool it last allocated from). It then does
+ * exactly what the general path would do in that state: the same entry, the
+ * same totals, the same events on failure, with the entry packed from facts
+ * the thread learned earlier and one insert into the table. Anything else
+ * takes the general path, unchanged.
  *
  * Why it is cheaper: no per-call record (struct vg_call) is built unless an
  * event needs one, policy and budgets cost nothing for VRAM when no budget
- * is configured, purpose rules are asked only when configured, and the
- * table's insert and removal are leaves. */
+ * is configured, purpose rules are asked only when configured (and then
+ * answer from the thread's last call site: rules.h), and the table's insert
+ * is compiled in (table_hot.h). */
 #ifndef VG_HOT_PATH_H
 #define VG_HOT_PATH_H
 
@@ -67,7 +69,7 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
     uint64_t hot_place = (place);                                                                 \
     uint32_t meta = (device_meta) | vg_table_cell(0, kind, 0) | (t)->purpose_meta;                \
     if (__builtin_expect((slow) & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                   \
-        meta = vg_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);           \
+        meta = vg_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);                \
     (t)->drv_depth = 1;                                                                           \
     (t)->outer_kind = (int8_t)(kind);                                                             \
     CUresult r = real_call;                                                                       \
