@@ -4,6 +4,7 @@ of a CI job (stdout)."""
 import os
 import sys
 
+from . import sites
 from .common import GuardError, human, is_int, plural
 from .options import fail_on_text
 
@@ -31,7 +32,7 @@ def describe_event(ev, with_kind):
     if ev.get("label") is not None:
         parts.append("label " + g("label"))
     parts.append("device " + g("device"))
-    parts.append("caller " + g("caller"))
+    parts.append(sites.where(ev))
     if with_kind:
         parts.append("action " + g("action"))
     parts.append("result " + g("result"))
@@ -65,11 +66,21 @@ def proc_status(proc):
     return base
 
 
+def shown_entries(agg):
+    """The events and leaks a summary may print: their sites are resolved in
+    one go (sites.prefetch)."""
+    for p in agg.procs:
+        for key in ("violations", "ooms", "budget_ooms", "leaks"):
+            for e in getattr(p, key):
+                yield e
+
+
 def print_summary(agg, out, quiet=False, command_line=None, header_note=None, purposes=False):
     """The text summary: a line per process (its events below it), with
     `purposes` the per-purpose table, then the verdict line."""
     fail_on = agg.fail_on
     if not quiet:
+        sites.prefetch(shown_entries(agg))
         out("%s reached the CUDA driver%s" % (
             plural(len(agg.procs), "process", "processes"),
             " (%s)" % header_note if header_note else ""))
@@ -104,9 +115,9 @@ def print_summary(agg, out, quiet=False, command_line=None, header_note=None, pu
                               "device %s" % a.get("device")]
                     if a.get("label") is not None:
                         detail.append("label %s" % a.get("label"))
-                    out("  leak: %s at %s (%s) from %s caller %s" % (
+                    out("  leak: %s at %s (%s) from %s %s" % (
                         "%s (%d B)" % (human(size), size) if is_int(size) else size,
-                        a.get("address"), ", ".join(detail), a.get("api"), a.get("caller")))
+                        a.get("address"), ", ".join(detail), a.get("api"), sites.where(a)))
                 if (p.leak_count or 0) > min(len(p.leaks), SHOW_EVENTS):
                     out("  ... %d more leaked allocations" % (p.leak_count - min(len(p.leaks), SHOW_EVENTS)))
         if purposes:
@@ -245,6 +256,7 @@ def print_markdown(agg, write, title="vramguard"):
     purpose, violations, OOM events, verdict."""
     lines = []
     verdict = "pass" if agg.passed else "fail"
+    sites.prefetch(shown_entries(agg))
     lines.append("## %s: %s" % (title, "\u2705 pass" if agg.passed else "\u274c fail"))
     lines.append("")
     lines.append("%s reached the CUDA driver; fail-on: `%s`%s." % (
@@ -344,6 +356,8 @@ def print_markdown(agg, write, title="vramguard"):
                     v = ev.get(f)
                     if f == "size":
                         row.append(human(v) if is_int(v) else md_cell(v))
+                    elif f == "caller" and sites.describe(ev) is not None:
+                        row.append(md_code(sites.describe(ev)))
                     elif f in ("api", "caller", "kind", "purpose", "budget"):
                         row.append(md_code(v))
                     else:

@@ -16,6 +16,7 @@ static void hot_call(struct vg_call *c, const char *api, int kind, uint64_t size
         .device = device,
         .purpose = (uint8_t)(meta & 3),
         .label = (uint16_t)(meta >> 10 & 0xff),
+        .stack = vg_table_meta_stack(meta), /* taken before the call, when it is large */
         .action = VG_ACTION_ALLOW,
         .allow_rule = -1,
     };

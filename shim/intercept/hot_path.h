@@ -70,6 +70,8 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
     uint32_t meta = (device_meta) | vg_table_cell(0, kind, 0) | (t)->purpose_meta;                \
     if (__builtin_expect((slow) & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                   \
         meta = vg_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);                \
+    if (__builtin_expect((request) >= VG_STACK_LARGE, 0)) /* who asked: stacks.h */               \
+        meta |= vg_table_stack_meta(vg_stack_capture());                                          \
     (t)->drv_depth = 1;                                                                           \
     (t)->outer_kind = (int8_t)(kind);                                                             \
     CUresult r = real_call;                                                                       \

@@ -237,9 +237,11 @@ static bool parse_vram_argv(struct vg_config *cfg, const char *v)
 static bool parse_backtrace(struct vg_config *cfg, const char *v)
 {
     if (strcmp(v, "1") == 0)
-        cfg->backtrace = true;
+        cfg->backtrace = VG_BACKTRACE_ALL;
+    else if (strcmp(v, "large") == 0)
+        cfg->backtrace = VG_BACKTRACE_LARGE;
     else if (strcmp(v, "0") == 0)
-        cfg->backtrace = false;
+        cfg->backtrace = VG_BACKTRACE_OFF;
     else
         return false;
     return true;
@@ -262,7 +264,8 @@ static const struct vg_option options[] = {
     {"VRAMGUARD_PURPOSE_RULES", parse_rules,
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
      "PURPOSE weights, kv_cache, intermediate or unknown", "none (no rules)"},
-    {"VRAMGUARD_BACKTRACE", parse_backtrace, "1 or 0", "0"},
+    {"VRAMGUARD_BACKTRACE", parse_backtrace,
+     "large (a stack for allocations of 1 MiB or more, refusals and OOMs), 1 (every allocation) or 0 (none)", "large"},
     {"VRAMGUARD_VRAM_ARGV", parse_vram_argv, "1 or 0", "0"},
     {"VRAMGUARD_LIMIT", parse_limit,
      "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "
@@ -279,6 +282,7 @@ static void set_defaults(struct vg_config *cfg)
     cfg->fail_on = VG_FAIL_ON_VIOLATION;
     cfg->log_max = VG_LOG_MAX_DEFAULT;
     cfg->log_level = VG_LOG_INFO;
+    cfg->backtrace = VG_BACKTRACE_LARGE;
 }
 
 int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)
@@ -341,8 +345,7 @@ static void load_process_config(void)
 {
     vg_config_parse(&process_config, real_getenv, keep_warning);
     vg_rules_load(process_config.purpose_rules);
-    if (process_config.backtrace)
-        vg_stacks_enable();
+    vg_stacks_enable(process_config.backtrace);
     vg_budgets_active = vg_budget_any(&process_config.budgets);
     vg_process_slow_set(VG_SLOW_BUDGETS, vg_budgets_active);
     atomic_store_explicit(&process_config_ready, true, memory_order_release);

@@ -6,6 +6,7 @@
 
 #include "allow.h"
 #include "budget.h"
+#include "stacks.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +43,7 @@ struct vg_config {
     char listen_dir[VG_PATH_MAX];    /* VRAMGUARD_LISTEN=auto: the live directory to create, else "" */
     unsigned health_fail_on;         /* VG_FAIL_ON_*: what makes /health answer 503 */
     char purpose_rules[VG_PATH_MAX]; /* VRAMGUARD_PURPOSE_RULES as given, validated */
-    bool backtrace;                  /* VRAMGUARD_BACKTRACE=1 */
+    enum vg_backtrace backtrace;     /* VRAMGUARD_BACKTRACE: 0, large (default), 1 */
     bool vram_argv;                  /* VRAMGUARD_VRAM_ARGV=1: /vram shows the command line */
     struct vg_budgets budgets;       /* VRAMGUARD_LIMIT compiled (budget.h) */
     bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */

@@ -16,6 +16,8 @@ pthread_mutex_t *vg_budget_fork_mutex(void);
  * vg_table_reset releases them in the child. */
 pthread_mutex_t *vg_incidents_fork_mutex(void);
 pthread_mutex_t *vg_events_journal_fork_mutex(void);
+/* Naming an event's site (events.c): before the stack depot's lock. */
+pthread_mutex_t *vg_events_who_fork_mutex(void);
 pthread_mutex_t *vg_pools_fork_mutex(void);
 pthread_mutex_t *vg_labels_fork_mutex(void);
 pthread_mutex_t *vg_stacks_fork_mutex(void);

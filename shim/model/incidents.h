@@ -25,7 +25,7 @@ struct vg_call {
     uint8_t purpose;
     uint16_t label;
     enum vg_action action;
-    uint32_t stack; /* VRAMGUARD_BACKTRACE */
+    uint32_t stack; /* the allocation's stack (stacks.h), 0 = none */
     int allow_rule; /* the VRAMGUARD_ALLOW rule that let it through (its caps hold `size`), -1 none */
     bool capped;    /* refused although a rule matched: a cap (total<=) was reached */
 };
@@ -37,6 +37,7 @@ struct vg_event {
     char allow_rule[96]; /* violations: the narrowest VRAMGUARD_ALLOW rule that would allow it, "" none */
     const char *api;
     void *caller;
+    uint32_t stack; /* where it was asked for (stacks.h), 0 = none */
     uint64_t size;
     int device;
     int kind;

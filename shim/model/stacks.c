@@ -8,18 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* The shim's own frames (this file, a wrapper, its general path) come first
- * and are skipped: every leading frame whose return address lies in the
- * shim's module (learned when stacks are enabled; unknown: the first two). */
-enum { DEPOT = 8192, /* ids fit the table entry's 13 bits */ MAX_SKIP = 4 };
-static uintptr_t shim_lo, shim_hi;
-
-static bool in_shim(const void *frame, int index)
-{
-    if (shim_hi == 0)
-        return index < 2;
-    return (uintptr_t)frame >= shim_lo && (uintptr_t)frame < shim_hi;
-}
+enum { DEPOT = 8192, /* ids fit the table entry's 13 bits */ OWN_MAX = 8 /* of our own frames, at most */ };
 
 struct stack {
     uint64_t hash;
@@ -34,35 +23,46 @@ pthread_mutex_t *vg_stacks_fork_mutex(void)
 {
     return &lock;
 }
-atomic_bool vg_stacks_on;
+_Atomic uint64_t vg_stack_min_size = UINT64_MAX;
 
-void vg_stacks_enable(void)
+/* The shim's own code: leading frames in it are skipped. How many there are
+ * depends on where the stack is taken (a wrapper, a refusal, an OOM) and on
+ * inlining, so they are told by address, not counted. Unknown (the shim
+ * linked into the program itself, as the unit tests do): only our own
+ * frame is skipped. */
+static uintptr_t own_lo, own_hi;
+
+void vg_stacks_enable(enum vg_backtrace mode)
 {
+    if (mode == VG_BACKTRACE_OFF)
+        return;
     void *prime[2];
     backtrace(prime, 2); /* loads libgcc_s now, not in an allocation */
-    struct vg_module self;
-    if (vg_module_of((void *)vg_stack_capture, &self)) {
-        shim_lo = self.lo;
-        shim_hi = self.hi;
+    struct vg_module m;
+    if (vg_module_of((void *)vg_stack_capture, &m) && !m.is_main) {
+        own_lo = m.lo;
+        own_hi = m.hi;
     }
-    atomic_store(&vg_stacks_on, true);
-    vg_process_slow_set(VG_SLOW_STACKS, true);
+    atomic_store(&vg_stack_min_size, mode == VG_BACKTRACE_ALL ? 0 : VG_STACK_LARGE);
+    /* Every allocation: the general path (the hot path takes the large ones itself). */
+    vg_process_slow_set(VG_SLOW_STACKS, mode == VG_BACKTRACE_ALL);
 }
 
 uint32_t vg_stack_capture(void)
 {
     if (!vg_stacks_enabled())
         return 0;
-    void *raw[VG_STACK_FRAMES + MAX_SKIP];
-    int got = backtrace(raw, VG_STACK_FRAMES + MAX_SKIP), skip = 0;
-    while (skip < got && skip < MAX_SKIP && in_shim(raw[skip], skip))
+    void *raw[VG_STACK_FRAMES + OWN_MAX];
+    int got = backtrace(raw, VG_STACK_FRAMES + OWN_MAX), skip = 1;
+    while (skip < got && (uintptr_t)raw[skip] >= own_lo && (uintptr_t)raw[skip] < own_hi)
         skip++;
     int n = got - skip < VG_STACK_FRAMES ? got - skip : VG_STACK_FRAMES;
     if (n <= 0)
         return 0;
+    void **frames = &raw[skip];
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < n; i++)
-        h = (h ^ (uint64_t)(uintptr_t)raw[skip + i]) * 1099511628211ull;
+        h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
     uint32_t slot = (uint32_t)(h % (DEPOT - 1)) + 1, id = 0;
     pthread_mutex_lock(&lock);
     for (int probe = 0; probe < 64 && id == 0; probe++, slot = slot % (DEPOT - 1) + 1) {
@@ -70,9 +70,9 @@ uint32_t vg_stack_capture(void)
         if (s->depth == 0) {
             s->hash = h;
             s->depth = (uint8_t)n;
-            memcpy(s->frames, &raw[skip], (size_t)n * sizeof(void *));
+            memcpy(s->frames, frames, (size_t)n * sizeof(void *));
             id = slot;
-        } else if (s->hash == h && s->depth == n && memcmp(s->frames, &raw[skip], (size_t)n * sizeof(void *)) == 0) {
+        } else if (s->hash == h && s->depth == n && memcmp(s->frames, frames, (size_t)n * sizeof(void *)) == 0) {
             id = slot;
         }
     }

@@ -1,8 +1,12 @@
-/* VRAMGUARD_BACKTRACE=1: a short call stack per allocation, deduplicated in
- * a fixed-size depot (an allocation holds a 32-bit id). Captured with
- * backtrace(3), which is primed once at configuration time (its first call
- * loads the unwinder); symbolised only when a report is written, never on
- * the OOM path. */
+/* Call stacks: a short stack per allocation where it pays, deduplicated in a
+ * fixed-size depot (an allocation holds a 32-bit id). VRAMGUARD_BACKTRACE
+ * picks where: `large` (the default) for allocations of VG_STACK_LARGE
+ * bytes or more, whose driver call costs far more than a stack walk; `1`
+ * for every allocation; `0` for none. Every refusal and OOM gets one too
+ * (events.c), unless `0`. Captured with backtrace(3), primed once at
+ * configuration time (its first call loads the unwinder); symbolised only
+ * when an output is written (output/symbols.h), never on the allocation
+ * path. */
 #ifndef VG_STACKS_H
 #define VG_STACKS_H
 
@@ -11,16 +15,32 @@
 #include <stdint.h>
 
 enum { VG_STACK_FRAMES = 8 };
+#define VG_STACK_LARGE ((uint64_t)1 << 20)
 
-void vg_stacks_enable(void);
-extern atomic_bool vg_stacks_on;
+enum vg_backtrace { VG_BACKTRACE_OFF, VG_BACKTRACE_LARGE, VG_BACKTRACE_ALL };
+
+/* Capture stacks from now on, as `mode` says. */
+void vg_stacks_enable(enum vg_backtrace mode);
+/* The smallest allocation that gets a stack: UINT64_MAX while off (and until
+ * configured), VG_STACK_LARGE, or 0 (every allocation). */
+extern _Atomic uint64_t vg_stack_min_size;
 static inline bool vg_stacks_enabled(void)
 {
-    return atomic_load_explicit(&vg_stacks_on, memory_order_relaxed);
+    return atomic_load_explicit(&vg_stack_min_size, memory_order_relaxed) != UINT64_MAX;
 }
-/* Capture the caller's stack (skipping vramguard's own frames); 0 when
- * disabled or the depot is full. */
+/* Capture the caller's stack (vramguard's own frames skipped); 0 when
+ * disabled or the depot is full. Out of line: the allocation path calls it
+ * through vg_stack_for only. */
 uint32_t vg_stack_capture(void);
+/* An allocation of `size` bytes: its stack when it gets one, else 0. The
+ * whole per-allocation cost when it does not: one compare with a threshold
+ * and a branch. */
+static inline uint32_t vg_stack_for(uint64_t size)
+{
+    if (__builtin_expect(size >= atomic_load_explicit(&vg_stack_min_size, memory_order_relaxed), 0))
+        return vg_stack_capture();
+    return 0;
+}
 /* The frames of stack `id`; returns how many (0 for id 0). */
 int vg_stack_frames(uint32_t id, void **out, int max);
 

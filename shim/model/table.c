@@ -87,7 +87,7 @@ static void unpack(const struct entry *e, struct vg_alloc *a)
     a->kind = (uint8_t)cell_kind(cell);
     a->purpose = (uint8_t)(cell & 3);
     a->label = (uint16_t)(e->meta >> 10 & 0xff);
-    a->stack = e->meta >> 18 & 0x1fff;
+    a->stack = vg_table_meta_stack(e->meta);
     a->allowed = (e->meta & VG_TABLE_ALLOWED) != 0;
 }
 

@@ -38,10 +38,18 @@ static inline uint32_t vg_table_device_meta(int device)
 {
     return vg_table_cell(device, 0, 0) | (device < 0 ? VG_TABLE_NO_DEVICE : 0);
 }
+static inline uint32_t vg_table_stack_meta(uint32_t stack)
+{
+    return (stack & 0x1fff) << 18;
+}
+static inline uint32_t vg_table_meta_stack(uint32_t meta)
+{
+    return meta >> 18 & 0x1fff;
+}
 static inline uint32_t vg_table_meta(int device, int kind, int purpose, uint16_t label, uint32_t stack)
 {
     return vg_table_device_meta(device) | vg_table_cell(0, kind, 0) | vg_table_purpose_meta(purpose, label) |
-           (stack & 0x1fff) << 18;
+           vg_table_stack_meta(stack);
 }
 /* An entry as stored (below). vg_table_take keeps the removed one in this
  * form; vg_table_put_back puts it back exactly if the real free fails. */

@@ -7,6 +7,7 @@
 #include "pools.h"
 #include "purposes.h"
 #include "table.h"
+#include "who.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ static struct vg_top scratch_tops[VG_MAX_DEVICES];
 static struct vg_sites scratch_sites;
 static struct vg_modules scratch_modules;
 static struct vg_module_bytes scratch_by_module[VG_MODULES_SHOWN];
+static struct vg_symbols scratch_symbols; /* files mapped for one breakdown, unmapped at its end */
 
 static void text_cells(struct vg_out *o, const char *prefix, const struct vg_stats *s, int d)
 {
@@ -52,7 +54,7 @@ static void text_largest(struct vg_out *o, const char *prefix, const struct vg_t
     for (int i = 0; i < t->n; i++) {
         const struct vg_alloc *a = &t->e[i];
         const char *label = vg_log_safe(vg_label_text(a->label), safe, sizeof(safe));
-        vg_modules_caller_text(&scratch_modules, a->caller, true, caller, sizeof(caller));
+        vg_who_or_caller_text(&scratch_symbols, a->stack, a->caller, caller, sizeof(caller));
         vg_out_printf(o, "%s  %2d. %12s %-12s %-13s %s%s%s%s0x%llx %s from %s\n", prefix, i + 1,
                       vg_format_bytes(a->size, size, sizeof(size)), vg_kind_name(a->kind),
                       vg_purpose_name(a->purpose), label ? "\"" : "", label ? label : "",
@@ -83,6 +85,7 @@ static void take_census(int device, bool per_device)
         vg_top_init(&scratch_tops[d], scratch_largest[d], LARGEST_SHOWN);
     vg_sites_init(&scratch_sites, per_device ? VG_MAX_DEVICES : 1);
     vg_modules_init(&scratch_modules);
+    vg_symbols_init(&scratch_symbols);
     struct vg_census c = {.device = per_device ? -1 : device};
     if (per_device)
         c.top_by_device = scratch_tops;
@@ -124,22 +127,23 @@ void vg_breakdown_text(struct vg_out *o, const char *prefix)
             text_largest(o, prefix, &scratch_tops[d]);
         }
     }
+    vg_symbols_done(&scratch_symbols);
     pthread_mutex_unlock(&scratch_lock);
 }
 
-static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_hit *hit);
+static void breakdown_oom(const struct vg_call *failed, uint32_t stack, const struct vg_budget_hit *hit);
 
-void vg_breakdown_oom(const struct vg_call *failed)
+void vg_breakdown_oom(const struct vg_call *failed, uint32_t stack)
 {
-    breakdown_oom(failed, NULL);
+    breakdown_oom(failed, stack, NULL);
 }
 
-void vg_breakdown_budget_oom(const struct vg_call *failed, const struct vg_budget_hit *hit)
+void vg_breakdown_budget_oom(const struct vg_call *failed, uint32_t stack, const struct vg_budget_hit *hit)
 {
-    breakdown_oom(failed, hit);
+    breakdown_oom(failed, stack, hit);
 }
 
-static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_hit *hit)
+static void breakdown_oom(const struct vg_call *failed, uint32_t stack, const struct vg_budget_hit *hit)
 {
     /* Ask the driver and NVML first: no lock may be held across those. */
     uint64_t free_b = 0, total_b = 0, process_b = 0;
@@ -163,7 +167,7 @@ static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_h
     bool known = vg_device_info(d, &info);
     char safe[VG_LABEL_MAX];
     const char *label = vg_log_safe(vg_label_text(failed->label), safe, sizeof(safe));
-    vg_modules_caller_text(&scratch_modules, failed->caller, true, caller, sizeof(caller));
+    vg_who_or_caller_text(&scratch_symbols, stack, failed->caller, caller, sizeof(caller));
 
     if (hit) {
         vg_out_printf(&o, "%s==== over VRAM budget on device %d (%s): breakdown at the first budget OOM ====\n", P,
@@ -222,5 +226,6 @@ static void breakdown_oom(const struct vg_call *failed, const struct vg_budget_h
     vg_out_printf(&o, "%s==== end of breakdown; later %s on this device get one line each ====\n", P,
                   hit ? "budget OOMs" : "failures");
     vg_log_write(text, o.len);
+    vg_symbols_done(&scratch_symbols);
     pthread_mutex_unlock(&scratch_lock);
 }

@@ -10,7 +10,9 @@
 #include "log.h"
 #include "purposes.h"
 #include "repeats.h"
+#include "stacks.h"
 #include "table.h"
+#include "who.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -235,6 +237,26 @@ void vg_events_reset_after_fork(void)
     vg_repeat_reset();
 }
 
+/* ---- who asked: sites named as events happen ----------------------------- */
+
+/* The files mapped to name one event's site, under who_lock (events come
+ * from any thread); unmapped after each. No heap: the OOM path uses it. */
+static struct vg_symbols event_symbols;
+static pthread_mutex_t who_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t *vg_events_who_fork_mutex(void)
+{
+    return &who_lock;
+}
+
+static void who_text(const struct vg_event *e, char *out, size_t size)
+{
+    pthread_mutex_lock(&who_lock);
+    vg_symbols_init(&event_symbols);
+    vg_who_or_caller_text(&event_symbols, e->stack, e->caller, out, size);
+    vg_symbols_done(&event_symbols);
+    pthread_mutex_unlock(&who_lock);
+}
+
 /* ---- events --------------------------------------------------------------- */
 
 static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult result)
@@ -242,6 +264,9 @@ static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult res
     clock_gettime(CLOCK_REALTIME, &e->time);
     e->api = c->api;
     e->caller = c->caller;
+    /* Every refusal and OOM gets a stack (unless VRAMGUARD_BACKTRACE=0),
+     * whatever its size: taken here, off the allocation path. */
+    e->stack = c->stack ? c->stack : vg_stack_capture();
     e->size = c->size;
     e->device = c->device;
     e->kind = c->kind;
@@ -253,7 +278,7 @@ static void fill_event(struct vg_event *e, const struct vg_call *c, CUresult res
     e->budget_limit = 0;
 }
 
-void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation)
+void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation, struct vg_symbols *symbols)
 {
     char when[40], caller[512];
     vg_format_time(&e->time, when, sizeof(when));
@@ -265,6 +290,7 @@ void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool viola
     vg_out_str(o, ",\"caller\":");
     vg_caller_text(e->caller, true, caller, sizeof(caller));
     vg_out_json_string(o, caller);
+    vg_who_json(o, symbols, e->stack, e->caller, false);
     if (violation)
         vg_out_printf(o, ",\"action\":\"%s\"", e->action == VG_ACTION_REJECT ? "rejected" : "allowed");
     vg_out_printf(o, ",\"result\":%d", (int)e->result);
@@ -286,7 +312,11 @@ static void journal_event(const char *type, const struct vg_event *e)
     struct vg_out o;
     vg_out_buffer(&o, line, sizeof(line));
     vg_out_printf(&o, "{\"event\":\"%s\",\"pid\":%d,", type, (int)getpid());
-    vg_event_json_fields(&o, e, strcmp(type, "violation") == 0);
+    pthread_mutex_lock(&who_lock);
+    vg_symbols_init(&event_symbols);
+    vg_event_json_fields(&o, e, strcmp(type, "violation") == 0, &event_symbols);
+    vg_symbols_done(&event_symbols);
+    pthread_mutex_unlock(&who_lock);
     vg_out_str(&o, "}\n");
     if (o.total < sizeof(line))
         journal_append(line, o.total);
@@ -446,7 +476,7 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
 
     char caller[512], size[32];
     const char *label = vg_label_text(c->label);
-    vg_caller_text(c->caller, true, caller, sizeof(caller));
+    who_text(&e, caller, sizeof(caller));
     char rule[VG_ALLOW_TEXT + 64];
     if (e.allow_rule[0] && c->capped)
         snprintf(rule, sizeof(rule), "a VRAMGUARD_ALLOW rule matches but its kind's cap (total<=) is reached");
@@ -480,12 +510,12 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
         return;
 
     if (on_device == 1) {
-        vg_breakdown_oom(c);
+        vg_breakdown_oom(c, e.stack);
     } else {
         char caller[512], size[32], free_s[32], total_s[32];
         uint64_t free_b = 0, total_b = 0;
         bool mem = vg_device_mem_info(&free_b, &total_b);
-        vg_caller_text(c->caller, true, caller, sizeof(caller));
+        who_text(&e, caller, sizeof(caller));
         vg_log("out of memory again (#%llu on device %d, #%llu in all): %s of %s, purpose %s, from %s; "
                "device free %s of %s; see the first breakdown above",
                (unsigned long long)on_device, c->device, (unsigned long long)total, c->api,
@@ -509,10 +539,10 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
         return;
 
     if (on_device == 1) {
-        vg_breakdown_budget_oom(c, hit);
+        vg_breakdown_budget_oom(c, e.stack, hit);
     } else {
         char caller[512], size[32], limit[32], used[32];
-        vg_caller_text(c->caller, true, caller, sizeof(caller));
+        who_text(&e, caller, sizeof(caller));
         vg_log("over budget again (#%llu on device %d, #%llu in all): %s of %s, purpose %s, from %s: "
                "VRAMGUARD_LIMIT %s=%s, %s %s; refused with CUDA_ERROR_OUT_OF_MEMORY (2)",
                (unsigned long long)on_device, c->device, (unsigned long long)total, c->api,

@@ -46,8 +46,9 @@ void vg_events_process_start(void);
 struct timespec vg_events_started_at(void);
 
 /* "time":...,"api":... (no braces): one event's JSON fields, for a journal
- * line and the report. */
-void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation);
+ * line and the report, its site named through `symbols` (who.h). */
+struct vg_symbols;
+void vg_event_json_fields(struct vg_out *o, const struct vg_event *e, bool violation, struct vg_symbols *symbols);
 
 /* The report path for this process (VRAMGUARD_REPORT expanded), "" if none. */
 const char *vg_report_path(void);

@@ -16,6 +16,7 @@
 #include "repeats.h"
 #include "stacks.h"
 #include "table.h"
+#include "who.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ struct report_scratch {
     struct vg_sites sites;
     struct vg_census census;
     struct vg_modules modules;
+    struct vg_symbols symbols; /* files mapped while the report is written */
     struct vg_module_bytes by_module[VG_MODULES_SHOWN];
     struct vg_event kept[VG_EVENTS_KEPT];
 };
@@ -54,7 +56,7 @@ static void json_events(struct vg_out *o, struct report_scratch *r, const char *
     vg_out_printf(o, ",\n  \"%s\": {\"count\": %llu, \"recorded\": [", name, (unsigned long long)count);
     for (int i = 0; i < n; i++) {
         vg_out_str(o, i ? ",\n    {" : "\n    {");
-        vg_event_json_fields(o, &r->kept[i], violation);
+        vg_event_json_fields(o, &r->kept[i], violation, &r->symbols);
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]}");
@@ -140,7 +142,7 @@ static void json_budgets(struct vg_out *o, struct report_scratch *r, const struc
     int k = vg_budget_ooms_kept(r->kept, VG_EVENTS_KEPT);
     for (int i = 0; i < k; i++) {
         vg_out_str(o, i ? ",\n    {" : "\n    {");
-        vg_event_json_fields(o, &r->kept[i], false);
+        vg_event_json_fields(o, &r->kept[i], false, &r->symbols);
         vg_out_str(o, "}");
     }
     vg_out_str(o, "]}");
@@ -257,6 +259,7 @@ static void json_live(struct vg_out *o, struct report_scratch *r, bool live)
         char caller[512];
         vg_modules_caller_text(&r->modules, a->caller, true, caller, sizeof(caller));
         vg_out_json_string(o, caller);
+        vg_who_json(o, &r->symbols, a->stack, a->caller, true);
         if (a->allowed) {
             /* The rule that let it through: the first that matches it (the
              * policy took the first too). */
@@ -271,9 +274,10 @@ static void json_live(struct vg_out *o, struct report_scratch *r, bool live)
         int nf = vg_stack_frames(a->stack, frames, VG_STACK_FRAMES);
         if (nf > 0) {
             vg_out_str(o, ", \"stack\": [");
+            vg_symbols_begin(&r->symbols);
             for (int f = 0; f < nf; f++) {
                 char sym[600];
-                vg_frame_text(frames[f], sym, sizeof(sym));
+                vg_symbols_frame_text(&r->symbols, frames[f], sym, sizeof(sym));
                 vg_out_str(o, f ? ", " : "");
                 vg_out_json_string(o, sym);
             }
@@ -355,6 +359,7 @@ static void report_json_with(struct vg_out *o, bool with_argv, bool live, struct
     vg_top_init(&r->top, r->largest, LIVE_LISTED_MAX);
     vg_sites_init(&r->sites, VG_MAX_DEVICES);
     vg_modules_init(&r->modules);
+    vg_symbols_init(&r->symbols);
     r->census = (struct vg_census){.device = -1, .top = &r->top, .sites = &r->sites};
     vg_census_take(&r->census);
     uint64_t violations = vg_violation_count(), ooms = vg_oom_count();
@@ -382,6 +387,7 @@ static void report_json_with(struct vg_out *o, bool with_argv, bool live, struct
     vg_out_str(o, "]");
     json_output(o);
     json_summary(o, r, cfg, violations, ooms, live);
+    vg_symbols_done(&r->symbols);
 }
 
 /* A heap scratch: false (nothing written, logged) when there is none. */

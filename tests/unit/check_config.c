@@ -113,6 +113,29 @@ START_TEST(test_policy_values)
 }
 END_TEST
 
+/* VRAMGUARD_BACKTRACE: large by default (a stack where it pays), 1 for
+ * every allocation, 0 for none. */
+START_TEST(test_backtrace_values)
+{
+    ck_assert_int_eq(parse(), 0);
+    ck_assert_int_eq(parsed.backtrace, VG_BACKTRACE_LARGE);
+    static const char *const names[] = {"0", "large", "1"};
+    static const enum vg_backtrace modes[] = {VG_BACKTRACE_OFF, VG_BACKTRACE_LARGE, VG_BACKTRACE_ALL};
+    for (int i = 0; i < 3; i++) {
+        setup();
+        env_set("VRAMGUARD_BACKTRACE", names[i]);
+        ck_assert_int_eq(parse(), 0);
+        ck_assert_int_eq(parsed.backtrace, modes[i]);
+    }
+    static const char *const accepted[] = {"large", "1 (every allocation)", "0 (none)", NULL};
+    setup();
+    env_set("VRAMGUARD_BACKTRACE", "all");
+    ck_assert_int_eq(parse(), 1);
+    ck_assert_int_eq(parsed.backtrace, VG_BACKTRACE_LARGE);
+    assert_one_warning("VRAMGUARD_BACKTRACE", accepted);
+}
+END_TEST
+
 START_TEST(test_policy_invalid)
 {
     static const char *const bad[] = {"REJECT", "Warn", "permissive", "off ", " off", "0"};
@@ -525,7 +548,7 @@ START_TEST(test_invalid_names_the_default)
         {"VRAMGUARD_LISTEN", "port", "none (no endpoint)", false},
         {"VRAMGUARD_HEALTH_FAIL_ON", "leak", "none", true},
         {"VRAMGUARD_PURPOSE_RULES", "libfoo*=bogus", "none (no rules)", false},
-        {"VRAMGUARD_BACKTRACE", "yes", "0", true},
+        {"VRAMGUARD_BACKTRACE", "yes", "large", true},
         {"VRAMGUARD_VRAM_ARGV", "yes", "0", true},
         {"VRAMGUARD_LIMIT_MEMINFO", "2", "0", true},
     };
@@ -565,6 +588,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_policy_values);
     tcase_add_test(tc, test_policy_invalid);
+    tcase_add_test(tc, test_backtrace_values);
     tcase_add_test(tc, test_invalid_keeps_non_default_neighbours);
     tcase_add_test(tc, test_empty_is_default_without_warning);
     tcase_add_test(tc, test_fail_on_lists);

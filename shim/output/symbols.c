@@ -1,0 +1,265 @@
+#include "symbols.h"
+#include "stacks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if UINTPTR_MAX > 0xffffffffu
+#define OUR_CLASS ELFCLASS64
+#else
+#define OUR_CLASS ELFCLASS32
+#endif
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+bool vg_symbols_runtime_name(const char *n)
+{
+    if (strncmp(n, "cuda", 4) == 0 && n[4] >= 'A' && n[4] <= 'Z')
+        return true; /* the API: cudaMalloc, cudaMallocAsync... */
+    if (strncmp(n, "__cuda", 6) == 0 || strncmp(n, "cudart", 6) == 0)
+        return true; /* __cudart123 (cudart's internal functions), __cudaRegisterFatBinary */
+    return strncmp(n, "_Z", 2) == 0 && strstr(n, "cudart") != NULL; /* C++: cudart::... */
+}
+
+void vg_symbols_init(struct vg_symbols *s)
+{
+    s->next = 0;
+    for (int i = 0; i < VG_SYMBOL_FILES; i++) {
+        s->file[i].hi = 0;
+        s->file[i].map = NULL;
+    }
+}
+
+void vg_symbols_done(struct vg_symbols *s)
+{
+    for (int i = 0; i < VG_SYMBOL_FILES; i++)
+        if (s->file[i].map != NULL)
+            munmap((void *)s->file[i].map, s->file[i].map_size);
+    vg_symbols_init(s);
+}
+
+void vg_symbols_begin(struct vg_symbols *s)
+{
+    if (s->next > VG_SYMBOL_FILES - (VG_STACK_FRAMES + 1))
+        vg_symbols_done(s);
+}
+
+/* ---- finding the module ----------------------------------------------------- */
+
+struct find {
+    uintptr_t pc;
+    struct vg_symbol_file *f;
+    bool first;
+};
+
+static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct find *q = arg;
+    bool first = q->first;
+    q->first = false;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (start < lo)
+            lo = start;
+        if (start + ph->p_memsz > hi)
+            hi = start + ph->p_memsz;
+    }
+    if (q->pc < lo || q->pc >= hi)
+        return 0;
+    struct vg_symbol_file *f = q->f;
+    f->lo = lo;
+    f->hi = hi;
+    f->bias = info->dlpi_addr;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    f->path[0] = '\0';
+    f->is_main = first && name[0] == '\0';
+    if (f->is_main) { /* the program: named as dladdr names it, read through /proc */
+        snprintf(f->name, sizeof(f->name), "%s", program_invocation_name ? program_invocation_name : "(main)");
+        ssize_t n = readlink("/proc/self/exe", f->path, sizeof(f->path) - 1);
+        f->path[n > 0 ? n : 0] = '\0';
+    } else {
+        snprintf(f->name, sizeof(f->name), "%s", name[0] ? name : "(unnamed)");
+        char cwd[VG_SYMBOL_PATH];
+        if (name[0] == '/')
+            snprintf(f->path, sizeof(f->path), "%s", name);
+        else if (strchr(name, '/') && getcwd(cwd, sizeof(cwd))) { /* dlopen'ed by a relative path */
+            size_t a = strlen(cwd), b = strlen(name);
+            if (a + 1 + b < sizeof(f->path)) {
+                memcpy(f->path, cwd, a);
+                f->path[a] = '/';
+                memcpy(f->path + a + 1, name, b + 1);
+            }
+        }
+    }
+    return 1;
+}
+
+/* ---- reading its symbol table ---------------------------------------------- */
+
+static bool section_in(const ElfW(Shdr) *sh, size_t size)
+{
+    return sh->sh_type != SHT_NOBITS && sh->sh_offset <= size && sh->sh_size <= size - sh->sh_offset;
+}
+
+/* The symbol table of `type` and its strings, checked to lie in the file. */
+static bool pick_table(struct vg_symbol_file *f, const ElfW(Shdr) *sh, size_t shnum, unsigned type)
+{
+    for (size_t i = 0; i < shnum; i++) {
+        if (sh[i].sh_type != type || sh[i].sh_entsize != sizeof(ElfW(Sym)) || !section_in(&sh[i], f->map_size) ||
+            sh[i].sh_link >= shnum)
+            continue;
+        const ElfW(Shdr) *str = &sh[sh[i].sh_link];
+        if (str->sh_type != SHT_STRTAB || !section_in(str, f->map_size) || str->sh_size == 0)
+            continue;
+        f->syms = (const ElfW(Sym) *)(f->map + sh[i].sh_offset);
+        f->n_syms = sh[i].sh_size / sizeof(ElfW(Sym));
+        f->strs = (const char *)(f->map + str->sh_offset);
+        f->strs_size = str->sh_size;
+        return true;
+    }
+    return false;
+}
+
+static const char *sym_name(const struct vg_symbol_file *f, const ElfW(Sym) *sym)
+{
+    if (sym->st_name >= f->strs_size || memchr(f->strs + sym->st_name, '\0', f->strs_size - sym->st_name) == NULL)
+        return NULL;
+    return f->strs + sym->st_name;
+}
+
+static bool is_function(const ElfW(Sym) *sym)
+{
+    int type = ELF64_ST_TYPE(sym->st_info);
+    return (type == STT_FUNC || type == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF;
+}
+
+/* One pass at mapping time: are there functions at all, and where is cudart
+ * linked in (its LOCAL functions in a static binary, and any named cudart)? */
+static void survey(struct vg_symbol_file *f)
+{
+    f->runtime_lo = UINTPTR_MAX;
+    f->runtime_hi = 0;
+    for (size_t i = 0; i < f->n_syms; i++) {
+        const ElfW(Sym) *sym = &f->syms[i];
+        if (!is_function(sym))
+            continue;
+        f->has_symbols = true;
+        const char *name = sym_name(f, sym);
+        if (name == NULL || !vg_symbols_runtime_name(name))
+            continue;
+        bool local = ELF64_ST_BIND(sym->st_info) == STB_LOCAL;
+        if (!local && strstr(name, "cudart") == NULL)
+            continue; /* a global cudaXxx may be the program's own */
+        if (sym->st_value < f->runtime_lo)
+            f->runtime_lo = sym->st_value;
+        if (sym->st_value + sym->st_size > f->runtime_hi)
+            f->runtime_hi = sym->st_value + sym->st_size;
+    }
+    if (f->runtime_hi == 0)
+        f->runtime_lo = 0;
+}
+
+static void map_file(struct vg_symbol_file *f)
+{
+    f->map = NULL;
+    f->syms = NULL;
+    f->n_syms = 0;
+    f->has_symbols = false;
+    f->runtime_lo = f->runtime_hi = 0;
+    const char *open_path = f->is_main ? "/proc/self/exe" : f->path; /* the program's file, even renamed */
+    if (open_path[0] == '\0')
+        return;
+    int fd = open(open_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof(ElfW(Ehdr))) {
+        close(fd);
+        return;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return;
+    f->map = map;
+    f->map_size = (size_t)st.st_size;
+    const ElfW(Ehdr) *eh = map;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != OUR_CLASS ||
+        eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff == 0 || eh->e_shoff > f->map_size ||
+        eh->e_shnum > (f->map_size - eh->e_shoff) / sizeof(ElfW(Shdr)))
+        return;
+    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(f->map + eh->e_shoff);
+    if (pick_table(f, sh, eh->e_shnum, SHT_SYMTAB) || pick_table(f, sh, eh->e_shnum, SHT_DYNSYM))
+        survey(f);
+}
+
+static struct vg_symbol_file *file_of(struct vg_symbols *s, uintptr_t pc)
+{
+    for (int i = 0; i < s->next; i++)
+        if (pc >= s->file[i].lo && pc < s->file[i].hi)
+            return &s->file[i];
+    if (s->next == VG_SYMBOL_FILES)
+        return NULL;
+    struct vg_symbol_file *f = &s->file[s->next];
+    struct find q = {pc, f, true};
+    if (dl_iterate_phdr(find_module, &q) == 0)
+        return NULL;
+    s->next++;
+    const char *base = base_name(f->name);
+    f->runtime_module = strncmp(base, "libcudart.", 10) == 0 || strncmp(base, "libcudart-", 10) == 0;
+    f->is_self = (uintptr_t)&vg_symbols_init >= f->lo && (uintptr_t)&vg_symbols_init < f->hi;
+    map_file(f);
+    return f;
+}
+
+bool vg_symbols_frame(struct vg_symbols *s, const void *pc, struct vg_frame *out)
+{
+    int saved = errno;
+    struct vg_symbol_file *f = pc ? file_of(s, (uintptr_t)pc) : NULL;
+    errno = saved;
+    *out = (struct vg_frame){.module = f};
+    if (f == NULL)
+        return false;
+    uintptr_t a = (uintptr_t)pc - f->bias;
+    out->address = a;
+    for (size_t i = 0; i < f->n_syms; i++) {
+        const ElfW(Sym) *sym = &f->syms[i];
+        if (!is_function(sym) || a < sym->st_value || a - sym->st_value >= sym->st_size)
+            continue;
+        const char *name = sym_name(f, sym);
+        if (name == NULL || name[0] == '\0')
+            continue;
+        out->function = name;
+        out->offset = a - sym->st_value;
+        break;
+    }
+    out->runtime = f->runtime_module || (out->function && vg_symbols_runtime_name(out->function)) ||
+                   (a >= f->runtime_lo && a < f->runtime_hi);
+    return true;
+}
+
+void vg_symbols_frame_text(struct vg_symbols *s, const void *pc, char *out, size_t size)
+{
+    struct vg_frame fr;
+    if (!vg_symbols_frame(s, pc, &fr))
+        snprintf(out, size, "%p", pc);
+    else if (fr.function)
+        snprintf(out, size, "%s+0x%lx (%s+0x%lx)", base_name(fr.module->name), (unsigned long)fr.address,
+                 fr.function, (unsigned long)fr.offset);
+    else
+        snprintf(out, size, "%s+0x%lx", base_name(fr.module->name), (unsigned long)fr.address);
+}
