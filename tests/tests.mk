@@ -276,3 +276,18 @@ check: $(ACCOUNTING_PROGS)
 RUNNER_SRCS += tests/preload/check_accounting.c
 $(TEST_DIR)/check_vramguard: tests/preload/check_accounting.c
 # ---- end of the accounting programs
+
+# ---- Issue 10, section 1: who allocated it. prog_who: allocations from
+# ---- functions of their own through the static fake cudart; the demo
+# ---- worker stripped of its symbols.
+$(TEST_DIR)/prog_who: tests/preload/prog_who.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_FAKE)
+$(DEMO_DIR)/demo_worker_stripped: $(DEMO_DIR)/demo_worker
+	strip -o $@ $<
+WHO_PROGS := $(TEST_DIR)/prog_who $(DEMO_DIR)/demo_worker_stripped
+PRELOAD_PROGS += $(WHO_PROGS)
+RUNNER_SRCS += tests/preload/check_who.c
+$(TEST_DIR)/check_vramguard: tests/preload/check_who.c
+check: $(WHO_PROGS)
+# ---- end of who allocated it

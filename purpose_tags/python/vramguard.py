@@ -13,6 +13,7 @@ the same program runs with and without it.
 
     with vramguard.purpose("kv_cache", label="layer.0"):
         kv = torch.empty(n, device="cuda")     # new segments: kv_cache
+                                               # label "layer.0 @ serve.py:42"
 
     @vramguard.purpose(vramguard.WEIGHTS)
     def load_weights(): ...
@@ -23,6 +24,15 @@ the same program runs with and without it.
 Purposes: "unknown" (the default), "weights", "kv_cache", "intermediate", or
 the constants UNKNOWN, WEIGHTS, KV_CACHE, INTERMEDIATE (0..3, as in the C
 header). Anything else raises ValueError before anything is pushed.
+
+Who opened the scope: the label also names the Python line that opened it
+(the ``with`` statement, the call of a decorated function, the ``push()``),
+as ``LABEL @ FILE:LINE`` (``@ FILE:LINE`` without a label; FILE is the base
+name), so every output that shows an allocation's label shows that line
+beside it: the native stack of a Python program ends in the interpreter.
+The shim keeps 63 bytes of a label: a long label is cut, the line is kept.
+``frame=False`` leaves it out. Each distinct label takes one of the shim's
+255 label slots (then "(other labels)").
 
 Tags are per thread: a purpose pushed on one thread does not tag allocations
 made by another thread (a DataLoader worker thread, a CUDA graph capture on
@@ -43,6 +53,8 @@ or empty the cache before a tagged phase.
 
 import contextlib
 import ctypes
+import os
+import sys
 
 __all__ = [
     "UNKNOWN", "WEIGHTS", "KV_CACHE", "INTERMEDIATE",
@@ -159,6 +171,40 @@ def _label_bytes(label):
                     % type(label).__name__)
 
 
+LABEL_MAX = 63     # bytes of a label the shim keeps (VG_LABEL_MAX - 1)
+
+# Frames of these files are passed over to find the line that opened a
+# scope: this module's own, and contextlib's (a decorated function's wrapper).
+_PASSED_OVER = frozenset((_purpose_number.__code__.co_filename,
+                          contextlib.contextmanager.__code__.co_filename))
+
+
+def _opened_at():
+    """FILE:LINE of the code that opened the scope: the first frame outside
+    this module and contextlib."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename in _PASSED_OVER:
+        f = f.f_back
+    if f is None:
+        return None
+    return "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno)
+
+
+def _label_with_frame(raw, where):
+    """The label the shim gets: "LABEL @ FILE:LINE" within LABEL_MAX bytes
+    (the label cut, at a character boundary, so that the line stays)."""
+    if where is None:
+        return raw
+    tail = ("@ " + where).encode("utf-8", "replace")[:LABEL_MAX]
+    if not raw:
+        return tail
+    room = LABEL_MAX - len(tail) - 1
+    if room <= 0:
+        return tail
+    head = raw[:room].decode("utf-8", "ignore").encode("utf-8")
+    return head + b" " + tail
+
+
 def loaded():
     """Is the shim loaded in this process?"""
     return _get().version is not None
@@ -173,15 +219,19 @@ def version():
     return v.decode("utf-8", "replace") if v is not None else None
 
 
-def push(purpose, label=None):
+def push(purpose, label=None, frame=True):
     """Push a purpose (and an optional label, copied by the shim) for the
-    allocations this thread makes until the matching pop(). Returns the new
-    depth, 0 without the shim. ValueError for an invalid purpose (nothing is
-    pushed). Prefer ``with purpose(...)``, which always pops."""
+    allocations this thread makes until the matching pop(). With `frame`,
+    the label also names the line that called push() ("LABEL @ FILE:LINE").
+    Returns the new depth, 0 without the shim. ValueError for an invalid
+    purpose (nothing is pushed). Prefer ``with purpose(...)``, which always
+    pops."""
     number = _purpose_number(purpose)
     raw = _label_bytes(label)
     f = _get().push
-    return f(number, raw) if f is not None else 0
+    if f is None:
+        return 0
+    return f(number, _label_with_frame(raw, _opened_at() if frame else None))
 
 
 def pop():
@@ -201,22 +251,25 @@ class purpose(contextlib.ContextDecorator):
 
     The purpose is checked here (ValueError before anything is pushed); it is
     pushed in ``__enter__`` and popped in ``__exit__``, also when the block
-    raises (the exception propagates). The object holds no state between
-    enter and exit (the stack lives in the shim, per thread), so one instance
-    can be entered recursively, from several threads, and as a decorator.
-    Without the shim it does nothing."""
+    raises (the exception propagates). With `frame` (the default) the label
+    also names the line that opened the scope ("LABEL @ FILE:LINE": the
+    ``with`` statement, or the call of the decorated function). The object
+    holds no state between enter and exit (the stack lives in the shim, per
+    thread), so one instance can be entered recursively, from several
+    threads, and as a decorator. Without the shim it does nothing."""
 
-    __slots__ = ("number", "label", "_raw")
+    __slots__ = ("number", "label", "frame", "_raw")
 
-    def __init__(self, purpose, label=None):
+    def __init__(self, purpose, label=None, frame=True):
         self.number = _purpose_number(purpose)
         self.label = label
+        self.frame = bool(frame)
         self._raw = _label_bytes(label)
 
     def __enter__(self):
         f = _get().push
         if f is not None:
-            f(self.number, self._raw)
+            f(self.number, _label_with_frame(self._raw, _opened_at() if self.frame else None))
         return self
 
     def __exit__(self, exc_type, exc, tb):

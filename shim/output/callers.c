@@ -32,22 +32,6 @@ void vg_caller_text(void *caller, bool offset, char *out, size_t size)
         snprintf(out, size, caller ? "%p" : "(unknown)", caller);
 }
 
-void vg_frame_text(void *pc, char *out, size_t size)
-{
-    Dl_info info;
-    if (pc && dladdr(pc, &info) && info.dli_fname) {
-        const char *module = base_name(info.dli_fname[0] ? info.dli_fname : "(main)");
-        unsigned long off = (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_fbase);
-        if (info.dli_sname)
-            snprintf(out, size, "%s+0x%lx (%s+0x%lx)", module, off, info.dli_sname,
-                     (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_saddr));
-        else
-            snprintf(out, size, "%s+0x%lx", module, off);
-    } else {
-        snprintf(out, size, "%p", pc);
-    }
-}
-
 /* ---- the snapshot -------------------------------------------------------- */
 
 void vg_modules_init(struct vg_modules *m)

@@ -21,9 +21,6 @@
 #include <stdint.h>
 
 void vg_caller_text(void *caller, bool offset, char *out, size_t size);
-/* A stack frame: "module+0xoff (symbol+0xoff)" where the module exports a
- * symbol there. Not for the OOM path (symbol lookup). */
-void vg_frame_text(void *pc, char *out, size_t size);
 
 enum { VG_MODULES_MAX = 1024, VG_MODULE_SEGMENTS_MAX = 4096, VG_MODULE_NAMES = 128 * 1024 };
 

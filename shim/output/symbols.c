@@ -37,6 +37,8 @@ void vg_symbols_init(struct vg_symbols *s)
         s->file[i].hi = 0;
         s->file[i].map = NULL;
     }
+    for (int i = 0; i < VG_SYMBOL_CACHE; i++)
+        s->cache[i].pc = NULL;
 }
 
 void vg_symbols_done(struct vg_symbols *s)
@@ -127,6 +129,7 @@ static bool pick_table(struct vg_symbol_file *f, const ElfW(Shdr) *sh, size_t sh
             continue;
         f->syms = (const ElfW(Sym) *)(f->map + sh[i].sh_offset);
         f->n_syms = sh[i].sh_size / sizeof(ElfW(Sym));
+        f->n_local = sh[i].sh_info < f->n_syms ? sh[i].sh_info : f->n_syms; /* ELF: the first non-local */
         f->strs = (const char *)(f->map + str->sh_offset);
         f->strs_size = str->sh_size;
         return true;
@@ -147,39 +150,63 @@ static bool is_function(const ElfW(Sym) *sym)
     return (type == STT_FUNC || type == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF;
 }
 
-/* One pass at mapping time: are there functions at all, and where is cudart
- * linked in (its LOCAL functions in a static binary, and any named cudart)? */
+/* One pass at mapping time: does it have functions at all? */
 static void survey(struct vg_symbol_file *f)
 {
-    f->runtime_lo = UINTPTR_MAX;
-    f->runtime_hi = 0;
+    for (size_t i = 0; i < f->n_syms && !f->has_symbols; i++)
+        f->has_symbols = is_function(&f->syms[i]);
+}
+
+/* Is file address `a` cudart's code by its object file? Each object's local
+ * symbols follow its STT_FILE symbol (the linker's own, nameless, heads no
+ * object); its code runs from its lowest function to the next object's
+ * (its global functions lie in between, wherever .symtab lists them). The
+ * object is cudart's when a function of cudart's name lies there. Two
+ * passes, no memory: the outputs ask for a few frames per stack. */
+static bool in_runtime_object(const struct vg_symbol_file *f, uintptr_t a)
+{
+    uintptr_t start = 0, next = UINTPTR_MAX, low = UINTPTR_MAX;
+    bool found = false, object = false;
+    for (size_t i = 0; i <= f->n_local; i++) {
+        const ElfW(Sym) *sym = i < f->n_local ? &f->syms[i] : NULL;
+        if (sym != NULL && ELF64_ST_TYPE(sym->st_info) != STT_FILE) {
+            if (object && is_function(sym) && sym->st_value < low)
+                low = sym->st_value;
+            continue;
+        }
+        if (object && low != UINTPTR_MAX) { /* an object ends: where does its code start? */
+            if (low <= a && (!found || low > start)) {
+                start = low;
+                found = true;
+            } else if (low > a && low < next) {
+                next = low;
+            }
+        }
+        if (sym == NULL)
+            break;
+        const char *name = sym_name(f, sym);
+        object = name != NULL && name[0] != '\0';
+        low = UINTPTR_MAX;
+    }
+    if (!found)
+        return false;
     for (size_t i = 0; i < f->n_syms; i++) {
         const ElfW(Sym) *sym = &f->syms[i];
-        if (!is_function(sym))
+        if (!is_function(sym) || sym->st_value < start || sym->st_value >= next)
             continue;
-        f->has_symbols = true;
         const char *name = sym_name(f, sym);
-        if (name == NULL || !vg_symbols_runtime_name(name))
-            continue;
-        bool local = ELF64_ST_BIND(sym->st_info) == STB_LOCAL;
-        if (!local && strstr(name, "cudart") == NULL)
-            continue; /* a global cudaXxx may be the program's own */
-        if (sym->st_value < f->runtime_lo)
-            f->runtime_lo = sym->st_value;
-        if (sym->st_value + sym->st_size > f->runtime_hi)
-            f->runtime_hi = sym->st_value + sym->st_size;
+        if (name != NULL && vg_symbols_runtime_name(name))
+            return true;
     }
-    if (f->runtime_hi == 0)
-        f->runtime_lo = 0;
+    return false;
 }
 
 static void map_file(struct vg_symbol_file *f)
 {
     f->map = NULL;
     f->syms = NULL;
-    f->n_syms = 0;
+    f->n_syms = f->n_local = 0;
     f->has_symbols = false;
-    f->runtime_lo = f->runtime_hi = 0;
     const char *open_path = f->is_main ? "/proc/self/exe" : f->path; /* the program's file, even renamed */
     if (open_path[0] == '\0')
         return;
@@ -226,7 +253,24 @@ static struct vg_symbol_file *file_of(struct vg_symbols *s, uintptr_t pc)
     return f;
 }
 
+static bool name_frame(struct vg_symbols *s, const void *pc, struct vg_frame *out);
+
 bool vg_symbols_frame(struct vg_symbols *s, const void *pc, struct vg_frame *out)
+{
+    unsigned slot = (unsigned)(((uintptr_t)pc >> 2) * 2654435761u) % VG_SYMBOL_CACHE;
+    if (pc != NULL && s->cache[slot].pc == pc) {
+        *out = s->cache[slot].frame;
+        return true;
+    }
+    if (!name_frame(s, pc, out))
+        return false;
+    s->cache[slot].pc = pc;
+    s->cache[slot].frame = *out;
+    return true;
+}
+
+/* Named in the module's file: the function whose symbol covers `pc`. */
+static bool name_frame(struct vg_symbols *s, const void *pc, struct vg_frame *out)
 {
     int saved = errno;
     struct vg_symbol_file *f = pc ? file_of(s, (uintptr_t)pc) : NULL;
@@ -248,7 +292,7 @@ bool vg_symbols_frame(struct vg_symbols *s, const void *pc, struct vg_frame *out
         break;
     }
     out->runtime = f->runtime_module || (out->function && vg_symbols_runtime_name(out->function)) ||
-                   (a >= f->runtime_lo && a < f->runtime_hi);
+                   in_runtime_object(f, a);
     return true;
 }
 

@@ -8,9 +8,11 @@
  * It also tells the CUDA runtime's code from the program's: all of a
  * libcudart.so*, and cudart linked into a module (nvcc's default static
  * cudart) by its functions' names (cudaMalloc..., __cudart..., cudart::...)
- * or by lying between them (its internal functions, LOCAL in a static
- * binary). A module without any symbol table ("no symbols") cannot be told
- * apart: its frames count as the program's. */
+ * and, for its internal functions with other names, by their object file:
+ * the code of an object that defines one of cudart's functions is cudart's
+ * (.symtab names each object with an STT_FILE symbol before its locals).
+ * A module without any symbol table ("no symbols") cannot be told apart:
+ * its frames count as the program's. */
 #ifndef VG_SYMBOLS_H
 #define VG_SYMBOLS_H
 
@@ -19,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { VG_SYMBOL_FILES = 32, VG_SYMBOL_PATH = 512 };
+enum { VG_SYMBOL_FILES = 32, VG_SYMBOL_PATH = 512, VG_SYMBOL_CACHE = 256 };
 
 struct vg_symbol_file {
     uintptr_t lo, hi;             /* its loaded range; hi == 0: a free slot */
@@ -29,20 +31,13 @@ struct vg_symbol_file {
     const unsigned char *map;     /* the file, mapped read-only (NULL: not readable) */
     size_t map_size;
     const ElfW(Sym) *syms;
-    size_t n_syms;
+    size_t n_syms, n_local;       /* the first n_local are local, in groups headed by STT_FILE */
     const char *strs;
     size_t strs_size;
     bool is_main;                 /* the program */
     bool has_symbols;             /* a symbol table with at least one function */
     bool is_self;                 /* the shim itself */
     bool runtime_module;          /* libcudart.so*: all of it is the CUDA runtime */
-    uintptr_t runtime_lo, runtime_hi; /* file addresses spanned by cudart linked into it */
-};
-
-/* Large (about 35 KiB): static under a lock, or malloc'd. */
-struct vg_symbols {
-    int next; /* the slot taken next when all are in use */
-    struct vg_symbol_file file[VG_SYMBOL_FILES];
 };
 
 /* One code address, named. */
@@ -52,6 +47,16 @@ struct vg_frame {
     const char *function;                /* NULL when no symbol covers it; valid until vg_symbols_done */
     uintptr_t offset;                    /* from the function's start */
     bool runtime;                        /* the CUDA runtime's code */
+};
+
+/* Large (about 50 KiB): static under a lock, or malloc'd. */
+struct vg_symbols {
+    int next; /* the slot taken next */
+    struct vg_symbol_file file[VG_SYMBOL_FILES];
+    struct {
+        const void *pc; /* NULL: empty */
+        struct vg_frame frame;
+    } cache[VG_SYMBOL_CACHE]; /* addresses named already: a report names the same few sites over and over */
 };
 
 void vg_symbols_init(struct vg_symbols *s);

@@ -3,6 +3,7 @@
 #include "stacks.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Not the program's own code: the shim (its wrappers, its runtime entry
  * points between cudart's frames and the program's) and the CUDA runtime. */
@@ -25,8 +26,8 @@ bool vg_who(struct vg_symbols *s, uint32_t stack, void *caller, struct vg_who *o
             out->at = f;
             return true;
         }
-        if (f.runtime && f.function)
-            out->via = f.function;
+        if (f.runtime && f.function && strncmp(f.function, "cuda", 4) == 0)
+            out->via = f.function; /* the API function (cudart's internals are not what the program called) */
     }
     if (n > 0)
         return false; /* the whole stack is the runtime's: deeper than it holds */

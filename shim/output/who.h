@@ -17,7 +17,7 @@
 
 struct vg_who {
     struct vg_frame at;  /* the site */
-    const char *via;     /* the runtime function the site called, or NULL */
+    const char *via;     /* the runtime's API function the site called (cudaMalloc...), or NULL */
 };
 
 /* The site of an allocation with stack `stack` (0: none) and `caller`.

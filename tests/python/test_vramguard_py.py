@@ -76,6 +76,20 @@ class NoShim(unittest.TestCase):
         with self.assertRaises(TypeError):
             vramguard.purpose("weights", label=3)
 
+    def test_label_with_frame(self):
+        """The label names the line that opened the scope; a long label is
+        cut at a character boundary so that the line stays within the
+        shim's 63 bytes."""
+        self.assertEqual(vramguard._label_with_frame(b"kv", "serve.py:42"), b"kv @ serve.py:42")
+        self.assertEqual(vramguard._label_with_frame(None, "serve.py:42"), b"@ serve.py:42")
+        self.assertEqual(vramguard._label_with_frame(b"kv", None), b"kv")
+        long = vramguard._label_with_frame("\u00e9".encode("utf-8") * 40, "serve.py:42")
+        self.assertLessEqual(len(long), vramguard.LABEL_MAX)
+        self.assertTrue(long.endswith(b" @ serve.py:42"), long)
+        long.decode("utf-8")                    # no character cut in half
+        here = sys._getframe().f_lineno + 1
+        self.assertEqual(vramguard._opened_at(), "test_vramguard_py.py:%d" % here)
+
     def test_constants(self):
         self.assertEqual((vramguard.UNKNOWN, vramguard.WEIGHTS, vramguard.KV_CACHE,
                           vramguard.INTERMEDIATE), (0, 1, 2, 3))
@@ -333,6 +347,32 @@ class ShimChild(unittest.TestCase):
             vramguard._REPORT_START = saved
         self.assertEqual(small_start.split("\n", 1)[1], text.split("\n", 1)[1])
         self.assertIn("kv_cache", small_start)
+
+    def test_scope_line_beside_the_allocation(self):
+        """The line that opened the scope is in the label, shown beside each
+        allocation: a with statement, a decorated function's call, push()."""
+        at_with = sys._getframe().f_lineno + 1
+        with vramguard.purpose("kv_cache", "kv"):
+            self.malloc(3 * MiB)
+
+        @vramguard.purpose("weights")
+        def load():
+            self.malloc(2 * MiB)
+        at_call = sys._getframe().f_lineno + 1
+        load()
+        at_push = sys._getframe().f_lineno + 1
+        vramguard.push("intermediate", "scratch")
+        self.malloc(1 * MiB)
+        vramguard.pop()
+        with vramguard.purpose("kv_cache", "plain", frame=False):
+            self.malloc(4 * MiB)
+        text = vramguard.report()
+        me = os.path.basename(__file__)
+        for want in ('"kv @ %s:%d"' % (me, at_with), '"@ %s:%d"' % (me, at_call),
+                     '"scratch @ %s:%d"' % (me, at_push), '"plain" '):
+            self.assertIn(want, text)
+        self.assertEqual(self.purposes(), dict(ZERO_PURPOSES, kv_cache=7 * MiB, weights=2 * MiB,
+                                               intermediate=1 * MiB))
 
     def test_verify_residency(self):
         with vramguard.purpose("weights"):

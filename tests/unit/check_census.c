@@ -5,6 +5,7 @@
  * table; no CUDA driver is involved. */
 #include "callers.h"
 #include "census.h"
+#include "symbols.h"
 #include "table.h"
 
 #include <check.h>
@@ -281,7 +282,11 @@ START_TEST(test_caller_text_unknown_and_null)
     ck_assert_str_eq(out, "(unknown)");
     vg_caller_text((void *)0x1234, true, out, sizeof(out));
     ck_assert_str_eq(out, "0x1234");
-    vg_frame_text(code_in_libc(), out, sizeof(out));
+    struct vg_symbols *symbols = malloc(sizeof(*symbols));
+    vg_symbols_init(symbols);
+    vg_symbols_frame_text(symbols, code_in_libc(), out, sizeof(out));
+    vg_symbols_done(symbols);
+    free(symbols);
     ck_assert_msg(strncmp(out, "libc.so.6+0x", 12) == 0, "%s", out);
 }
 END_TEST
