@@ -34,6 +34,7 @@ Suite *make_repeats_suite(void);
 Suite *make_accounting_suite(void);
 Suite *make_pools_suite(void);
 Suite *make_contexts_suite(void);
+Suite *make_who_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -157,7 +158,7 @@ static const struct {
     {"preload", make_preload_suite},   {"outputs", make_outputs_suite},   {"accounting", make_accounting_suite},
     {"pools", make_pools_suite},       {"contexts", make_contexts_suite}, {"cli", make_cli_suite},
     {"python", make_python_suite},     {"install", make_install_suite},   {"endpoint", make_endpoint_suite},
-    {"census", make_census_suite},     {"layers", make_layers_suite},
+    {"census", make_census_suite},     {"layers", make_layers_suite},     {"who", make_who_suite},
 };
 
 static double seconds_since(const struct timespec *t0)

@@ -248,7 +248,9 @@ static struct vg_symbol_file *file_of(struct vg_symbols *s, uintptr_t pc)
     s->next++;
     const char *base = base_name(f->name);
     f->runtime_module = strncmp(base, "libcudart.", 10) == 0 || strncmp(base, "libcudart-", 10) == 0;
-    f->is_self = (uintptr_t)&vg_symbols_init >= f->lo && (uintptr_t)&vg_symbols_init < f->hi;
+    /* The shim as a library of its own (linked into a program, as the unit
+     * tests link it, it is that program's code). */
+    f->is_self = !f->is_main && (uintptr_t)&vg_symbols_init >= f->lo && (uintptr_t)&vg_symbols_init < f->hi;
     map_file(f);
     return f;
 }

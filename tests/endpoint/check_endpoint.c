@@ -927,6 +927,10 @@ START_TEST(vram_json_and_errors)
                                /* a running process reads as live: no exit, no leak verdict */
                                "assert p['state']=='running' and 'ended_at' not in p and 'at' in p, p\n"
                                "assert 'live_at_exit' not in d and d['live']['count']>=1, d.keys()\n"
+                               /* who asked: prog_serve's main, for each allocation with a stack */
+                               "big=[a for a in d['live']['allocations'] if a['size']>=2**20]\n"
+                               "assert big and all(a['site']['function']=='main' and\n"
+                               "  a['site']['module'].endswith('/prog_serve') for a in big), big\n"
                                "s=d['summary']\n"
                                "assert s['status']==('fail' if s['reasons'] else 'running'), s\n"
                                "assert 'leaked_allocations' not in s, s\n"

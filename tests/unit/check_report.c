@@ -45,6 +45,10 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     snprintf(log_path, sizeof(log_path), "%s/log.txt", tmpdir);
     setenv("VRAMGUARD_LOG", log_path, 1);
+    /* The shim is linked into this runner: its own frames cannot be told
+     * from the program's, so no stacks here (tests/preload/check_who.c
+     * has them, under LD_PRELOAD). */
+    setenv("VRAMGUARD_BACKTRACE", "0", 1);
 }
 
 static void teardown(void)
