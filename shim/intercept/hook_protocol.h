@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) bool vg_call_enter(struct vg_call *
     c->device = -1;
     c->action = VG_ACTION_ALLOW;
     c->allow_rule = -1;
-    c->stack = vg_stack_for(size);
+    c->stack = vg_stack_for(size, kind == VG_KIND_POOL); /* folds: `kind` is each wrapper's constant */
     vg_purpose_current(&c->purpose, &c->label);
     if (__builtin_expect(vg_rules_active(), 0) && vg_purpose_depth() == 0)
         vg_call_apply_rules(c);

@@ -265,7 +265,8 @@ static const struct vg_option options[] = {
      "comma-separated RULE=PURPOSE, RULE a module glob (libcublas*) or a size (>=256M, <1K); "
      "PURPOSE weights, kv_cache, intermediate or unknown", "none (no rules)"},
     {"VRAMGUARD_BACKTRACE", parse_backtrace,
-     "large (a stack for allocations of 1 MiB or more, refusals and OOMs), 1 (every allocation) or 0 (none)", "large"},
+     "large (a stack for allocations of 1 MiB or more, not stream-ordered ones, refusals and OOMs), 1 (every "
+     "allocation) or 0 (none)", "large"},
     {"VRAMGUARD_VRAM_ARGV", parse_vram_argv, "1 or 0", "0"},
     {"VRAMGUARD_LIMIT", parse_limit,
      "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "

@@ -23,7 +23,7 @@ pthread_mutex_t *vg_stacks_fork_mutex(void)
 {
     return &lock;
 }
-_Atomic uint64_t vg_stack_min_size = UINT64_MAX;
+_Atomic uint64_t vg_stack_min_size = UINT64_MAX, vg_stack_min_size_stream_ordered = UINT64_MAX;
 
 /* The shim's own code: leading frames in it are skipped. How many there are
  * depends on where the stack is taken (a wrapper, a refusal, an OOM) and on
@@ -43,6 +43,7 @@ void vg_stacks_enable(enum vg_backtrace mode)
         own_lo = m.lo;
         own_hi = m.hi;
     }
+    atomic_store(&vg_stack_min_size_stream_ordered, mode == VG_BACKTRACE_ALL ? 0 : UINT64_MAX);
     atomic_store(&vg_stack_min_size, mode == VG_BACKTRACE_ALL ? 0 : VG_STACK_LARGE);
     /* Every allocation: the general path (the hot path takes the large ones itself). */
     vg_process_slow_set(VG_SLOW_STACKS, mode == VG_BACKTRACE_ALL);

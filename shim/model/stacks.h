@@ -1,8 +1,9 @@
 /* Call stacks: a short stack per allocation where it pays, deduplicated in a
  * fixed-size depot (an allocation holds a 32-bit id). VRAMGUARD_BACKTRACE
  * picks where: `large` (the default) for allocations of VG_STACK_LARGE
- * bytes or more, whose driver call costs far more than a stack walk; `1`
- * for every allocation; `0` for none. Every refusal and OOM gets one too
+ * bytes or more, whose driver call costs far more than a stack walk (not
+ * stream-ordered ones: see vg_stack_min_size); `1` for every allocation;
+ * `0` for none. Every refusal and OOM gets one too
  * (events.c), unless `0`. Captured with backtrace(3), primed once at
  * configuration time (its first call loads the unwinder); symbolised only
  * when an output is written (output/symbols.h), never on the allocation
@@ -22,8 +23,11 @@ enum vg_backtrace { VG_BACKTRACE_OFF, VG_BACKTRACE_LARGE, VG_BACKTRACE_ALL };
 /* Capture stacks from now on, as `mode` says. */
 void vg_stacks_enable(enum vg_backtrace mode);
 /* The smallest allocation that gets a stack: UINT64_MAX while off (and until
- * configured), VG_STACK_LARGE, or 0 (every allocation). */
-extern _Atomic uint64_t vg_stack_min_size;
+ * configured), VG_STACK_LARGE, or 0 (every allocation). A stream-ordered
+ * allocation has its own: a pool's cache serves it in about a microsecond,
+ * as long as the walk takes, so it gets a stack only under `1` (0 there,
+ * else UINT64_MAX). */
+extern _Atomic uint64_t vg_stack_min_size, vg_stack_min_size_stream_ordered;
 static inline bool vg_stacks_enabled(void)
 {
     return atomic_load_explicit(&vg_stack_min_size, memory_order_relaxed) != UINT64_MAX;
@@ -32,12 +36,14 @@ static inline bool vg_stacks_enabled(void)
  * disabled or the depot is full. Out of line: the allocation path calls it
  * through vg_stack_for only. */
 uint32_t vg_stack_capture(void);
-/* An allocation of `size` bytes: its stack when it gets one, else 0. The
- * whole per-allocation cost when it does not: one compare with a threshold
- * and a branch. */
-static inline uint32_t vg_stack_for(uint64_t size)
+/* An allocation of `size` bytes (`stream_ordered`: from a pool, a constant
+ * in each wrapper): its stack when it gets one, else 0. The whole
+ * per-allocation cost when it does not: one compare with a threshold and a
+ * branch. */
+static inline uint32_t vg_stack_for(uint64_t size, bool stream_ordered)
 {
-    if (__builtin_expect(size >= atomic_load_explicit(&vg_stack_min_size, memory_order_relaxed), 0))
+    _Atomic uint64_t *min = stream_ordered ? &vg_stack_min_size_stream_ordered : &vg_stack_min_size;
+    if (__builtin_expect(size >= atomic_load_explicit(min, memory_order_relaxed), 0))
         return vg_stack_capture();
     return 0;
 }

@@ -3,7 +3,8 @@
  * line number by that mark). cudaMallocArray reaches the driver through an
  * internal function of cudart that has no cuda* name (a tail call), the
  * others directly from the runtime's API function; one allocation is under
- * the 1 MiB at which a stack is taken by default. Everything stays live:
+ * the 1 MiB at which a stack is taken by default, and one is stream-ordered
+ * (no stack by default whatever its size). Everything stays live:
  * the report at exit lists each with its site. Prints vramguard_report().
  *
  *   prog_who [managed]   also asks for managed memory (refused) */
@@ -36,6 +37,13 @@ STEP void alloc_array(void)
           "failed");
 }
 
+STEP void alloc_async(void)
+{
+    CHECK("cudaMallocAsync 2 MiB", cudaMallocAsync(&keep[kept++], 2 * MiB, 0) == cudaSuccess, /* who:alloc_async */
+          "failed");
+    CHECK("cudaStreamSynchronize", cudaStreamSynchronize(0) == cudaSuccess, "failed");
+}
+
 STEP void alloc_small(void)
 {
     CHECK("cudaMalloc 64 KiB", cudaMalloc(&keep[kept++], 64 * KiB) == cudaSuccess, "failed"); /* who:alloc_small */
@@ -54,6 +62,7 @@ int main(int argc, char **argv)
     alloc_device();
     alloc_pitched();
     alloc_array();
+    alloc_async();
     alloc_small();
     if (argc > 1 && strcmp(argv[1], "managed") == 0)
         ask_managed();
