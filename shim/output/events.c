@@ -308,7 +308,7 @@ static void journal_event(const char *type, const struct vg_event *e)
 {
     if (!vg_report_path()[0])
         return;
-    char line[2048];
+    char line[4096]; /* the longest fields: caller, label, rule, the site's function and module */
     struct vg_out o;
     vg_out_buffer(&o, line, sizeof(line));
     vg_out_printf(&o, "{\"event\":\"%s\",\"pid\":%d,", type, (int)getpid());

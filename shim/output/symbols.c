@@ -25,8 +25,10 @@ bool vg_symbols_runtime_name(const char *n)
 {
     if (strncmp(n, "cuda", 4) == 0 && n[4] >= 'A' && n[4] <= 'Z')
         return true; /* the API: cudaMalloc, cudaMallocAsync... */
+    if (strncmp(n, "libcudart_static_", 17) == 0)
+        return true; /* CUDA 13's libcudart_static.a names every internal function so (a hash) */
     if (strncmp(n, "__cuda", 6) == 0 || strncmp(n, "cudart", 6) == 0)
-        return true; /* __cudart123 (cudart's internal functions), __cudaRegisterFatBinary */
+        return true; /* __cudart123 (earlier releases' internal functions), __cudaRegisterFatBinary */
     return strncmp(n, "_Z", 2) == 0 && strstr(n, "cudart") != NULL; /* C++: cudart::... */
 }
 

@@ -7,7 +7,8 @@
  *
  * It also tells the CUDA runtime's code from the program's: all of a
  * libcudart.so*, and cudart linked into a module (nvcc's default static
- * cudart) by its functions' names (cudaMalloc..., __cudart..., cudart::...)
+ * cudart) by its functions' names (cudaMalloc..., libcudart_static_<hash>
+ * in CUDA 13, __cudart123 and cudart::... before)
  * and, for its internal functions with other names, by their object file:
  * the code of an object that defines one of cudart's functions is cudart's
  * (.symtab names each object with an STT_FILE symbol before its locals).

@@ -46,7 +46,9 @@ void vg_who_text(const struct vg_who *w, char *out, size_t size)
                  (unsigned long)f->address);
     else
         snprintf(out, size, "%s+0x%lx%s", f->module->name, (unsigned long)f->address,
-                 f->module->has_symbols ? "" : " (no symbols)");
+                 f->module->has_symbols ? ""
+                 : f->module->map    ? " (no symbols)"
+                                     : " (symbols not read)");
 }
 
 void vg_who_or_caller_text(struct vg_symbols *s, uint32_t stack, void *caller, char *out, size_t size)
@@ -69,8 +71,11 @@ void vg_who_json(struct vg_out *o, struct vg_symbols *s, uint32_t stack, void *c
         return;
     const char *sep = spaced ? ": " : ":", *comma = spaced ? ", " : ",";
     const struct vg_frame *f = &w.at;
+    char function[VG_WHO_NAME_MAX]; /* a C++ name can be long: the line of a journal is bounded */
+    if (f->function)
+        snprintf(function, sizeof(function), "%s", f->function);
     vg_out_printf(o, "%s\"site\"%s{\"function\"%s", comma, sep, sep);
-    vg_out_json_string(o, f->function);
+    vg_out_json_string(o, f->function ? function : NULL);
     if (f->function)
         vg_out_printf(o, "%s\"offset\"%s%lu", comma, sep, (unsigned long)f->offset);
     vg_out_printf(o, "%s\"module\"%s", comma, sep);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum { VG_WHO_NAME_MAX = 400 }; /* a function's name in JSON, at most (bytes, with its NUL) */
+
 struct vg_who {
     struct vg_frame at;  /* the site */
     const char *via;     /* the runtime's API function the site called (cudaMalloc...), or NULL */
@@ -24,8 +26,9 @@ struct vg_who {
  * False when none is known. Starts a new stack in `s` (vg_symbols_begin):
  * names of earlier lookups may be gone. */
 bool vg_who(struct vg_symbols *s, uint32_t stack, void *caller, struct vg_who *out);
-/* "function+0xOFF (module+0xADDR)", "module+0xADDR" (no symbol there) or
- * "module+0xADDR (no symbols)" (the module has no symbol table). */
+/* "function+0xOFF (module+0xADDR)", "module+0xADDR" (no symbol there),
+ * "module+0xADDR (no symbols)" (the module has no symbol table) or
+ * "module+0xADDR (symbols not read)" (its file could not be read). */
 void vg_who_text(const struct vg_who *w, char *out, size_t size);
 /* What the text outputs say an allocation came from: its site, else its
  * caller with the function there ("cudaMalloc+0x1a (prog+0x2b8a)"), else

@@ -135,10 +135,13 @@ __attribute__((noinline)) static void *a_function_of_ours(void)
 
 START_TEST(runtime_names)
 {
-    static const char *const runtime[] = {"cudaMalloc", "cudaMallocAsync", "__cudart1234", "__cudaRegisterFatBinary",
-                                          "_ZN6cudart12globalState4initEv", "cudart_internal"};
+    /* CUDA 13's libcudart_static.a: cudaXxx and libcudart_static_<sha1> only
+     * (nm, 1 703 functions); earlier releases: __cudart123, cudart::... */
+    static const char *const runtime[] = {"cudaMalloc", "cudaMallocAsync",
+                                          "libcudart_static_0053c1d33059ebe986009dc8a76c61eb6412a2c3", "__cudart1234",
+                                          "__cudaRegisterFatBinary", "_ZN6cudart12globalState4initEv", "cudart_internal"};
     static const char *const program[] = {"main", "load_weights", "cuda_helper", "cudaless", "_ZN5torch3fooEv",
-                                          "c10_cuda_malloc", "cuMemAlloc_v2"};
+                                          "c10_cuda_malloc", "cuMemAlloc_v2", "libcudart_static"};
     for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++)
         ck_assert_msg(vg_symbols_runtime_name(runtime[i]), "%s is the runtime's", runtime[i]);
     for (size_t i = 0; i < sizeof(program) / sizeof(program[0]); i++)
@@ -256,6 +259,13 @@ START_TEST(demo_names_its_functions_and_lines)
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 scripts/vramguard report '%s' 2>&1", journal);
     out = shell(cmd, &st);
     ck_assert_msg(st == 3 && strstr(out, want_oom), "exit %d\n%s", st, out);
+    free(out);
+    /* without addr2line (nor eu-addr2line) on PATH: the shim's function+offset */
+    snprintf(cmd, sizeof(cmd), "env PATH=/nonexistent /usr/bin/python3 scripts/vramguard report '%s' 2>&1", dir);
+    out = shell(cmd, &st);
+    ck_assert_msg(st == 3 && strstr(out, "at grow_kv_cache+0x") && strstr(out, " (demo_worker+0x") &&
+                      strstr(out, ") via cudaMalloc, result 2") && !strstr(out, "demo_worker.c:"),
+                  "exit %d\n%s", st, out);
     free(out);
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 scripts/vramguard report --markdown '%s' 2>/dev/null", dir);
     out = shell(cmd, &st);
