@@ -70,7 +70,9 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
     uint32_t meta = (device_meta) | vg_table_cell(0, kind, 0) | (t)->purpose_meta;                \
     if (__builtin_expect((slow) & VG_SLOW_RULES, 0) && vg_purpose_depth() == 0)                   \
         meta = vg_rules_meta(meta, (t)->rt_depth ? (t)->rt_caller : ret, request);                \
-    if (__builtin_expect((request) >= VG_STACK_LARGE, 0)) /* who asked: stacks.h */               \
+    /* Who asked (stacks.h): here only under VRAMGUARD_BACKTRACE=large (`1`                    \
+     * takes the general path), only large, not stream-ordered, allocations. */                  \
+    if ((kind) != VG_KIND_POOL && __builtin_expect((request) >= VG_STACK_LARGE, 0))               \
         meta |= vg_table_stack_meta(vg_stack_capture());                                          \
     (t)->drv_depth = 1;                                                                           \
     (t)->outer_kind = (int8_t)(kind);                                                             \
