@@ -18,6 +18,7 @@
 #include "purposes.h"
 #include "real.h"
 #include "table.h"
+#include "trace.h"
 
 #include <cuda.h>
 #include <pthread.h>
@@ -171,6 +172,7 @@ enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
 /* The breakdown scratch lock (first) nests around the table's shard locks. */
 static void before_fork(void)
 {
+    vg_trace_fork_prepare(); /* writes the rings first, then holds the trace's locks (leaves) */
     pthread_mutex_lock(fork_mutexes[0]());
     vg_table_fork_prepare();
     for (int i = 1; i < N_FORK_MUTEXES; i++)
@@ -187,12 +189,14 @@ static void in_parent(void)
 {
     vg_table_fork_parent();
     unlock_all();
+    vg_trace_fork_parent();
 }
 
 static void in_child(void)
 {
     vg_table_reset(); /* also releases the shard locks */
     unlock_all();
+    vg_trace_fork_child();
     vg_incidents_reset();
     vg_events_reset_after_fork();
     vg_pools_reset_after_fork();

@@ -19,6 +19,7 @@ void vg_reached_driver_first(void)
     if (vg_process_mark_reached()) {
         vg_config();
         vg_events_process_start();
+        vg_trace_start();
         vg_endpoint_start(); /* only now: CPU-only processes bind nothing */
         vg_process_slow_set(VG_SLOW_STARTING, false); /* the hot path may run */
     }

@@ -21,6 +21,7 @@
 #include "rules.h"
 #include "stacks.h"
 #include "table.h"
+#include "trace.h"
 
 #include <cuda.h>
 #include <stdbool.h>
@@ -167,6 +168,8 @@ static inline void vg_alloc_done_owned(struct vg_call *c, int kind, CUresult r, 
                                            vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed),
                              0))
             vg_event_untracked(c); /* out of host memory: the report says its figures are unknown */
+        else
+            vg_trace_alloc(c, kind, ptr, size); /* VRAMGUARD_TRACE: one branch when off */
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {
@@ -231,8 +234,10 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
         r = real_call;                                                                            \
         if (__builtin_expect(r != CUDA_SUCCESS, 0) && old.ptr != 0)                               \
             vg_table_put_back(&old);                                                              \
-        if (r == CUDA_SUCCESS)                                                                    \
+        if (r == CUDA_SUCCESS) {                                                                  \
+            vg_trace_free(had, &old);                                                             \
             on_success;                                                                           \
+        }                                                                                         \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

@@ -121,6 +121,7 @@ static void context_gone(uint8_t owner)
     if (owner == VG_CONTEXT_NONE)
         return;
     vg_vmm_context_gone(owner);
+    vg_trace_context_gone(owner);
     vg_table_remove_owner(owner, NULL);
 }
 

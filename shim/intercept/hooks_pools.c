@@ -282,6 +282,8 @@ HOT_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz"
         r = real(dptr, hStream);                                                                  \
         if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
             vg_table_put_back(&old);                                                              \
+        else                                                                                      \
+            vg_trace_free(had, &old);                                                             \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

@@ -254,6 +254,8 @@ EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
         pthread_mutex_unlock(&lock);
         if (had)
             vg_table_restore(&old);
+    } else if (had && r == CUDA_SUCCESS) {
+        vg_trace_removed(&old, VG_TRACE_FREED);
     }
     vg_call_leave();
     return r;
@@ -305,8 +307,9 @@ static void unmapped_without_undo(CUdeviceptr ptr, size_t size)
         pthread_mutex_unlock(&lock);
         if (!found)
             return;
-        if (gone)
-            vg_table_remove(VG_VMM_KEY(gone), NULL);
+        struct vg_alloc a;
+        if (gone && vg_table_remove(VG_VMM_KEY(gone), &a))
+            vg_trace_removed(&a, VG_TRACE_VMM_UNMAPPED);
     }
 }
 
@@ -373,6 +376,10 @@ EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
         for (size_t k = 0; k < n_gone; k++)
             if (had[k])
                 vg_table_restore(&freed[k]);
+    } else {
+        for (size_t k = 0; k < n_gone; k++)
+            if (had[k])
+                vg_trace_removed(&freed[k], VG_TRACE_VMM_UNMAPPED);
     }
     if (removed != removed_stack) {
         free(removed);
@@ -570,8 +577,11 @@ static void unmap_region(const struct region *r, uint64_t keep)
             amaps[i] = amaps[--n_amaps];
         }
         pthread_mutex_unlock(&lock);
-        for (size_t k = 0; k < n_gone; k++)
-            vg_table_remove(VG_VMM_KEY(gone[k]), NULL);
+        for (size_t k = 0; k < n_gone; k++) {
+            struct vg_alloc a;
+            if (vg_table_remove(VG_VMM_KEY(gone[k]), &a))
+                vg_trace_removed(&a, VG_TRACE_VMM_UNMAPPED);
+        }
     } while (more);
 }
 

@@ -247,6 +247,20 @@ static bool parse_backtrace(struct vg_config *cfg, const char *v)
     return true;
 }
 
+static bool parse_trace(struct vg_config *cfg, const char *v)
+{
+    return copy_path(cfg->trace_path, v);
+}
+
+static bool parse_trace_max(struct vg_config *cfg, const char *v)
+{
+    uint64_t max;
+    if (!vg_parse_size(v, &max) || (max != 0 && max < VG_TRACE_MAX_MIN))
+        return false;
+    cfg->trace_max = max;
+    return true;
+}
+
 /* The option table: every VRAMGUARD_* variable the shim reads. */
 static const struct vg_option options[] = {
     {"VRAMGUARD_POLICY", parse_policy, "reject, warn, off", "reject"},
@@ -272,6 +286,8 @@ static const struct vg_option options[] = {
      "comma-separated [DEVICE:]SCOPE=SIZE, SCOPE total, weights, kv_cache, intermediate or unknown, "
      "SIZE NUMBER[K|M|G|T] (powers of 1024)", "none (no budget)"},
     {"VRAMGUARD_LIMIT_MEMINFO", parse_limit_meminfo, "1 or 0", "0"},
+    {"VRAMGUARD_TRACE", parse_trace, "a file path (%p expands to the pid)", "none (no trace)"},
+    {"VRAMGUARD_TRACE_MAX", parse_trace_max, "SIZE (K, M, G: powers of 1024), at least 1M; 0 for no limit", "256M"},
 };
 
 static void set_defaults(struct vg_config *cfg)
@@ -284,6 +300,7 @@ static void set_defaults(struct vg_config *cfg)
     cfg->log_max = VG_LOG_MAX_DEFAULT;
     cfg->log_level = VG_LOG_INFO;
     cfg->backtrace = VG_BACKTRACE_LARGE;
+    cfg->trace_max = VG_TRACE_MAX_DEFAULT;
 }
 
 int vg_config_parse(struct vg_config *cfg, vg_getenv_fn get, vg_warn_fn warn)

@@ -31,6 +31,10 @@ enum { VG_PATH_MAX = 1024 };
  * its journal, each (0: no limit); at least VG_LOG_MAX_MIN. */
 #define VG_LOG_MAX_DEFAULT (UINT64_C(64) << 20)
 #define VG_LOG_MAX_MIN (UINT64_C(4) << 10)
+/* VRAMGUARD_TRACE_MAX: the most bytes a process writes to its trace (0: no
+ * limit); at least VG_TRACE_MAX_MIN (trace.h says how it stays under it). */
+#define VG_TRACE_MAX_DEFAULT (UINT64_C(256) << 20)
+#define VG_TRACE_MAX_MIN (UINT64_C(1) << 20)
 
 struct vg_config {
     enum vg_policy_mode policy;
@@ -49,6 +53,8 @@ struct vg_config {
     bool limit_meminfo;              /* VRAMGUARD_LIMIT_MEMINFO=1: cuMemGetInfo reports the total budget */
     uint64_t log_max;                /* VRAMGUARD_LOG_MAX: cap of the log and of the journal, 0 = none */
     enum vg_log_level log_level;     /* VRAMGUARD_LOG_LEVEL */
+    char trace_path[VG_PATH_MAX];    /* VRAMGUARD_TRACE: template (%p), "" = no trace */
+    uint64_t trace_max;              /* VRAMGUARD_TRACE_MAX: bytes per process, 0 = no limit */
 };
 
 typedef const char *(*vg_getenv_fn)(const char *name);

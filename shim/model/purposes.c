@@ -97,3 +97,8 @@ const char *vg_label_text(uint16_t index)
         return NULL;
     return label_text[index];
 }
+
+int vg_label_count(void)
+{
+    return atomic_load(&label_count);
+}

@@ -51,5 +51,9 @@ static inline int vg_purpose_depth(void)
 uint16_t vg_label_intern(const char *label);
 /* The text of an interned label, NULL for 0. */
 const char *vg_label_text(uint16_t index);
+/* Labels interned so far + 1 (indices 1.. are in use below it; the last
+ * slot, "(other labels)", once the pool is full): what a reader may ask
+ * vg_label_text for without racing an intern. */
+int vg_label_count(void);
 
 #endif
