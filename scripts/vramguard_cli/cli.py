@@ -7,12 +7,11 @@ import argparse
 import os
 import sys
 
-from . import report, run, suggest, top
+from . import report, run, suggest, timeline, top
 from .common import EXIT_INTERNAL, GuardError, UsageError, say
 from .options import DEFAULT_ALLOW, DEFAULT_FAIL_ON, DEFAULT_POLICY, resolve_settings
 
-# `vramguard timeline` will be timeline.py, added here.
-COMMANDS = (run, report, suggest, top)
+COMMANDS = (run, report, suggest, timeline, top)
 
 DESCRIPTION = """\
 vramguard keeps a CUDA program's data in VRAM and tells you where the VRAM
