@@ -35,6 +35,7 @@ Suite *make_accounting_suite(void);
 Suite *make_pools_suite(void);
 Suite *make_contexts_suite(void);
 Suite *make_who_suite(void);
+Suite *make_trace_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -159,6 +160,7 @@ static const struct {
     {"pools", make_pools_suite},       {"contexts", make_contexts_suite}, {"cli", make_cli_suite},
     {"python", make_python_suite},     {"install", make_install_suite},   {"endpoint", make_endpoint_suite},
     {"census", make_census_suite},     {"layers", make_layers_suite},     {"who", make_who_suite},
+    {"trace", make_trace_suite},
 };
 
 static double seconds_since(const struct timespec *t0)

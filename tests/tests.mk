@@ -291,3 +291,14 @@ RUNNER_SRCS += tests/preload/check_who.c
 $(TEST_DIR)/check_vramguard: tests/preload/check_who.c
 check: $(WHO_PROGS)
 # ---- end of who allocated it
+
+# ---- Issue 10 section 2: VRAMGUARD_TRACE's writer (prog_trace: known
+# ---- workloads; tests/preload/check_trace.c, suite "trace").
+$(TEST_DIR)/prog_trace: tests/preload/prog_trace.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(DRIVER_FAKE)
+PRELOAD_PROGS += $(TEST_DIR)/prog_trace
+check: $(TEST_DIR)/prog_trace
+RUNNER_SRCS += tests/preload/check_trace.c
+$(TEST_DIR)/check_vramguard: tests/preload/check_trace.c
+# ---- end of the trace programs

@@ -3,6 +3,7 @@ it, then judge the reports its processes left."""
 
 import argparse
 import errno
+import glob
 import os
 import re
 import shutil
@@ -80,6 +81,14 @@ def add_parser(sub, epilog, fmt):
                           "(a free port each), unix:/path/%%p or auto. Each bound address is "
                           "written to <report dir>/vramguard.<pid>.json.endpoint and "
                           "printed ('vramguard: pid N endpoint URL')")
+    run.add_argument("--trace", metavar="PATH",
+                     help="record a trace of every allocation, free, refusal, OOM and pool "
+                          "reserve, with its time, size, device, kind, purpose and caller "
+                          "(sets VRAMGUARD_TRACE=PATH; %%p expands to the pid, else the "
+                          "processes of the command share the file). An existing file at a "
+                          "PATH without %%p is replaced. Draw it with 'vramguard timeline "
+                          "PATH -o timeline.html'. Bounded by VRAMGUARD_TRACE_MAX (default "
+                          "256M per process)")
     run.add_argument("--require-cuda", action="store_true",
                      help="fail (like a fail-on condition: status 3 or --error-exitcode) "
                           "when no process of the command reached the CUDA driver: a "
@@ -159,6 +168,8 @@ def build_env(lib, args, report_dir):
         env["VRAMGUARD_LOG"] = args.log if args.log == "stderr" else os.path.abspath(args.log)
     if args.listen is not None:
         env["VRAMGUARD_LISTEN"] = args.listen
+    if args.trace is not None:
+        env["VRAMGUARD_TRACE"] = args.trace
     env["VRAMGUARD_LOG_LEVEL"] = shim_log_level(args, env)
     return env
 
@@ -256,8 +267,42 @@ def run_command(command, env, poll=None):
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
+def prepare_trace(path):
+    """--trace: the absolute path (a template when it has %p). A PATH
+    without %p that exists is replaced: the trace is this run's."""
+    if path is None:
+        return None
+    if not path.strip() or "\n" in path:
+        raise GuardError("--trace %r: give a file path" % path)
+    path = os.path.abspath(path)
+    if "%p" not in path.replace("%%", ""):
+        try:
+            if os.path.isdir(path):
+                raise GuardError("--trace %s is a directory: give a file path (%%p expands to the pid)" % path)
+            if os.path.lexists(path):
+                os.unlink(path)
+        except OSError as exc:
+            raise GuardError("cannot replace the trace %s: %s" % (path, exc.strerror or exc))
+    return path
+
+
+def trace_files(template):
+    """The files a --trace template names now, with their signatures."""
+    pattern = glob.escape(template.replace("%%", "\0")).replace("%p", "*").replace("\0", "%")
+    found = {}
+    for name in sorted(glob.glob(pattern)):
+        try:
+            st = os.stat(name)
+            found[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+    return found
+
+
 def run(args, command):
     lib = find_library(args.script, args.installed_library)
+    args.trace = prepare_trace(args.trace)
+    traces_before = trace_files(args.trace) if args.trace else {}
     report_dir, temporary = prepare_report_dir(args.report_dir)
     try:
         before = {} if temporary else snapshot(report_dir)
@@ -303,6 +348,13 @@ def run(args, command):
                 say("note: the shim's exit lines name reports in a temporary directory, removed "
                     "when vramguard returns (keep them with --report-dir)")
         print_summary(agg, say, quiet=args.quiet, command_line=cmd_line, header_note=note)
+        if args.trace is not None and not args.quiet:
+            traces = [n for n, sig in sorted(trace_files(args.trace).items()) if traces_before.get(n) != sig]
+            if traces:
+                say("trace: %s; draw it: vramguard timeline %s -o timeline.html"
+                    % (", ".join(traces), " ".join(traces)))
+            else:
+                say("trace: none written to %s (no process reached the CUDA driver)" % args.trace)
         if args.suggest:
             sug = suggest(agg, (lambda m: None) if args.quiet else
                           (lambda m: say("warning: %s" % m)))
