@@ -65,7 +65,7 @@ def decode(words, frame_time, tid):
     t52 = w0 & TIME_MASK
     t = frame_time - ((frame_time - t52) & TIME_MASK)   # the latest time <= the frame's with these bits
     return Event((t, (w0 >> 52) & 15, w0 >> 56, w1 & SIZE_MASK, ((w1 >> 48) & 31) - 1,
-                  (w1 >> 53) & 7, (w1 >> 56) & 3, w1 >> 58, w2, w3, tid))
+                  (w1 >> 55) & 7, (w1 >> 53) & 3, w1 >> 58, w2, w3, tid))
 
 
 class Modules(object):

@@ -1,6 +1,6 @@
 /* VRAMGUARD_TRACE (trace.h; the file's format: docs/trace-format.md).
  *
- * Each thread that raises an event gets a ring of RING records (32 KiB),
+ * Each thread that raises an event gets a ring of RING records (128 KiB),
  * registered in `rings`. The thread is its ring's only producer: it stores a
  * record, then publishes `head` (release). Consumers (the writer thread, the
  * thread itself when its ring is full, exit, fork, thread exit) take
@@ -66,14 +66,31 @@ enum {
 #define TIME_MASK ((UINT64_C(1) << 52) - 1)
 #define SIZE_MASK ((UINT64_C(1) << 48) - 1)
 
-enum { RING = 1024, FLUSH_MS = 100, MARKERS_KEPT = 16, END_ROOM = 1024 };
+/* A ring holds RING records (128 KiB); its thread wakes the writer each
+ * time WAKE_EVERY more are stored, so the writer, not the thread, writes
+ * them, unless it falls a whole ring behind. */
+enum { RING = 4096, WAKE_EVERY = RING / 4, FLUSH_MS = 100, MARKERS_KEPT = 16, END_ROOM = 1024 };
 #define INTERVAL_NS UINT64_C(1000000000)
 
+/* Word 1 of a record: size | device + 1 (0: none) << 48 | purpose << 53 |
+ * kind << 55 | detail << 58. Purpose and kind sit as the table packs them
+ * (kind << 2 | purpose: vg_table_cell), so a free's entry converts in one
+ * step (vg_trace_word_of_entry). */
 static inline uint64_t pack_cell(uint64_t size, int device, int kind, int purpose, int detail)
 {
     uint64_t dev = device < 0 ? 0 : device < 31 ? (uint64_t)device + 1 : 31;
-    return (size > SIZE_MASK ? SIZE_MASK : size) | dev << 48 | (uint64_t)(kind & 7) << 53 |
-           (uint64_t)(purpose & 3) << 56 | (uint64_t)(detail & 63) << 58;
+    return (size & SIZE_MASK) | dev << 48 | (uint64_t)(purpose & 3) << 53 | (uint64_t)(kind & 7) << 55 |
+           (uint64_t)(detail & 63) << 58;
+}
+
+static inline int record_kind(const struct record *r)
+{
+    return (int)(r->w[1] >> 55 & 7);
+}
+
+static inline int record_device(const struct record *r)
+{
+    return (int)(r->w[1] >> 48 & 31) - 1;
 }
 
 static inline int record_type(const struct record *r)
@@ -107,10 +124,10 @@ static bool started, ended, failed;
 static uint64_t start_ns; /* CLOCK_MONOTONIC at the start */
 static uint64_t max_bytes;
 static uint64_t bytes_events, bytes_meta, bytes_coalesced;
-static uint64_t events_written, events_folded, events_lost;
+static uint64_t events_written, events_folded, events_lost, rings_full;
 enum { PHASE_FULL, PHASE_COALESCED, PHASE_CAPPED };
 static int phase;
-static bool pools_seen;
+static atomic_bool pools_seen; /* a pool allocation was traced: the writer samples reserves */
 static unsigned long long modules_adds = ~0ULL, modules_subs = ~0ULL;
 static int labels_written = 1; /* labels below this were written */
 static bool last_label_written;
@@ -133,6 +150,15 @@ static struct vg_stats stats; /* scratch of vg_table_stats */
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t writer_wake;
 static bool writer_running;
+static atomic_bool writer_started; /* writer_wake is initialised */
+
+/* A ring has WAKE_EVERY more records: the writer writes them now rather
+ * than at its next round (one futex wake, no lock of the writer's). */
+__attribute__((noinline)) static void wake_writer(void)
+{
+    if (atomic_load_explicit(&writer_started, memory_order_acquire))
+        pthread_cond_signal(&writer_wake);
+}
 
 static uint64_t mono_ns(void)
 {
@@ -211,8 +237,8 @@ static void note(const char *what)
 
 static bool vram_record(const struct record *r, int *device, uint64_t *size)
 {
-    int kind = (int)(r->w[1] >> 53 & 7);
-    int dev = (int)(r->w[1] >> 48 & 31) - 1;
+    int kind = record_kind(r);
+    int dev = record_device(r);
     if (!vg_kind_is_vram(kind) || dev < 0 || dev >= VG_MAX_DEVICES)
         return false;
     *device = dev;
@@ -337,11 +363,6 @@ static void drain_locked(struct ring *b)
     uint32_t n = head - tail;
     if (n == 0)
         return;
-    for (uint32_t i = tail; i != head && !pools_seen; i++) {
-        int kind = (int)(b->rec[i % RING].w[1] >> 53 & 7);
-        int type = record_type(&b->rec[i % RING]);
-        pools_seen = kind == VG_KIND_POOL && (type == VG_TRACE_ALLOC || type == VG_TRACE_FREE);
-    }
     uint64_t frame = sizeof(struct frame_header) + (uint64_t)n * sizeof(struct record);
     if (phase == PHASE_FULL && max_bytes && bytes_events + frame > max_bytes / 8 * 5)
         start_coalescing();
@@ -358,24 +379,6 @@ static void drain_locked(struct ring *b)
             fold(&b->rec[i % RING]);
     }
     atomic_store_explicit(&b->tail, head, memory_order_release);
-}
-
-/* One record written at once, for a thread without a ring (no heap). */
-static void write_one(struct record *r)
-{
-    pthread_mutex_lock(&trace_lock);
-    if (phase == PHASE_FULL && max_bytes && bytes_events + 64 > max_bytes / 8 * 5)
-        start_coalescing();
-    if (phase == PHASE_FULL) {
-        struct iovec iov = {r, sizeof(*r)};
-        if (write_frame(FRAME_EVENTS, (uint32_t)syscall(SYS_gettid), 1, &iov, 1, &bytes_events))
-            events_written++;
-        else
-            events_lost++;
-    } else {
-        fold(r);
-    }
-    pthread_mutex_unlock(&trace_lock);
 }
 
 static void ring_gone(void *arg)
@@ -421,8 +424,27 @@ static struct ring *ring_new(void)
     return b;
 }
 
-/* Store `r` in this thread's ring (`heap`: it may be made now). */
-static void append(struct record *r, bool heap)
+/* One record written at once, for a thread without a ring (no heap). */
+static void write_one(struct record *r)
+{
+    pthread_mutex_lock(&trace_lock);
+    if (phase == PHASE_FULL && max_bytes && bytes_events + 64 > max_bytes / 8 * 5)
+        start_coalescing();
+    if (phase == PHASE_FULL) {
+        struct iovec iov = {r, sizeof(*r)};
+        if (write_frame(FRAME_EVENTS, (uint32_t)syscall(SYS_gettid), 1, &iov, 1, &bytes_events))
+            events_written++;
+        else
+            events_lost++;
+    } else {
+        fold(r);
+    }
+    pthread_mutex_unlock(&trace_lock);
+}
+
+/* What emit cannot do in place: make this thread's ring (`heap`: not on
+ * the OOM path), write a full ring first, or write the record at once. */
+__attribute__((noinline, cold)) static void emit_slow(struct record *r, bool heap)
 {
     struct ring *b = my_ring;
     if (b == NULL && (!heap || (b = ring_new()) == NULL)) {
@@ -432,6 +454,7 @@ static void append(struct record *r, bool heap)
     uint32_t head = atomic_load_explicit(&b->head, memory_order_relaxed);
     if (head - atomic_load_explicit(&b->tail, memory_order_acquire) >= RING) {
         pthread_mutex_lock(&trace_lock); /* full: the writer is behind, write it now */
+        rings_full++;
         drain_locked(b);
         pthread_mutex_unlock(&trace_lock);
     }
@@ -439,36 +462,68 @@ static void append(struct record *r, bool heap)
     atomic_store_explicit(&b->head, head + 1, memory_order_release);
 }
 
-/* ---- the hooks ------------------------------------------------------------------ */
-
-static inline void fill(struct record *r, int type, uint16_t label, uint64_t size, int device, int kind,
-                        int purpose, int detail, uint64_t address, void *caller)
+/* Store one record (its time now) in this thread's ring: the producer's
+ * whole cost when the ring has room, no lock, no system call. */
+static inline __attribute__((always_inline)) void emit(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, bool heap)
 {
-    r->w[0] = (now() & TIME_MASK) | (uint64_t)type << 52 | (uint64_t)(label & 0xff) << 56;
-    r->w[1] = pack_cell(size, device, kind, purpose, detail);
-    r->w[2] = address;
-    r->w[3] = (uint64_t)(uintptr_t)caller;
+    w0 |= now() & TIME_MASK;
+    struct ring *b = my_ring;
+    if (__builtin_expect(b != NULL, 1)) {
+        uint32_t head = atomic_load_explicit(&b->head, memory_order_relaxed);
+        if (__builtin_expect(head - atomic_load_explicit(&b->tail, memory_order_acquire) < RING, 1)) {
+            struct record *r = &b->rec[head % RING];
+            r->w[0] = w0;
+            r->w[1] = w1;
+            r->w[2] = w2;
+            r->w[3] = w3;
+            atomic_store_explicit(&b->head, head + 1, memory_order_release);
+            if (__builtin_expect((head + 1) % WAKE_EVERY == 0, 0))
+                wake_writer();
+            return;
+        }
+    }
+    struct record r = {{w0, w1, w2, w3}};
+    emit_slow(&r, heap);
 }
+
+static inline uint64_t word0(int type, uint16_t label)
+{
+    return (uint64_t)type << 52 | (uint64_t)(label & 0xff) << 56;
+}
+
+/* ---- the hooks ------------------------------------------------------------------ */
 
 void vg_trace_alloc_slow(const struct vg_call *c, int kind, uintptr_t ptr, uint64_t size)
 {
-    struct record r;
-    fill(&r, VG_TRACE_ALLOC, c->label, size, c->device, kind, c->purpose, 0, ptr, c->caller);
-    append(&r, true);
+    if (__builtin_expect(kind == VG_KIND_POOL, 0))
+        atomic_store_explicit(&pools_seen, true, memory_order_relaxed);
+    emit(word0(VG_TRACE_ALLOC, c->label), pack_cell(size, c->device, kind, c->purpose, 0), ptr,
+         (uint64_t)(uintptr_t)c->caller, true);
 }
 
-static void removed(const struct vg_alloc *a, int why)
+uint64_t vg_trace_word_of_entry(const struct vg_table_saved *e, uint64_t *w0)
 {
-    struct record r;
-    fill(&r, VG_TRACE_FREE, a->label, a->size, a->device, a->kind, a->purpose, why, a->ptr, a->caller);
-    append(&r, true);
+    /* vg_table_meta (table.h): cell = device slot << 5 | kind << 2 | purpose,
+     * VG_TABLE_NO_DEVICE, label << 10; the size is the low 48 bits of
+     * size_pool (table.c). check_trace.c's unit test holds this to
+     * vg_table_unpack. */
+    uint32_t meta = e->meta;
+    uint64_t dev = (meta & VG_TABLE_NO_DEVICE) ? 0 : (uint64_t)(meta >> 5 & 15) + 1;
+    *w0 = (uint64_t)(meta >> 10 & 0xff) << 56;
+    return (e->size_pool & SIZE_MASK) | dev << 48 | (uint64_t)(meta & 31) << 53;
 }
 
 void vg_trace_free_slow(const struct vg_table_saved *old)
 {
-    struct vg_alloc a;
-    vg_table_unpack(old, &a);
-    removed(&a, VG_TRACE_FREED);
+    uint64_t w0;
+    uint64_t w1 = vg_trace_word_of_entry(old, &w0);
+    emit(w0 | (uint64_t)VG_TRACE_FREE << 52, w1, old->ptr, (uint64_t)(uintptr_t)old->caller, true);
+}
+
+static void removed(const struct vg_alloc *a, int why)
+{
+    emit(word0(VG_TRACE_FREE, a->label), pack_cell(a->size, a->device, a->kind, a->purpose, why), a->ptr,
+         (uint64_t)(uintptr_t)a->caller, true);
 }
 
 void vg_trace_removed(const struct vg_alloc *a, int why)
@@ -495,9 +550,8 @@ void vg_trace_incident(int type, const struct vg_call *c, int result, const stru
         return;
     int detail = type == VG_TRACE_REFUSAL ? (c->action == VG_ACTION_REJECT) : hit ? hit->scope : 0;
     uint64_t extra = hit ? hit->limit : (uint64_t)(uint32_t)result;
-    struct record r;
-    fill(&r, type, c->label, c->size, c->device, c->kind, c->purpose, detail, extra, c->caller);
-    append(&r, false);
+    emit(word0(type, c->label), pack_cell(c->size, c->device, c->kind, c->purpose, detail), extra,
+         (uint64_t)(uintptr_t)c->caller, false);
 }
 
 /* ---- metadata ------------------------------------------------------------------- */
@@ -669,12 +723,13 @@ static void flush_all(bool final)
 {
     drain_all();
     write_metadata(final);
-    struct vg_pool_totals pools = {.known = false};
-    if (pools_seen || final)
-        sample_pools(&pools);
+    struct vg_pool_totals pool_totals = {.known = false};
+    bool pools = atomic_load_explicit(&pools_seen, memory_order_relaxed);
+    if (pools || final)
+        sample_pools(&pool_totals);
     pthread_mutex_lock(&trace_lock);
     if (phase == PHASE_COALESCED && (final || now() - interval_start >= interval_ns))
-        emit_interval(pools_seen || final ? &pools : NULL);
+        emit_interval(pools || final ? &pool_totals : NULL);
     pthread_mutex_unlock(&trace_lock);
 }
 
@@ -725,6 +780,7 @@ static void start_writer(void)
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t t;
     writer_running = true;
+    atomic_store_explicit(&writer_started, true, memory_order_release);
     if (pthread_create(&t, &attr, writer, NULL) != 0) {
         writer_running = false;
         vg_log("cannot start the trace's writer thread; the trace is written when a thread's buffer fills, "
@@ -807,10 +863,11 @@ __attribute__((destructor)) static void trace_at_exit(void)
     if (!ended) {
         ended = true;
         int n = snprintf(text, sizeof(text),
-                         "{\"events\":%llu,\"folded\":%llu,\"lost\":%llu,\"markers_folded\":%llu,\"phase\":\"%s\","
-                         "\"bytes\":%llu,\"max_bytes\":%llu}",
+                         "{\"events\":%llu,\"folded\":%llu,\"lost\":%llu,\"markers_folded\":%llu,\"rings_full\":%llu,"
+                         "\"phase\":\"%s\",\"bytes\":%llu,\"max_bytes\":%llu}",
                          (unsigned long long)events_written, (unsigned long long)events_folded,
                          (unsigned long long)events_lost, (unsigned long long)folded_markers,
+                         (unsigned long long)rings_full,
                          phase == PHASE_FULL ? "full" : phase == PHASE_COALESCED ? "coalesced" : "capped",
                          (unsigned long long)(bytes_events + bytes_meta + bytes_coalesced),
                          (unsigned long long)max_bytes);
@@ -859,9 +916,9 @@ void vg_trace_fork_child(void)
     trace_fd = -1;
     started = ended = failed = false;
     bytes_events = bytes_meta = bytes_coalesced = 0;
-    events_written = events_folded = events_lost = 0;
+    events_written = events_folded = events_lost = rings_full = 0;
     phase = PHASE_FULL;
-    pools_seen = false;
+    atomic_store(&pools_seen, false);
     modules_adds = modules_subs = ~0ULL;
     labels_written = 1;
     last_label_written = false;
@@ -873,6 +930,7 @@ void vg_trace_fork_child(void)
     folded_allocs = folded_frees = folded_markers = 0;
     n_markers = 0;
     writer_running = false;
+    atomic_store(&writer_started, false);
     pthread_mutex_unlock(&trace_lock);
     pthread_mutex_unlock(&rings_lock);
     pthread_mutex_unlock(&writer_lock);

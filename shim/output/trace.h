@@ -68,6 +68,9 @@ static inline void vg_trace_free(bool had, const struct vg_table_saved *old)
     if (__builtin_expect(vg_trace_enabled(), 0) && had)
         vg_trace_free_slow(old);
 }
+/* Word 1 of a free's record from the entry the table handed back (and its
+ * label's bits of word 0 in *w0): the table's packing read directly. */
+uint64_t vg_trace_word_of_entry(const struct vg_table_saved *e, uint64_t *w0);
 /* An entry removed for good by other means (VMM memory the driver freed at
  * its last release or unmapping: `why` VG_TRACE_VMM_UNMAPPED or FREED). */
 void vg_trace_removed(const struct vg_alloc *a, int why);

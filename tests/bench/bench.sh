@@ -12,6 +12,7 @@
 #   5. wall time (median of medians, runs interleaved)
 #   6. report render times at 100 000 live: /vram, /metrics,
 #      vramguard_report(), the exit report, the first OOM breakdown
+#   7. VRAMGUARD_TRACE: instructions and wall time added per event
 #
 # PASS/FAIL is printed per row against its target; a miss does not fail the
 # command. A measurement that fails is shown as "?", its error goes to
@@ -267,6 +268,36 @@ echo "    (exit: from just before exit() in the child to waitpid() in the parent
 row6 "first out-of-memory failure (breakdown)" "$(rk 0 oom_first_ms)" "$(rk 1 oom_first_ms)" 1
 row6 "second out-of-memory failure (one line)" "$(rk 0 oom_second_ms)" "$(rk 1 oom_second_ms)" ""
 echo "    (VRAMGUARD_LOG to a file: $oom_lines lines from $RENDER_PROCS processes)"
+# ---- 7: VRAMGUARD_TRACE's cost (issue 10, section 2) -------------------------
+# The same pairs with the trace on and off, runs interleaved; a pair is two
+# events (an allocation and its free). The trace goes to $TMP (a file on
+# disk, as a user's would), removed after each run.
+for i in $(seq "$WALL_RUNS"); do
+    measure "$TMP/trace.off.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+    VRAMGUARD_TRACE="$TMP/bench.%p.trace" measure "$TMP/trace.on.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+    rm -f "$TMP"/bench.*.trace
+done
+for c in driver async; do
+    IR[trace.$c]=$(VRAMGUARD_TRACE="$TMP/ir.%p.trace" ir_pair "ir.trace.$c" 1 "$T/bench_alloc" ir "$c")
+    rm -f "$TMP"/ir.*.trace
+done
+twall() { cat "$TMP"/trace."$1".? "$TMP"/trace."$1".?? 2>/dev/null | awk -v c="$2" '$1 == c {print $2}' | med; }
+
+echo
+echo "== 7. VRAMGUARD_TRACE: what tracing adds per event (a pair is 2 events: (trace - shim) / 2)  $(elapsed)"
+heading case shim "+trace" "per event"
+for c in driver async; do
+    row "$c pair, instructions (callgrind, as table 1)" "${IR[$c.1]}" "${IR[trace.$c]}" \
+        "$(calc %+.1f '(t - s) / 2' s="${IR[$c.1]}" t="${IR[trace.$c]}")"
+done
+for c in driver_1thread async_1thread driver_8threads; do
+    s=$(twall off $c); t=$(twall on $c)
+    row "${c/_/ pair, } wall ns (median of $WALL_RUNS)" "$s" "$t" "$(calc %+.1f '(t - s) / 2' s="$s" t="$t")" \
+        "$([ $c != driver_8threads ] && echo 60)"
+done
+echo "    (tracing off costs each hook one branch on a global flag: table 1 measures the shim as it is; the trace"
+echo "     is written by a writer thread, or by the allocating thread when its ring of 4096 records is full)"
+
 echo
 if [ -e "$TMP/failed" ]; then
     echo "== done $(elapsed); some measurements FAILED (shown as ?; errors on stderr)"

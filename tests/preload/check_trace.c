@@ -14,6 +14,8 @@
  * chromium that test says so and passes, unless VG_REQUIRE_CHROMIUM=1 (CI),
  * where its absence fails. */
 #include "../check_support.h"
+#include "table.h"
+#include "trace.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -129,8 +131,9 @@ START_TEST(records_and_exit_flush)
 }
 END_TEST
 
-/* 4 threads x 3000 pairs, then SIGKILL: rings of 1024 records were written
- * when full and when their threads ended; nothing waited for an exit. */
+/* 4 threads x 3000 pairs, then SIGKILL: the rings were written as they
+ * filled (by the writer, or by their thread when it fell behind) and when
+ * their threads ended; nothing waited for an exit. */
 START_TEST(rings_written_when_full_and_at_thread_exit)
 {
     struct run r = trace_prog("threads", NULL, "t.trace", NULL);
@@ -223,6 +226,35 @@ START_TEST(bad_settings_are_said_and_harmless)
     ck_assert_msg(strstr(text, "a symbolic link is not followed"), "output:\n%s", text);
     ck_assert_int_eq(file_size(target), 4);
     free(text);
+}
+END_TEST
+
+/* ---- the format ---------------------------------------------------------------- */
+
+/* A free's record is read straight from the entry the table hands back (no
+ * unpacking on the free path): it must say what vg_table_unpack says, for
+ * every device, kind, purpose and label, whatever else the entry holds. */
+START_TEST(free_record_reads_the_table_entry)
+{
+    const uint16_t labels[] = {0, 1, 77, 255};
+    for (int device = -1; device < VG_MAX_DEVICES; device++)
+        for (int kind = 0; kind < VG_KIND_COUNT; kind++)
+            for (int purpose = 0; purpose < VG_PURPOSE_COUNT; purpose++)
+                for (int l = 0; l < 4; l++) {
+                    struct vg_table_saved e = {0x7e0000001000, ((uint64_t)5 << 56) | ((uint64_t)9 << 48) | 123456789,
+                                               (void *)0x1234, 0,
+                                               vg_table_meta(device, kind, purpose, labels[l], 4321) | VG_TABLE_ALLOWED};
+                    struct vg_alloc a;
+                    vg_table_unpack(&e, &a);
+                    uint64_t w0 = 0, w1 = vg_trace_word_of_entry(&e, &w0);
+                    ck_assert_uint_eq(w1 & ((UINT64_C(1) << 48) - 1), a.size);
+                    ck_assert_int_eq((int)(w1 >> 48 & 31) - 1, a.device);
+                    ck_assert_int_eq((int)(w1 >> 53 & 3), a.purpose);
+                    ck_assert_int_eq((int)(w1 >> 55 & 7), a.kind);
+                    ck_assert_int_eq((int)(w1 >> 58), 0);
+                    ck_assert_uint_eq(w0 >> 56, a.label);
+                    ck_assert_uint_eq(w0 & ((UINT64_C(1) << 56) - 1), 0);
+                }
 }
 END_TEST
 
@@ -325,6 +357,9 @@ END_TEST
 Suite *make_trace_suite(void)
 {
     Suite *s = suite_create("trace");
+    TCase *f = tcase_create("format");
+    tcase_add_test(f, free_record_reads_the_table_entry);
+    suite_add_tcase(s, f);
     TCase *w = tcase_create("writer");
     tcase_set_timeout(w, 120);
     tcase_add_test(w, records_and_exit_flush);

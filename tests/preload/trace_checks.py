@@ -127,8 +127,6 @@ def threads(trace):
            "events %r, want 12000 allocations and 12000 frees (4 threads x 3000 pairs)" % dict(got))
     tids = {f[1] for f in s.frames}
     expect(len(tids) >= 4, "frames of %d threads, want the 4" % len(tids))
-    expect(len(s.frames) >= 4 * 5, "%d frames: a ring of 1024 records holds 6000 events only if written when full"
-           % len(s.frames))
     check_times(s)
     p = timeline.build(s)
     expect(p.panels and p.panels[0].peak_bytes <= 4 * 4096 and sum(p.panels[0].samples[-1][1]) == 0,
