@@ -17,7 +17,8 @@ DESCRIPTION = """\
 vramguard keeps a CUDA program's data in VRAM and tells you where the VRAM
 went. 'vramguard run' runs a command with the vramguard shim (libvramguard.so)
 preloaded into every process it starts, then reads the JSON report each
-process wrote and decides whether the run passes (a CI guard)."""
+process wrote and decides whether the run passes (a CI guard). 'vramguard
+timeline' draws the trace of a run (run --trace) as a picture."""
 
 
 EPILOG_COMMON = """\
@@ -42,6 +43,9 @@ environment set for the command (inherited by all its children):
   VRAMGUARD_LOG       --log, only when given (else inherited); a relative
                       path is made absolute
   VRAMGUARD_LISTEN    --listen, only when given (else inherited)
+  VRAMGUARD_TRACE     --trace, only when given (else inherited); made
+                      absolute. VRAMGUARD_TRACE_MAX (inherited) bounds each
+                      process's trace, default 256M
   VRAMGUARD_LOG_LEVEL the environment's, else warn: the shim logs refusals,
                       OOM breakdowns and bad settings, not its exit lines
                       (the summary has a line per process); quiet with
@@ -115,7 +119,10 @@ exit status of 'suggest': 0 a suggestion (or nothing to allow) was printed,
 125 no report or journal found, or some unreadable (the suggestion printed is
 then made of the others).
 
-more: man vramguard, docs/cli.md, docs/ci.md.
+exit status of 'timeline': 0 the picture was written, 125 a trace cannot be
+read or the output cannot be written.
+
+more: man vramguard, docs/cli.md, docs/ci.md, docs/trace-format.md.
 """ % {"policy": DEFAULT_POLICY, "allow": DEFAULT_ALLOW, "fail_on": DEFAULT_FAIL_ON}
 
 
@@ -163,6 +170,6 @@ def main(argv, version, script, installed_library=""):
 
 
 def commands_text():
-    """'run, report or suggest'"""
+    """'run, report, suggest or timeline'"""
     names = [m.__name__.rsplit(".", 1)[-1] for m in COMMANDS]
     return ", ".join(names[:-1]) + " or " + names[-1]

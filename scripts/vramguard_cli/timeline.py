@@ -8,9 +8,9 @@ artifacts. The numbers are the trace's own: the peak is the one the report
 gives (peak_vram_bytes), for a process traced from its start."""
 
 import heapq
-import os
+import textwrap
 
-from .common import EXIT_INTERNAL, GuardError, UsageError, human, plural, say
+from .common import GuardError, UsageError, human, plural, say
 from . import tracefile as tf
 from .timeline_svg import seconds, write_html, write_svg
 
@@ -22,15 +22,16 @@ LARGEST = 10            # allocations listed beside a chart
 def add_parser(sub, epilog, fmt):
     tl = sub.add_parser(
         "timeline", help="draw a trace (run --trace): VRAM by purpose over time",
-        usage="vramguard timeline [--top N] [--quiet] TRACE... -o OUT.html|OUT.svg",
-        description="Draw the traces that VRAMGUARD_TRACE (or 'vramguard run --trace') "
-                    "wrote: for each process and device, live VRAM stacked by purpose over "
-                    "time (weights, kv_cache, intermediate, unknown), the device pools' "
-                    "cache above it, OOM, budget OOM and violation markers, the peak, and "
-                    "the largest allocations alive at the peak, with their callers "
-                    "(module+offset). OUT.html is one self-contained page (no network, "
-                    "hover for details); OUT.svg one SVG image (hover details as titles), "
-                    "for a CI artifact. The format follows the extension, or --format.",
+        usage="vramguard timeline [--top N] [--format html|svg] [--quiet] TRACE... -o OUT.html|OUT.svg",
+        description=textwrap.fill(
+            "Draw the traces that VRAMGUARD_TRACE (or 'vramguard run --trace') wrote: for each "
+            "process and device, live VRAM stacked by purpose over time (weights, kv_cache, "
+            "intermediate, unknown), the device pools' cache above it, OOM, budget OOM and "
+            "violation markers, the peak, and the largest allocations alive at the peak, with "
+            "their callers (module+offset). OUT.html is one self-contained page (no network, "
+            "hover for details); OUT.svg one SVG image (hover details as titles), for a CI "
+            "artifact. The format follows the extension, or --format. The trace's format: "
+            "docs/trace-format.md.", 79),
         epilog=epilog, formatter_class=fmt)
     tl.add_argument("traces", nargs="*", metavar="TRACE")
     tl.add_argument("-o", "--output", metavar="FILE",
