@@ -170,6 +170,6 @@ def main(argv, version, script, installed_library=""):
 
 
 def commands_text():
-    """'run, report, suggest or timeline'"""
+    """'run, report, suggest, timeline or top'"""
     names = [m.__name__.rsplit(".", 1)[-1] for m in COMMANDS]
     return ", ".join(names[:-1]) + " or " + names[-1]

@@ -164,12 +164,11 @@ static inline void vg_alloc_done_owned(struct vg_call *c, int kind, CUresult r, 
         if (__builtin_expect(c->allow_rule >= 0, 0))
             allowed = vg_call_allowed(c, kind, size);
         c->size = size;
-        if (__builtin_expect(!vg_table_add(ptr, size, pool, owner, c->api, c->caller,
-                                           vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed),
-                             0))
+        uint32_t meta = vg_table_meta(c->device, kind, c->purpose, c->label, c->stack) | allowed;
+        if (__builtin_expect(!vg_table_add(ptr, size, pool, owner, c->api, c->caller, meta), 0))
             vg_event_untracked(c); /* out of host memory: the report says its figures are unknown */
         else
-            vg_trace_alloc(c, kind, ptr, size); /* VRAMGUARD_TRACE: one branch when off */
+            vg_trace_alloc(ptr, size, meta, c->caller); /* VRAMGUARD_TRACE: one branch when off */
         if (__builtin_expect(c->action == VG_ACTION_WARN, 0))
             vg_alloc_failed_or_warned(c, r);
     } else {

@@ -493,30 +493,29 @@ static inline uint64_t word0(int type, uint16_t label)
 
 /* ---- the hooks ------------------------------------------------------------------ */
 
-void vg_trace_alloc_slow(const struct vg_call *c, int kind, uintptr_t ptr, uint64_t size)
-{
-    if (__builtin_expect(kind == VG_KIND_POOL, 0))
-        atomic_store_explicit(&pools_seen, true, memory_order_relaxed);
-    emit(word0(VG_TRACE_ALLOC, c->label), pack_cell(size, c->device, kind, c->purpose, 0), ptr,
-         (uint64_t)(uintptr_t)c->caller, true);
-}
-
-uint64_t vg_trace_word_of_entry(const struct vg_table_saved *e, uint64_t *w0)
+uint64_t vg_trace_word_of_meta(uint64_t size, uint32_t meta, uint64_t *w0)
 {
     /* vg_table_meta (table.h): cell = device slot << 5 | kind << 2 | purpose,
-     * VG_TABLE_NO_DEVICE, label << 10; the size is the low 48 bits of
-     * size_pool (table.c). check_trace.c's unit test holds this to
-     * vg_table_unpack. */
-    uint32_t meta = e->meta;
+     * VG_TABLE_NO_DEVICE, label << 10. check_trace.c's unit test holds this
+     * to vg_table_unpack. */
     uint64_t dev = (meta & VG_TABLE_NO_DEVICE) ? 0 : (uint64_t)(meta >> 5 & 15) + 1;
     *w0 = (uint64_t)(meta >> 10 & 0xff) << 56;
-    return (e->size_pool & SIZE_MASK) | dev << 48 | (uint64_t)(meta & 31) << 53;
+    return (size & SIZE_MASK) | dev << 48 | (uint64_t)(meta & 31) << 53;
+}
+
+void vg_trace_alloc_slow(uintptr_t ptr, uint64_t size, uint32_t meta, void *caller)
+{
+    if (__builtin_expect((meta >> 2 & 7) == VG_KIND_POOL, 0))
+        atomic_store_explicit(&pools_seen, true, memory_order_relaxed); /* the writer samples reserves */
+    uint64_t w0;
+    uint64_t w1 = vg_trace_word_of_meta(size, meta, &w0);
+    emit(w0 | (uint64_t)VG_TRACE_ALLOC << 52, w1, ptr, (uint64_t)(uintptr_t)caller, true);
 }
 
 void vg_trace_free_slow(const struct vg_table_saved *old)
 {
     uint64_t w0;
-    uint64_t w1 = vg_trace_word_of_entry(old, &w0);
+    uint64_t w1 = vg_trace_word_of_meta(old->size_pool, old->meta, &w0); /* size: size_pool's low 48 bits */
     emit(w0 | (uint64_t)VG_TRACE_FREE << 52, w1, old->ptr, (uint64_t)(uintptr_t)old->caller, true);
 }
 

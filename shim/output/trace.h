@@ -54,12 +54,14 @@ enum { VG_TRACE_FREED = 0, VG_TRACE_DROPPED_WITH_CONTEXT = 1, VG_TRACE_VMM_UNMAP
 
 /* The hooks: one call each where the table changed for good or an
  * incident was raised. */
-void vg_trace_alloc_slow(const struct vg_call *c, int kind, uintptr_t ptr, uint64_t size);
+void vg_trace_alloc_slow(uintptr_t ptr, uint64_t size, uint32_t meta, void *caller);
 void vg_trace_free_slow(const struct vg_table_saved *old);
-static inline void vg_trace_alloc(const struct vg_call *c, int kind, uintptr_t ptr, uint64_t size)
+/* An allocation the table took: `meta` as vg_table_meta packed it for the
+ * table (device, kind, purpose, label), `caller` as the table keeps it. */
+static inline void vg_trace_alloc(uintptr_t ptr, uint64_t size, uint32_t meta, void *caller)
 {
     if (__builtin_expect(vg_trace_enabled(), 0))
-        vg_trace_alloc_slow(c, kind, ptr, size);
+        vg_trace_alloc_slow(ptr, size, meta, caller);
 }
 /* A free the driver accepted, of the entry vg_table_take handed back
  * (`had`: it found one). */
@@ -68,9 +70,10 @@ static inline void vg_trace_free(bool had, const struct vg_table_saved *old)
     if (__builtin_expect(vg_trace_enabled(), 0) && had)
         vg_trace_free_slow(old);
 }
-/* Word 1 of a free's record from the entry the table handed back (and its
- * label's bits of word 0 in *w0): the table's packing read directly. */
-uint64_t vg_trace_word_of_entry(const struct vg_table_saved *e, uint64_t *w0);
+/* Word 1 of a record (and the label's bits of word 0 in *w0) from a size
+ * and an entry's meta as the table packs them (vg_table_meta), read
+ * directly: no unpacking on the allocation and free paths. */
+uint64_t vg_trace_word_of_meta(uint64_t size, uint32_t meta, uint64_t *w0);
 /* An entry removed for good by other means (VMM memory the driver freed at
  * its last release or unmapping: `why` VG_TRACE_VMM_UNMAPPED or FREED). */
 void vg_trace_removed(const struct vg_alloc *a, int why);

@@ -231,9 +231,10 @@ END_TEST
 
 /* ---- the format ---------------------------------------------------------------- */
 
-/* A free's record is read straight from the entry the table hands back (no
- * unpacking on the free path): it must say what vg_table_unpack says, for
- * every device, kind, purpose and label, whatever else the entry holds. */
+/* A record is made straight from the entry's meta as the table packs it (no
+ * unpacking on the allocation and free paths): it must say what
+ * vg_table_unpack says, for every device, kind, purpose and label,
+ * whatever else the entry holds. */
 START_TEST(free_record_reads_the_table_entry)
 {
     const uint16_t labels[] = {0, 1, 77, 255};
@@ -246,7 +247,7 @@ START_TEST(free_record_reads_the_table_entry)
                                                vg_table_meta(device, kind, purpose, labels[l], 4321) | VG_TABLE_ALLOWED};
                     struct vg_alloc a;
                     vg_table_unpack(&e, &a);
-                    uint64_t w0 = 0, w1 = vg_trace_word_of_entry(&e, &w0);
+                    uint64_t w0 = 0, w1 = vg_trace_word_of_meta(e.size_pool, e.meta, &w0);
                     ck_assert_uint_eq(w1 & ((UINT64_C(1) << 48) - 1), a.size);
                     ck_assert_int_eq((int)(w1 >> 48 & 31) - 1, a.device);
                     ck_assert_int_eq((int)(w1 >> 53 & 3), a.purpose);
