@@ -234,7 +234,7 @@ static inline void vg_alloc_done(struct vg_call *c, CUresult r, uintptr_t ptr, u
         if (__builtin_expect(r != CUDA_SUCCESS, 0) && old.ptr != 0)                               \
             vg_table_put_back(&old);                                                              \
         if (r == CUDA_SUCCESS) {                                                                  \
-            vg_trace_free(had, &old);                                                             \
+            vg_trace_free(&old);                                                                  \
             on_success;                                                                           \
         }                                                                                         \
     }                                                                                             \

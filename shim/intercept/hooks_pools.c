@@ -283,7 +283,7 @@ HOT_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync_ptsz"
         if (__builtin_expect(had && r != CUDA_SUCCESS, 0))                                        \
             vg_table_put_back(&old);                                                              \
         else                                                                                      \
-            vg_trace_free(had, &old);                                                             \
+            vg_trace_free(&old); /* old.ptr 0 when it had none */                                 \
     }                                                                                             \
     vg_call_leave();                                                                              \
     return r

@@ -55,6 +55,8 @@ static inline __attribute__((always_inline)) void vg_hot_record(const struct vg_
     void *caller = t->rt_depth ? t->rt_caller : ret;
     if (__builtin_expect(!vg_table_add_vram(ptr, size, place, vg_table_api_of(name), caller, meta), 0))
         vg_hot_untracked(api, kind, size, ret, device, meta);
+    else
+        vg_trace_alloc(ptr, size, meta, caller); /* VRAMGUARD_TRACE: one branch when off */
 }
 
 /* The hot path's body, once the allocation is known to take it: VRAM of

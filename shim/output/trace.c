@@ -514,6 +514,8 @@ void vg_trace_alloc_slow(uintptr_t ptr, uint64_t size, uint32_t meta, void *call
 
 void vg_trace_free_slow(const struct vg_table_saved *old)
 {
+    if (old->ptr == 0)
+        return; /* vg_table_take found none: nothing tracked, nothing traced */
     uint64_t w0;
     uint64_t w1 = vg_trace_word_of_meta(old->size_pool, old->meta, &w0); /* size: size_pool's low 48 bits */
     emit(w0 | (uint64_t)VG_TRACE_FREE << 52, w1, old->ptr, (uint64_t)(uintptr_t)old->caller, true);

@@ -31,7 +31,7 @@
 
 /* On from the moment the process's trace file is open until fork (a child
  * opens its own when it reaches the driver). */
-extern atomic_bool vg_trace_on;
+extern atomic_bool vg_trace_on __attribute__((visibility("hidden"))); /* hidden: one load, no GOT */
 static inline bool vg_trace_enabled(void)
 {
     return atomic_load_explicit(&vg_trace_on, memory_order_relaxed);
@@ -64,10 +64,10 @@ static inline void vg_trace_alloc(uintptr_t ptr, uint64_t size, uint32_t meta, v
         vg_trace_alloc_slow(ptr, size, meta, caller);
 }
 /* A free the driver accepted, of the entry vg_table_take handed back
- * (`had`: it found one). */
-static inline void vg_trace_free(bool had, const struct vg_table_saved *old)
+ * (old->ptr 0: it had none). */
+static inline void vg_trace_free(const struct vg_table_saved *old)
 {
-    if (__builtin_expect(vg_trace_enabled(), 0) && had)
+    if (__builtin_expect(vg_trace_enabled(), 0))
         vg_trace_free_slow(old);
 }
 /* Word 1 of a record (and the label's bits of word 0 in *w0) from a size
