@@ -289,7 +289,7 @@ def short_exe(exe):
 def started(p):
     if not p.start_unix_ns:
         return "start unknown"
-    t = datetime.datetime.utcfromtimestamp(p.start_unix_ns / 1e9)
+    t = datetime.datetime.fromtimestamp(p.start_unix_ns / 1e9, tz=datetime.timezone.utc)
     return "started %s UTC" % t.strftime("%Y-%m-%d %H:%M:%S")
 
 
