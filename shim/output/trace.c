@@ -124,7 +124,10 @@ static bool started, ended, failed;
 static uint64_t start_ns; /* CLOCK_MONOTONIC at the start */
 static uint64_t max_bytes;
 static uint64_t bytes_events, bytes_meta, bytes_coalesced;
-static uint64_t events_written, events_folded, events_lost, rings_full;
+/* Every event is written (events), kept in a coalesced frame (markers_kept),
+ * folded (counted only) or lost; markers_folded are the refusals and OOMs
+ * among the folded. */
+static uint64_t events_written, events_folded, events_lost, rings_full, markers_kept, markers_folded;
 enum { PHASE_FULL, PHASE_COALESCED, PHASE_CAPPED };
 static int phase;
 static atomic_bool pools_seen; /* a pool allocation was traced: the writer samples reserves */
@@ -285,11 +288,13 @@ static void fold(const struct record *r)
             if (running_vram[device] > interval_max[device])
                 interval_max[device] = running_vram[device];
         }
-    } else if (n_markers < MARKERS_KEPT) {
-        markers[n_markers++] = *r;
+    } else if (phase == PHASE_COALESCED && n_markers < MARKERS_KEPT) {
+        markers[n_markers++] = *r; /* written as it is with the interval */
         events_folded--;
+        markers_kept++;
     } else {
         folded_markers++;
+        markers_folded++;
     }
 }
 
@@ -314,7 +319,11 @@ static void emit_interval(const struct vg_pool_totals *pools)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
                 uint64_t live = stats.cell[d][k][p].live_bytes;
-                if (level_any[d][k][p] ? level_written[d][k][p] == live : live == 0)
+                /* The first level of every cell that ever held anything (a
+                 * reader's replay may end on an allocation whose free was
+                 * folded), then only changes. */
+                if (level_any[d][k][p] ? level_written[d][k][p] == live
+                                       : live == 0 && stats.cell[d][k][p].allocations == 0)
                     continue;
                 level_written[d][k][p] = live;
                 level_any[d][k][p] = true;
@@ -341,6 +350,9 @@ static void emit_interval(const struct vg_pool_totals *pools)
     if (max_bytes && bytes_coalesced + frame > room) {
         phase = PHASE_CAPPED;
         note("capped");
+        events_folded += (uint64_t)n_markers; /* the markers kept for it are only counted now */
+        markers_kept -= (uint64_t)n_markers;
+        markers_folded += (uint64_t)n_markers;
     } else {
         struct iovec iov = {out, (size_t)n * sizeof(struct record)};
         write_frame(FRAME_COALESCED, 0, (uint32_t)n, &iov, 1, &bytes_coalesced);
@@ -607,7 +619,7 @@ static int module_one(struct dl_phdr_info *info, size_t size, void *arg)
 /* Frames of metadata that changed since they were last written: modules
  * (dl_iterate_phdr's load and unload counts moved), labels, devices. Built
  * outside trace_lock (the loader's lock is not taken under ours). */
-static void write_metadata(bool always)
+static void write_metadata(void)
 {
     struct module_walk counts = {0};
     dl_iterate_phdr(module_one, &counts);
@@ -619,7 +631,7 @@ static void write_metadata(bool always)
             dl_iterate_phdr(module_one, &w);
             vg_out_str(&o, "]}");
             pthread_mutex_lock(&trace_lock);
-            if (o.error == 0 && write_json(FRAME_MODULES, o.buf, o.len, always)) {
+            if (o.error == 0 && write_json(FRAME_MODULES, o.buf, o.len, false)) {
                 modules_adds = w.adds;
                 modules_subs = w.subs;
             }
@@ -643,7 +655,7 @@ static void write_metadata(bool always)
         }
         vg_out_str(&o, "}}");
         pthread_mutex_lock(&trace_lock);
-        if (o.error == 0 && write_json(FRAME_LABELS, o.buf, o.len, always)) {
+        if (o.error == 0 && write_json(FRAME_LABELS, o.buf, o.len, false)) {
             labels_written = count;
             last_label_written = last_label_written || last_new;
         }
@@ -669,7 +681,7 @@ static void write_metadata(bool always)
         }
         vg_out_str(&o, "]}");
         pthread_mutex_lock(&trace_lock);
-        if (o.error == 0 && write_json(FRAME_DEVICES, o.buf, o.len, always))
+        if (o.error == 0 && write_json(FRAME_DEVICES, o.buf, o.len, false))
             devices_written |= known;
         pthread_mutex_unlock(&trace_lock);
         free(o.buf);
@@ -723,7 +735,7 @@ static void drain_all(void)
 static void flush_all(bool final)
 {
     drain_all();
-    write_metadata(final);
+    write_metadata();
     struct vg_pool_totals pool_totals = {.known = false};
     bool pools = atomic_load_explicit(&pools_seen, memory_order_relaxed);
     if (pools || final)
@@ -849,7 +861,7 @@ void vg_trace_start(void)
     max_bytes = cfg->trace_max;
     write_start();
     pthread_mutex_unlock(&trace_lock);
-    write_metadata(true);
+    write_metadata();
     start_writer();
     atomic_store_explicit(&vg_trace_on, true, memory_order_release);
 }
@@ -864,11 +876,12 @@ __attribute__((destructor)) static void trace_at_exit(void)
     if (!ended) {
         ended = true;
         int n = snprintf(text, sizeof(text),
-                         "{\"events\":%llu,\"folded\":%llu,\"lost\":%llu,\"markers_folded\":%llu,\"rings_full\":%llu,"
-                         "\"phase\":\"%s\",\"bytes\":%llu,\"max_bytes\":%llu}",
-                         (unsigned long long)events_written, (unsigned long long)events_folded,
-                         (unsigned long long)events_lost, (unsigned long long)folded_markers,
-                         (unsigned long long)rings_full,
+                         "{\"events\":%llu,\"markers_kept\":%llu,\"folded\":%llu,\"lost\":%llu,"
+                         "\"markers_folded\":%llu,\"rings_full\":%llu,\"phase\":\"%s\",\"bytes\":%llu,"
+                         "\"max_bytes\":%llu}",
+                         (unsigned long long)events_written, (unsigned long long)markers_kept,
+                         (unsigned long long)events_folded, (unsigned long long)events_lost,
+                         (unsigned long long)markers_folded, (unsigned long long)rings_full,
                          phase == PHASE_FULL ? "full" : phase == PHASE_COALESCED ? "coalesced" : "capped",
                          (unsigned long long)(bytes_events + bytes_meta + bytes_coalesced),
                          (unsigned long long)max_bytes);
@@ -917,7 +930,7 @@ void vg_trace_fork_child(void)
     trace_fd = -1;
     started = ended = failed = false;
     bytes_events = bytes_meta = bytes_coalesced = 0;
-    events_written = events_folded = events_lost = rings_full = 0;
+    events_written = events_folded = events_lost = rings_full = markers_kept = markers_folded = 0;
     phase = PHASE_FULL;
     atomic_store(&pools_seen, false);
     modules_adds = modules_subs = ~0ULL;

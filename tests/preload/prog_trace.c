@@ -16,7 +16,8 @@
  *   prog_trace flood N   N pairs of 4 KiB with a 512 MiB allocation alive
  *                        for 10 pairs in the middle (under a small
  *                        VRAMGUARD_TRACE_MAX: the peak is reached while
- *                        coalescing) */
+ *                        coalescing), and a refused managed allocation
+ *                        every 1000 pairs */
 #include <cuda.h>
 #include <pthread.h>
 #include <signal.h>
@@ -137,6 +138,11 @@ static int flood(long n)
             CHECK("512 MiB in the middle", cuMemAlloc(&big, 512 * MiB) == CUDA_SUCCESS, "failed");
         if (i == n / 2 + 10)
             cuMemFree(big);
+        if (i % 1000 == 999) { /* a refusal now and then: markers while coalescing */
+            CUdeviceptr m = 0;
+            if (cuMemAllocManaged(&m, 4096, CU_MEM_ATTACH_GLOBAL) == CUDA_SUCCESS)
+                abort();
+        }
     }
     return finish("prog_trace flood");
 }

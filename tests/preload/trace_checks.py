@@ -164,10 +164,18 @@ def flood(trace, report_path, max_bytes, pairs):
         return
     s = streams[0]
     end = s.end
+    refusals = pairs // 1000
     expect(end["phase"] == "coalesced", "phase %r, want coalesced" % end["phase"])
-    total = end["events"] + end["folded"] + end["lost"] + end["markers_folded"]
-    expect(total == 2 * pairs + 2, "written %d + folded %d + lost %d = %d, want %d"
-           % (end["events"], end["folded"], end["lost"], total, 2 * pairs + 2))
+    total = end["events"] + end["markers_kept"] + end["folded"] + end["lost"]
+    expect(total == 2 * pairs + 2 + refusals, "written %d + kept %d + folded %d + lost %d = %d, want %d"
+           % (end["events"], end["markers_kept"], end["folded"], end["lost"], total, 2 * pairs + 2 + refusals))
+    written = sum(1 for e in s.events() if e.type == tf.REFUSAL)
+    kept = sum(1 for _, recs in s.coalesced for r in recs if r.type == tf.REFUSAL)
+    expect(kept == end["markers_kept"] and 0 < kept <= 16 * len(s.coalesced),
+           "refusals kept in coalesced frames %d, the end frame says %d (at most 16 an interval)"
+           % (kept, end["markers_kept"]))
+    expect(written + kept + end["markers_folded"] == refusals, "refusals: %d written + %d kept + %d folded, want %d"
+           % (written, kept, end["markers_folded"], refusals))
     expect(end["events"] == sum(f[3] for f in s.frames), "end frame and events frames disagree")
     expect(s.coalesced, "no coalesced frame")
     expect(any(doc.get("note") == "coalesced" for _, doc in s.notes), "no note of the switch")
@@ -177,8 +185,10 @@ def flood(trace, report_path, max_bytes, pairs):
     expect(pan.peak_bytes == peak, "timeline peak %d, the report's %d" % (pan.peak_bytes, peak))
     expect(pan.peak_coalesced, "the peak was reached while coalescing, the timeline should say so")
     expect(sum(pan.samples[-1][1]) == 0, "live at the end %r" % (pan.samples[-1],))
-    folded = sum(r[3] + r[8] for _, recs in s.coalesced for r in recs if r.type == tf.FOLDED)
+    folded = sum(r[3] + r[8] + r[9] for _, recs in s.coalesced for r in recs if r.type == tf.FOLDED)
     expect(folded == end["folded"], "coalesced frames fold %d events, the end frame says %d" % (folded, end["folded"]))
+    expect(len(pan.markers) == written + kept, "%d markers drawn, the trace has %d refusals" % (len(pan.markers),
+                                                                                          written + kept))
 
 
 def main(argv):
