@@ -618,9 +618,12 @@ static int module_one(struct dl_phdr_info *info, size_t size, void *arg)
 
 /* Frames of metadata that changed since they were last written: modules
  * (dl_iterate_phdr's load and unload counts moved), labels, devices. Built
- * outside trace_lock (the loader's lock is not taken under ours). */
+ * outside trace_lock (the loader's lock is not taken under ours), one
+ * caller at a time (the writer, exit, the start). */
+static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
 static void write_metadata(void)
 {
+    pthread_mutex_lock(&meta_lock);
     struct module_walk counts = {0};
     dl_iterate_phdr(module_one, &counts);
     struct vg_out o;
@@ -686,6 +689,7 @@ static void write_metadata(void)
         pthread_mutex_unlock(&trace_lock);
         free(o.buf);
     }
+    pthread_mutex_unlock(&meta_lock);
 }
 
 /* Device pools' and graph pools' reserve, asked of the driver (no lock
@@ -744,12 +748,6 @@ static void flush_all(bool final)
     if (phase == PHASE_COALESCED && (final || now() - interval_start >= interval_ns))
         emit_interval(pools || final ? &pool_totals : NULL);
     pthread_mutex_unlock(&trace_lock);
-}
-
-void vg_trace_flush(void)
-{
-    if (vg_trace_enabled())
-        flush_all(false);
 }
 
 static void *writer(void *arg)
@@ -897,6 +895,7 @@ void vg_trace_fork_prepare(void)
     if (vg_trace_enabled())
         drain_all(); /* the parent's events are in its file before the child exists */
     pthread_mutex_lock(&writer_lock);
+    pthread_mutex_lock(&meta_lock);
     pthread_mutex_lock(&rings_lock);
     pthread_mutex_lock(&trace_lock);
 }
@@ -905,6 +904,7 @@ void vg_trace_fork_parent(void)
 {
     pthread_mutex_unlock(&trace_lock);
     pthread_mutex_unlock(&rings_lock);
+    pthread_mutex_unlock(&meta_lock);
     pthread_mutex_unlock(&writer_lock);
 }
 
@@ -947,5 +947,6 @@ void vg_trace_fork_child(void)
     atomic_store(&writer_started, false);
     pthread_mutex_unlock(&trace_lock);
     pthread_mutex_unlock(&rings_lock);
+    pthread_mutex_unlock(&meta_lock);
     pthread_mutex_unlock(&writer_lock);
 }

@@ -86,8 +86,6 @@ void vg_trace_incident(int type, const struct vg_call *c, int result, const stru
 /* The first time the process reaches the driver: open the trace (when
  * VRAMGUARD_TRACE is set), write its start, start the writer. */
 void vg_trace_start(void);
-/* Write every ring now (tests; the writer does it every 100 ms). */
-void vg_trace_flush(void);
 
 /* fork: write every ring and hold the trace's locks (prepare), release them
  * (parent); in the child drop the parent's rings and close its file: the
