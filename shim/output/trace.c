@@ -6,8 +6,10 @@
  * thread itself when its ring is full, exit, fork, thread exit) take
  * trace_lock, read up to `head` (acquire), write the records as one frame
  * (one writev: an O_APPEND write lands whole, so processes may share a
- * file), then publish `tail`. Lock order: rings_lock, then trace_lock; the
- * table's locks may be taken under trace_lock, never the other way round. */
+ * file), then publish `tail`. Lock order: writer_lock, meta_lock,
+ * rings_lock, trace_lock (the fork handlers take them all in it); the
+ * table's locks may be taken under trace_lock, never the other way round,
+ * and no other lock of the shim is held when any of these is taken. */
 #include "trace.h"
 #include "config.h"
 #include "devices.h"
@@ -74,8 +76,8 @@ enum { RING = 4096, WAKE_EVERY = RING / 4, FLUSH_MS = 100, MARKERS_KEPT = 16, EN
 
 /* Word 1 of a record: size | device + 1 (0: none) << 48 | purpose << 53 |
  * kind << 55 | detail << 58. Purpose and kind sit as the table packs them
- * (kind << 2 | purpose: vg_table_cell), so a free's entry converts in one
- * step (vg_trace_word_of_entry). */
+ * (kind << 2 | purpose: vg_table_cell), so an entry's meta converts in one
+ * step (vg_trace_word_of_meta). */
 static inline uint64_t pack_cell(uint64_t size, int device, int kind, int purpose, int detail)
 {
     uint64_t dev = device < 0 ? 0 : device < 31 ? (uint64_t)device + 1 : 31;
