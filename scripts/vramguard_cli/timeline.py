@@ -165,7 +165,7 @@ class ProcessTimeline(object):
         self.end = stream.end
 
 
-def marker_text(stream, e, kind_name):
+def marker_text(stream, e, kind_name, site=None):
     what = {tf.OOM: "out of memory", tf.BUDGET_OOM: "over budget"}.get(e.type)
     if e.type == tf.REFUSAL:
         what = "violation: %s" % ("refused" if e.detail & 1 else "let through (warn)")
@@ -181,6 +181,8 @@ def marker_text(stream, e, kind_name):
     elif e.type == tf.REFUSAL:
         parts.append("CUDA result %d" % e.address)
     parts.append("device %d" % e.device)
+    if site:
+        parts.append("at %s" % site)
     parts.append("caller %s" % stream.caller(e.caller, e.time))
     return ", ".join(parts)
 
@@ -191,6 +193,8 @@ def build(stream, top=LARGEST):
     duration = max(p.duration, 1)
     devices, panels = {}, {}
     live = {}                 # address -> (size, device, kind, purpose, label, caller, time)
+    stack_of = {}             # (address, time) of an allocation -> its stack id
+    last = {}                 # thread -> what its next stack record belongs to
     live_valid = True
     ordinal = -1
     budgets = {}
@@ -223,28 +227,44 @@ def build(stream, top=LARGEST):
 
     def marker(e):
         if e.device < 0:
-            return
+            return None
         pan, _ = panel(e.device)
-        kind_name = tf.KINDS[e.kind]
-        pan.markers.append({"type": tf.TYPE_NAMES[e.type], "time": e.time, "size": e.size,
-                            "purpose": tf.PURPOSES[e.purpose], "label": stream.label(e.label),
-                            "caller": stream.caller(e.caller, e.time),
-                            "refused": bool(e.detail & 1) if e.type == tf.REFUSAL else None,
-                            "text": marker_text(stream, e, kind_name)})
+        m = {"type": tf.TYPE_NAMES[e.type], "time": e.time, "size": e.size,
+             "purpose": tf.PURPOSES[e.purpose], "label": stream.label(e.label),
+             "caller": stream.caller(e.caller, e.time), "site": None, "event": e,
+             "refused": bool(e.detail & 1) if e.type == tf.REFUSAL else None}
+        pan.markers.append(m)
+        return m
+
+    def stack_record(e, owner):
+        """A stack record: the site of what its thread recorded just before."""
+        if owner is None:
+            return
+        if owner[0] == "alloc":
+            stack_of[owner[1]] = e.size          # the stack id is in the size's place
+        else:
+            owner[1]["site"] = stream.site(e.size)
 
     for item in stream.timeline_items():
         if item[0] == "coalesced":
             _, t, records = item
             live_valid = False
             live.clear()
+            owner = None
             for r in records:
+                if r.type == tf.STACK:
+                    stack_record(r, owner)
+                    owner = None
+                    continue
+                owner = None
                 if r.type == tf.LEVEL and r.device >= 0:
                     panel(r.device)[1].set_cell(r.kind, r.purpose, r.size)
                 elif r.type == tf.POOL and r.device >= 0:
                     dev = panel(r.device)[1]
                     dev.pool_reserve, dev.graph = r.size, r.address
                 elif r.type in (tf.REFUSAL, tf.OOM, tf.BUDGET_OOM):
-                    marker(r)
+                    m = marker(r)
+                    owner = ("marker", m) if m is not None else None
             for r in records:
                 if r.type == tf.DEVICE and r.device >= 0:
                     panel(r.device)
@@ -254,8 +274,13 @@ def build(stream, top=LARGEST):
             continue
         e = item
         ordinal += 1
+        if e.type == tf.STACK:
+            stack_record(e, last.pop(e.tid, None))
+            continue
+        last.pop(e.tid, None)
         p.events += 1
         if e.type == tf.ALLOC:
+            last[e.tid] = ("alloc", (e.address, e.time))
             if e.device >= 0:
                 pan, dev = panel(e.device)
                 pan.allocations += 1
@@ -266,7 +291,7 @@ def build(stream, top=LARGEST):
             if e.device >= 0:
                 dev.add(e.kind, e.purpose, e.size)
                 if e.kind in tf.VRAM_KINDS:
-                    tick = (e.size, e.time, e.purpose, e.label, e.caller)
+                    tick = (e.size, e.time, e.purpose, e.label, e.caller, e.address)
                     if len(pan.ticks) < TICKS:
                         heapq.heappush(pan.ticks, tick)
                     elif tick > pan.ticks[0]:
@@ -289,13 +314,19 @@ def build(stream, top=LARGEST):
                 dev.pool_reserve, dev.graph = e.size, e.address
                 changed(e.device, e.time)
         elif e.type in (tf.REFUSAL, tf.OOM, tf.BUDGET_OOM):
-            marker(e)
+            m = marker(e)
+            if m is not None:
+                last[e.tid] = ("marker", m)
     for d in sorted(panels):
         pan = panels[d]
         dev = devices[d]
         pan.sample(p.duration, dev.values(), dev.pool_cache(), dev.graph, BUCKETS)
         pan.flush_bucket()
-        pan.ticks.sort(key=lambda x: -x[0])
+        pan.ticks = [t[:5] + (stream.site(stack_of.get((t[5], t[1]))),) for t in
+                     sorted(pan.ticks, key=lambda x: -x[0])]
+        for m in pan.markers:
+            e = m.pop("event")
+            m["text"] = marker_text(stream, e, tf.KINDS[e.kind], m["site"])
         p.panels.append(pan)
     largest_at_peaks(stream, p.panels, top)
     if p.unmatched_frees:
@@ -323,13 +354,15 @@ def largest_at_peaks(stream, panels, top):
               if pan.peak_ordinal is not None and not pan.peak_coalesced and top > 0}
     if not wanted:
         return
-    live = {}
-    last = max(wanted)
-    for ordinal, e in enumerate(stream.events()):
+    live, stack_of, previous = {}, {}, {}
+    for ordinal, e in enumerate(stream.events()):   # to the end: a stack record follows its allocation
         if e.type == tf.ALLOC:
             live[e.address] = e
         elif e.type == tf.FREE:
             live.pop(e.address, None)
+        elif e.type == tf.STACK and previous.get(e.tid) is not None:
+            stack_of[(previous[e.tid].address, previous[e.tid].time)] = e.size
+        previous[e.tid] = e if e.type == tf.ALLOC else None
         pan = wanted.get(ordinal)
         if pan is not None:
             alive = [a for a in live.values() if a.device == pan.device and a.kind in tf.VRAM_KINDS]
@@ -338,5 +371,6 @@ def largest_at_peaks(stream, panels, top):
                             "kind": tf.KINDS[a.kind], "label": stream.label(a.label),
                             "caller": stream.caller(a.caller, a.time), "time": a.time,
                             "address": a.address} for a in alive[:top]]
-        if ordinal >= last:
-            break
+    for pan in wanted.values():
+        for a in pan.largest:
+            a["site"] = stream.site(stack_of.get((a["address"], a["time"])))

@@ -229,10 +229,12 @@ def chart(p, pan, standalone):
     # the allocation ticks: the largest allocations, when they were made
     out.append('<g class="alloc-ticks">')
     purpose_color = dict((i, c) for _, i, c in LAYERS)
-    for size, t, purpose, label, caller in pan.ticks:
-        tip = "allocation of %s (%d B) at %s, %s%s, from %s" % (
+    for size, t, purpose, label, caller, site in pan.ticks:
+        tip = "allocation of %s (%d B) at %s, %s%s, %s" % (
             human(size), size, seconds(t), tf.PURPOSES[purpose],
-            " \u201c%s\u201d" % p.stream.label(label) if label else "", p.stream.caller(caller, t))
+            " \u201c%s\u201d" % p.stream.label(label) if label else "",
+            "at %s (caller %s)" % (site, p.stream.caller(caller, t)) if site
+            else "from %s" % p.stream.caller(caller, t))
         xx = X(t)
         out.append('<line class="tick" data-size="%d" data-time-ns="%d" x1="%.1f" x2="%.1f" y1="%d" y2="%d" '
                    'stroke="%s" stroke-width="2" data-tip="%s"><title>%s</title></line>'
@@ -261,10 +263,11 @@ def chart(p, pan, standalone):
         else:
             shape = "M%.1f %d L%.1f %d L%.1f %d L%.1f %d Z" % (xx, MT - 13, xx + 5, MT - 7, xx, MT - 1, xx - 5, MT - 7)
         out.append('<g class="marker %s" data-kind="%s" data-time-ns="%d" data-size="%d" data-purpose="%s" '
-                   'data-caller="%s" data-tip="%s"><title>%s</title><line x1="%.1f" x2="%.1f" y1="%d" y2="%d" '
-                   'stroke="%s" stroke-dasharray="4 3"/><path d="%s" fill="%s"/></g>'
+                   'data-caller="%s" data-site="%s" data-tip="%s"><title>%s</title><line x1="%.1f" x2="%.1f" y1="%d" '
+                   'y2="%d" stroke="%s" stroke-dasharray="4 3"/><path d="%s" fill="%s"/></g>'
                    % (kind.replace("_", "-"), kind, m["time"], m["size"], m["purpose"], escape(m["caller"]),
-                      escape(m["text"]), escape(m["text"]), xx, xx, MT, MT + CH, color, shape, color))
+                      escape(m["site"] or ""), escape(m["text"]), escape(m["text"]), xx, xx, MT, MT + CH, color,
+                      shape, color))
     out.append('</g>')
     if not standalone:
         data = {"x0": ML, "w": CW, "t1": duration, "width": PANEL_W, "names": [names[k] for k in range(len(names))],
@@ -309,8 +312,8 @@ def chart_attrs(p, pan):
 
 
 def largest_rows(p, pan):
-    return [(human(a["size"]), a["size"], a["purpose"], a["kind"], a["label"] or "", a["caller"], seconds(a["time"]))
-            for a in pan.largest]
+    return [(human(a["size"]), a["size"], a["purpose"], a["kind"], a["label"] or "", a.get("site") or a["caller"],
+             seconds(a["time"])) for a in pan.largest]
 
 
 def write_html(out, processes, warnings):
@@ -339,7 +342,7 @@ def write_html(out, processes, warnings):
               % (human(pan.peak_bytes), pan.peak_bytes, seconds(pan.peak_time)))
             if pan.largest:
                 w('<table class="largest-at-peak"><tr><th>size</th><th>purpose</th><th>kind</th><th>label</th>'
-                  '<th>caller</th><th>since</th></tr>\n')
+                  '<th>asked for at (else the caller)</th><th>since</th></tr>\n')
                 for a, row in zip(pan.largest, largest_rows(p, pan)):
                     w('<tr data-size="%d" data-purpose="%s"><td class="num">%s</td><td>%s</td><td>%s</td><td>%s</td>'
                       '<td><code>%s</code></td><td class="num">%s</td></tr>\n'

@@ -14,6 +14,8 @@ import mmap
 import os
 import struct
 
+from . import sites
+
 MAGIC = 0x52544756                # "VGTR"
 HEADER = struct.Struct("<IBBHIIQII")
 RECORD = struct.Struct("<QQQQ")
@@ -21,13 +23,14 @@ TIME_MASK = (1 << 52) - 1
 SIZE_MASK = (1 << 48) - 1
 
 FRAME_START, FRAME_EVENTS, FRAME_MODULES, FRAME_LABELS, FRAME_DEVICES = 1, 2, 3, 4, 5
-FRAME_COALESCED, FRAME_NOTE, FRAME_END = 6, 7, 8
-JSON_FRAMES = (FRAME_START, FRAME_MODULES, FRAME_LABELS, FRAME_DEVICES, FRAME_NOTE, FRAME_END)
+FRAME_COALESCED, FRAME_NOTE, FRAME_END, FRAME_STACKS = 6, 7, 8, 9
+JSON_FRAMES = (FRAME_START, FRAME_MODULES, FRAME_LABELS, FRAME_DEVICES, FRAME_NOTE, FRAME_END,
+               FRAME_STACKS)
 
-ALLOC, FREE, REFUSAL, OOM, BUDGET_OOM, POOL, LEVEL, DEVICE, FOLDED = range(1, 10)
+ALLOC, FREE, REFUSAL, OOM, BUDGET_OOM, POOL, LEVEL, DEVICE, FOLDED, STACK = range(1, 11)
 TYPE_NAMES = {ALLOC: "alloc", FREE: "free", REFUSAL: "refusal", OOM: "oom",
               BUDGET_OOM: "budget_oom", POOL: "pool", LEVEL: "level", DEVICE: "device",
-              FOLDED: "folded"}
+              FOLDED: "folded", STACK: "stack"}
 KINDS = ("device", "host_pinned", "managed", "pool", "vmm", "array", "host_registered",
          "imported")
 VRAM_KINDS = frozenset((0, 3, 4, 5))
@@ -110,6 +113,7 @@ class Stream(object):
         self.module_maps = []     # (time, Modules)
         self.labels = {}
         self.devices = {}
+        self.stacks = {}          # stack id -> its site (the report's "site" object), or None
         self.notes = []
         self.end = None
         self.last_time = 0
@@ -122,6 +126,12 @@ class Stream(object):
 
     def label(self, index):
         return self.labels.get(index) if index else None
+
+    def site(self, stack):
+        """Where stack `stack` was asked for, as the report's "site" says it
+        (function, file:line with addr2line: sites.py), or None."""
+        site = self.stacks.get(stack) if stack else None
+        return sites.describe({"site": site}) if site else None
 
     def caller(self, address, at=None):
         """module+offset of a code address, by the module map in force at
@@ -232,6 +242,10 @@ def read_trace(path):
             elif ftype == FRAME_DEVICES:
                 for d in doc.get("devices", []):
                     s.devices[d.get("device")] = d
+            elif ftype == FRAME_STACKS:
+                for st in doc.get("stacks", []):
+                    if isinstance(st, dict) and isinstance(st.get("id"), int):
+                        s.stacks[st["id"]] = st.get("site") if isinstance(st.get("site"), dict) else None
             elif ftype == FRAME_NOTE:
                 s.notes.append((t, doc))
             elif ftype == FRAME_END:

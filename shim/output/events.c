@@ -472,7 +472,7 @@ void vg_event_violation(const struct vg_call *c, CUresult result)
     fill_event(&e, c, result);
     narrowest_rule(c, e.allow_rule, sizeof(e.allow_rule));
     vg_incident_violation(&e);
-    vg_trace_incident(VG_TRACE_REFUSAL, c, (int)result, NULL);
+    vg_trace_incident(VG_TRACE_REFUSAL, c, (int)result, NULL, e.stack);
     if (!admit(VG_REPEAT_VIOLATION, &e))
         return;
 
@@ -508,7 +508,7 @@ void vg_event_oom(const struct vg_call *c, CUresult result)
     fill_event(&e, c, result);
     uint64_t total = 0;
     uint64_t on_device = vg_incident_oom(&e, &total);
-    vg_trace_incident(VG_TRACE_OOM, c, (int)result, NULL);
+    vg_trace_incident(VG_TRACE_OOM, c, (int)result, NULL, e.stack);
     if (!admit(VG_REPEAT_OOM, &e) && on_device != 1)
         return;
 
@@ -538,7 +538,7 @@ void vg_event_budget_oom(const struct vg_call *c, const struct vg_budget_hit *hi
     e.budget_limit = hit->limit;
     uint64_t total = 0;
     uint64_t on_device = vg_incident_budget_oom(&e, &total);
-    vg_trace_incident(VG_TRACE_BUDGET_OOM, c, CUDA_ERROR_OUT_OF_MEMORY, hit);
+    vg_trace_incident(VG_TRACE_BUDGET_OOM, c, CUDA_ERROR_OUT_OF_MEMORY, hit, e.stack);
     if (!admit(VG_REPEAT_BUDGET_OOM, &e) && on_device != 1)
         return;
 

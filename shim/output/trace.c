@@ -18,6 +18,8 @@
 #include "log.h"
 #include "pools.h"
 #include "purposes.h"
+#include "stacks.h"
+#include "who.h"
 
 #include <errno.h>
 #include <link.h>
@@ -64,6 +66,7 @@ enum {
     FRAME_COALESCED = 6,
     FRAME_NOTE = 7,
     FRAME_END = 8,
+    FRAME_STACKS = 9,
 };
 #define TIME_MASK ((UINT64_C(1) << 52) - 1)
 #define SIZE_MASK ((UINT64_C(1) << 48) - 1)
@@ -137,6 +140,11 @@ static unsigned long long modules_adds = ~0ULL, modules_subs = ~0ULL;
 static int labels_written = 1; /* labels below this were written */
 static bool last_label_written;
 static uint32_t devices_written; /* bit d: device d's info was written */
+/* Stacks a record names (set by the producers, rarely: the first time an
+ * id is seen) and those whose site a stacks frame has given. */
+enum { STACK_IDS = 1 << 13, STACK_WORDS = STACK_IDS / 64 };
+static _Atomic uint64_t stacks_seen[STACK_WORDS];
+static uint64_t stacks_written[STACK_WORDS];
 static uint64_t pool_written[VG_MAX_DEVICES][2];
 static bool pool_any_written[VG_MAX_DEVICES];
 
@@ -144,8 +152,9 @@ static bool pool_any_written[VG_MAX_DEVICES];
  * VRAM per device from the last exact level, the most it reached. */
 static uint64_t interval_start, interval_ns;
 static uint64_t folded_allocs, folded_frees, folded_markers;
-static struct record markers[MARKERS_KEPT];
-static int n_markers;
+static struct record markers[2 * MARKERS_KEPT]; /* the refusals and OOMs kept, with their stacks */
+static int n_markers, n_marker_events;
+static bool kept_last; /* the last record folded was a marker kept: its stack is kept too */
 static uint64_t running_vram[VG_MAX_DEVICES], interval_max[VG_MAX_DEVICES], known_peak[VG_MAX_DEVICES];
 static uint64_t level_written[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_COUNT];
 static bool level_any[VG_MAX_DEVICES][VG_KIND_SLOTS][VG_PURPOSE_COUNT];
@@ -276,6 +285,13 @@ static void fold(const struct record *r)
 {
     int type = record_type(r), device;
     uint64_t size;
+    if (type == VG_TRACE_STACK) { /* not an event: the previous record's stack */
+        if (kept_last && n_markers < 2 * MARKERS_KEPT)
+            markers[n_markers++] = *r;
+        kept_last = false;
+        return;
+    }
+    kept_last = false;
     events_folded++;
     if (type == VG_TRACE_ALLOC || type == VG_TRACE_FREE) {
         if (type == VG_TRACE_ALLOC)
@@ -290,8 +306,10 @@ static void fold(const struct record *r)
             if (running_vram[device] > interval_max[device])
                 interval_max[device] = running_vram[device];
         }
-    } else if (phase == PHASE_COALESCED && n_markers < MARKERS_KEPT) {
+    } else if (phase == PHASE_COALESCED && n_marker_events < MARKERS_KEPT) {
         markers[n_markers++] = *r; /* written as it is with the interval */
+        n_marker_events++;
+        kept_last = true;
         events_folded--;
         markers_kept++;
     } else {
@@ -312,7 +330,7 @@ static void add_record(struct record *out, int *n, int max, uint64_t t, int type
  * coalesced room used; past the room nothing more is written. */
 static void emit_interval(const struct vg_pool_totals *pools)
 {
-    enum { MAX_RECORDS = VG_MAX_DEVICES * VG_KIND_SLOTS * VG_PURPOSE_COUNT + VG_MAX_DEVICES * 2 + 1 + MARKERS_KEPT };
+    enum { MAX_RECORDS = VG_MAX_DEVICES * VG_KIND_SLOTS * VG_PURPOSE_COUNT + VG_MAX_DEVICES * 2 + 1 + 2 * MARKERS_KEPT };
     static struct record out[MAX_RECORDS];
     int n = 0;
     uint64_t t = now();
@@ -352,15 +370,15 @@ static void emit_interval(const struct vg_pool_totals *pools)
     if (max_bytes && bytes_coalesced + frame > room) {
         phase = PHASE_CAPPED;
         note("capped");
-        events_folded += (uint64_t)n_markers; /* the markers kept for it are only counted now */
-        markers_kept -= (uint64_t)n_markers;
-        markers_folded += (uint64_t)n_markers;
+        events_folded += (uint64_t)n_marker_events; /* the markers kept for it are only counted now */
+        markers_kept -= (uint64_t)n_marker_events;
+        markers_folded += (uint64_t)n_marker_events;
     } else {
         struct iovec iov = {out, (size_t)n * sizeof(struct record)};
         write_frame(FRAME_COALESCED, 0, (uint32_t)n, &iov, 1, &bytes_coalesced);
     }
     folded_allocs = folded_frees = folded_markers = 0;
-    n_markers = 0;
+    n_markers = n_marker_events = 0;
     interval_start = t;
     unsigned shift = max_bytes ? (unsigned)(bytes_coalesced / (room / 16 + 1)) : 0;
     interval_ns = INTERVAL_NS << (shift < 30 ? shift : 30);
@@ -517,6 +535,19 @@ uint64_t vg_trace_word_of_meta(uint64_t size, uint32_t meta, uint64_t *w0)
     return (size & SIZE_MASK) | dev << 48 | (uint64_t)(meta & 31) << 53;
 }
 
+/* The stack of the record just stored, as a record of its own (only for
+ * what has one: large allocations, refusals, OOMs); the writer names its
+ * site once per stack. */
+static void emit_stack(uint32_t stack, uint64_t address, void *caller, bool heap)
+{
+    stack &= STACK_IDS - 1;
+    _Atomic uint64_t *word = &stacks_seen[stack / 64];
+    uint64_t bit = UINT64_C(1) << (stack % 64);
+    if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+    emit((uint64_t)VG_TRACE_STACK << 52, stack, address, (uint64_t)(uintptr_t)caller, heap);
+}
+
 void vg_trace_alloc_slow(uintptr_t ptr, uint64_t size, uint32_t meta, void *caller)
 {
     if (__builtin_expect((meta >> 2 & 7) == VG_KIND_POOL, 0))
@@ -524,6 +555,9 @@ void vg_trace_alloc_slow(uintptr_t ptr, uint64_t size, uint32_t meta, void *call
     uint64_t w0;
     uint64_t w1 = vg_trace_word_of_meta(size, meta, &w0);
     emit(w0 | (uint64_t)VG_TRACE_ALLOC << 52, w1, ptr, (uint64_t)(uintptr_t)caller, true);
+    uint32_t stack = vg_table_meta_stack(meta);
+    if (__builtin_expect(stack != 0, 0))
+        emit_stack(stack, ptr, caller, true);
 }
 
 void vg_trace_free_slow(const struct vg_table_saved *old)
@@ -559,7 +593,8 @@ void vg_trace_context_gone(uint8_t owner)
     free(live);
 }
 
-void vg_trace_incident(int type, const struct vg_call *c, int result, const struct vg_budget_hit *hit)
+void vg_trace_incident(int type, const struct vg_call *c, int result, const struct vg_budget_hit *hit,
+                       uint32_t stack)
 {
     if (!vg_trace_enabled())
         return;
@@ -567,6 +602,8 @@ void vg_trace_incident(int type, const struct vg_call *c, int result, const stru
     uint64_t extra = hit ? hit->limit : (uint64_t)(uint32_t)result;
     emit(word0(type, c->label), pack_cell(c->size, c->device, c->kind, c->purpose, detail), extra,
          (uint64_t)(uintptr_t)c->caller, false);
+    if (stack != 0)
+        emit_stack(stack, 0, c->caller, false);
 }
 
 /* ---- metadata ------------------------------------------------------------------- */
@@ -616,6 +653,47 @@ static int module_one(struct dl_phdr_info *info, size_t size, void *arg)
     vg_out_str(w->o, "]}");
     w->n++;
     return 0;
+}
+
+/* The sites of the stacks records named since the last stacks frame
+ * (who.h: the first frame in the program's own code, past the shim's and
+ * the CUDA runtime's), named from the modules' symbol tables here, off the
+ * allocation path. Under meta_lock. */
+static void write_stacks(void)
+{
+    uint64_t fresh[STACK_WORDS];
+    bool any = false;
+    for (int i = 0; i < STACK_WORDS; i++) {
+        fresh[i] = atomic_load_explicit(&stacks_seen[i], memory_order_relaxed) & ~stacks_written[i];
+        any = any || fresh[i];
+    }
+    if (!any)
+        return;
+    struct vg_symbols *symbols = malloc(sizeof(*symbols));
+    struct vg_out o;
+    if (symbols == NULL || !vg_out_growable(&o, 4096, 4u << 20)) {
+        free(symbols);
+        return;
+    }
+    vg_symbols_init(symbols);
+    vg_out_str(&o, "{\"stacks\":[");
+    int k = 0;
+    for (int i = 0; i < STACK_WORDS; i++)
+        for (uint64_t bits = fresh[i]; bits; bits &= bits - 1) {
+            uint32_t id = (uint32_t)(i * 64 + __builtin_ctzll(bits));
+            vg_out_printf(&o, "%s{\"id\":%u", k++ ? "," : "", id);
+            vg_who_json(&o, symbols, id, NULL, false);
+            vg_out_str(&o, "}");
+        }
+    vg_out_str(&o, "]}");
+    vg_symbols_done(symbols);
+    free(symbols);
+    pthread_mutex_lock(&trace_lock);
+    if (o.error == 0 && write_json(FRAME_STACKS, o.buf, o.len, false))
+        for (int i = 0; i < STACK_WORDS; i++)
+            stacks_written[i] |= fresh[i];
+    pthread_mutex_unlock(&trace_lock);
+    free(o.buf);
 }
 
 /* Frames of metadata that changed since they were last written: modules
@@ -691,6 +769,7 @@ static void write_metadata(void)
         pthread_mutex_unlock(&trace_lock);
         free(o.buf);
     }
+    write_stacks();
     pthread_mutex_unlock(&meta_lock);
 }
 
@@ -944,7 +1023,10 @@ void vg_trace_fork_child(void)
     memset(level_written, 0, sizeof(level_written));
     memset(level_any, 0, sizeof(level_any));
     folded_allocs = folded_frees = folded_markers = 0;
-    n_markers = 0;
+    n_markers = n_marker_events = 0;
+    kept_last = false;
+    memset(stacks_seen, 0, sizeof(stacks_seen));
+    memset(stacks_written, 0, sizeof(stacks_written));
     writer_running = false;
     atomic_store(&writer_started, false);
     pthread_mutex_unlock(&trace_lock);

@@ -48,6 +48,7 @@ enum vg_trace_type {
     VG_TRACE_LEVEL = 7,      /* coalesced: a cell's live bytes */
     VG_TRACE_DEVICE = 8,     /* coalesced: a device's live VRAM, its most in the interval, pool reserve */
     VG_TRACE_FOLDED = 9,     /* coalesced: events folded into the interval */
+    VG_TRACE_STACK = 10,     /* the call stack (stacks.h) of this thread's previous record: stacks frames name its site */
 };
 /* Why an allocation went without a free of its own (a free's detail). */
 enum { VG_TRACE_FREED = 0, VG_TRACE_DROPPED_WITH_CONTEXT = 1, VG_TRACE_VMM_UNMAPPED = 2 };
@@ -79,9 +80,10 @@ uint64_t vg_trace_word_of_meta(uint64_t size, uint32_t meta, uint64_t *w0);
 void vg_trace_removed(const struct vg_alloc *a, int why);
 /* Context index `owner` ended: its allocations are about to be dropped. */
 void vg_trace_context_gone(uint8_t owner);
-/* A violation, a device OOM, a budget OOM (`hit` for that one, else NULL).
- * No heap: on the OOM path. */
-void vg_trace_incident(int type, const struct vg_call *c, int result, const struct vg_budget_hit *hit);
+/* A violation, a device OOM, a budget OOM (`hit` for that one, else NULL),
+ * with the event's `stack` (0: none). No heap: on the OOM path. */
+void vg_trace_incident(int type, const struct vg_call *c, int result, const struct vg_budget_hit *hit,
+                       uint32_t stack);
 
 /* The first time the process reaches the driver: open the trace (when
  * VRAMGUARD_TRACE is set), write its start, start the writer. */

@@ -37,7 +37,7 @@ static void context(void)
     cuCtxSetCurrent(ctx);
 }
 
-static int basic(void)
+__attribute__((noinline)) static int basic(void) /* its name is the stacks' site */
 {
     CUdeviceptr w0 = 0, w1 = 0, kv = 0, managed = 0, huge = 0, tmp = 0;
     VRAMGUARD_PURPOSE_LABEL(VRAMGUARD_WEIGHTS, "w.0")

@@ -11,11 +11,15 @@ one "wrong: why" line per fact that fails.
                                               markers are on it, in their colours
 """
 import json
+import os
 import struct
 import sys
 import xml.etree.ElementTree as ET
 import zlib
 from html.parser import HTMLParser
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from vramguard_cli import sites  # noqa: E402  (the CLI's own naming of a report's sites)
 
 wrong = []
 
@@ -68,7 +72,9 @@ def expected(report_path):
             "violations": [(e["size"], e["kind"]) for e in rep["violations"]["recorded"]],
             "ooms": [e["size"] for e in rep["oom_events"]["recorded"]],
             "callers": sorted(e["caller"].rsplit("/", 1)[-1] for e in
-                              rep["violations"]["recorded"] + rep["oom_events"]["recorded"])}
+                              rep["violations"]["recorded"] + rep["oom_events"]["recorded"]),
+            "sites": sorted(sites.describe(e) or "" for e in
+                            rep["violations"]["recorded"] + rep["oom_events"]["recorded"])}
 
 
 def check_elements(els, want, svg_file=False):
@@ -92,14 +98,19 @@ def check_elements(els, want, svg_file=False):
     expect(ooms == sorted(want["ooms"]), "oom markers %r, OOM events %r" % (ooms, want["ooms"]))
     callers = sorted(m.get("data-caller") for m in markers)
     expect(callers == want["callers"], "markers' callers %r, the report's %r" % (callers, want["callers"]))
+    named = sorted(m.get("data-site") for m in markers)
+    expect(named == want["sites"] and all(named), "markers' sites %r, the report's %r" % (named, want["sites"]))
     peaks = [e[1] for e in els if e[0] == "g" and "peak" in classes(e)]
     expect(len(peaks) == 1 and int(peaks[0]["data-peak-bytes"]) == want["peak"], "peak mark %r" % peaks)
     rows = [int(e[1]["data-size"]) for e in els if "data-size" in e[1] and e[0] in ("tr", "text")]
+    where = [e[2] for e in els if e[0] in ("code", "text") and "via cudaMalloc" in e[2]]
+    expect(len(where) == len(rows) and all("demo_worker.c:" in w for w in where),
+           "the largest allocations' sites %r: each a function of the demo's own, with its line" % where)
     expect(rows and sum(rows) == want["peak"] and rows == sorted(rows, reverse=True),
            "largest alive at the peak %r: the demo's allocations, largest first, add up to the peak %d"
            % (rows, want["peak"]))
-    titles = [e for e in els if e[0] == "title" and "from demo_worker+0x" in e[2]]
-    expect(titles, "no hover detail names a caller")
+    titles = [e for e in els if e[0] == "title" and "at load_weights (" in e[2] and "caller demo_worker+0x" in e[2]]
+    expect(titles, "no hover detail names the site and the caller of an allocation")
     scripts = [e for e in els if e[0] == "script" and e[1].get("src")]
     links = [e for e in els if e[0] == "link" or (e[0] in ("img", "image") and not
                                                   (e[1].get("src") or e[1].get("href") or "").startswith("data:"))]

@@ -79,6 +79,14 @@ def basic(trace, report_path):
     got = kinds(s)
     expect(got["alloc"] == 5 and got["free"] == 4 and got["refusal"] == 1 and got["oom"] == 1,
            "event counts %r" % dict(got))
+    # a stack record after each allocation of 1 MiB or more that is not stream-ordered, each refusal and
+    # OOM: its site, named in a stacks frame, is the function that asked
+    stacked = [(tf.TYPE_NAMES[prev.type], prev.size) for prev, e in zip(ev, ev[1:]) if e.type == tf.STACK]
+    want = [("alloc", 8 * MiB), ("alloc", 8 * MiB), ("alloc", 16 * MiB), ("alloc", 2 * MiB), ("refusal", MiB),
+            ("oom", 2048 * MiB)]
+    expect(stacked == want, "stack records after %r, want %r" % (stacked, want))
+    sites = {(s.stacks.get(e.size) or {}).get("function") for e in ev if e.type == tf.STACK}
+    expect(sites == {"basic"}, "the stacks' sites name %r, want the function basic" % sites)
     allocs = [(e.size, tf.KINDS[e.kind], tf.PURPOSES[e.purpose], s.label(e.label)) for e in ev if e.type == tf.ALLOC]
     want = [(8 * MiB, "device", "weights", "w.0"), (8 * MiB, "device", "weights", "w.1"),
             (16 * MiB, "device", "kv_cache", None), (4 * MiB, "pool", "intermediate", None),
@@ -166,9 +174,11 @@ def flood(trace, report_path, max_bytes, pairs):
     end = s.end
     refusals = pairs // 1000
     expect(end["phase"] == "coalesced", "phase %r, want coalesced" % end["phase"])
-    total = end["events"] + end["markers_kept"] + end["folded"] + end["lost"]
-    expect(total == 2 * pairs + 2 + refusals, "written %d + kept %d + folded %d + lost %d = %d, want %d"
-           % (end["events"], end["markers_kept"], end["folded"], end["lost"], total, 2 * pairs + 2 + refusals))
+    stacks = sum(1 for e in s.events() if e.type == tf.STACK)   # not events: the stacks of the one before
+    total = end["events"] - stacks + end["markers_kept"] + end["folded"] + end["lost"]
+    expect(total == 2 * pairs + 2 + refusals, "written %d - %d stacks + kept %d + folded %d + lost %d = %d, want %d"
+           % (end["events"], stacks, end["markers_kept"], end["folded"], end["lost"], total,
+              2 * pairs + 2 + refusals))
     written = sum(1 for e in s.events() if e.type == tf.REFUSAL)
     kept = sum(1 for _, recs in s.coalesced for r in recs if r.type == tf.REFUSAL)
     expect(kept == end["markers_kept"] and 0 < kept <= 16 * len(s.coalesced),
