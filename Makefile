@@ -49,3 +49,5 @@ include scripts/layers.mk
 
 clean:
 	rm -rf $(BUILD)
+include tests/hardening/hardening.mk
+include tests/hardening/sanitize.mk

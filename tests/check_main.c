@@ -36,6 +36,7 @@ Suite *make_pools_suite(void);
 Suite *make_contexts_suite(void);
 Suite *make_who_suite(void);
 Suite *make_trace_suite(void);
+Suite *make_hardening_suite(void);
 
 const char *vg_test_build(void)
 {
@@ -161,6 +162,7 @@ static const struct {
     {"python", make_python_suite},     {"install", make_install_suite},   {"endpoint", make_endpoint_suite},
     {"census", make_census_suite},     {"layers", make_layers_suite},     {"who", make_who_suite},
     {"trace", make_trace_suite},
+    {"hardening", make_hardening_suite},
 };
 
 static double seconds_since(const struct timespec *t0)

@@ -154,6 +154,14 @@ static cudaError_t g_boot_err = cudaSuccess;
 static pthread_once_t g_boot_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A child forked while another thread held g_lock gets it unlocked. Only
+ * the child: the lock is held across a driver call (primary context
+ * retain), so taking it before fork could invert the order against the
+ * driver's own fork lock; what it guards stays consistent (g_primary[dev]
+ * is written by the driver under the driver's lock, which fork holds). */
+static void fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
+__attribute__((constructor)) static void fork_handlers(void) { pthread_atfork(NULL, NULL, fork_child); }
 static CUcontext g_primary[FAKERT_MAX_DEVICES]; /* retained once per device */
 
 static _Thread_local int tl_device;     /* cudaSetDevice */

@@ -87,7 +87,16 @@ FAKE_API CUresult CUDAAPI legacy_cuModuleGetGlobal(fake_deviceptr_v1 *dptr, unsi
  * cuGraphInstantiate_v2) leave the count to it: one call counts once.       */
 
 static unsigned long long g_driver_calls;
-#define FAKE_ENTRY() __atomic_fetch_add(&g_driver_calls, 1, __ATOMIC_RELAXED)
+/* ... and fails the call FAKECUDA_FAIL names (fault injection, below). */
+static int g_fault_specs;
+static int fault_hit(const char *fn, CUresult *rc);
+#define FAKE_ENTRY()                                                                                                   \
+    do {                                                                                                               \
+        __atomic_fetch_add(&g_driver_calls, 1, __ATOMIC_RELAXED);                                                      \
+        CUresult fault_rc_;                                                                                            \
+        if (g_fault_specs && fault_hit(__func__, &fault_rc_))                                                          \
+            return fault_rc_;                                                                                          \
+    } while (0)
 
 FAKE_API unsigned long long fakecuda_driver_calls(void);
 FAKE_API unsigned long long fakecuda_driver_calls(void) { return __atomic_load_n(&g_driver_calls, __ATOMIC_RELAXED); }
@@ -209,6 +218,86 @@ static void trace(const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Fault injection: FAKECUDA_FAIL=NAME:N[:CODE][,...] makes the Nth call (from
+ * 1) of entry point NAME return CODE (default 2, CUDA_ERROR_OUT_OF_MEMORY)
+ * without doing anything; N = 0 only counts the calls
+ * (fakecuda_fault_calls). NAME is the exported symbol (cuMemAlloc_v2,
+ * cuMemAllocAsync_ptsz, cuMemAlloc for the legacy one). Read at load.       */
+
+#define FAKE_FAULT_SPECS 32
+static struct fault_spec {
+    char name[64];
+    unsigned long long at;
+    unsigned long long calls; /* atomic */
+    CUresult code;
+} g_faults[FAKE_FAULT_SPECS];
+
+/* The exported name of the entry point whose C name is fn. */
+static const char *export_name(const char *fn) { return strncmp(fn, "legacy_", 7) == 0 ? fn + 7 : fn; }
+
+static int fault_hit(const char *fn, CUresult *rc)
+{
+    const char *name = export_name(fn);
+    for (int i = 0; i < g_fault_specs; i++) {
+        struct fault_spec *f = &g_faults[i];
+        if (strcmp(f->name, name) != 0)
+            continue;
+        unsigned long long n = __atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
+        if (n == f->at) {
+            *rc = f->code;
+            trace("fault %s call %llu -> %d", name, n, (int)f->code);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+__attribute__((constructor)) static void faults_init(void)
+{
+    const char *s = getenv("FAKECUDA_FAIL");
+    char spec[128];
+    while (s && *s) {
+        size_t n = strcspn(s, ",");
+        unsigned long long at, code = CUDA_ERROR_OUT_OF_MEMORY;
+        char name[64], *colon, *colon2;
+        int ok = n < sizeof spec && g_fault_specs < FAKE_FAULT_SPECS;
+        if (ok) {
+            memcpy(spec, s, n);
+            spec[n] = '\0';
+            colon = strchr(spec, ':');
+            ok = colon && colon != spec && (size_t)(colon - spec) < sizeof name;
+        }
+        if (ok) {
+            *colon = '\0';
+            memcpy(name, spec, (size_t)(colon - spec) + 1);
+            if ((colon2 = strchr(colon + 1, ':')))
+                *colon2 = '\0';
+            ok = parse_ull(colon + 1, &at) == 0 && (!colon2 || (parse_ull(colon2 + 1, &code) == 0 && code <= 999));
+        }
+        if (ok) {
+            struct fault_spec *f = &g_faults[g_fault_specs++];
+            snprintf(f->name, sizeof f->name, "%s", name);
+            f->at = at;
+            f->code = (CUresult)code;
+        } else {
+            warn_env("FAKECUDA_FAIL", s, "NAME:N[:CODE] entries, comma-separated, at most 32");
+            return;
+        }
+        s += n + (s[n] == ',');
+    }
+}
+
+/* Calls of NAME seen since load, when FAKECUDA_FAIL names it (else 0). */
+FAKE_API unsigned long long fakecuda_fault_calls(const char *name);
+FAKE_API unsigned long long fakecuda_fault_calls(const char *name)
+{
+    for (int i = 0; i < g_fault_specs; i++)
+        if (strcmp(g_faults[i].name, name) == 0)
+            return __atomic_load_n(&g_faults[i].calls, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Driver state: initialisation, primary contexts, per-thread context stack   */
 
 static volatile int g_inited; /* set by cuInit(0), under g_lock */
@@ -243,6 +332,14 @@ static _Thread_local struct fake_ctx *tl_stack[FAKE_CTX_STACK];
 static _Thread_local int tl_depth;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* fork() while another thread holds g_lock would leave the child's copy
+ * locked forever: hold it across fork, so the map is consistent in both
+ * processes, then release it in the parent and start the child afresh. */
+static void fork_prepare(void) { pthread_mutex_lock(&g_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&g_lock); }
+static void fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
+__attribute__((constructor)) static void fork_handlers(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
 static inline int inited(void)
 {
@@ -4777,6 +4874,20 @@ FAKE_API unsigned long long fakecuda_vmm_live_handles(void)
     pthread_mutex_lock(&g_lock);
     for (struct fake_phys *ph = g_phys; ph; ph = ph->next)
         n += ph->refs > 0;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+/* VRAM the fake holds on device dev: allocations, pool and graph reserves,
+ * VMM physical memory, arrays, module globals. What the shim's charged
+ * figure must equal. */
+FAKE_API unsigned long long fakecuda_charged_bytes(int dev);
+FAKE_API unsigned long long fakecuda_charged_bytes(int dev)
+{
+    if (dev < 0 || dev >= FAKE_MAX_DEVICES)
+        return 0;
+    pthread_mutex_lock(&g_lock);
+    unsigned long long n = g_charged[dev];
     pthread_mutex_unlock(&g_lock);
     return n;
 }
