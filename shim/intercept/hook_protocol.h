@@ -161,6 +161,10 @@ static inline void vg_alloc_done_owned(struct vg_call *c, int kind, CUresult r, 
 {
     if (__builtin_expect(r == CUDA_SUCCESS && ptr != 0, 1)) {
         uint32_t allowed = 0;
+        /* The device lookup failed, yet the driver granted VRAM: there is a
+         * context now, ask again (else the bytes would be charged nowhere). */
+        if (__builtin_expect(c->device < 0, 0) && vg_kind_is_vram(kind))
+            c->device = vg_current_device();
         if (__builtin_expect(c->allow_rule >= 0, 0))
             allowed = vg_call_allowed(c, kind, size);
         c->size = size;
