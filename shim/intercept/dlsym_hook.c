@@ -11,7 +11,12 @@
  * in place of the very function it forwards to (libcuda's, or the hook of an
  * interposer after the shim that replaces dlsym: real.h), never in place of
  * another library's definition of the name, which would skip that library
- * and go straight to the driver. */
+ * and go straight to the driver.
+ *
+ * Sanitizer runtimes (ASan, TSan) call dlsym while they initialise, before
+ * their shadow memory exists and before our constructor ran: the route is
+ * built without instrumentation (VG_NO_SANITIZE) and answers a name that is
+ * not cu* at once, touching nothing else of the shim. */
 #include "entry_table.h"
 #include "hook_protocol.h"
 #include "holes.h"
@@ -27,7 +32,7 @@ void *vg_dlsym_wrapped(void *handle, const char *name, void *caller) __attribute
 void *vg_dlsym_unknown_variant(void *handle, const char *name) __attribute__((visibility("hidden")));
 void *vg_dlsym_unavailable(void *handle, const char *name) __attribute__((visibility("hidden")));
 
-void *vg_dlsym_unavailable(void *handle, const char *name)
+VG_NO_SANITIZE void *vg_dlsym_unavailable(void *handle, const char *name)
 {
     (void)handle;
     (void)name;
@@ -114,11 +119,13 @@ void *vg_dlsym_unknown_variant(void *handle, const char *name)
     return found;
 }
 
-void *vg_dlsym_route(const char *name, void *handle, void *caller)
+VG_NO_SANITIZE void *vg_dlsym_route(const char *name, void *handle, void *caller)
 {
     void *next = vg_next_dlsym_fn();
     if (next == NULL)
         return (void *)vg_dlsym_unavailable;
+    if (name == NULL || name[0] != 'c' || name[1] != 'u')
+        return next;
     bool pseudo = handle == RTLD_DEFAULT || handle == RTLD_NEXT;
     if (vg_entry_by_symbol(name) < 0) {
         if (!pseudo && vg_entry_is_unknown_variant(name))

@@ -15,7 +15,7 @@ typedef void *(*dlsym_fn)(void *, const char *);
 
 static _Atomic(dlsym_fn) real_dlsym, next_dlsym;
 
-void *vg_real_dlsym_fn(void)
+VG_NO_SANITIZE void *vg_real_dlsym_fn(void)
 {
     dlsym_fn f = atomic_load_explicit(&real_dlsym, memory_order_acquire);
     if (f == NULL) {
@@ -35,7 +35,7 @@ void *vg_real_dlsym(void *handle, const char *name)
     return f ? f(handle, name) : NULL;
 }
 
-void *vg_next_dlsym_fn(void)
+VG_NO_SANITIZE void *vg_next_dlsym_fn(void)
 {
     dlsym_fn f = atomic_load_explicit(&next_dlsym, memory_order_acquire);
     if (f == NULL) {

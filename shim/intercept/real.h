@@ -23,6 +23,10 @@ void *vg_real_dlsym_fn(void); /* the pointer itself */
 void *vg_next_dlsym(void *handle, const char *name);
 void *vg_next_dlsym_fn(void); /* the pointer itself, for the trampoline */
 
+/* Code that a sanitizer runtime may reach through dlsym before its shadow
+ * memory exists: never instrumented, whatever the build's -fsanitize. */
+#define VG_NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
+
 /* The real libcuda.so.1: RTLD_NOLOAD first, plain dlopen as a fallback. NULL
  * if there is none. Lazy; never called from a constructor. */
 void *vg_driver_handle(void);
