@@ -82,7 +82,8 @@ static void unpack(const struct entry *e, struct vg_alloc *a)
     a->pool = entry_pool(e);
     a->owner = entry_owner(e);
     a->caller = e->caller;
-    a->api = e->api == INT32_MIN ? api_anchor : api_anchor + e->api;
+    /* integer arithmetic: api names are other objects than api_anchor */
+    a->api = e->api == INT32_MIN ? api_anchor : (const char *)((uintptr_t)api_anchor + (uintptr_t)(intptr_t)e->api);
     a->device = (e->meta & NO_DEVICE) ? -1 : (int16_t)cell_device(cell);
     a->kind = (uint8_t)cell_kind(cell);
     a->purpose = (uint8_t)(cell & 3);
