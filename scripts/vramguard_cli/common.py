@@ -27,6 +27,11 @@ def is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def list_or_empty(x):
+    """An optional list field of a report or journal: anything else reads as []."""
+    return x if isinstance(x, list) else []
+
+
 def human(n):
     """Bytes in binary units: 512 B, 1.5 KiB, 2.0 GiB."""
     if n is None:

@@ -7,7 +7,7 @@ import json
 import os
 import re
 
-from .common import is_int, plural
+from .common import is_int, list_or_empty, plural
 
 REPORT_SCHEMA = "vramguard.report/v1"
 REPORT_PATTERN = "vramguard.%p.json"
@@ -93,7 +93,7 @@ def load_report(path, proc):
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise Malformed("cannot read report: %s" % exc)
     if not isinstance(data, dict):
         raise Malformed("report is not a JSON object")
@@ -147,8 +147,8 @@ def load_report(path, proc):
     proc.leaks = [a for a in lallocs if isinstance(a, dict)]
     proc.devices = [d for d in data["devices"] if isinstance(d, dict)]
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    proc.allow = [r for r in config.get("allow") or [] if isinstance(r, str)]
-    proc.passthrough = [e.get("name") for e in data.get("passthrough_lookups") or []
+    proc.allow = [r for r in list_or_empty(config.get("allow")) if isinstance(r, str)]
+    proc.passthrough = [e.get("name") for e in list_or_empty(data.get("passthrough_lookups"))
                         if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
 
@@ -225,7 +225,7 @@ def apply_journal_line(run, line, lineno, last, visit):
         count = ev.get("count") if kind == "suppressed" else 1
         if not is_int(count) or count < 0:
             raise ValueError("a suppressed summary without a count")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         if last:            # last line without newline: cut short by a kill
             run.notes.append("ignored a truncated last journal line")
             return
