@@ -50,4 +50,5 @@ include scripts/layers.mk
 clean:
 	rm -rf $(BUILD)
 include tests/hardening/hardening.mk
+include tests/fuzz/fuzz.mk
 include tests/hardening/sanitize.mk
