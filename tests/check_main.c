@@ -148,6 +148,12 @@ int vg_test_count(const char *hay, const char *needle)
     return n;
 }
 
+int vg_test_sanitized(void)
+{
+    const char *s = getenv("VG_SANITIZE");
+    return s && strcmp(s, "1") == 0;
+}
+
 /* Every suite, in the order they run; `name` is the one its suite_create
  * gives (CK_RUN_SUITE=name runs that suite alone). */
 static const struct {

@@ -34,4 +34,9 @@ void vg_test_strip_pids(char *text);
 /* Occurrences of `needle` in `hay`. */
 int vg_test_count(const char *hay, const char *needle);
 
+/* True under make check-sanitize (VG_SANITIZE=1): the build is instrumented,
+ * so tests of what a sanitizer runtime changes by design (the shim's link
+ * dependencies, malloc interposition, installing the plain build) skip. */
+int vg_test_sanitized(void);
+
 #endif

@@ -290,6 +290,7 @@ static int importer(const char *self)
     pid_t pid;
     fflush(stdout);
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, env);
+    posix_spawn_file_actions_destroy(&fa);
     CHECK("spawn the exporter (without the shim)", rc == 0, "posix_spawn: %d", rc);
     if (rc != 0)
         return finish("prog_imports");

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
     pid_t pid;
     fflush(stdout);
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
     CHECK("spawn the importer", rc == 0, "posix_spawn: %d", rc);
     int status = 1;
     if (rc == 0)
