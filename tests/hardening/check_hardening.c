@@ -1,6 +1,6 @@
 /* Hardening suite (README "Hardening"): fork safety of the fake driver and
  * of the shim, fault injection swept over every failure position, scaled
- * down stress (make stress runs the full sizes). */
+ * down stress (make stress runs the full sizes: tests/hardening/stress.sh). */
 #include "../check_support.h"
 
 #include <check.h>
@@ -91,6 +91,36 @@ START_TEST(every_failure_position_keeps_the_table_equal_to_the_driver)
 }
 END_TEST
 
+/* make stress runs 16 x 1 000 000; here 16 x 20 000. */
+START_TEST(sixteen_threads_sync_and_vmm_exact)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    const char *argv[] = {prog("prog_vmm_threads"), "16", "20000", NULL};
+    const char *env[] = {"FAKECUDA_VRAM_BYTES=1099511627776", "VRAMGUARD_LOG=/dev/null", NULL};
+    struct out o = run_in(tmp, argv, env, 1);
+    ck_assert_msg(o.status == 0, "status %d\n%s", o.status, o.text);
+    ck_assert_int_eq(vg_test_count(o.text, ": device and VMM live bytes and counts exact"), 5);
+    ck_assert_int_eq(vg_test_count(o.text, ": charged VRAM equals the driver's"), 5);
+    ck_assert_int_eq(vg_test_count(o.text, "FAIL"), 0);
+    free(o.text);
+}
+END_TEST
+
+/* make stress kills 200 times; here 3. */
+START_TEST(sigkill_leaves_a_journal_the_cli_reads)
+{
+    char tmp[512], script[1024];
+    snprintf(tmp, sizeof(tmp), "%s", vg_test_tmpdir());
+    snprintf(script, sizeof(script), "%s/tests/hardening/kill_journal.sh", vg_test_root());
+    const char *argv[] = {"/bin/sh", script, vg_test_build(), "3", NULL};
+    struct out o = run_in(tmp, argv, NULL, 0);
+    ck_assert_msg(o.status == 0 && strstr(o.text, "killed 3 processes at random points: 3 journals read by the CLI"),
+                  "status %d\n%s", o.status, o.text);
+    free(o.text);
+}
+END_TEST
+
 Suite *make_hardening_suite(void);
 Suite *make_hardening_suite(void)
 {
@@ -100,6 +130,8 @@ Suite *make_hardening_suite(void)
     tcase_add_test(tc, fake_driver_survives_forks_while_threads_call_it);
     tcase_add_test(tc, shim_forks_while_threads_allocate_reports_per_process);
     tcase_add_test(tc, every_failure_position_keeps_the_table_equal_to_the_driver);
+    tcase_add_test(tc, sixteen_threads_sync_and_vmm_exact);
+    tcase_add_test(tc, sigkill_leaves_a_journal_the_cli_reads);
     suite_add_tcase(s, tc);
     return s;
 }
