@@ -85,7 +85,7 @@ def narrowest_rule(ev):
             shape = None
         if shape is not None:
             return shape
-    kind = ALLOWANCE_KIND.get(ev.get("kind"))
+    kind = ALLOWANCE_KIND.get(ev.get("kind")) if isinstance(ev.get("kind"), str) else None
     if kind is None:
         return None
     module = caller_module(ev.get("caller"))
