@@ -6,6 +6,7 @@
 #                         programs built with -fsanitize=thread in build-tsan/
 #                         run under the shim; fails on any finding. Findings
 #                         are logged to build-san/san-logs/ (one file each)
+#   make check-sanitize SAN_SUITES="table hardening"   only those Check suites
 #   make SANITIZE=address,undefined BUILD=build-san TARGET   any target, instrumented
 #
 # gcc's shared sanitizer runtimes. The shim's dlsym route stays
@@ -29,17 +30,23 @@ SAN_ENV := VG_SANITIZE=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan:log_exe_name=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0 \
 	TSAN_OPTIONS=log_path=$(SAN_LOGS)/tsan:log_exe_name=1
-TSAN_PROGS := prog_threads prog_stress prog_forks
+TSAN_PROGS := prog_threads prog_stress prog_vmm_threads prog_forks
 TSAN_RUN := LD_PRELOAD=$(CURDIR)/build-tsan/libvramguard.so LD_LIBRARY_PATH=build-tsan/fakecuda
+
+# SAN_SUITES="table hardening ...": only these Check suites (default: all).
+SAN_SUITES ?=
 
 .PHONY: check-sanitize
 check-sanitize:
 	rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
-	$(SAN_ENV) $(MAKE) BUILD=build-san SANITIZE=address,undefined check
+	@set -e; for suite in $(or $(SAN_SUITES),all); do \
+	  [ $$suite = all ] || export CK_RUN_SUITE=$$suite; \
+	  $(SAN_ENV) $(MAKE) BUILD=build-san SANITIZE=address,undefined check; done
 	$(MAKE) BUILD=build-tsan SANITIZE=thread build-tsan/libvramguard.so fakecuda $(addprefix build-tsan/tests/,$(TSAN_PROGS))
 	$(SAN_ENV) $(TSAN_RUN) build-tsan/tests/prog_threads >/dev/null 2>&1
-	$(SAN_ENV) $(TSAN_RUN) FAKECUDA_VRAM_BYTES=1099511627776 PROG_STRESS_OPS=200000 \
+	$(SAN_ENV) $(TSAN_RUN) FAKECUDA_VRAM_BYTES=1099511627776 \
 	  VRAMGUARD_LISTEN=unix:$(CURDIR)/build-tsan/stress.sock build-tsan/tests/prog_stress >/dev/null 2>&1
+	$(SAN_ENV) $(TSAN_RUN) FAKECUDA_VRAM_BYTES=1099511627776 build-tsan/tests/prog_vmm_threads 16 5000 >/dev/null 2>&1
 	$(SAN_ENV) $(TSAN_RUN) VRAMGUARD_LOG=/dev/null build-tsan/tests/prog_forks 10 4 60 >/dev/null 2>&1
 	@found=$$(grep -l -E 'ERROR: |runtime error|CHECK failed|WARNING: ThreadSanitizer' $(SAN_LOGS)/* 2>/dev/null); \
 	if [ -n "$$found" ]; then echo "check-sanitize: findings in:"; echo "$$found"; exit 1; fi; \

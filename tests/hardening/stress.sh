@@ -20,7 +20,7 @@ step() { # NAME COMMAND...: run, time, keep the output's last lines
     start=$(date +%s.%N)
     if env "$@" >"$tmp/out" 2>&1; then verdict=ok; else verdict=FAILED; fail=1; fi
     end=$(date +%s.%N)
-    printf '%s: %s in %.1f s\n' "$name" "$verdict" "$(echo "$end - $start" | bc)"
+    echo "$name: $verdict in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
     grep -E '^FAIL|failed checks|^stress: |threads x|forks [0-9]+ hung|reports ok|problems|killed [0-9]+' "$tmp/out" | head -20
 }
 
