@@ -50,4 +50,4 @@ check-sanitize:
 	$(SAN_ENV) $(TSAN_RUN) VRAMGUARD_LOG=/dev/null build-tsan/tests/prog_forks 10 4 60 >/dev/null 2>&1
 	@found=$$(grep -l -E 'ERROR: |runtime error|CHECK failed|WARNING: ThreadSanitizer' $(SAN_LOGS)/* 2>/dev/null); \
 	if [ -n "$$found" ]; then echo "check-sanitize: findings in:"; echo "$$found"; exit 1; fi; \
-	echo "check-sanitize: no sanitizer finding (ASan+UBSan: the Check suite; TSan: $(TSAN_PROGS))"
+	echo "check-sanitize: no sanitizer finding (ASan+UBSan: Check suites $(or $(SAN_SUITES),all); TSan: $(TSAN_PROGS))"
