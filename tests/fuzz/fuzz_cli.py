@@ -8,7 +8,8 @@ journals *.journal). Each execution writes one mutated report and its
 journal (byte-level mutations, or a JSON value replaced by one of another
 type, removed, or nested deeply) and reads them back. A crash is any
 exception that escapes; malformed input must be reported as such, never
-raise. Crashing inputs are kept in build-fuzz/cli-crashes/.
+raise, and none may take more than 10 s (a hang). Crashing inputs are kept
+in build-fuzz/cli-crashes/.
 
   fuzz_cli.py --corpus DIR --runs N [--jobs J] [--seed S]
   fuzz_cli.py --corpus DIR --replay     each committed input once, unchanged
@@ -23,6 +24,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -158,12 +160,24 @@ def execute(work, report, journal, journal_only=False):
     CLI.suggest(agg, out.write)
 
 
+SLOW_S = 10   # an execution slower than this counts as a crash (a hang)
+
+
+class Slow(Exception):
+    pass
+
+
+def too_slow(signum, frame):
+    raise Slow("one execution took more than %d s" % SLOW_S)
+
+
 def worker(args):
     corpus, runs, seed, crash_dir = args
     rng = random.Random(seed)
     reports, journals = read_corpus(corpus)
     work = tempfile.mkdtemp(prefix="vg-fuzz-cli.", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     crashes = 0
+    signal.signal(signal.SIGALRM, too_slow)
     try:
         for n in range(runs):
             report, journal = rng.choice(reports), rng.choice(journals)
@@ -174,9 +188,12 @@ def worker(args):
             if which > 0.35:
                 journal = mutate_journal(journal, rng)
             try:
+                signal.alarm(SLOW_S)
                 with contextlib.redirect_stderr(io.StringIO()):
                     execute(work, report, journal, journal_only=which > 0.9)
-            except Exception:   # noqa: BLE001 -- anything that escapes is a crash
+                signal.alarm(0)
+            except Exception:   # noqa: BLE001 -- anything that escapes is a crash, or a hang
+                signal.alarm(0)
                 crashes += 1
                 os.makedirs(crash_dir, exist_ok=True)
                 base = os.path.join(crash_dir, "crash-%d-%d" % (seed, n))
