@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fuzz the CLI's report and journal reader (scripts/vramguard: aggregate,
+"""Fuzz the CLI's report and journal reader (scripts/vramguard_cli: aggregate,
 then the summary, the Markdown summary and suggest, as `vramguard report`
 and `vramguard suggest` run them).
 
@@ -16,8 +16,6 @@ in build-fuzz/cli-crashes/.
 """
 import argparse
 import contextlib
-import importlib.machinery
-import importlib.util
 import io
 import json
 import multiprocessing
@@ -32,16 +30,9 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load_cli():
-    path = os.path.join(ROOT, "scripts", "vramguard")
-    loader = importlib.machinery.SourceFileLoader("vramguard_cli", path)
-    spec = importlib.util.spec_from_loader("vramguard_cli", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from vramguard_cli import reports, render, suggest   # noqa: E402  (the CLI's package)
 
-
-CLI = load_cli()
 
 ODD_VALUES = [None, True, False, 0, -1, 1, 2 ** 63, -(2 ** 63) - 1, 2 ** 70, 1.5, float("inf"), "", "x",
               "\u0000\u202e", [], {}, [None], {"": None}, "0x7e0000000000", "-1", " " * 3]
@@ -154,10 +145,10 @@ def execute(work, report, journal, journal_only=False):
             f.write(report)
         paths.append(rpath)
     out = io.StringIO()
-    agg = CLI.aggregate(paths, ["violation", "oom", "leak"])
-    CLI.print_summary(agg, out.write)
-    CLI.print_markdown(agg, out.write)
-    CLI.suggest(agg, out.write)
+    agg = reports.aggregate(paths, ["violation", "oom", "leak"])
+    render.print_summary(agg, out.write, purposes=True)
+    render.print_markdown(agg, out.write)
+    suggest.suggest(agg, out.write)
 
 
 SLOW_S = 10   # an execution slower than this counts as a crash (a hang)
@@ -180,6 +171,8 @@ def worker(args):
     signal.signal(signal.SIGALRM, too_slow)
     try:
         for n in range(runs):
+            if n and n % 250000 == 0:
+                print("fuzz_cli: job %d: %d executions, %d crashes" % (seed, n, crashes), flush=True)
             report, journal = rng.choice(reports), rng.choice(journals)
             which = rng.random()
             if which < 0.45:
