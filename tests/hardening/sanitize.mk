@@ -14,6 +14,8 @@
 # call dlsym before their shadow memory exists. A preloaded instrumented
 # shim precedes libasan in the library list, which ASan would refuse
 # (verify_asan_link_order=0): nothing the shim exports is intercepted.
+# allocator_may_return_null=1: tests of a host out-of-memory ask for more
+# than ASan's allocator serves, and expect NULL, as from glibc.
 ifneq ($(SANITIZE),)
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 SHIM_CFLAGS += $(SAN_FLAGS)
@@ -22,11 +24,15 @@ TEST_CFLAGS += $(SAN_FLAGS)
 FAKECUDA_CFLAGS += $(SAN_FLAGS)
 # The C++ program has its own compiler line.
 $(TEST_DIR)/prog_cxx: CXX := $(CXX) $(SAN_FLAGS)
+# Other interposers stand in for third-party libraries, not for code under
+# test: left uninstrumented (one replaces dlsym, which a sanitizer runtime
+# calls before its shadow memory exists).
+$(TEST_DIR)/libinterposer.so $(TEST_DIR)/libinterposer_dlsym.so: TEST_CFLAGS := $(filter-out $(SAN_FLAGS),$(TEST_CFLAGS))
 endif
 
 SAN_LOGS := $(CURDIR)/build-san/san-logs
 SAN_ENV := VG_SANITIZE=1 \
-	ASAN_OPTIONS=verify_asan_link_order=0:log_path=$(SAN_LOGS)/asan:log_exe_name=1:print_suppressions=0 \
+	ASAN_OPTIONS=verify_asan_link_order=0:allocator_may_return_null=1:log_path=$(SAN_LOGS)/asan:log_exe_name=1:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan:log_exe_name=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0 \
 	TSAN_OPTIONS=log_path=$(SAN_LOGS)/tsan:log_exe_name=1

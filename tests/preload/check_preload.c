@@ -1682,6 +1682,8 @@ START_TEST(composes_with_another_interposer)
     ck_assert_int_eq(vg_test_count(r.log, "dlsym(\"cuMemAlloc_v2\") resolves to "), 1);
     ck_assert_msg(strstr(r.log, "libinterposer.so, not to libcuda: handed out unchanged"), "%s", r.log);
 
+    if (vg_test_sanitized())
+        return; /* the stand-in's dlsym is called by ASan before it can answer */
     r = run_composed("dlsym", replaced);
     ASSERT_PASSED(r);
     ck_assert_int_eq(vg_test_count(r.out, "PASS dlsym(libcuda), answered by both: the interposer saw it 1 time(s)"), 1);
@@ -1715,6 +1717,8 @@ END_TEST
  * is not seen (README "Limits"). */
 START_TEST(dlvsym_and_dlmopen_limits)
 {
+    if (vg_test_sanitized())
+        return; /* a second namespace would start a second ASan runtime */
     struct run r = run_prog("prog_compose", NULL);
     ASSERT_PASSED(r);
     ck_assert_int_eq(vg_test_count(r.out, "PASS dlvsym("), 2);
