@@ -159,9 +159,12 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
  * the child: the lock is held across a driver call (primary context
  * retain), so taking it before fork could invert the order against the
  * driver's own fork lock; what it guards stays consistent (g_primary[dev]
- * is written by the driver under the driver's lock, which fork holds). */
+ * is written by the driver under the driver's lock, which fork holds).
+ * Registered by the bootstrap, not a constructor: the program's static
+ * copy keeps no code in .text.startup, which would put the runtime's
+ * object ahead of the program's own code (vramguard tells the runtime's
+ * frames by their object file). */
 static void fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
-__attribute__((constructor)) static void fork_handlers(void) { pthread_atfork(NULL, NULL, fork_child); }
 static CUcontext g_primary[FAKERT_MAX_DEVICES]; /* retained once per device */
 
 static _Thread_local int tl_device;     /* cudaSetDevice */
@@ -185,6 +188,7 @@ static void *fetch(const char *name, int version, unsigned flags, const char *ex
 
 static void bootstrap(void)
 {
+    pthread_atfork(NULL, NULL, fork_child);
     /* (1) */
     g_libcuda = dlopen("libcuda.so.1", RTLD_NOW);
     if (!g_libcuda) {
