@@ -28,6 +28,10 @@ $(TEST_DIR)/prog_cxx: CXX := $(CXX) $(SAN_FLAGS)
 # test: left uninstrumented (one replaces dlsym, which a sanitizer runtime
 # calls before its shadow memory exists).
 $(TEST_DIR)/libinterposer.so $(TEST_DIR)/libinterposer_dlsym.so: TEST_CFLAGS := $(filter-out $(SAN_FLAGS),$(TEST_CFLAGS))
+# The static fake cudart too: ASan's per-object constructor (.text.startup)
+# would put the runtime's object ahead of the program's code, and the shim
+# tells the static runtime's frames by their object file.
+$(FAKECUDA_DIR)/fake_cudart_static.o: FAKECUDA_CFLAGS := $(filter-out $(SAN_FLAGS),$(FAKECUDA_CFLAGS))
 endif
 
 SAN_LOGS := $(CURDIR)/build-san/san-logs
