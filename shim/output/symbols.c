@@ -295,8 +295,12 @@ static bool name_frame(struct vg_symbols *s, const void *pc, struct vg_frame *ou
         out->offset = a - sym->st_value;
         break;
     }
-    out->runtime = f->runtime_module || (out->function && vg_symbols_runtime_name(out->function)) ||
-                   in_runtime_object(f, a);
+    /* A named function is judged by its name: the program's objects hold
+     * local __cuda* helpers of nvcc's (link.stub, host_runtime.h), and
+     * cudart's objects have code on both sides of main (.text.unlikely,
+     * .text.startup), so an object's range would swallow main. */
+    out->runtime = f->runtime_module ||
+                   (out->function ? vg_symbols_runtime_name(out->function) : in_runtime_object(f, a));
     return true;
 }
 

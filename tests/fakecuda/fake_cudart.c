@@ -25,6 +25,16 @@
 
 #ifdef FAKECUDART_STATIC
 #define FAKERT_API /* hidden: -fvisibility=hidden */
+/* CUDA 13's libcudart_static.a names every internal function
+ * libcudart_static_<sha1> (nm: 1 703 functions, cudaXxx or that); so do
+ * ours, readable. The shim tells cudart's frames by these names. */
+#define fork_child libcudart_static_fork_child
+#define fetch libcudart_static_fetch
+#define bootstrap libcudart_static_bootstrap
+#define fail libcudart_static_fail
+#define enter libcudart_static_enter
+#define channel_format libcudart_static_channel_format
+#define array_3d libcudart_static_array_3d
 #else
 #define FAKERT_API __attribute__((visibility("default")))
 #endif

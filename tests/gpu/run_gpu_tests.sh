@@ -306,6 +306,30 @@ if python3 -c 'import jax' 2>/dev/null; then
     row "  budget jax" INFO "$(grep -m1 '^ROW' "$OUTF" | sed 's/^ROW //')"
 fi
 
+# Issue 10: who and when on real CUDA. The OOM breakdown of the static-cudart
+# prog_oom names its own main, not cudaMalloc inside the static runtime; a
+# PyTorch run with --trace draws a timeline; the default stacks
+# (VRAMGUARD_BACKTRACE=large) name the sites of PyTorch's large allocations.
+OOMLOG=$LOGS/oom.log
+if grep -q 'from main+0x\|from main (' "$OOMLOG" && ! grep -q 'from cudaMalloc\|from libcudart_static' "$OOMLOG"; then
+    row who_static_cudart_site PASS "$(grep -m1 -o 'cuMemAlloc_v2 from main[^,;]*' "$OOMLOG")"
+else
+    row who_static_cudart_site FAIL "$(grep -m1 -o 'cuMemAlloc_v2 from [^,;]*' "$OOMLOG")"
+fi
+if python3 -c 'import torch' 2>/dev/null; then
+    rm -rf "$LOGS/trace_torch"
+    timeout -k 5 300 env VRAMGUARD_LIBRARY="$SHIM" PYTHONUNBUFFERED=1 "$CLI" run --allow pinned \
+        --trace "$LOGS/trace_torch.vgt" --report-dir "$LOGS/trace_torch" \
+        -- python3 "$ROOT/tests/gpu/torch_check.py" pinned >"$LOGS/trace_torch.out" 2>&1
+    st=$?
+    "$CLI" timeline "$LOGS/trace_torch.vgt" -o "$LOGS/trace_torch.svg" >"$LOGS/timeline.out" 2>&1
+    tl=$?
+    row trace_torch_timeline "$([ $st = 0 ] && [ $tl = 0 ] && [ -s "$LOGS/trace_torch.svg" ] && echo PASS || echo FAIL)" \
+        "run exit $st, timeline exit $tl; trace $(stat -c %s "$LOGS/trace_torch.vgt" 2>/dev/null) B, svg $(stat -c %s "$LOGS/trace_torch.svg" 2>/dev/null) B"
+    "$CLI" report "$LOGS/trace_torch" >"$LOGS/trace_torch.report.txt" 2>&1
+    row "  torch sites (default stacks)" INFO "$(grep -m2 -o ' from [^ ]*' "$LOGS/trace_torch.report.txt" | tr '\n' ';')"
+fi
+
 echo
 echo "== vramguard GPU results ($(cat "$LOGS/card.txt"))"
 printf '%s\n' "${ROWS[@]}"

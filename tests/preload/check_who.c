@@ -127,6 +127,15 @@ __attribute__((noinline)) static void *here(void)
     return __builtin_return_address(0);
 }
 
+/* Beside the program's own functions, as nvcc puts them: crt/host_runtime.h
+ * and nvcc's link.stub define local __cudaUnregisterBinaryUtil & co. in the
+ * program's objects. On the H200 (run 15) that made main "cudart's code"
+ * and every site of a static-cudart program libc's __libc_start_call_main. */
+__attribute__((noinline, used)) static void __cudaUnregisterBinaryUtilLike(void)
+{
+    __asm__ volatile("");
+}
+
 __attribute__((noinline)) static void *a_function_of_ours(void)
 {
     void *pc = here();
@@ -323,8 +332,8 @@ START_TEST(stripped_binary_says_no_symbols)
 END_TEST
 
 /* The static (fake) cudart: each allocation names its own function,
- * including through an internal function of cudart's with no cuda* name
- * (cudaMallocArray); the 64 KiB one and the stream-ordered one (a pool's
+ * including through an internal function of cudart's (cudaMallocArray's
+ * libcudart_static_array_3d, named as CUDA 13 names them); the 64 KiB one and the stream-ordered one (a pool's
  * cache serves those in about the time of a stack walk) have no stack by
  * default (their caller, cudart's function, is named as what it is);
  * VRAMGUARD_BACKTRACE=1 gives them their site, 0 takes every stack away; a
