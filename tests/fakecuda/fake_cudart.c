@@ -19,6 +19,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -98,6 +99,7 @@ static struct {
     CUresult (*ipcCloseMemHandle)(CUdeviceptr);
     CUresult (*primaryCtxReset)(CUdevice);
     CUresult (*primaryCtxRelease)(CUdevice);
+    CUresult (*ctxGetCurrent)(CUcontext *);
 } d;
 
 /* Bootstrap lookups after cuInit, in the order the real cudart performs them.
@@ -154,6 +156,7 @@ static const struct fetch_row {
     F("cuIpcCloseMemHandle", 4010, 0, ipcCloseMemHandle, "cuIpcCloseMemHandle"),
     F("cuDevicePrimaryCtxReset", 11000, 0, primaryCtxReset, "cuDevicePrimaryCtxReset_v2"),
     F("cuDevicePrimaryCtxRelease", 11000, 0, primaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+    F("cuCtxGetCurrent", 4000, 0, ctxGetCurrent, "cuCtxGetCurrent"),
 #undef F
 };
 
@@ -194,6 +197,16 @@ static void *fetch(const char *name, int version, unsigned flags, const char *ex
         p = dlsym(g_libcuda, export_name);
     }
     return p;
+}
+
+/* A context the program made current through the driver API: the runtime
+ * uses it rather than the primary one (CUDA's runtime/driver interop), even
+ * one destroyed while below another on the thread's stack (its calls then
+ * answer cudaErrorContextIsDestroyed, as on an H200). */
+static bool driver_context_current(void)
+{
+    CUcontext cur = NULL;
+    return d.ctxGetCurrent && d.ctxGetCurrent(&cur) == CUDA_SUCCESS && cur != NULL;
 }
 
 static void bootstrap(void)
@@ -246,7 +259,7 @@ static void bootstrap(void)
         g_boot_err = (cudaError_t)res;
         return;
     }
-    if (d.ctxSetCurrent(g_primary[0]) == CUDA_SUCCESS)
+    if (driver_context_current() || d.ctxSetCurrent(g_primary[0]) == CUDA_SUCCESS)
         tl_bound = 0;
 }
 
@@ -266,6 +279,11 @@ static cudaError_t enter(void)
     int dev = tl_device;
     if (tl_bound == dev && tl_resets == __atomic_load_n(&g_resets, __ATOMIC_ACQUIRE))
         return cudaSuccess;
+    if (tl_bound == -1 && driver_context_current()) { /* this thread's first runtime call */
+        tl_bound = dev;
+        tl_resets = __atomic_load_n(&g_resets, __ATOMIC_ACQUIRE);
+        return cudaSuccess;
+    }
     CUresult res = CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
     if (!g_primary[dev])
@@ -761,6 +779,7 @@ FAKERT_API cudaError_t CUDARTAPI cudaSetDevice(int device)
     if (device < 0 || device >= n || device >= FAKERT_MAX_DEVICES)
         return fail(cudaErrorInvalidDevice);
     tl_device = device;
+    tl_bound = -2; /* CUDA 12+: the device's primary context made current, whatever was */
     ENTER();
     return cudaSuccess;
 }

@@ -874,6 +874,8 @@ static CUresult stream_dev_locked(CUstream h, int *dev, struct fake_stream **ps)
         struct fake_ctx *c = cur_ctx();
         if (!c)
             return CUDA_ERROR_INVALID_CONTEXT;
+        if (__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE))
+            return CUDA_ERROR_CONTEXT_IS_DESTROYED; /* a null stream of an ended context (H200: cudaMallocAsync fails) */
         *dev = c->device;
         return CUDA_SUCCESS;
     }

@@ -327,7 +327,7 @@ if python3 -c 'import torch' 2>/dev/null; then
     row trace_torch_timeline "$([ $st = 0 ] && [ $tl = 0 ] && [ -s "$LOGS/trace_torch.svg" ] && echo PASS || echo FAIL)" \
         "run exit $st, timeline exit $tl; trace $(stat -c %s "$LOGS/trace_torch.vgt" 2>/dev/null) B, svg $(stat -c %s "$LOGS/trace_torch.svg" 2>/dev/null) B"
     "$CLI" report "$LOGS/trace_torch" >"$LOGS/trace_torch.report.txt" 2>&1
-    row "  torch sites (default stacks)" INFO "$(grep -m2 -o ' from [^ ]*' "$LOGS/trace_torch.report.txt" | tr '\n' ';')"
+    row "  torch sites (default stacks)" INFO "$(cat "$LOGS"/trace_torch/*.json | grep -o '"site": {"function": "[^"]*", "offset": [0-9]*, "module": "[^"]*/' | sed 's/"site": {"function": //; s/, "offset": /+/; s/, "module": "/ in /' | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 fi
 
 echo

@@ -216,9 +216,26 @@ int main(void)
           kind_live(VRAMGUARD_KIND_VMM) == 0, "pool %llu vmm %llu", kind_live(VRAMGUARD_KIND_POOL),
           kind_live(VRAMGUARD_KIND_VMM));
     cuCtxPopCurrent(NULL);
+    /* cuCtxDestroy popped the created context only where it was on top: here
+     * it stays current under the observer, and the runtime uses a context
+     * made current through the driver (H200, run 15: D's cudaMalloc failed). */
+    CUcontext cur = NULL;
+    cuCtxGetCurrent(&cur);
+    void *probe = NULL;
+    cudaError_t in_dead = cudaMalloc(&probe, 1 * MiB);
+    cudaGetLastError();
+    printf("note: C: after popping the observer the current context is %s; cudaMalloc there answers %d (%s)\n",
+           cur == created ? "the destroyed one" : cur == NULL ? "none" : "another", (int)in_dead,
+           cudaGetErrorName(in_dead));
+    CHECK("C: the destroyed context is still current below the observer, and the runtime's calls fail in it",
+          cur == created && in_dead != cudaSuccess && probe == NULL, "current %p (created %p), cudaMalloc %d", (void *)cur,
+          (void *)created, (int)in_dead);
+    CHECK("C: popping it", cuCtxPopCurrent(NULL) == CUDA_SUCCESS, "failed");
 
     /* ---- D: cudaDeviceReset through the runtime -------------------------------- */
     void *rt = NULL, *rt_async = NULL;
+    CHECK("D: cudaSetDevice(0): the primary context current (the observer was)", cudaSetDevice(0) == cudaSuccess &&
+          cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur != observer && cur != NULL, "current %p", (void *)cur);
     CHECK("D: cudaMalloc(32 MiB)", cudaMalloc(&rt, 32 * MiB) == cudaSuccess, "failed");
     CHECK("D: cudaMallocAsync(4 MiB)", cudaMallocAsync(&rt_async, 4 * MiB, 0) == cudaSuccess, "failed");
     cudaStreamSynchronize(0);
