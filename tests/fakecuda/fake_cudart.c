@@ -265,6 +265,8 @@ static void bootstrap(void)
 
 static inline cudaError_t fail(cudaError_t e)
 {
+    if ((int)e == CUDA_ERROR_CONTEXT_IS_DESTROYED)
+        e = cudaErrorDeviceUninitialized; /* H200 (run 16): cudaMalloc in a destroyed current context answers 201 */
     if (e != cudaSuccess)
         tl_last_error = e;
     return e;

@@ -60,4 +60,11 @@ for c in $CASES; do
         "$(awk -v r="$ratio" 'BEGIN {if (r != "") printf "%.3f", r}')" "<=$tgt" "$v"
 done
 echo "   (ratio: with / without in the same round; $(wc -l <"$TMP/async4k.ratio" 2>/dev/null || echo 0) rounds complete)"
+# Every round's figures, in round order: a spread or a bimodal case shows here.
+for c in $CASES; do
+    for f in 0 1 ratio; do
+        printf '   %-10s %-7s %s\n' "$c" "$( [ $f = 0 ] && echo without || { [ $f = 1 ] && echo with || echo ratio; })" \
+            "$(awk '{printf "%s%.4g", (NR > 1 ? " " : ""), $1}' "$TMP/$c.$f" 2>/dev/null)"
+    done
+done
 exit $FAILED
