@@ -127,6 +127,7 @@ def load_report(path, proc):
     lbytes = need_count(live, "bytes", "live_at_exit")
     lallocs = need(live, "allocations", "list", "live_at_exit")
     summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    unknown = need(summary, "unknown", "list", "summary") if "unknown" in summary else []
     # all checks passed: fill in
     proc.pid, proc.exe, proc.started = pid, exe, started
     proc.has_report = True
@@ -141,7 +142,7 @@ def load_report(path, proc):
         proc.unknown["leak"] = ("the shim could not track %s (out of host memory)"
                                 % (plural(untracked, "allocation") if is_int(untracked) and untracked > 0
                                    else "every allocation"))
-    for cond in summary.get("unknown") or []:
+    for cond in unknown:
         if isinstance(cond, str) and cond not in proc.unknown:
             proc.unknown[cond] = "not measured (the report says unknown)"
     proc.leaks = [a for a in lallocs if isinstance(a, dict)]
