@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-enum { DEPOT = 8192, /* ids fit the table entry's 13 bits */ OWN_MAX = 8 /* of our own frames, at most */ };
+enum { DEPOT = 8192 /* ids fit the table entry's 13 bits */ };
 
 struct stack {
     uint64_t hash;
@@ -28,8 +28,8 @@ _Atomic uint64_t vg_stack_min_size = UINT64_MAX, vg_stack_min_size_stream_ordere
 /* The shim's own code: leading frames in it are skipped. How many there are
  * depends on where the stack is taken (a wrapper, a refusal, an OOM) and on
  * inlining, so they are told by address, not counted. Unknown (the shim
- * linked into the program itself, as the unit tests do): only our own
- * frame is skipped. */
+ * linked into the program itself, as the unit tests do): none is (the
+ * first frame is the function that captured, inlining vg_stack_capture). */
 static uintptr_t own_lo, own_hi;
 
 void vg_stacks_enable(enum vg_backtrace mode)
@@ -39,7 +39,7 @@ void vg_stacks_enable(enum vg_backtrace mode)
     void *prime[2];
     backtrace(prime, 2); /* loads libgcc_s now, not in an allocation */
     struct vg_module m;
-    if (vg_module_of((void *)vg_stack_capture, &m) && !m.is_main) {
+    if (vg_module_of((void *)vg_stack_intern, &m) && !m.is_main) {
         own_lo = m.lo;
         own_hi = m.hi;
     }
@@ -49,12 +49,9 @@ void vg_stacks_enable(enum vg_backtrace mode)
     vg_process_slow_set(VG_SLOW_STACKS, mode == VG_BACKTRACE_ALL);
 }
 
-uint32_t vg_stack_capture(void)
+uint32_t vg_stack_intern(void **raw, int got)
 {
-    if (!vg_stacks_enabled())
-        return 0;
-    void *raw[VG_STACK_FRAMES + OWN_MAX];
-    int got = backtrace(raw, VG_STACK_FRAMES + OWN_MAX), skip = 1;
+    int skip = 0;
     while (skip < got && (uintptr_t)raw[skip] >= own_lo && (uintptr_t)raw[skip] < own_hi)
         skip++;
     int n = got - skip < VG_STACK_FRAMES ? got - skip : VG_STACK_FRAMES;

@@ -479,6 +479,30 @@ void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx)
     visit_slot(device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5, fn, ctx);
 }
 
+void vg_table_glance_device(int device, vg_table_glancer fn, void *ctx)
+{
+    int slot = device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5;
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *s = &shards[i];
+        shard_lock(s);
+        for (uint32_t n = 0; n < s->cap; n++) {
+            const struct entry *e = &s->slots[n];
+            uint32_t cell = e->meta & 511;
+            if (e->ptr == 0 || (slot >= 0 && cell_device(cell) != (uint32_t)slot))
+                continue;
+            struct vg_table_glance g = {e->ptr, entry_size(e), e->caller, (e->meta & NO_DEVICE) ? -1 : (int)cell_device(cell),
+                                        (uint8_t)cell_kind(cell), (uint8_t)(cell & 3), e};
+            fn(&g, ctx);
+        }
+        shard_unlock(s);
+    }
+}
+
+void vg_table_glance_unpack(const struct vg_table_glance *g, struct vg_alloc *out)
+{
+    unpack(g->raw, out);
+}
+
 struct largest {
     struct vg_alloc *out;
     int max, n, device;
@@ -604,19 +628,9 @@ static int remove_where(bool (*match)(const struct entry *, unsigned), unsigned 
     return removed;
 }
 
-static bool in_pool(const struct entry *e, unsigned pool)
-{
-    return entry_pool(e) == pool;
-}
-
 static bool owned_by(const struct entry *e, unsigned owner)
 {
     return entry_owner(e) == owner;
-}
-
-int vg_table_remove_pool(uint16_t pool)
-{
-    return pool == 0 || pool > 255 ? 0 : remove_where(in_pool, pool, NULL);
 }
 
 int vg_table_remove_owner(uint8_t owner, uint64_t *bytes)

@@ -77,11 +77,21 @@ void vg_table_visit(vg_table_visitor fn, void *ctx);
  * before they are unpacked); `fn` may still see another device's entry
  * when device >= VG_MAX_DEVICES - 1 and must filter on a->device. */
 void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx);
+/* The same walk for the OOM breakdown, which runs inside the failing call
+ * at any live count: each entry glanced at (size, caller, device, kind,
+ * purpose: a few shifts), vg_table_glance_unpack for the few it keeps. */
+struct vg_table_glance {
+    uintptr_t ptr;
+    uint64_t size;
+    void *caller;
+    int device; /* -1: none */
+    uint8_t kind, purpose;
+    const void *raw; /* the table's entry, valid during the call only */
+};
+typedef void (*vg_table_glancer)(const struct vg_table_glance *g, void *ctx);
+void vg_table_glance_device(int device, vg_table_glancer fn, void *ctx);
+void vg_table_glance_unpack(const struct vg_table_glance *g, struct vg_alloc *out);
 
-/* Forget every entry of pool `pool` (not for cuMemPoolDestroy, whose live
- * allocations stay valid until freed; nor for a destroyed context: pool
- * memory belongs to no context). Returns how many were removed. */
-int vg_table_remove_pool(uint16_t pool);
 /* Forget every entry owned by context index `owner` (contexts.h, not 0),
  * counted as freed: the driver freed them when it destroyed that context.
  * Returns how many were removed, *bytes (may be NULL) their size. */

@@ -110,29 +110,34 @@ static struct vg_site *site_of(struct vg_sites *s, int device, void *caller)
 
 /* ---- the pass ------------------------------------------------------------------ */
 
-static inline void add_untagged(struct vg_sites *s, const struct vg_alloc *a)
+static inline void add_untagged(struct vg_sites *s, int device, int kind, int purpose, void *caller, uint64_t size)
 {
-    if (a->purpose == VG_PURPOSE_UNKNOWN && vg_kind_is_vram(a->kind)) {
-        struct vg_site *x = site_of(s, a->device, a->caller);
+    if (purpose == VG_PURPOSE_UNKNOWN && vg_kind_is_vram(kind)) {
+        struct vg_site *x = site_of(s, device, caller);
         if (x) {
-            x->bytes += a->size;
+            x->bytes += size;
             x->count++;
         }
     }
 }
 
 /* The OOM breakdown's pass (one device, its largest, its call sites): the
- * one that runs inside the failing call, so without a branch it does not
- * need. */
-static void visit_device(const struct vg_alloc *a, void *ctx)
+ * one that runs inside the failing call, so it glances at each entry and
+ * unpacks only one that may join the largest. */
+static void glance_device(const struct vg_table_glance *g, void *ctx)
 {
     struct vg_census *c = ctx;
-    if (a->device != c->device)
+    if (g->device != c->device)
         return;
     c->count++;
-    c->bytes += a->size;
-    top_add(c->top, a);
-    add_untagged(c->sites, a);
+    c->bytes += g->size;
+    struct vg_top *t = c->top;
+    if (t->n < t->max || g->size > t->e[0].size || (g->size == t->e[0].size && g->ptr < t->e[0].ptr)) {
+        struct vg_alloc a;
+        vg_table_glance_unpack(g, &a);
+        top_add(t, &a);
+    }
+    add_untagged(c->sites, g->device, g->kind, g->purpose, g->caller, g->size);
 }
 
 static void visit(const struct vg_alloc *a, void *ctx)
@@ -148,7 +153,7 @@ static void visit(const struct vg_alloc *a, void *ctx)
     if (c->top_by_device && slot)
         top_add(&c->top_by_device[a->device], a);
     if (c->sites && slot)
-        add_untagged(c->sites, a);
+        add_untagged(c->sites, a->device, a->kind, a->purpose, a->caller, a->size);
 }
 
 void vg_census_take(struct vg_census *c)
@@ -156,7 +161,7 @@ void vg_census_take(struct vg_census *c)
     c->count = c->bytes = 0;
     bool one_device = c->device >= 0 && c->device < VG_MAX_DEVICES;
     if (one_device && c->top && c->sites && !c->top_by_device)
-        vg_table_visit_device(c->device, visit_device, c);
+        vg_table_glance_device(c->device, glance_device, c);
     else if (one_device)
         vg_table_visit_device(c->device, visit, c);
     else

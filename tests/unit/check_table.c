@@ -521,6 +521,7 @@ START_TEST(test_random_against_reference)
             struct vg_alloc a = mk(p, 1 + (uint64_t)(rand() % 100000), 0, rand() % 2 ? VG_KIND_DEVICE : VG_KIND_POOL,
                                    rand() % VG_PURPOSE_COUNT);
             a.pool = a.kind == VG_KIND_POOL ? (uint16_t)(1 + rand() % 3) : 0;
+            a.owner = (uint8_t)(1 + rand() % 3);
             ck_assert(vg_table_insert(&a));
             if (i >= 0)
                 ref[i] = a; /* reused address: replaced */
@@ -538,10 +539,10 @@ START_TEST(test_random_against_reference)
                 ref[i] = ref[--ref_n];
             }
         } else if (rand() % 50 == 0) {
-            uint16_t pool = (uint16_t)(1 + rand() % 3);
-            int removed = vg_table_remove_pool(pool), expected = 0;
+            uint8_t owner = (uint8_t)(1 + rand() % 3); /* a context that ended */
+            int removed = vg_table_remove_owner(owner, NULL), expected = 0;
             for (int k = 0; k < ref_n;)
-                if (ref[k].pool == pool) {
+                if (ref[k].owner == owner) {
                     ref[k] = ref[--ref_n];
                     expected++;
                 } else {
