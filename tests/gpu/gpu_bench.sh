@@ -1,10 +1,11 @@
 #!/bin/bash
 # gpu_bench.sh [BUILD_DIR]: `make gpu-bench`, the shim's cost on a real GPU.
-# ROUNDS rounds (default 12); each runs every case of BUILD_DIR/gpu/gpu_bench
-# (tests/gpu/gpu_bench.c) once without and once with LD_PRELOAD of the shim,
-# one process per measurement, alternating which goes first. Per case: the
-# median ns per pair without and with, and the median of the per-round
-# ratios with/without, against its target. About 70 s on an H200 (12 rounds).
+# ROUNDS rounds (default 12), after a warm-up round; each runs every case of
+# BUILD_DIR/gpu/gpu_bench (tests/gpu/gpu_bench.c) twice without and twice
+# with LD_PRELOAD of the shim (A B B A, alternating which goes first), one
+# process per measurement. Per case: the median ns per pair without and
+# with, and the median of the per-round ratios with/without, against its
+# target; then every round's figures. About 150 s on an H200 (12 rounds).
 # Exit 0 when every measurement ran (a missed target does not fail it).
 set -u
 B=$(cd "${1:-build}" && pwd)
@@ -31,17 +32,25 @@ one() {
 }
 
 FAILED=0
+# A warm-up round, not counted: a fresh machine's first processes ran up to
+# twice as slow (run 17: the async case's first rounds near 1.2 us, the later
+# ones near 0.6 us).
+for c in $CASES; do one "$c" 0 >/dev/null; one "$c" 1 >/dev/null; done
+# Each round runs A B B A (or B A A B) and takes the mean of each side's
+# two processes: a drift that is linear over the round cancels.
 for r in $(seq "$ROUNDS"); do
     for c in $CASES; do
-        if [ $((r % 2)) = 1 ]; then order="0 1"; else order="1 0"; fi
+        if [ $((r % 2)) = 1 ]; then order="0 1 1 0"; else order="1 0 0 1"; fi
+        unset "R_${c}_0" "R_${c}_1"
         for w in $order; do
             v=$(one "$c" "$w") || { FAILED=1; continue; }
-            echo "$v" >>"$TMP/$c.$w"
-            eval "R_${c}_$w=$v"
+            eval "R_${c}_$w=\"\${R_${c}_$w:-} $v\""
         done
-        b=$(eval echo "\${R_${c}_0:-}"); s=$(eval echo "\${R_${c}_1:-}")
+        b=$(eval echo "\${R_${c}_0:-}" | awk 'NF == 2 {print ($1 + $2) / 2}')
+        s=$(eval echo "\${R_${c}_1:-}" | awk 'NF == 2 {print ($1 + $2) / 2}')
+        [ -n "$b" ] && echo "$b" >>"$TMP/$c.0"
+        [ -n "$s" ] && echo "$s" >>"$TMP/$c.1"
         [ -n "$b" ] && [ -n "$s" ] && awk -v b="$b" -v s="$s" 'BEGIN {print s / b}' >>"$TMP/$c.ratio"
-        unset "R_${c}_0" "R_${c}_1"
     done
 done
 
