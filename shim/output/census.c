@@ -132,7 +132,8 @@ static void glance_device(const struct vg_table_glance *g, void *ctx)
     c->count++;
     c->bytes += g->size;
     struct vg_top *t = c->top;
-    if (t->n < t->max || g->size > t->e[0].size || (g->size == t->e[0].size && g->ptr < t->e[0].ptr)) {
+    if (t->n < t->max ||
+        (t->max > 0 && (g->size > t->e[0].size || (g->size == t->e[0].size && g->ptr < t->e[0].ptr)))) {
         struct vg_alloc a;
         vg_table_glance_unpack(g, &a);
         top_add(t, &a);

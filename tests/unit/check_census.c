@@ -111,6 +111,42 @@ START_TEST(test_top_of_one_device_and_per_device)
 }
 END_TEST
 
+/* The OOM breakdown's pass (one device, its largest and its call sites at
+ * once): it glances at each entry and unpacks only those that may join the
+ * largest, ties included (equal sizes by address). */
+START_TEST(test_breakdown_pass_of_one_device)
+{
+    fill();
+    static struct vg_alloc storage[1000];
+    static struct vg_sites by_site;
+    int ks[] = {0, 1, 10, 1000};
+    for (int d = 0; d < 3; d++)
+        for (int i = 0; i < 4; i++) {
+            struct vg_top t;
+            vg_top_init(&t, storage, ks[i]);
+            vg_sites_init(&by_site, 1);
+            struct vg_census c = {.device = d, .top = &t, .sites = &by_site};
+            vg_census_take(&c);
+            assert_top(&t, d, ks[i]);
+            uint64_t count = 0, bytes = 0, untagged = 0, in_sites = 0;
+            for (int j = 0; j < N; j++)
+                if (all[j].device == d) {
+                    count++;
+                    bytes += all[j].size;
+                    untagged += all[j].purpose == VG_PURPOSE_UNKNOWN ? all[j].size : 0;
+                }
+            for (int j = 0; j < by_site.n; j++) {
+                ck_assert_int_eq(by_site.site[j].device, d);
+                in_sites += by_site.site[j].bytes;
+            }
+            ck_assert_uint_eq(c.count, count);
+            ck_assert_uint_eq(c.bytes, bytes);
+            ck_assert_uint_eq(in_sites, untagged);
+            ck_assert_int_eq(by_site.n, 7); /* the seven callers of fill() */
+        }
+}
+END_TEST
+
 START_TEST(test_top_of_nothing)
 {
     static struct vg_alloc s[4];
@@ -299,6 +335,7 @@ Suite *make_census_suite(void)
     TCase *t = tcase_create("census");
     tcase_add_test(t, test_top_k_equals_a_full_sort);
     tcase_add_test(t, test_top_of_one_device_and_per_device);
+    tcase_add_test(t, test_breakdown_pass_of_one_device);
     tcase_add_test(t, test_top_of_nothing);
     tcase_add_test(t, test_sites_untagged_vram_and_overflow);
     tcase_add_test(t, test_by_module_groups_call_sites);
