@@ -16,6 +16,7 @@ in build-fuzz/cli-crashes/.
 """
 import argparse
 import contextlib
+import copy
 import io
 import json
 import multiprocessing
@@ -39,12 +40,15 @@ ODD_VALUES = [None, True, False, 0, -1, 1, 2 ** 63, -(2 ** 63) - 1, 2 ** 70, 1.5
 
 
 def odd_value(rng):
+    """A fresh copy each time: the lists and objects in ODD_VALUES would
+    otherwise be shared between inputs, grow with each mutation that appends
+    to them, and end in cycles that made a job's mutator take 14 GB."""
     if rng.random() < 0.05:
-        v = rng.choice(ODD_VALUES)
+        v = copy.deepcopy(rng.choice(ODD_VALUES))
         for _ in range(rng.randint(1, 3000)):   # deep nesting
             v = [v]
         return v
-    return rng.choice(ODD_VALUES)
+    return copy.deepcopy(rng.choice(ODD_VALUES))
 
 
 def nodes(obj, depth=0):
