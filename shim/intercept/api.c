@@ -165,7 +165,7 @@ EXPORT int vramguard_shim_verify_residency(void)
 static pthread_mutex_t *(*const fork_mutexes[])(void) = {
     vg_breakdown_fork_mutex, vg_budget_fork_mutex, vg_incidents_fork_mutex, vg_events_journal_fork_mutex,
     vg_events_who_fork_mutex, vg_pools_fork_mutex,  vg_labels_fork_mutex, vg_stacks_fork_mutex,   vg_vmm_fork_mutex,
-    vg_scopes_fork_mutex, vg_rules_fork_mutex,   vg_modules_fork_mutex, vg_contexts_fork_mutex,
+    vg_scopes_fork_mutex, vg_modules_fork_mutex, vg_contexts_fork_mutex,
 };
 enum { N_FORK_MUTEXES = sizeof(fork_mutexes) / sizeof(fork_mutexes[0]) };
 

@@ -23,7 +23,6 @@ pthread_mutex_t *vg_labels_fork_mutex(void);
 pthread_mutex_t *vg_stacks_fork_mutex(void);
 pthread_mutex_t *vg_vmm_fork_mutex(void);
 pthread_mutex_t *vg_scopes_fork_mutex(void);
-pthread_mutex_t *vg_rules_fork_mutex(void);
 pthread_mutex_t *vg_modules_fork_mutex(void);
 pthread_mutex_t *vg_contexts_fork_mutex(void);
 

@@ -69,7 +69,7 @@ void vg_modules_recount(void)
  * runtime scopes are (intercept/real.c): the sequence number is odd while
  * a slot is written and has changed once it was; the name is copied in
  * words, so a torn copy is caught by the number and thrown away. */
-enum { NAMED_MAX = 64, NAME_WORDS = 16 };
+enum { NAMED_MAX = VG_MODULE_SLOTS, NAME_WORDS = 16 };
 struct named_range {
     atomic_uint seq;
     _Atomic uintptr_t lo, hi;
@@ -83,6 +83,30 @@ static pthread_mutex_t named_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t *vg_modules_fork_mutex(void)
 {
     return &named_lock;
+}
+
+/* The slot of the cached range holding `a`, -1 when none is (not looked
+ * up yet, or cached before the last unload). */
+static int cached_slot(uintptr_t a)
+{
+    if (vg_modules_unloads() != atomic_load_explicit(&named_unloads, memory_order_acquire))
+        return -1;
+    int n = atomic_load_explicit(&n_named, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        struct named_range *r = &named[i];
+        unsigned seq = atomic_load_explicit(&r->seq, memory_order_acquire);
+        bool in = a >= atomic_load_explicit(&r->lo, memory_order_relaxed) &&
+                  a < atomic_load_explicit(&r->hi, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (in && (seq & 1) == 0 && atomic_load_explicit(&r->seq, memory_order_relaxed) == seq)
+            return i;
+    }
+    return -1;
+}
+
+int vg_module_slot(void *addr)
+{
+    return cached_slot((uintptr_t)addr);
 }
 
 static bool cached_name(uintptr_t a, char *out, unsigned long size)

@@ -33,5 +33,12 @@ void vg_modules_recount(void);
  * and VRAMGUARD_PURPOSE_RULES match globs against. Cached per module
  * address range after the first lookup. False for code in no module. */
 bool vg_module_name(void *addr, char *out, unsigned long size);
+/* Where that cache holds the module of `addr`: a slot in
+ * 0..VG_MODULE_SLOTS-1 that stays this module's while vg_modules_unloads()
+ * stays the same (what others key their own per-module answers by), or -1
+ * when it is not cached (vg_module_name caches it). Lock-free: the slot
+ * scan and nothing else. */
+enum { VG_MODULE_SLOTS = 64 };
+int vg_module_slot(void *addr);
 
 #endif

@@ -7,12 +7,10 @@
 
 #include <ctype.h>
 #include <fnmatch.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum op { OP_MODULE, OP_GE, OP_GT, OP_LE, OP_LT };
 
@@ -127,29 +125,24 @@ void vg_rules_load(const char *spec)
     vg_process_slow_set(VG_SLOW_RULES, n_rules > 0);
 }
 
-/* ---- module of a caller, cached per module address range --------------------- */
+/* ---- module of a caller: its first module rule, per module ------------------- */
 
-/* Refilled from the first slot after an unload, read without a lock: the
- * same sequence numbers as the module names (modules.c). */
-struct module_purpose {
-    atomic_uint seq;
-    _Atomic uintptr_t lo, hi;
-    atomic_int first_rule; /* index of the first module rule matching its name, -1 none */
-};
-enum { MAX_MODULES = 64 };
-static struct module_purpose modules[MAX_MODULES];
-static atomic_int n_modules;
-static _Atomic unsigned long long modules_unloads; /* vg_modules_unloads() when filled */
-static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+/* By the slot in which modules.c caches the module's name: the answer in
+ * the low byte (rule index + 1, 0 none), above it the generation it was
+ * learned in: the modules unloaded so far (a slot is refilled after an
+ * unload) and the rules loaded so far. Written and read lock-free: an
+ * answer of another generation is never used. */
+static _Atomic uint64_t first_rule_of_slot[VG_MODULE_SLOTS];
+static atomic_uint rules_loads;
 
-pthread_mutex_t *vg_rules_fork_mutex(void)
+static inline uint64_t generation(unsigned long long unloads)
 {
-    return &modules_lock;
+    return ((uint64_t)unloads << 24 | (atomic_load_explicit(&rules_loads, memory_order_relaxed) & 0xffff)) << 8;
 }
 
 /* The last call site this thread asked about and the answer for it: a
  * worker allocates from a handful of call sites, mostly sizes that the same
- * rules decide, so this saves the module scan and the rules on most calls.
+ * rules decide, so this saves the module lookup and the rules on most calls.
  * The answer (`purpose`, -1 none) holds for sizes in [lo, lo + span] (no size
  * rule starts or ends inside), while no module was unloaded. */
 static __thread struct {
@@ -164,84 +157,40 @@ static __thread struct {
 static void forget_modules(void)
 {
     last_site.unloads = ~0ull;
-    pthread_mutex_lock(&modules_lock);
-    atomic_store_explicit(&n_modules, 0, memory_order_release);
-    pthread_mutex_unlock(&modules_lock);
+    atomic_fetch_add_explicit(&rules_loads, 1, memory_order_relaxed);
 }
 
-__attribute__((noinline)) static int first_module_rule_uncached(void *caller);
+__attribute__((noinline)) static int first_module_rule_uncached(void *caller, unsigned long long unloads);
 
 static int first_module_rule(void *caller, unsigned long long unloads)
 {
     if (last_site.caller == caller && last_site.unloads == unloads && last_site.first_rule != -2)
         return last_site.first_rule;
-    return first_module_rule_uncached(caller);
+    return first_module_rule_uncached(caller, unloads);
 }
 
-/* -2: not cached. */
-static int cached_module_rule(uintptr_t a)
+__attribute__((noinline)) static int first_module_rule_uncached(void *caller, unsigned long long unloads)
 {
-    if (vg_modules_unloads() != atomic_load_explicit(&modules_unloads, memory_order_acquire))
-        return -2;
-    int n = atomic_load_explicit(&n_modules, memory_order_acquire);
-    for (int i = 0; i < n; i++) {
-        struct module_purpose *m = &modules[i];
-        unsigned seq = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (a < atomic_load_explicit(&m->lo, memory_order_relaxed) ||
-            a >= atomic_load_explicit(&m->hi, memory_order_relaxed))
-            continue;
-        int first = atomic_load_explicit(&m->first_rule, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if ((seq & 1) == 0 && atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
-            return first;
+    /* `unloads` was read before the slot and is checked again after it (it
+     * only grows): equal, and the slot and its answer are of one generation. */
+    uint64_t gen = generation(unloads);
+    int slot = vg_module_slot(caller);
+    if (slot >= 0) {
+        uint64_t known = atomic_load_explicit(&first_rule_of_slot[slot], memory_order_acquire);
+        if ((known & ~UINT64_C(0xff)) == gen && vg_modules_unloads() == unloads)
+            return (int)(known & 0xff) - 1;
     }
-    return -2;
-}
-
-__attribute__((noinline)) static int first_module_rule_uncached(void *caller)
-{
-    uintptr_t a = (uintptr_t)caller;
-    int cached = cached_module_rule(a);
-    if (cached != -2)
-        return cached;
-    /* Resolve without our lock held (the loader takes its own). */
-    unsigned long long unloads = vg_modules_unloads();
-    struct vg_module q;
-    char exe[512] = "";
-    if (!vg_module_of(caller, &q))
+    char base[128];
+    if (!vg_module_name(caller, base, sizeof(base))) /* caches the module when it can */
         return -1;
-    const char *path = q.path;
-    if (path == NULL) {
-        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        exe[len > 0 ? len : 0] = '\0';
-        path = exe;
-    }
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
     int first = -1;
     for (int i = 0; i < n_rules && first < 0; i++)
         if (rules[i].op == OP_MODULE && fnmatch(rules[i].glob, base, 0) == 0)
             first = i;
-    pthread_mutex_lock(&modules_lock);
-    if (vg_modules_unloads() == unloads) { /* else not kept: a module went meanwhile */
-        if (atomic_load_explicit(&modules_unloads, memory_order_relaxed) != unloads) {
-            atomic_store_explicit(&n_modules, 0, memory_order_relaxed);
-            atomic_store_explicit(&modules_unloads, unloads, memory_order_release);
-        }
-        int n = atomic_load_explicit(&n_modules, memory_order_relaxed);
-        if (n < MAX_MODULES && cached_module_rule(a) == -2) {
-            struct module_purpose *m = &modules[n];
-            unsigned seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
-            atomic_store_explicit(&m->seq, seq + 1, memory_order_relaxed);
-            atomic_thread_fence(memory_order_release);
-            atomic_store_explicit(&m->lo, q.lo, memory_order_relaxed);
-            atomic_store_explicit(&m->hi, q.hi, memory_order_relaxed);
-            atomic_store_explicit(&m->first_rule, first, memory_order_relaxed);
-            atomic_store_explicit(&m->seq, seq + 2, memory_order_release);
-            atomic_store_explicit(&n_modules, n + 1, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&modules_lock);
+    if (slot < 0)
+        slot = vg_module_slot(caller);
+    if (slot >= 0 && vg_modules_unloads() == unloads) /* else a module went meanwhile: not kept */
+        atomic_store_explicit(&first_rule_of_slot[slot], gen | (uint64_t)(first + 1), memory_order_release);
     return first;
 }
 

@@ -1,9 +1,11 @@
 /* Unit tests for shim/model/rules.c: the VRAMGUARD_PURPOSE_RULES grammar and
  * matching (size rules here; module rules run in the preload suite). */
 #include "model.h"
+#include "modules.h"
 #include "rules.h"
 
 #include <check.h>
+#include <gnu/libc-version.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -109,6 +111,35 @@ START_TEST(test_module_rule_against_this_binary)
 }
 END_TEST
 
+/* Module rules are answered per module by the slot modules.c caches its
+ * name in; alternating call sites (so this thread's last answer misses),
+ * each module keeps its own answer, and answers of earlier rules are not
+ * used once rules are loaded again. */
+START_TEST(test_module_answers_by_slot)
+{
+    void *here = (void *)test_module_answers_by_slot, *libc = (void *)&gnu_get_libc_version;
+    char name[128];
+    ck_assert(vg_module_name(here, name, sizeof(name)));
+    int mine = vg_module_slot(here);
+    ck_assert_int_ge(mine, 0);
+    ck_assert_int_eq(vg_module_slot((char *)here + 1), mine);
+    ck_assert(vg_module_name(libc, name, sizeof(name)));
+    ck_assert_msg(strncmp(name, "libc.so", 7) == 0, "%s", name);
+    int theirs = vg_module_slot(libc);
+    ck_assert(theirs >= 0 && theirs != mine && theirs < VG_MODULE_SLOTS);
+    vg_rules_load("libc.so*=weights,check_vram*=kv_cache");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(vg_rules_purpose(here, 10), VG_PURPOSE_KV_CACHE);
+        ck_assert_int_eq(vg_rules_purpose(libc, 10), VG_PURPOSE_WEIGHTS);
+    }
+    vg_rules_load("check_vram*=intermediate");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(vg_rules_purpose(libc, 10), -1);
+        ck_assert_int_eq(vg_rules_purpose(here, 10), VG_PURPOSE_INTERMEDIATE);
+    }
+}
+END_TEST
+
 /* The hot path keeps, per thread, the last call site's answer for the sizes
  * that the same rules decide: every size must still get its own rule, and
  * another call site its own module's. */
@@ -166,6 +197,7 @@ Suite *make_rules_suite(void)
     tcase_add_test(t, test_size_rules_first_match_wins);
     tcase_add_test(t, test_size_rule_boundaries);
     tcase_add_test(t, test_module_rule_against_this_binary);
+    tcase_add_test(t, test_module_answers_by_slot);
     tcase_add_test(t, test_remembered_answers_follow_sizes_and_call_sites);
     tcase_add_test(t, test_no_rules_inactive);
     suite_add_tcase(s, t);
