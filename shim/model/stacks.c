@@ -49,10 +49,22 @@ void vg_stacks_enable(enum vg_backtrace mode)
     vg_process_slow_set(VG_SLOW_STACKS, mode == VG_BACKTRACE_ALL);
 }
 
+static inline bool own(const void *pc)
+{
+    return (uintptr_t)pc >= own_lo && (uintptr_t)pc < own_hi;
+}
+
 uint32_t vg_stack_intern(void **raw, int got)
 {
+    /* Our frames lead, unless backtrace(3) is itself interposed (ASan's
+     * interceptor is the first frame then): skip up to our first frame
+     * among the leading few, then past our last. */
     int skip = 0;
-    while (skip < got && (uintptr_t)raw[skip] >= own_lo && (uintptr_t)raw[skip] < own_hi)
+    while (skip < got && skip < 2 && own_hi != 0 && !own(raw[skip]))
+        skip++;
+    if (skip == got || !own(raw[skip]))
+        skip = 0; /* none of ours there (the shim linked into the program) */
+    while (skip < got && own(raw[skip]))
         skip++;
     int n = got - skip < VG_STACK_FRAMES ? got - skip : VG_STACK_FRAMES;
     if (n <= 0)
