@@ -54,7 +54,7 @@ static int sh(const char *format, ...)
     int n = vsnprintf(body, sizeof body, format, ap);
     va_end(ap);
     ck_assert_msg(n >= 0 && (size_t)n < sizeof body, "command too long");
-    fmt(cmd, sizeof cmd, "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES; cd '%s' && %s",
+    fmt(cmd, sizeof cmd, "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE BUILD; cd '%s' && %s",
         vg_test_root(), body);
     fmt(out_path, sizeof out_path, "%s/sh.out", g_work);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};

@@ -598,11 +598,13 @@ END_TEST
 /* The demo's banner prints the command it runs, whole: pasted into a shell
  * (from the repository root, no LD_LIBRARY_PATH of one's own) it runs the
  * demo worker under vramguard as `make demo` did (the banner used to leave
- * out LD_LIBRARY_PATH: "0 processes reached the CUDA driver", pass). */
+ * out LD_LIBRARY_PATH: "0 processes reached the CUDA driver", pass). In a
+ * `make check-sanitize` run, SANITIZE (a command-line variable, so in the
+ * environment) is unset too: it rebuilt the plain build/ instrumented. */
 START_TEST(demo_banner_command_works)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES; cd '%s' && make -s demo 2>&1",
+    snprintf(cmd, sizeof(cmd), "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE BUILD; cd '%s' && make -s demo 2>&1",
              vg_test_root());
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     int st = 0;
