@@ -202,7 +202,7 @@ static void *fetch(const char *name, int version, unsigned flags, const char *ex
 /* A context the program made current through the driver API: the runtime
  * uses it rather than the primary one (CUDA's runtime/driver interop), even
  * one destroyed while below another on the thread's stack (its calls then
- * answer cudaErrorContextIsDestroyed, as on an H200). */
+ * fail: 201, cudaErrorDeviceUninitialized, see fail(); H200 runs 15, 16). */
 static bool driver_context_current(void)
 {
     CUcontext cur = NULL;
@@ -781,7 +781,7 @@ FAKERT_API cudaError_t CUDARTAPI cudaSetDevice(int device)
     if (device < 0 || device >= n || device >= FAKERT_MAX_DEVICES)
         return fail(cudaErrorInvalidDevice);
     tl_device = device;
-    tl_bound = -2; /* CUDA 12+: the device's primary context made current, whatever was */
+    tl_bound = -2; /* the device's primary context made current, whatever was (CUDA 12+; H200 run 16) */
     ENTER();
     return cudaSuccess;
 }
