@@ -96,6 +96,24 @@ static inline unsigned long long kind_bytes(const struct vramguard_usage *u, int
     return sum;
 }
 
+/* Live bytes of one kind now. */
+static inline unsigned long long kind_live(int kind)
+{
+    return kind_bytes(usage(), kind);
+}
+
+/* Live allocations of every device, kind and purpose. */
+static inline unsigned long long live_allocations(void)
+{
+    const struct vramguard_usage *u = usage();
+    unsigned long long n = 0;
+    for (int d = 0; d < VRAMGUARD_MAX_DEVICES; d++)
+        for (int k = 0; k < VRAMGUARD_KIND_SLOTS; k++)
+            for (int p = 0; p < VRAMGUARD_PURPOSE_SLOTS; p++)
+                n += u->cell[d][k][p].live_count;
+    return n;
+}
+
 struct snapshot {
     unsigned long long purpose[VRAMGUARD_PURPOSE_SLOTS];
     unsigned long long vram, pinned, managed, violations, ooms;
@@ -118,8 +136,9 @@ static inline struct snapshot snap(void)
 /* The change in the driver's own used-memory figure across `alloc`,
  * compared with the change in the shim's charged VRAM on device 0: they must
  * agree within the driver's 2 MiB allocation granularity. `info` is
- * cudaMemGetInfo or cuMemGetInfo. */
-#define AGREES_WITH_MEMGETINFO(name, info, alloc_stmt)                                             \
+ * cudaMemGetInfo or cuMemGetInfo; `note`: print both figures as a "note:"
+ * line too (a GPU run's record). */
+#define MEMGETINFO_CHECK(name, info, alloc_stmt, note)                                             \
     do {                                                                                           \
         size_t f0_ = 0, t0_ = 0, f1_ = 0, t1_ = 0;                                                 \
         info(&f0_, &t0_);                                                                          \
@@ -128,8 +147,11 @@ static inline struct snapshot snap(void)
         info(&f1_, &t1_);                                                                          \
         long long driver_ = (long long)f0_ - (long long)f1_;                                       \
         long long shim_ = (long long)(usage()->charged_bytes[0] - c0_);                            \
+        if (note)                                                                                  \
+            printf("note: %s: driver used %lld bytes more, shim charged %lld more\n", name, driver_, shim_); \
         CHECK(name, driver_ - shim_ < (long long)(2 * MiB) && shim_ - driver_ < (long long)(2 * MiB), \
               "cuMemGetInfo moved %lld bytes, the shim's charged VRAM %lld", driver_, shim_);       \
     } while (0)
+#define AGREES_WITH_MEMGETINFO(name, info, alloc_stmt) MEMGETINFO_CHECK(name, info, alloc_stmt, 0)
 
 #endif

@@ -20,22 +20,6 @@
 
 #include "preload_common.h"
 
-static unsigned long long kind_live(int kind)
-{
-    return kind_bytes(usage(), kind);
-}
-
-static unsigned long long live_allocations(void)
-{
-    const struct vramguard_usage *u = usage();
-    unsigned long long n = 0;
-    for (int d = 0; d < VRAMGUARD_MAX_DEVICES; d++)
-        for (int k = 0; k < VRAMGUARD_KIND_SLOTS; k++)
-            for (int p = 0; p < VRAMGUARD_PURPOSE_SLOTS; p++)
-                n += u->cell[d][k][p].live_count;
-    return n;
-}
-
 static long long driver_free(void)
 {
     size_t f = 0, t = 0;

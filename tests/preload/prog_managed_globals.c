@@ -29,16 +29,6 @@ static unsigned long long violation(unsigned long long size)
     return expect_managed_violation() && !(upto > 0 && size <= upto) ? 1 : 0;
 }
 
-static unsigned long long live_count(void)
-{
-    const struct vramguard_usage *u = usage();
-    unsigned long long n = 0;
-    for (int d = 0; d < VRAMGUARD_MAX_DEVICES; d++)
-        for (int k = 0; k < VRAMGUARD_KIND_SLOTS; k++)
-            for (int p = 0; p < VRAMGUARD_PURPOSE_SLOTS; p++)
-                n += u->cell[d][k][p].live_count;
-    return n;
-}
 
 int main(void)
 {
@@ -51,7 +41,7 @@ int main(void)
     cuCtxSetCurrent(ctx);
     /* Violations expected after the first, second and third managed global. */
     unsigned long long want1 = violation(4), want2 = want1 + violation(65536), want3 = want2 + violation(24);
-    unsigned long long v0 = snap().violations, live0 = live_count();
+    unsigned long long v0 = snap().violations, live0 = live_allocations();
 
     CUmodule mod = NULL;
     CUlibrary lib = NULL;
@@ -127,7 +117,7 @@ int main(void)
               snap().violations - v0);
     }
 
-    CHECK("globals are not allocations: nothing live", live_count() == live0, "%llu live, %llu before", live_count(),
+    CHECK("globals are not allocations: nothing live", live_allocations() == live0, "%llu live, %llu before", live_allocations(),
           live0);
     CHECK("and no residency offender", vramguard_verify_residency() == 0, "offenders");
     CHECK("cuModuleUnload", cuModuleUnload(mod) == CUDA_SUCCESS, "failed");

@@ -7,30 +7,25 @@
 
 #include "preload_common.h"
 
-static unsigned long long kind_total(int kind)
-{
-    return kind_bytes(usage(), kind);
-}
-
 int main(void)
 {
     start("prog_misc");
     CHECK("cudaFree(0)", cudaFree(0) == cudaSuccess, "failed");
 
     /* Arrays: charged as VRAM by the size the driver reports. */
-    unsigned long long a0 = kind_total(VRAMGUARD_KIND_ARRAY);
+    unsigned long long a0 = kind_live(VRAMGUARD_KIND_ARRAY);
     CUarray arr = NULL, arr3 = NULL;
     CUDA_ARRAY_DESCRIPTOR d2 = {1024, 1024, CU_AD_FORMAT_FLOAT, 1};
     CHECK("cuArrayCreate", cuArrayCreate(&arr, &d2) == CUDA_SUCCESS, "failed");
     CUDA_ARRAY3D_DESCRIPTOR d3 = {256, 256, 16, CU_AD_FORMAT_UNSIGNED_INT8, 4, 0};
     CHECK("cuArray3DCreate", cuArray3DCreate(&arr3, &d3) == CUDA_SUCCESS, "failed");
-    unsigned long long a1 = kind_total(VRAMGUARD_KIND_ARRAY);
+    unsigned long long a1 = kind_live(VRAMGUARD_KIND_ARRAY);
     CHECK("arrays charged at least their texels", a1 - a0 >= 4 * MiB + 4 * MiB, "got %llu", a1 - a0);
     cudaArray_t rarr = NULL;
     struct cudaChannelFormatDesc ch = {32, 0, 0, 0, cudaChannelFormatKindFloat};
     CHECK("cudaMallocArray", cudaMallocArray(&rarr, &ch, 512, 512, 0) == cudaSuccess, "failed");
-    CHECK("cudaMallocArray counted", kind_total(VRAMGUARD_KIND_ARRAY) - a1 >= 1 * MiB, "got %llu",
-          kind_total(VRAMGUARD_KIND_ARRAY) - a1);
+    CHECK("cudaMallocArray counted", kind_live(VRAMGUARD_KIND_ARRAY) - a1 >= 1 * MiB, "got %llu",
+          kind_live(VRAMGUARD_KIND_ARRAY) - a1);
     CHECK("live arrays are no residency offenders", vramguard_verify_residency() == 0, "offenders");
     cudaFreeArray(rarr);
     CUarray big = NULL;
@@ -40,7 +35,7 @@ int main(void)
     cuArrayDestroy(big);
     cuArrayDestroy(arr);
     cuArrayDestroy(arr3);
-    CHECK("arrays uncharged", kind_total(VRAMGUARD_KIND_ARRAY) == a0, "left %llu", kind_total(VRAMGUARD_KIND_ARRAY) - a0);
+    CHECK("arrays uncharged", kind_live(VRAMGUARD_KIND_ARRAY) == a0, "left %llu", kind_live(VRAMGUARD_KIND_ARRAY) - a0);
 
     /* cudaMalloc3D: pitched VRAM. */
     struct cudaPitchedPtr pp;
@@ -62,11 +57,11 @@ int main(void)
     cudaError_t rr = cudaHostRegister(buffer, sizeof(buffer), cudaHostRegisterDefault);
     CHECK("cudaHostRegister per policy", rr == (expect_pinned_ok() ? cudaSuccess : cudaErrorNotPermitted), "got %d", rr);
     if (rr == cudaSuccess) {
-        CHECK("registered memory counted", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
-              kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+        CHECK("registered memory counted", kind_live(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
+              kind_live(VRAMGUARD_KIND_HOST_REGISTERED));
         cudaHostUnregister(buffer);
-        CHECK("unregistered", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == 0, "left %llu",
-              kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+        CHECK("unregistered", kind_live(VRAMGUARD_KIND_HOST_REGISTERED) == 0, "left %llu",
+              kind_live(VRAMGUARD_KIND_HOST_REGISTERED));
     }
     cudaGetLastError();
     CHECK("violations counted", snap().violations - h0.violations == (expect_pinned_violation() ? 2u : 0u),
@@ -92,8 +87,8 @@ int main(void)
         CHECK("legacy cuMemHostRegister per policy", lr == (expect_pinned_ok() ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED),
               "got %d", lr);
         if (lr == CUDA_SUCCESS) {
-            CHECK("legacy registration counted", kind_total(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
-                  kind_total(VRAMGUARD_KIND_HOST_REGISTERED));
+            CHECK("legacy registration counted", kind_live(VRAMGUARD_KIND_HOST_REGISTERED) == sizeof(buffer), "got %llu",
+                  kind_live(VRAMGUARD_KIND_HOST_REGISTERED));
             cuMemHostUnregister(buffer);
         }
         CHECK("legacy registration violation counted",
@@ -103,12 +98,12 @@ int main(void)
     if (cuGetProcAddress("cuArrayCreate", (void **)&arr_v1, 2000, 0, &q) == CUDA_SUCCESS && arr_v1) {
         struct legacy_desc ld = {256, 256, CU_AD_FORMAT_FLOAT, 1};
         CUarray la = NULL;
-        unsigned long long b0 = kind_total(VRAMGUARD_KIND_ARRAY);
+        unsigned long long b0 = kind_live(VRAMGUARD_KIND_ARRAY);
         CUresult lr = arr_v1(&la, &ld);
         printf("note: legacy cuArrayCreate answered %d\n", lr);
         if (lr == CUDA_SUCCESS) {
-            CHECK("legacy array counted", kind_total(VRAMGUARD_KIND_ARRAY) - b0 >= 256 * 1024, "got %llu",
-                  kind_total(VRAMGUARD_KIND_ARRAY) - b0);
+            CHECK("legacy array counted", kind_live(VRAMGUARD_KIND_ARRAY) - b0 >= 256 * 1024, "got %llu",
+                  kind_live(VRAMGUARD_KIND_ARRAY) - b0);
             cuArrayDestroy(la);
         }
     } else {
@@ -132,12 +127,12 @@ int main(void)
         struct snapshot e0 = snap();
         CHECK("cuExternalMemoryGetMappedBuffer", cuExternalMemoryGetMappedBuffer(&mapped, ext, &bd) == CUDA_SUCCESS,
               "failed");
-        CHECK("mapped external buffer shown as imported", kind_total(VRAMGUARD_KIND_IMPORTED) == 1 * MiB, "got %llu",
-              kind_total(VRAMGUARD_KIND_IMPORTED));
+        CHECK("mapped external buffer shown as imported", kind_live(VRAMGUARD_KIND_IMPORTED) == 1 * MiB, "got %llu",
+              kind_live(VRAMGUARD_KIND_IMPORTED));
         CHECK("and not charged", snap().vram == e0.vram, "vram moved %llu", snap().vram - e0.vram);
         cuMemFree(mapped);
-        CHECK("freed with cuMemFree", kind_total(VRAMGUARD_KIND_IMPORTED) == 0, "left %llu",
-              kind_total(VRAMGUARD_KIND_IMPORTED));
+        CHECK("freed with cuMemFree", kind_live(VRAMGUARD_KIND_IMPORTED) == 0, "left %llu",
+              kind_live(VRAMGUARD_KIND_IMPORTED));
         cuDestroyExternalMemory(ext);
     } else {
         printf("note: cuImportExternalMemory of /dev/zero answered %d (no exporter here)\n", xr);

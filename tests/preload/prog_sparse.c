@@ -9,26 +9,9 @@
 
 #include "preload_common.h"
 
-static unsigned long long live(int kind)
-{
-    return kind_bytes(usage(), kind);
-}
-
 /* AGREES_WITH_MEMGETINFO, printing both figures as a "note:" line too (the
  * GPU run's record). */
-#define MEASURED(name, stmt)                                                                       \
-    do {                                                                                           \
-        size_t f0_ = 0, t0_ = 0, f1_ = 0, t1_ = 0;                                                 \
-        cuMemGetInfo(&f0_, &t0_);                                                                  \
-        unsigned long long c0_ = usage()->charged_bytes[0];                                        \
-        stmt;                                                                                      \
-        cuMemGetInfo(&f1_, &t1_);                                                                  \
-        long long driver_ = (long long)f0_ - (long long)f1_;                                       \
-        long long shim_ = (long long)(usage()->charged_bytes[0] - c0_);                            \
-        printf("note: %s: driver used %lld bytes more, shim charged %lld more\n", name, driver_, shim_); \
-        CHECK(name, driver_ - shim_ < (long long)(2 * MiB) && shim_ - driver_ < (long long)(2 * MiB), \
-              "cuMemGetInfo moved %lld bytes, the shim's charged VRAM %lld", driver_, shim_);       \
-    } while (0)
+#define MEASURED(name, stmt) MEMGETINFO_CHECK(name, cuMemGetInfo, stmt, 1)
 
 static CUarrayMapInfo whole(CUarray a, CUmemGenericAllocationHandle h, int map)
 {
@@ -67,8 +50,8 @@ int main(void)
     CUarray a = NULL;
     MEASURED("deferred-mapping array: created, charged what the driver allocated",
              CHECK("cuArray3DCreate(deferred mapping)", cuArray3DCreate(&a, &ad) == CUDA_SUCCESS, "failed"));
-    CHECK("... counted as a 0-byte array", live(VRAMGUARD_KIND_ARRAY) == 0 && usage()->vram_bytes == 0,
-          "array %llu vram %llu", live(VRAMGUARD_KIND_ARRAY), (unsigned long long)usage()->vram_bytes);
+    CHECK("... counted as a 0-byte array", kind_live(VRAMGUARD_KIND_ARRAY) == 0 && usage()->vram_bytes == 0,
+          "array %llu vram %llu", kind_live(VRAMGUARD_KIND_ARRAY), (unsigned long long)usage()->vram_bytes);
     CUDA_ARRAY_MEMORY_REQUIREMENTS rq = {0};
     CHECK("cuArrayGetMemoryRequirements", cuArrayGetMemoryRequirements(&rq, a, dev) == CUDA_SUCCESS, "failed");
     printf("note: deferred 2048 x 2048 float4 array needs %llu bytes\n", (unsigned long long)rq.size);
@@ -84,11 +67,11 @@ int main(void)
     CHECK("cuMemMapArrayAsync(map)", map_ops(&mi, s) == CUDA_SUCCESS, "failed");
     MEASURED("released while mapped into the array: still charged",
              CHECK("cuMemRelease(h1)", cuMemRelease(h1) == CUDA_SUCCESS, "failed"));
-    CHECK("... charged", live(VRAMGUARD_KIND_VMM) == size, "vmm %llu", live(VRAMGUARD_KIND_VMM));
+    CHECK("... charged", kind_live(VRAMGUARD_KIND_VMM) == size, "vmm %llu", kind_live(VRAMGUARD_KIND_VMM));
     mi = whole(a, 0, 0);
     MEASURED("unmapped from the array: uncharged",
              CHECK("cuMemMapArrayAsync(unmap)", map_ops(&mi, s) == CUDA_SUCCESS, "failed"));
-    CHECK("... uncharged", live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu", live(VRAMGUARD_KIND_VMM));
+    CHECK("... uncharged", kind_live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu", kind_live(VRAMGUARD_KIND_VMM));
     cuMemCreate(&h2, size, &tp, 0);
     cuMemCreate(&h3, size, &tp, 0);
     mi = whole(a, h2, 1);
@@ -97,12 +80,12 @@ int main(void)
     CHECK("h3 mapped over h2", map_ops(&mi, s) == CUDA_SUCCESS, "failed");
     MEASURED("h2 (mapped over) and h3 (mapped) released: h2 uncharged, h3 still charged",
              (cuMemRelease(h2), cuMemRelease(h3)));
-    CHECK("... h3 alone charged", live(VRAMGUARD_KIND_VMM) == size, "vmm %llu (want %zu)", live(VRAMGUARD_KIND_VMM),
+    CHECK("... h3 alone charged", kind_live(VRAMGUARD_KIND_VMM) == size, "vmm %llu (want %zu)", kind_live(VRAMGUARD_KIND_VMM),
           size);
     MEASURED("the array destroyed with h3 mapped: uncharged",
              CHECK("cuArrayDestroy", cuArrayDestroy(a) == CUDA_SUCCESS, "failed"));
-    CHECK("... nothing charged", live(VRAMGUARD_KIND_VMM) == 0 && live(VRAMGUARD_KIND_ARRAY) == 0,
-          "vmm %llu array %llu", live(VRAMGUARD_KIND_VMM), live(VRAMGUARD_KIND_ARRAY));
+    CHECK("... nothing charged", kind_live(VRAMGUARD_KIND_VMM) == 0 && kind_live(VRAMGUARD_KIND_ARRAY) == 0,
+          "vmm %llu array %llu", kind_live(VRAMGUARD_KIND_VMM), kind_live(VRAMGUARD_KIND_ARRAY));
 
     /* ---- a deferred-mapping mipmapped array ---------------------------------- */
     CUmipmappedArray mm = NULL;
@@ -133,7 +116,7 @@ int main(void)
     mi.memHandle.memHandle = 0;
     MEASURED("its tiles unmapped: uncharged",
              CHECK("cuMemMapArrayAsync(unmap 16 tiles)", map_ops(&mi, s) == CUDA_SUCCESS, "failed"));
-    CHECK("... uncharged", live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu", live(VRAMGUARD_KIND_VMM));
+    CHECK("... uncharged", kind_live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu", kind_live(VRAMGUARD_KIND_VMM));
     CUmemGenericAllocationHandle h5 = 0;
     cuMemCreate(&h5, 4 * MiB, &tp, 0);
     mi.memOperationType = CU_MEM_OPERATION_TYPE_MAP;
@@ -161,13 +144,13 @@ int main(void)
         CHECK("h6 mapped into it", map_ops(&mi, cs) == CUDA_SUCCESS, "failed");
         cuMemRelease(h6);
         cuStreamDestroy(cs);
-        vmm_mapped = live(VRAMGUARD_KIND_VMM);
+        vmm_mapped = kind_live(VRAMGUARD_KIND_VMM);
         CHECK("cuCtxDestroy", cuCtxDestroy(created) == CUDA_SUCCESS, "failed");
         cuCtxSetCurrent(ctx);
     });
     CHECK("... h6 was charged while mapped", vmm_mapped == size, "vmm %llu", vmm_mapped);
-    CHECK("... the context's end unmapped h6: uncharged", live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu",
-          live(VRAMGUARD_KIND_VMM));
+    CHECK("... the context's end unmapped h6: uncharged", kind_live(VRAMGUARD_KIND_VMM) == 0, "vmm %llu",
+          kind_live(VRAMGUARD_KIND_VMM));
 
     cuStreamDestroy(s);
     CHECK("nothing live at the end", snap().vram == 0, "vram %llu", snap().vram);
