@@ -86,6 +86,7 @@ static inline __attribute__((always_inline)) bool vg_call_enter(struct vg_call *
     c->device = -1;
     c->action = VG_ACTION_ALLOW;
     c->allow_rule = -1;
+    c->capped = false; /* set where the call is decided (vg_call_decide; a managed global's lookup) */
     c->stack = vg_stack_for(size, kind == VG_KIND_POOL); /* folds: `kind` is each wrapper's constant */
     vg_purpose_current(&c->purpose, &c->label);
     if (__builtin_expect(vg_rules_active(), 0) && vg_purpose_depth() == 0)

@@ -96,7 +96,7 @@ static void report_managed_global(struct vg_call *c, uint64_t size)
     c->kind = VG_KIND_MANAGED;
     c->size = size;
     c->device = vg_current_device();
-    c->capped = d.capped; /* set where a call is decided (hook_protocol.c): this one is decided here */
+    c->capped = d.capped; /* decided here, not by vg_call_decide */
     if (d.action == VG_ACTION_REJECT) {
         static atomic_bool explained;
         if (!atomic_exchange(&explained, true))
