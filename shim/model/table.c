@@ -448,40 +448,12 @@ int vg_table_device_count(void)
     return atomic_load_explicit(&devices_seen, memory_order_relaxed);
 }
 
-/* Visit the live entries whose cell device is `slot` (any when slot < 0). */
-static void visit_slot(int slot, vg_table_visitor fn, void *ctx)
+/* Walk the live entries whose cell device is `slot` (any when slot < 0),
+ * each shard under its lock: unpacked for `visit`, else glanced at for
+ * `glance`. Inlined into its two callers, each with one of them NULL. */
+static inline __attribute__((always_inline)) void walk_slot(int slot, vg_table_visitor visit,
+                                                            vg_table_glancer glance, void *ctx)
 {
-    for (int i = 0; i < SHARDS; i++) {
-        struct shard *s = &shards[i];
-        shard_lock(s);
-        for (uint32_t n = 0; n < s->cap; n++) {
-            const struct entry *e = &s->slots[n];
-            if (e->ptr == 0 || (slot >= 0 && cell_device(e->meta & 511) != (uint32_t)slot))
-                continue;
-            struct vg_alloc a;
-            unpack(e, &a);
-            fn(&a, ctx);
-        }
-        shard_unlock(s);
-    }
-}
-
-void vg_table_visit(vg_table_visitor fn, void *ctx)
-{
-    visit_slot(-1, fn, ctx);
-}
-
-void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx)
-{
-    /* Entries are filtered by their cell before being unpacked; the last
-     * cell slot is shared (devices past it, no device), so `fn` still sees
-     * a->device and filters exactly. */
-    visit_slot(device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5, fn, ctx);
-}
-
-void vg_table_glance_device(int device, vg_table_glancer fn, void *ctx)
-{
-    int slot = device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5;
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         shard_lock(s);
@@ -490,12 +462,42 @@ void vg_table_glance_device(int device, vg_table_glancer fn, void *ctx)
             uint32_t cell = e->meta & 511;
             if (e->ptr == 0 || (slot >= 0 && cell_device(cell) != (uint32_t)slot))
                 continue;
-            struct vg_table_glance g = {e->ptr, entry_size(e), e->caller, (e->meta & NO_DEVICE) ? -1 : (int)cell_device(cell),
-                                        (uint8_t)cell_kind(cell), (uint8_t)(cell & 3), e};
-            fn(&g, ctx);
+            if (visit) {
+                struct vg_alloc a;
+                unpack(e, &a);
+                visit(&a, ctx);
+            } else {
+                struct vg_table_glance g = {e->ptr, entry_size(e), e->caller,
+                                            (e->meta & NO_DEVICE) ? -1 : (int)cell_device(cell),
+                                            (uint8_t)cell_kind(cell), (uint8_t)(cell & 3), e};
+                glance(&g, ctx);
+            }
         }
         shard_unlock(s);
     }
+}
+
+/* The cell slot of `device`'s entries (< 0: every device). The last cell
+ * slot is shared (devices past it, no device): visitors still filter on the
+ * entry's own device. */
+static int device_slot(int device)
+{
+    return device < 0 ? -1 : (int)vg_table_cell(device, 0, 0) >> 5;
+}
+
+void vg_table_visit(vg_table_visitor fn, void *ctx)
+{
+    walk_slot(-1, fn, NULL, ctx);
+}
+
+void vg_table_visit_device(int device, vg_table_visitor fn, void *ctx)
+{
+    walk_slot(device_slot(device), fn, NULL, ctx);
+}
+
+void vg_table_glance_device(int device, vg_table_glancer fn, void *ctx)
+{
+    walk_slot(device_slot(device), NULL, fn, ctx);
 }
 
 void vg_table_glance_unpack(const struct vg_table_glance *g, struct vg_alloc *out)
