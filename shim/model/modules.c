@@ -15,20 +15,29 @@ struct range_query {
     struct vg_module *out;
 };
 
-static int find_range(struct dl_phdr_info *info, size_t size, void *data)
+void vg_module_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi)
 {
-    (void)size;
-    struct range_query *q = data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    *lo = UINTPTR_MAX;
+    *hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
         uintptr_t start = info->dlpi_addr + ph->p_vaddr;
         uintptr_t end = start + ph->p_memsz;
-        if (start < lo) lo = start;
-        if (end > hi) hi = end;
+        if (start < *lo)
+            *lo = start;
+        if (end > *hi)
+            *hi = end;
     }
+}
+
+static int find_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct range_query *q = data;
+    uintptr_t lo, hi;
+    vg_module_range(info, &lo, &hi);
     if (q->addr < lo || q->addr >= hi)
         return 0;
     q->out->lo = lo;

@@ -15,6 +15,9 @@ struct vg_module {
     bool is_main;
 };
 bool vg_module_of(void *addr, struct vg_module *out);
+/* The address range [lo, hi) of a dl_iterate_phdr entry's loaded segments. */
+struct dl_phdr_info;
+void vg_module_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi);
 
 /* Modules the process has unloaded so far (dl_iterate_phdr's dlpi_subs), as
  * of the last vg_modules_recount(). Anything cached by address range was

@@ -1,4 +1,5 @@
 #include "symbols.h"
+#include "modules.h"
 #include "stacks.h"
 
 #include <errno.h>
@@ -71,17 +72,8 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
     struct find *q = arg;
     bool first = q->first;
     q->first = false;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (start < lo)
-            lo = start;
-        if (start + ph->p_memsz > hi)
-            hi = start + ph->p_memsz;
-    }
+    uintptr_t lo, hi;
+    vg_module_range(info, &lo, &hi);
     if (q->pc < lo || q->pc >= hi)
         return 0;
     struct vg_symbol_file *f = q->f;
