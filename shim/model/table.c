@@ -11,7 +11,8 @@
  * shard, under the shard lock, and summed shard by shard when read (so a
  * snapshot's bytes and counts always agree). Peaks need one global order:
  * live bytes per cell and per device are also global atomics, read only for
- * their peaks.
+ * their peaks; a device's sit beside its first cells (table_hot.h), so that
+ * threads on several cores contend for one line per insert, not two.
  *
  * The hot path's insert and removal (vg_table_add_vram, vg_table_take) are
  * inline in table_hot.h, with the layout they share with this file; their
@@ -30,23 +31,20 @@
 #define entry vg_table_saved
 #define shard vg_table_shard
 #define shards vg_table_shards
-#define cells vg_table_cells
-#define device_vram vg_table_device_live
-#define vram_slot_of vg_table_vram_slot_of
+#define totals vg_table_totals
+#define device_cell vg_table_device_cell
 #define devices_seen vg_table_devices_seen
-#define live_peak vg_table_live_peak
 #define hash_ptr vg_table_hash
 #define shard_of vg_table_shard_of
 #define home_in vg_table_home
 #define next_slot vg_table_next_slot
 #define shard_unlock vg_table_unlock
 #define insert vg_table_insert_entry
-enum { SHARDS = VG_TABLE_SHARDS, CELLS = VG_TABLE_CELLS, NOT_VRAM = VG_TABLE_NOT_VRAM, MIN_SLOTS = 16 };
+enum { SHARDS = VG_TABLE_SHARDS, CELLS = VG_TABLE_CELLS, MIN_SLOTS = 16 };
 
 struct shard shards[SHARDS];
-struct live_peak cells[CELLS];
-struct live_peak device_vram[VG_MAX_DEVICES + 1];
-uint8_t vram_slot_of[CELLS];
+struct vg_table_totals totals[CELLS] __attribute__((aligned(64)));
+uint16_t device_cell[CELLS];
 atomic_int devices_seen;
 static _Atomic uint64_t dropped;
 
@@ -68,7 +66,7 @@ static inline int cell_kind(uint32_t cell) { return (int)(cell >> 2 & 7); }
 __attribute__((constructor)) static void map_cells(void)
 {
     for (uint32_t c = 0; c < CELLS; c++)
-        vram_slot_of[c] = vg_kind_is_vram(cell_kind(c)) ? (uint8_t)cell_device(c) : NOT_VRAM;
+        device_cell[c] = (uint16_t)(vg_kind_is_vram(cell_kind(c)) ? cell_of((int)cell_device(c), 0, 0) : c);
 }
 static inline uint64_t entry_size(const struct entry *e) { return e->size_pool & SIZE_MASK; }
 static inline uint8_t entry_pool(const struct entry *e) { return (uint8_t)(e->size_pool >> SIZE_BITS); }
@@ -213,12 +211,12 @@ __attribute__((noinline)) static void count_device(uint32_t d)
 
 static inline void totals_add(uint32_t cell, uint64_t size)
 {
-    struct live_peak *c = &cells[cell];
+    struct vg_table_totals *c = &totals[cell];
     raise_peak(&c->peak, atomic_fetch_add_explicit(&c->live, size, memory_order_relaxed) + size);
     uint32_t d = cell_device(cell);
     if (vg_kind_is_vram(cell_kind(cell))) {
-        struct live_peak *v = &device_vram[d];
-        raise_peak(&v->peak, atomic_fetch_add_explicit(&v->live, size, memory_order_relaxed) + size);
+        struct vg_table_totals *v = &totals[device_cell[cell]];
+        raise_peak(&v->device_peak, atomic_fetch_add_explicit(&v->device_live, size, memory_order_relaxed) + size);
     }
     if (__builtin_expect((int)d >= atomic_load_explicit(&devices_seen, memory_order_relaxed), 0))
         count_device(d);
@@ -226,8 +224,8 @@ static inline void totals_add(uint32_t cell, uint64_t size)
 
 static inline void totals_sub(uint32_t cell, uint64_t size)
 {
-    atomic_fetch_sub_explicit(&cells[cell].live, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&device_vram[vram_slot_of[cell]].live, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&totals[cell].live, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&totals[device_cell[cell]].device_live, size, memory_order_relaxed);
 }
 
 /* ---- insert / remove ------------------------------------------------------------ */
@@ -305,8 +303,8 @@ bool vg_table_insert(const struct vg_alloc *a)
 /* New peaks and a new device: rare in the steady state (vg_table_add_vram). */
 bool vg_table_added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live)
 {
-    raise_peak(&cells[cell].peak, cell_live);
-    raise_peak(&device_vram[cell_device(cell)].peak, device_live);
+    raise_peak(&totals[cell].peak, cell_live);
+    raise_peak(&totals[device_cell[cell]].device_peak, device_live);
     if ((int)cell_device(cell) >= atomic_load_explicit(&devices_seen, memory_order_relaxed))
         count_device(cell_device(cell));
     return true;
@@ -400,7 +398,7 @@ void vg_table_stats(struct vg_stats *out)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
                 uint32_t c = cell_of(d, k, p);
-                out->cell[d][k][p].peak_bytes = atomic_load_explicit(&cells[c].peak, memory_order_relaxed);
+                out->cell[d][k][p].peak_bytes = atomic_load_explicit(&totals[c].peak, memory_order_relaxed);
             }
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
@@ -423,7 +421,7 @@ void vg_table_stats(struct vg_stats *out)
                 if (c->peak_bytes < c->live_bytes) /* read a moment apart */
                     c->peak_bytes = c->live_bytes;
             }
-        out->device_peak[d] = atomic_load_explicit(&device_vram[d].peak, memory_order_relaxed);
+        out->device_peak[d] = atomic_load_explicit(&totals[cell_of(d, 0, 0)].device_peak, memory_order_relaxed);
         uint64_t vram = vg_table_device_vram(out, d);
         if (out->device_peak[d] < vram)
             out->device_peak[d] = vram;
@@ -688,8 +686,7 @@ void vg_table_reset(void)
         free(s->slots);
         memset(s, 0, offsetof(struct shard, padding)); /* releases the lock, forgets the counts; the padding stays untouched */
     }
-    memset(cells, 0, sizeof(cells));
-    memset(device_vram, 0, sizeof(device_vram));
+    memset(totals, 0, sizeof(totals));
     atomic_store(&devices_seen, 0);
     atomic_store(&dropped, 0);
 }

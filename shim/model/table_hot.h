@@ -110,15 +110,19 @@ struct vg_table_shard {
 _Static_assert(sizeof(struct vg_table_shard) == VG_TABLE_SHARD_SIZE, "a shard is a power of two bytes");
 extern struct vg_table_shard vg_table_shards[VG_TABLE_SHARDS] VG_HIDDEN;
 
-/* Live bytes per cell and per device slot (and a spare slot that non-VRAM
- * cells update, never read): global atomics, read only for the peaks. */
-struct vg_table_live_peak {
-    _Atomic uint64_t live, peak;
+/* Live bytes and their peaks, per cell and per device (its VRAM kinds):
+ * global atomics, read only for the peaks. A device's counters sit in its
+ * first cell (plain device allocations, unknown purpose), on the cache line
+ * of its first two cells: a common insert or removal writes one line of
+ * globals, not two (what threads on other cores contend for). */
+struct vg_table_totals {
+    _Atomic uint64_t live, peak;               /* the cell's */
+    _Atomic uint64_t device_live, device_peak; /* in a device's first cell: the device's VRAM */
 };
-enum { VG_TABLE_NOT_VRAM = VG_MAX_DEVICES };
-extern struct vg_table_live_peak vg_table_cells[VG_TABLE_CELLS] VG_HIDDEN;
-extern struct vg_table_live_peak vg_table_device_live[VG_MAX_DEVICES + 1] VG_HIDDEN;
-extern uint8_t vg_table_vram_slot_of[VG_TABLE_CELLS] VG_HIDDEN; /* cell -> its device slot, or VG_TABLE_NOT_VRAM */
+extern struct vg_table_totals vg_table_totals[VG_TABLE_CELLS] VG_HIDDEN;
+/* cell -> the cell holding its device's counters: its device's first cell
+ * for a VRAM kind, else itself (updated there, never read). */
+extern uint16_t vg_table_device_cell[VG_TABLE_CELLS] VG_HIDDEN;
 extern atomic_int vg_table_devices_seen VG_HIDDEN;
 
 static inline uint64_t vg_table_hash(uintptr_t p)
@@ -198,11 +202,11 @@ static inline __attribute__((always_inline)) bool vg_table_add_vram(uintptr_t pt
     c[0]++;
     c[2] += size;
     vg_table_unlock(s);
-    struct vg_table_live_peak *cp = &vg_table_cells[cell], *dp = &vg_table_device_live[cell >> 5];
+    struct vg_table_totals *cp = &vg_table_totals[cell], *dp = &vg_table_totals[cell & ~31u];
     uint64_t cell_live = atomic_fetch_add_explicit(&cp->live, size, memory_order_relaxed) + size;
-    uint64_t device_live = atomic_fetch_add_explicit(&dp->live, size, memory_order_relaxed) + size;
+    uint64_t device_live = atomic_fetch_add_explicit(&dp->device_live, size, memory_order_relaxed) + size;
     if (__builtin_expect(cell_live > atomic_load_explicit(&cp->peak, memory_order_relaxed), 0) ||
-        __builtin_expect(device_live > atomic_load_explicit(&dp->peak, memory_order_relaxed), 0) ||
+        __builtin_expect(device_live > atomic_load_explicit(&dp->device_peak, memory_order_relaxed), 0) ||
         __builtin_expect((int)(cell >> 5) >= atomic_load_explicit(&vg_table_devices_seen, memory_order_relaxed), 0))
         return vg_table_added_rare(cell, cell_live, device_live);
     return true;
@@ -240,8 +244,8 @@ static inline __attribute__((always_inline)) bool vg_table_take_locked(struct vg
     slots[i].ptr = 0;
     s->live--;
     vg_table_unlock(s);
-    atomic_fetch_sub_explicit(&vg_table_cells[meta & 511].live, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&vg_table_device_live[vg_table_vram_slot_of[meta & 511]].live, size,
+    atomic_fetch_sub_explicit(&vg_table_totals[meta & 511].live, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&vg_table_totals[vg_table_device_cell[meta & 511]].device_live, size,
                               memory_order_relaxed);
     if (__builtin_expect(meta & VG_TABLE_ALLOWED, 0))
         return vg_table_take_gave_back(meta, size);

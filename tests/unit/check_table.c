@@ -557,6 +557,40 @@ START_TEST(test_random_against_reference)
 }
 END_TEST
 
+/* The hot path's insert and removal (table_hot.h) keep the same peaks as
+ * the general ones: a device's VRAM counters (which share a cache line with
+ * its first cells) move with its VRAM kinds only, per device; a removed
+ * pinned entry on the same device leaves them alone. */
+START_TEST(test_hot_insert_take_device_peaks)
+{
+    uint32_t dev1 = vg_table_meta(1, VG_KIND_DEVICE, VG_PURPOSE_UNKNOWN, 0, 0);
+    uint32_t pool1 = vg_table_meta(1, VG_KIND_POOL, VG_PURPOSE_KV_CACHE, 0, 0);
+    int32_t api = vg_table_api_of(vg_table_api_anchor);
+    ck_assert(vg_table_add_vram(0x10000, 100, vg_table_place(0, 1), api, NULL, dev1));
+    ck_assert(vg_table_add_vram(0x20000, 40, vg_table_place(2, 1), api, NULL, pool1));
+    struct vg_alloc pin = mk(0x30000, 1000, 1, VG_KIND_HOST_PINNED, VG_PURPOSE_UNKNOWN);
+    ck_assert(vg_table_insert(&pin));
+    struct vg_table_saved saved;
+    ck_assert(vg_table_take(0x30000, &saved)); /* pinned: not the device's VRAM */
+    ck_assert(vg_table_take(0x10000, &saved)); /* VRAM now 40 */
+    ck_assert_uint_eq(saved.size_pool & VG_TABLE_SIZE_MASK, 100);
+    ck_assert(vg_table_add_vram(0x40000, 70, vg_table_place(0, 1), api, NULL, dev1)); /* 110 */
+    ck_assert(vg_table_add_vram(0x50000, 5, vg_table_place(0, 1), api, NULL,
+                                vg_table_meta(0, VG_KIND_DEVICE, VG_PURPOSE_UNKNOWN, 0, 0)));
+    struct vg_stats *s = stats_now();
+    ck_assert_int_eq(s->device_count, 2);
+    ck_assert_uint_eq(s->device_peak[1], 140); /* 100 + 40 */
+    ck_assert_uint_eq(s->device_peak[0], 5);
+    ck_assert_uint_eq(vg_table_device_vram(s, 1), 110);
+    ck_assert_uint_eq(s->cell[1][VG_KIND_DEVICE][VG_PURPOSE_UNKNOWN].peak_bytes, 100);
+    ck_assert_uint_eq(s->cell[1][VG_KIND_POOL][VG_PURPOSE_KV_CACHE].peak_bytes, 40);
+    ck_assert_uint_eq(s->cell[1][VG_KIND_HOST_PINNED][VG_PURPOSE_UNKNOWN].peak_bytes, 1000);
+    /* a new device peak from the hot path: 110 + 50 */
+    ck_assert(vg_table_add_vram(0x60000, 50, vg_table_place(0, 1), api, NULL, dev1));
+    ck_assert_uint_eq(stats_now()->device_peak[1], 160);
+}
+END_TEST
+
 /* Host memory per live allocation stays within 64 bytes: at many sizes of
  * the live set (a shard grows by half, so just after growing is the worst
  * case), and under churn at a constant live set (freed slots are reused,
@@ -613,6 +647,7 @@ Suite *make_table_suite(void)
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_device_out_of_range_last_slot);
     tcase_add_test(tc, test_random_against_reference);
+    tcase_add_test(tc, test_hot_insert_take_device_peaks);
     tcase_add_test(tc, test_bytes_per_live_allocation);
     suite_add_tcase(s, tc);
     return s;
