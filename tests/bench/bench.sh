@@ -27,7 +27,10 @@
 #   RENDER_LIVE       live allocations for the render times (100000)
 #   RENDER_PROCS      processes for the render times (5; one first OOM each)
 #   WALL_PAIRS        pairs per repetition of the wall-time runs (20000)
-#   WALL_RUNS         interleaved wall-time runs of each kind (5, odd)
+#   WALL_RUNS         interleaved wall-time runs of each kind (9, odd)
+#   BENCH_ONLY        "threads": table 4 alone, from bench_alloc only (no
+#                     valgrind needed): the thread figure on a machine with
+#                     more cores than threads, e.g. the GPU host
 set -eu
 B=$1
 SHIM=$(realpath "${2:-$B/libvramguard.so}")
@@ -36,7 +39,7 @@ N1=${N1:-2000} N2=${N2:-12000}
 LIVE_SMALL=1000 LIVE_BIG=${LIVE_BIG:-1000000}
 CHURN_OPS=${CHURN_OPS:-2000000}
 RENDER_LIVE=${RENDER_LIVE:-100000} RENDER_PROCS=${RENDER_PROCS:-5} RENDER_REPS=7 EXIT_REPS=5
-WALL_PAIRS=${WALL_PAIRS:-20000} WALL_RUNS=${WALL_RUNS:-5}
+WALL_PAIRS=${WALL_PAIRS:-20000} WALL_RUNS=${WALL_RUNS:-9}
 RULES='libfoo*=weights,>=1G=kv_cache,<1K=intermediate'
 export FAKECUDA_VRAM_BYTES=1099511627776 # 2^40: a million live allocations (and churn) fit
 export VRAMGUARD_LOG=/dev/null
@@ -44,11 +47,14 @@ TMP=$(mktemp -d /tmp/vgbench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 START=$(date +%s)
 
-for p in bench_alloc bench_live bench_render; do
+ONLY=${BENCH_ONLY:-}
+case $ONLY in '' | threads) ;; *) echo "bench.sh: BENCH_ONLY is threads or unset" >&2; exit 2 ;; esac
+for p in bench_alloc $([ "$ONLY" = threads ] || echo bench_live bench_render); do
     [ -x "$T/$p" ] || { echo "bench.sh: $T/$p missing (make bench-build)" >&2; exit 1; }
 done
 [ -f "$SHIM" ] || { echo "bench.sh: no shim at $SHIM" >&2; exit 1; }
-command -v valgrind >/dev/null || { echo "bench.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+[ "$ONLY" = threads ] || command -v valgrind >/dev/null ||
+    { echo "bench.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 
 # ---- helpers ----------------------------------------------------------------
 
@@ -119,6 +125,37 @@ echo "== vramguard make bench: $(uname -m), $(nproc) cpus (uname -m, nproc); $(u
 echo "   shim: $SHIM (built $(date -r "$SHIM" '+%F %T')); bench checkout:" \
     "$(cd "$(dirname "$0")" && git log -1 --format=%h 2>/dev/null || echo '?')"
 echo "   fake CUDA driver (tests/fakecuda), FAKECUDA_VRAM_BYTES=2^40; base = the same program without the shim"
+
+# ---- 4 + 5: wall time, runs interleaved (functions: BENCH_ONLY=threads) ------
+# wall_runs [bt]: WALL_RUNS rounds of bench_alloc without and with the shim
+# (and with VRAMGUARD_BACKTRACE=1 when asked), interleaved.
+wall_runs() {
+    for i in $(seq "$WALL_RUNS"); do
+        measure "$TMP/wall.base.$i" 0 "$T/bench_alloc" wall "$WALL_PAIRS"
+        measure "$TMP/wall.shim.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+        [ -z "${1:-}" ] || VRAMGUARD_BACKTRACE=1 measure "$TMP/wall.bt.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+    done
+}
+wall() { cat "$TMP"/wall."$1".? "$TMP"/wall."$1".?? 2>/dev/null | awk -v c="$2" '$1 == c {print $2}' | med; }
+threads_table() {
+    echo
+    echo "== 4. threads: ns per pair (wall time / all threads' pairs; median of $WALL_RUNS runs of the median of 11)  $(elapsed)"
+    heading case
+    for c in driver runtime; do
+        b1=$(wall base ${c}_1thread); s1=$(wall shim ${c}_1thread)
+        b8=$(wall base ${c}_8threads); s8=$(wall shim ${c}_8threads)
+        row "$c pair, 1 thread" "$b1" "$s1" "$(calc %+.1f 's - b' b="$b1" s="$s1")"
+        row "$c pair, 8 threads" "$b8" "$s8" "$(calc %+.1f 's - b' b="$b8" s="$s8")"
+        row "$c: added(8 threads) / added(1 thread)" "" "" \
+            "$(calc %.2f '(s1 > b1 ? (s8 - b8) / (s1 - b1) : 0)' b1="$b1" s1="$s1" b8="$b8" s8="$s8")" 2
+    done
+}
+if [ "$ONLY" = threads ]; then
+    wall_runs
+    threads_table
+    [ -e "$TMP/failed" ] && exit 1
+    exit 0
+fi
 
 # ---- 1 + 2: callgrind instructions and driver calls per pair ------------------
 declare -A IR CALLS
@@ -208,24 +245,8 @@ for m in heap_live heap_churn rss_live rss_churn; do
 done
 
 # ---- 4 + 5: wall time, runs interleaved -------------------------------------
-for i in $(seq "$WALL_RUNS"); do
-    measure "$TMP/wall.base.$i" 0 "$T/bench_alloc" wall "$WALL_PAIRS"
-    measure "$TMP/wall.shim.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
-    VRAMGUARD_BACKTRACE=1 measure "$TMP/wall.bt.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
-done
-wall() { cat "$TMP"/wall."$1".? "$TMP"/wall."$1".?? 2>/dev/null | awk -v c="$2" '$1 == c {print $2}' | med; }
-
-echo
-echo "== 4. threads: ns per pair (wall time / all threads' pairs; median of $WALL_RUNS runs of the median of 11)  $(elapsed)"
-heading case
-for c in driver runtime; do
-    b1=$(wall base ${c}_1thread); s1=$(wall shim ${c}_1thread)
-    b8=$(wall base ${c}_8threads); s8=$(wall shim ${c}_8threads)
-    row "$c pair, 1 thread" "$b1" "$s1" "$(calc %+.1f 's - b' b="$b1" s="$s1")"
-    row "$c pair, 8 threads" "$b8" "$s8" "$(calc %+.1f 's - b' b="$b8" s="$s8")"
-    row "$c: added(8 threads) / added(1 thread)" "" "" \
-        "$(calc %.2f '(s1 > b1 ? (s8 - b8) / (s1 - b1) : 0)' b1="$b1" s1="$s1" b8="$b8" s8="$s8")" 2
-done
+wall_runs bt
+threads_table
 
 echo
 echo "== 5. wall time per pair, 1 thread (ns; median of $WALL_RUNS interleaved runs of the median of 11 x $WALL_PAIRS)"

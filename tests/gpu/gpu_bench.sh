@@ -5,14 +5,17 @@
 # with LD_PRELOAD of the shim (A B B A, alternating which goes first), one
 # process per measurement. Per case: the median ns per pair without and
 # with, and the median of the per-round ratios with/without, against its
-# target; then every round's figures. About 150 s on an H200 (12 rounds).
+# target, and the quartiles of the ratios (their spread: a median of n
+# ratios moves by about 1.25 x their spread / sqrt(n)); then every round's
+# figures. About 150 s on an H200 (12 rounds). CASES picks the cases (all
+# three by default), e.g. CASES=sync4k ROUNDS=40 for the sync pair alone.
 # Exit 0 when every measurement ran (a missed target does not fail it).
 set -u
 B=$(cd "${1:-build}" && pwd)
 BIN=$B/gpu/gpu_bench
 SHIM=$B/libvramguard.so
 ROUNDS=${ROUNDS:-12}
-CASES="async4k asyncmixed sync4k"
+CASES=${CASES:-async4k asyncmixed sync4k}
 TMP=$(mktemp -d /tmp/vg-gpubench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 if [ ! -x "$BIN" ] || [ ! -f "$SHIM" ]; then echo "gpu_bench.sh: build first (make gpu-build)" >&2; exit 1; fi
@@ -55,8 +58,12 @@ for r in $(seq "$ROUNDS"); do
 done
 
 med() { sort -g "$1" 2>/dev/null | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print ""}'; }
+# quartiles FILE: "q1-q3" of the numbers in FILE (nearest rank)
+quartiles() {
+    sort -g "$1" 2>/dev/null | awk '{v[NR] = $1} END {if (NR) printf "%.3f-%.3f", v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)]}'
+}
 echo
-printf '%-52s %12s %12s %14s %8s  %s\n' case "without ns" "with ns" "median ratio" target verdict
+printf '%-52s %12s %12s %14s %8s  %-7s %s\n' case "without ns" "with ns" "median ratio" target verdict "ratio q1-q3"
 for c in $CASES; do
     case $c in
     async4k) label="cudaMallocAsync + cudaFreeAsync, 4 KiB, a stream"; tgt=1.10 ;;
@@ -65,10 +72,11 @@ for c in $CASES; do
     esac
     ratio=$(med "$TMP/$c.ratio")
     v=$(awk -v r="$ratio" -v t="$tgt" 'BEGIN {print (r == "" ? "?" : ((r + 0 <= t + 0) ? "PASS" : "FAIL"))}')
-    printf '%-52s %12s %12s %14s %8s  %s\n' "$label" "$(med "$TMP/$c.0")" "$(med "$TMP/$c.1")" \
-        "$(awk -v r="$ratio" 'BEGIN {if (r != "") printf "%.3f", r}')" "<=$tgt" "$v"
+    printf '%-52s %12s %12s %14s %8s  %-7s %s\n' "$label" "$(med "$TMP/$c.0")" "$(med "$TMP/$c.1")" \
+        "$(awk -v r="$ratio" 'BEGIN {if (r != "") printf "%.3f", r}')" "<=$tgt" "$v" "$(quartiles "$TMP/$c.ratio")"
 done
-echo "   (ratio: with / without in the same round; $(wc -l <"$TMP/async4k.ratio" 2>/dev/null || echo 0) rounds complete)"
+first=${CASES%% *}
+echo "   (ratio: with / without in the same round; $(wc -l <"$TMP/$first.ratio" 2>/dev/null || echo 0) rounds complete)"
 # Every round's figures, in round order: a spread or a bimodal case shows here.
 for c in $CASES; do
     for f in 0 1 ratio; do
