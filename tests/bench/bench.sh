@@ -149,6 +149,15 @@ threads_table() {
         row "$c: added(8 threads) / added(1 thread)" "" "" \
             "$(calc %.2f '(s1 > b1 ? (s8 - b8) / (s1 - b1) : 0)' b1="$b1" s1="$s1" b8="$b8" s8="$s8")" 2
     done
+    # The reference: thread-local busy work in place of the shim, no shim.
+    b1=$(wall base driver_1thread); l1=$(wall base local_1thread)
+    b8=$(wall base driver_8threads); l8=$(wall base local_8threads)
+    row "reference: driver pair + local work, 1 thread" "$b1" "$l1" "$(calc %+.1f 's - b' b="$b1" s="$l1")"
+    row "reference: driver pair + local work, 8 threads" "$b8" "$l8" "$(calc %+.1f 's - b' b="$b8" s="$l8")"
+    row "reference: added(8 threads) / added(1 thread)" "" "" \
+        "$(calc %.2f '(l1 > b1 ? (l8 - b8) / (l1 - b1) : 0)' b1="$b1" l1="$l1" b8="$b8" l8="$l8")"
+    echo "    (reference: busy work that touches nothing shared, in place of the shim, no shim loaded: what"
+    echo "     this machine's cores and the fake driver's one mutex do to work that scales perfectly)"
 }
 if [ "$ONLY" = threads ]; then
     wall_runs

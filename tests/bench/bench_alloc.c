@@ -15,7 +15,11 @@
  *                                driver and async with 1 thread, runtime and
  *                                driver with 8 threads (ns per pair = wall
  *                                time / all threads' pairs). One line per
- *                                case: "<case>_<n>thread[s] <ns>".
+ *                                case: "<case>_<n>thread[s] <ns>"; then
+ *                                local_1thread and local_8threads: the
+ *                                driver pair with thread-local busy work
+ *                                (no shared data) around each call, the
+ *                                thread table's reference.
  *   bench_alloc ir CASE N        one case for callgrind (driver, runtime, async,
  *                                pool): 1000 warm-up pairs,
  *                                then N pairs between MEASURE_BEGIN/END (the
@@ -29,7 +33,7 @@
 #include <pthread.h>
 #include <string.h>
 
-enum { REPS = 11, THREADS = 8, WARMUP = 1000 };
+enum { REPS = 11, THREADS = 8, WARMUP = 1000, LOCAL_WORK = 60 };
 
 static long pairs = 20000;
 
@@ -42,12 +46,26 @@ static void runtime_pairs(long n)
     }
 }
 
+/* Thread-local busy work after each call of a driver pair (0: none): the
+ * thread table's reference (wall()). */
+static int local_work;
+
+static inline void busy(void)
+{
+    for (volatile int k = 0; k < local_work; k++)
+        ;
+}
+
 static void driver_pairs(long n)
 {
     for (long i = 0; i < n; i++) {
         CUdeviceptr p;
-        if (drv_alloc(&p, 4096) != CUDA_SUCCESS || drv_free(p) != CUDA_SUCCESS)
+        if (drv_alloc(&p, 4096) != CUDA_SUCCESS)
             abort();
+        busy();
+        if (drv_free(p) != CUDA_SUCCESS)
+            abort();
+        busy();
     }
 }
 
@@ -135,6 +153,14 @@ static int wall(void)
     printf("async_1thread %.1f\n", measure(async_loop, 1));
     printf("runtime_8threads %.1f\n", measure(runtime_loop, THREADS));
     printf("driver_8threads %.1f\n", measure(driver_loop, THREADS));
+    /* The reference: the driver pair with thread-local busy work added
+     * around the calls, about the shim's cost with one thread (shares
+     * nothing): how this machine's threads and the fake driver's mutex
+     * inflate work that no other thread touches. */
+    local_work = LOCAL_WORK;
+    printf("local_1thread %.1f\n", measure(driver_loop, 1));
+    printf("local_8threads %.1f\n", measure(driver_loop, THREADS));
+    local_work = 0;
     return 0;
 }
 
