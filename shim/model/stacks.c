@@ -3,7 +3,7 @@
 #include "modules.h"
 #include "process.h"
 
-#include <execinfo.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -32,12 +32,38 @@ _Atomic uint64_t vg_stack_min_size = UINT64_MAX, vg_stack_min_size_stream_ordere
  * first frame is the function that captured, inlining vg_stack_capture). */
 static uintptr_t own_lo, own_hi;
 
+_Unwind_Reason_Code (*vg_unwind_backtrace)(_Unwind_Trace_Fn, void *);
+static _Unwind_Ptr (*unwind_get_ip)(struct _Unwind_Context *);
+
+/* libgcc_s's unwinder (already loaded in any C++ or Python process);
+ * dlvsym, which the shim does not wrap, by the versions libgcc_s has given
+ * them since GCC 3. */
+static bool find_unwinder(void)
+{
+    if (vg_unwind_backtrace)
+        return true;
+    void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!h)
+        h = dlopen("libgcc_s.so.1", RTLD_NOW);
+    if (!h)
+        return false;
+    unwind_get_ip = (_Unwind_Ptr(*)(struct _Unwind_Context *))dlvsym(h, "_Unwind_GetIP", "GCC_3.0");
+    void *bt = dlvsym(h, "_Unwind_Backtrace", "GCC_3.3");
+    if (!unwind_get_ip || !bt)
+        return false;
+    vg_unwind_backtrace = (_Unwind_Reason_Code(*)(_Unwind_Trace_Fn, void *))bt;
+    return true;
+}
+
 void vg_stacks_enable(enum vg_backtrace mode)
 {
     if (mode == VG_BACKTRACE_OFF)
         return;
+    if (!find_unwinder())
+        return; /* no libgcc_s: no stacks, as backtrace(3) would find none */
     void *prime[2];
-    backtrace(prime, 2); /* loads libgcc_s now, not in an allocation */
+    struct vg_stack_walk w = {prime, 0, 2};
+    vg_unwind_backtrace(vg_stack_frame, &w); /* the unwinder's first-use work now, not in an allocation */
     struct vg_module m;
     if (vg_module_of((void *)vg_stack_intern, &m) && !m.is_main) {
         own_lo = m.lo;
@@ -54,11 +80,22 @@ static inline bool own(const void *pc)
     return (uintptr_t)pc >= own_lo && (uintptr_t)pc < own_hi;
 }
 
+_Unwind_Reason_Code vg_stack_frame(struct _Unwind_Context *ctx, void *arg)
+{
+    struct vg_stack_walk *w = arg;
+    uintptr_t ip = unwind_get_ip(ctx);
+    if (ip == 0 || w->got == w->max)
+        return _URC_END_OF_STACK;
+    w->out[w->got++] = (void *)ip;
+    return _URC_NO_REASON;
+}
+
 uint32_t vg_stack_intern(void **raw, int got)
 {
-    /* Our frames lead, unless backtrace(3) is itself interposed (ASan's
-     * interceptor is the first frame then): skip up to our first frame
-     * among the leading few, then past our last. */
+    /* Our frames lead (the walk starts in the capturing function), unless
+     * something interposed on the unwinder adds one of its own (as ASan's
+     * backtrace(3) interceptor did when that was the walk): skip up to our
+     * first frame among the leading few, then past our last. */
     int skip = 0;
     while (skip < got && skip < 2 && own_hi != 0 && !own(raw[skip]))
         skip++;

@@ -4,17 +4,17 @@
  * bytes or more, whose driver call costs far more than a stack walk (not
  * stream-ordered ones: see vg_stack_min_size); `1` for every allocation;
  * `0` for none. Every refusal and OOM gets one too
- * (events.c), unless `0`. Captured with backtrace(3), primed once at
- * configuration time (its first call loads the unwinder); symbolised only
+ * (events.c), unless `0`. Captured with libgcc's unwinder, primed once at
+ * configuration time; symbolised only
  * when an output is written (output/symbols.h), never on the allocation
  * path. */
 #ifndef VG_STACKS_H
 #define VG_STACKS_H
 
-#include <execinfo.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unwind.h>
 
 enum { VG_STACK_FRAMES = 8 };
 #define VG_STACK_LARGE ((uint64_t)1 << 20)
@@ -37,15 +37,27 @@ enum { VG_STACK_OWN_MAX = 8 }; /* of our own frames, at most */
 /* The depot id of these raw frames (vramguard's own leading frames
  * skipped): 0 when there are none left or the depot is full. */
 uint32_t vg_stack_intern(void **raw, int got);
-/* Capture the caller's stack; 0 when disabled or the depot is full. Inline:
- * the walk starts in the wrapper's own frame, one frame fewer for libgcc's
- * unwinder to decode (about 2 200 instructions each, callgrind). */
+/* libgcc_s's unwinder, looked up by vg_stacks_enable (the shim links
+ * nothing but libc; backtrace(3) loads the same library the same way). */
+extern _Unwind_Reason_Code (*vg_unwind_backtrace)(_Unwind_Trace_Fn, void *);
+/* One frame of a walk (stacks.c): its return address into `arg`. */
+_Unwind_Reason_Code vg_stack_frame(struct _Unwind_Context *ctx, void *arg);
+struct vg_stack_walk {
+    void **out;
+    int got, max;
+};
+/* Capture the caller's stack; 0 when disabled or the depot is full. Inline,
+ * and _Unwind_Backtrace itself rather than backtrace(3) around it: the walk
+ * starts in the wrapper's own frame, with no frame of backtrace's for
+ * libgcc's unwinder to decode (about 2 200 instructions a frame, callgrind). */
 static inline __attribute__((always_inline)) uint32_t vg_stack_capture(void)
 {
-    if (!vg_stacks_enabled())
+    if (!vg_stacks_enabled() || !vg_unwind_backtrace)
         return 0;
     void *raw[VG_STACK_FRAMES + VG_STACK_OWN_MAX];
-    return vg_stack_intern(raw, backtrace(raw, VG_STACK_FRAMES + VG_STACK_OWN_MAX));
+    struct vg_stack_walk w = {raw, 0, VG_STACK_FRAMES + VG_STACK_OWN_MAX};
+    vg_unwind_backtrace(vg_stack_frame, &w);
+    return vg_stack_intern(raw, w.got);
 }
 /* An allocation of `size` bytes (`stream_ordered`: from a pool, a constant
  * in each wrapper): its stack when it gets one, else 0. The whole

@@ -33,7 +33,7 @@
 #include <pthread.h>
 #include <string.h>
 
-enum { REPS = 11, THREADS = 8, WARMUP = 1000, LOCAL_WORK = 60 };
+enum { REPS = 11, THREADS = 8, WARMUP = 1000, LOCAL_WORK = 40 };
 
 static long pairs = 20000;
 
@@ -46,17 +46,24 @@ static void runtime_pairs(long n)
     }
 }
 
-/* Thread-local busy work after each call of a driver pair (0: none): the
- * thread table's reference (wall()). */
-static int local_work;
+static void driver_pairs(long n)
+{
+    for (long i = 0; i < n; i++) {
+        CUdeviceptr p;
+        if (drv_alloc(&p, 4096) != CUDA_SUCCESS || drv_free(p) != CUDA_SUCCESS)
+            abort();
+    }
+}
 
+/* The thread table's reference (wall()): the driver pair with thread-local
+ * busy work after each call, about the shim's cost with one thread. */
 static inline void busy(void)
 {
-    for (volatile int k = 0; k < local_work; k++)
+    for (volatile int k = 0; k < LOCAL_WORK; k++)
         ;
 }
 
-static void driver_pairs(long n)
+static void local_pairs(long n)
 {
     for (long i = 0; i < n; i++) {
         CUdeviceptr p;
@@ -116,6 +123,15 @@ static void *driver_loop(void *arg)
     return NULL;
 }
 
+static void *local_loop(void *arg)
+{
+    (void)arg;
+    cudaSetDevice(0);
+    cudaFree(0);
+    local_pairs(pairs);
+    return NULL;
+}
+
 static void *async_loop(void *arg)
 {
     (void)arg;
@@ -157,10 +173,8 @@ static int wall(void)
      * around the calls, about the shim's cost with one thread (shares
      * nothing): how this machine's threads and the fake driver's mutex
      * inflate work that no other thread touches. */
-    local_work = LOCAL_WORK;
-    printf("local_1thread %.1f\n", measure(driver_loop, 1));
-    printf("local_8threads %.1f\n", measure(driver_loop, THREADS));
-    local_work = 0;
+    printf("local_1thread %.1f\n", measure(local_loop, 1));
+    printf("local_8threads %.1f\n", measure(local_loop, THREADS));
     return 0;
 }
 
