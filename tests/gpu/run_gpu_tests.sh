@@ -174,8 +174,10 @@ st=$?
 row cli_run_violation_exit_3 "$([ $st = 3 ] && echo PASS || echo FAIL)" "exit $st"
 
 # make gpu-bench: the shim's cost per allocation on the real driver (about
-# 150 s on an H200; BENCH_ROUNDS=N to change its 12 rounds)
-if [ -x "$G/gpu_bench" ]; then
+# 150 s on an H200; BENCH_ROUNDS=N to change its 12 rounds, 0 to skip it)
+if [ "${BENCH_ROUNDS:-12}" = 0 ]; then
+    row bench_real_driver SKIP "BENCH_ROUNDS=0"
+elif [ -x "$G/gpu_bench" ]; then
     ROUNDS=${BENCH_ROUNDS:-12} timeout -k 5 300 "$ROOT/tests/gpu/gpu_bench.sh" "$B" >"$LOGS/bench.txt" 2>&1
     row bench_real_driver "$([ $? = 0 ] && echo PASS || echo FAIL)" "see bench table below"
 fi
