@@ -6,7 +6,7 @@
  * goes on; one thread then serves up to CONNECTIONS_MAX connections at once
  * from one poll loop, never waiting on any one client:
  *
- *   - every signal blocked in the thread (set around pthread_create), no
+ *   - every signal blocked in the thread (threads.h), no
  *     signal disposition touched; sockets SOCK_CLOEXEC and non-blocking;
  *     sends MSG_NOSIGNAL;
  *   - a request is its header only: at most REQUEST_MAX bytes, complete
@@ -25,6 +25,7 @@
  */
 #include "endpoint.h"
 #include "files.h"
+#include "threads.h"
 #include "config.h"
 #include "events.h" /* vg_report_path */
 #include "log.h"
@@ -38,7 +39,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1058,23 +1058,14 @@ void vg_endpoint_start(void)
         return;
     }
 
-    /* The thread starts with every signal blocked; the caller's mask is restored. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (!atomic_load(&conns_ready)) {
         for (int i = 0; i < CONNECTIONS_MAX; i++)
             atomic_store(&conns[i].fd, -1);
         atomic_store(&conns_ready, true);
     }
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     listen_fd = fd;
     pthread_t thread;
-    int rc = pthread_create(&thread, &attr, serve, (void *)(intptr_t)fd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = vg_thread_start(&thread, 0, serve, (void *)(intptr_t)fd);
     if (rc != 0) {
         vg_log("endpoint: cannot listen on %s: cannot start its thread: %s", shown, strerror(rc));
         listen_fd = -1;

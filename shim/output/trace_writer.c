@@ -9,10 +9,10 @@
 #include "files.h"
 #include "log.h"
 #include "pools.h"
+#include "threads.h"
 #include "trace_internal.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -57,8 +57,6 @@ static struct vg_stats stats; /* scratch of vg_table_stats */
 pthread_mutex_t vg_trace_writer_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t vg_trace_writer_wake;
 static bool writer_running;
-/* Set by the writer thread first thing: start_writer waits for it. */
-static atomic_bool writer_alive;
 atomic_bool vg_trace_writer_started; /* vg_trace_writer_wake is initialised */
 
 /* ---- writing frames (under vg_trace_lock) -------------------------------------- */
@@ -364,7 +362,6 @@ static void flush_all(bool final)
 static void *writer(void *arg)
 {
     (void)arg;
-    atomic_store_explicit(&writer_alive, true, memory_order_release);
     pthread_mutex_lock(&vg_trace_writer_lock);
     while (writer_running) {
         struct timespec until;
@@ -393,32 +390,14 @@ static void start_writer(void)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&vg_trace_writer_wake, &ca);
     pthread_condattr_destroy(&ca);
-    /* The writer blocks every signal: the program's handlers never run on it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t t;
     writer_running = true;
     atomic_store_explicit(&vg_trace_writer_started, true, memory_order_release);
-    atomic_store_explicit(&writer_alive, false, memory_order_relaxed);
-    if (pthread_create(&t, &attr, writer, NULL) != 0) {
+    if (vg_thread_start(&t, 256 * 1024, writer, NULL) != 0) {
         writer_running = false;
         vg_log("cannot start the trace's writer thread; the trace is written when a thread's buffer fills, "
                "when a thread ends and at exit");
-    } else {
-        /* Wait (at most a second) until it runs: a fork right after the
-         * first event must not copy a thread that is still being set up
-         * (its start may hold an allocator's lock that the child inherits,
-         * as ASan's did). Once per trace. */
-        for (int i = 0; i < 20000 && !atomic_load_explicit(&writer_alive, memory_order_acquire); i++)
-            nanosleep(&(struct timespec){0, 50000}, NULL);
     }
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- start and end ------------------------------------------------------------ */
