@@ -32,7 +32,7 @@ _Atomic uint64_t vg_stack_min_size = UINT64_MAX, vg_stack_min_size_stream_ordere
  * first frame is the function that captured, inlining vg_stack_capture). */
 static uintptr_t own_lo, own_hi;
 
-_Unwind_Reason_Code (*vg_unwind_backtrace)(_Unwind_Trace_Fn, void *);
+_Atomic(vg_unwind_backtrace_fn) vg_unwind_backtrace; /* set after unwind_get_ip (release) */
 static _Unwind_Ptr (*unwind_get_ip)(struct _Unwind_Context *);
 
 /* libgcc_s's unwinder (already loaded in any C++ or Python process);
@@ -40,7 +40,7 @@ static _Unwind_Ptr (*unwind_get_ip)(struct _Unwind_Context *);
  * them since GCC 3. */
 static bool find_unwinder(void)
 {
-    if (vg_unwind_backtrace)
+    if (atomic_load_explicit(&vg_unwind_backtrace, memory_order_acquire))
         return true;
     void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
     if (!h)
@@ -51,7 +51,7 @@ static bool find_unwinder(void)
     void *bt = dlvsym(h, "_Unwind_Backtrace", "GCC_3.3");
     if (!unwind_get_ip || !bt)
         return false;
-    vg_unwind_backtrace = (_Unwind_Reason_Code(*)(_Unwind_Trace_Fn, void *))bt;
+    atomic_store_explicit(&vg_unwind_backtrace, (vg_unwind_backtrace_fn)bt, memory_order_release);
     return true;
 }
 
@@ -63,7 +63,7 @@ void vg_stacks_enable(enum vg_backtrace mode)
         return; /* no libgcc_s: no stacks, as backtrace(3) would find none */
     void *prime[2];
     struct vg_stack_walk w = {prime, 0, 2};
-    vg_unwind_backtrace(vg_stack_frame, &w); /* the unwinder's first-use work now, not in an allocation */
+    atomic_load(&vg_unwind_backtrace)(vg_stack_frame, &w); /* the unwinder's first-use work now, not in an allocation */
     struct vg_module m;
     if (vg_module_of((void *)vg_stack_intern, &m) && !m.is_main) {
         own_lo = m.lo;

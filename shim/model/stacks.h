@@ -39,7 +39,8 @@ enum { VG_STACK_OWN_MAX = 8 }; /* of our own frames, at most */
 uint32_t vg_stack_intern(void **raw, int got);
 /* libgcc_s's unwinder, looked up by vg_stacks_enable (the shim links
  * nothing but libc; backtrace(3) loads the same library the same way). */
-extern _Unwind_Reason_Code (*vg_unwind_backtrace)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Reason_Code (*vg_unwind_backtrace_fn)(_Unwind_Trace_Fn, void *);
+extern _Atomic(vg_unwind_backtrace_fn) vg_unwind_backtrace;
 /* One frame of a walk (stacks.c): its return address into `arg`. */
 _Unwind_Reason_Code vg_stack_frame(struct _Unwind_Context *ctx, void *arg);
 struct vg_stack_walk {
@@ -52,11 +53,12 @@ struct vg_stack_walk {
  * libgcc's unwinder to decode (about 2 200 instructions a frame, callgrind). */
 static inline __attribute__((always_inline)) uint32_t vg_stack_capture(void)
 {
-    if (!vg_stacks_enabled() || !vg_unwind_backtrace)
+    vg_unwind_backtrace_fn walk = atomic_load_explicit(&vg_unwind_backtrace, memory_order_acquire);
+    if (!vg_stacks_enabled() || !walk)
         return 0;
     void *raw[VG_STACK_FRAMES + VG_STACK_OWN_MAX];
     struct vg_stack_walk w = {raw, 0, VG_STACK_FRAMES + VG_STACK_OWN_MAX};
-    vg_unwind_backtrace(vg_stack_frame, &w);
+    walk(vg_stack_frame, &w);
     return vg_stack_intern(raw, w.got);
 }
 /* An allocation of `size` bytes (`stream_ordered`: from a pool, a constant
