@@ -1,5 +1,6 @@
 #include "threads.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -31,7 +32,7 @@ int vg_thread_start(pthread_t *out, size_t stack, void *(*fn)(void *), void *arg
 {
     struct start *s = malloc(sizeof(*s));
     if (!s)
-        return -1;
+        return ENOMEM;
     s->fn = fn;
     s->arg = arg;
     atomic_init(&s->state, STARTING);
