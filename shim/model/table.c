@@ -25,6 +25,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 /* Short names for what table_hot.h shares. */
@@ -150,6 +151,22 @@ static inline uint32_t probe(const struct shard *s, uintptr_t ptr, uint64_t h)
 
 /* Room for one more entry: grow (by half) at 80% full. False when the
  * shard is full and cannot grow (out of host memory). */
+/* A large new slot array has its pages faulted in by one system call
+ * (Linux 5.14+; elsewhere, or for memory calloc already zeroed, nothing
+ * happens): one by one during the rehash they cost about as much as the
+ * rehash itself, in the call that grows a shard (the slowest call while
+ * building up to 1 M live, 8 runs each: 625-819 us -> 398-556 us). */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+enum { POPULATE_MIN = 256 * 1024 };
+static void populate(void *p, size_t bytes)
+{
+    uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (bytes >= POPULATE_MIN && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
 __attribute__((noinline, cold)) static bool room(struct shard *s)
 {
     if (s->live < s->grow_at)
@@ -158,6 +175,7 @@ __attribute__((noinline, cold)) static bool room(struct shard *s)
     struct entry *fresh = cap < UINT32_MAX ? calloc(cap, sizeof(*fresh)) : NULL;
     if (fresh == NULL)
         return s->live + 1 < s->cap;
+    populate(fresh, cap * sizeof(*fresh));
     struct entry *old = s->slots;
     uint32_t old_cap = s->cap;
     s->slots = fresh;
