@@ -1,5 +1,5 @@
 /* Fuzz target: the endpoint's HTTP request parser and router
- * (vg_endpoint_respond, shim/output/endpoint.c: no socket), with a few live
+ * (vg_endpoint_respond, shim/output/endpoint_http.c: no socket), with a few live
  * allocations in the table so that /metrics and /vram render something.
  * The answer must be a whole HTTP/1.1 status line. */
 #include "fuzz_common.h"
