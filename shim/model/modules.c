@@ -95,8 +95,9 @@ pthread_mutex_t *vg_modules_fork_mutex(void)
 }
 
 /* The slot of the cached range holding `a`, -1 when none is (not looked
- * up yet, or cached before the last unload). */
-static int cached_slot(uintptr_t a)
+ * up yet, or cached before the last unload); its name's words into `words`
+ * when not NULL, read under the same sequence number. */
+static int cached_slot(uintptr_t a, uint64_t *words)
 {
     if (vg_modules_unloads() != atomic_load_explicit(&named_unloads, memory_order_acquire))
         return -1;
@@ -104,10 +105,13 @@ static int cached_slot(uintptr_t a)
     for (int i = 0; i < n; i++) {
         struct named_range *r = &named[i];
         unsigned seq = atomic_load_explicit(&r->seq, memory_order_acquire);
-        bool in = a >= atomic_load_explicit(&r->lo, memory_order_relaxed) &&
-                  a < atomic_load_explicit(&r->hi, memory_order_relaxed);
+        if (a < atomic_load_explicit(&r->lo, memory_order_relaxed) ||
+            a >= atomic_load_explicit(&r->hi, memory_order_relaxed))
+            continue;
+        for (int w = 0; words && w < NAME_WORDS; w++)
+            words[w] = atomic_load_explicit(&r->name[w], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
-        if (in && (seq & 1) == 0 && atomic_load_explicit(&r->seq, memory_order_relaxed) == seq)
+        if ((seq & 1) == 0 && atomic_load_explicit(&r->seq, memory_order_relaxed) == seq)
             return i;
     }
     return -1;
@@ -115,33 +119,19 @@ static int cached_slot(uintptr_t a)
 
 int vg_module_slot(void *addr)
 {
-    return cached_slot((uintptr_t)addr);
+    return cached_slot((uintptr_t)addr, NULL);
 }
 
 static bool cached_name(uintptr_t a, char *out, unsigned long size)
 {
-    if (vg_modules_unloads() != atomic_load_explicit(&named_unloads, memory_order_acquire))
+    uint64_t words[NAME_WORDS];
+    if (cached_slot(a, words) < 0)
         return false;
-    int n = atomic_load_explicit(&n_named, memory_order_acquire);
-    for (int i = 0; i < n; i++) {
-        struct named_range *r = &named[i];
-        unsigned seq = atomic_load_explicit(&r->seq, memory_order_acquire);
-        if (a < atomic_load_explicit(&r->lo, memory_order_relaxed) ||
-            a >= atomic_load_explicit(&r->hi, memory_order_relaxed))
-            continue;
-        uint64_t words[NAME_WORDS];
-        for (int w = 0; w < NAME_WORDS; w++)
-            words[w] = atomic_load_explicit(&r->name[w], memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if ((seq & 1) != 0 || atomic_load_explicit(&r->seq, memory_order_relaxed) != seq)
-            continue;
-        char name[sizeof(words)];
-        memcpy(name, words, sizeof(words));
-        name[sizeof(name) - 1] = '\0';
-        snprintf(out, size, "%s", name);
-        return true;
-    }
-    return false;
+    char name[sizeof(words)];
+    memcpy(name, words, sizeof(words));
+    name[sizeof(name) - 1] = '\0';
+    snprintf(out, size, "%s", name);
+    return true;
 }
 
 /* Under named_lock. */

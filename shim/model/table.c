@@ -149,8 +149,6 @@ static inline uint32_t probe(const struct shard *s, uintptr_t ptr, uint64_t h)
     return i;
 }
 
-/* Room for one more entry: grow (by half) at 80% full. False when the
- * shard is full and cannot grow (out of host memory). */
 /* A large new slot array has its pages faulted in by one system call
  * (Linux 5.14+; elsewhere, or for memory calloc already zeroed, nothing
  * happens): one by one during the rehash they cost about as much as the
@@ -167,6 +165,8 @@ static void populate(void *p, size_t bytes)
         (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 }
 
+/* Room for one more entry: grow (by half) at 80% full. False when the
+ * shard is full and cannot grow (out of host memory). */
 __attribute__((noinline, cold)) static bool room(struct shard *s)
 {
     if (s->live < s->grow_at)
