@@ -168,6 +168,11 @@ static pthread_once_t g_boot_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* On its own cache line: every thread's cudaMalloc writes it. Not kept under
+ * FAKECUDA_THREAD_ARENAS=1 (the driver's benchmark mode: nothing shared). */
+static int malloc_calls __attribute__((aligned(64)));
+static int g_count_mallocs = 1;
+
 /* A child forked while another thread held g_lock gets it unlocked. Only
  * the child: the lock is held across a driver call (primary context
  * retain), so taking it before fork could invert the order against the
@@ -212,6 +217,8 @@ static bool driver_context_current(void)
 static void bootstrap(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
+    const char *arenas = getenv("FAKECUDA_THREAD_ARENAS");
+    g_count_mallocs = !(arenas && strcmp(arenas, "1") == 0);
     /* (1) */
     g_libcuda = dlopen("libcuda.so.1", RTLD_NOW);
     if (!g_libcuda) {
@@ -320,7 +327,6 @@ static cudaError_t enter(void)
 
 /* How many cudaMalloc calls this copy of the runtime served: tests with two
  * cudart majors in one process check which copy a call reached. */
-static int malloc_calls;
 FAKERT_API int fakecudart_malloc_calls(void);
 FAKERT_API int fakecudart_malloc_calls(void)
 {
@@ -329,7 +335,8 @@ FAKERT_API int fakecudart_malloc_calls(void)
 
 FAKERT_API cudaError_t CUDARTAPI cudaMalloc(void **devPtr, size_t size)
 {
-    __atomic_fetch_add(&malloc_calls, 1, __ATOMIC_RELAXED);
+    if (g_count_mallocs)
+        __atomic_fetch_add(&malloc_calls, 1, __ATOMIC_RELAXED);
     ENTER();
     if (!devPtr)
         return fail(cudaErrorInvalidValue);

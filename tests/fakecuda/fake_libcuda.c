@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,7 +121,8 @@ static struct {
     int legacy_alloc;
     int trace_fd; /* -1: off */
     int future_variants; /* answer cuGetProcAddress like a newer driver (future_rows) */
-} g_cfg = {1, 1073741824ULL, 0, 0, -1, 0};
+    int thread_arenas;   /* cuMemAlloc_v2 / cuMemFree_v2 from per-thread arenas (benchmarks) */
+} g_cfg = {1, 1073741824ULL, 0, 0, -1, 0, 0};
 
 static pthread_once_t g_cfg_once = PTHREAD_ONCE_INIT;
 
@@ -183,6 +185,12 @@ static void cfg_init(void)
             g_cfg.future_variants = (int)v;
         else
             warn_env("FAKECUDA_FUTURE_VARIANTS", s, "0, 1");
+    }
+    if ((s = getenv("FAKECUDA_THREAD_ARENAS"))) {
+        if (parse_ull(s, &v) == 0 && v <= 1)
+            g_cfg.thread_arenas = (int)v;
+        else
+            warn_env("FAKECUDA_THREAD_ARENAS", s, "0, 1");
     }
     if ((s = getenv("FAKECUDA_TRACE")) && *s) {
         if (strcmp(s, "stderr") == 0) {
@@ -714,6 +722,201 @@ static CUresult dev_alloc(int dev, size_t size, int legacy, uintptr_t *out)
 out:
     pthread_mutex_unlock(&g_lock);
     return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread arenas (FAKECUDA_THREAD_ARENAS=1, for benchmarks only)             */
+
+/* Device memory that cuMemAlloc_v2 hands out from the calling thread's own
+ * arena: a lock, an address range, a set of live addresses and a stack of
+ * freed blocks that no other thread touches unless it frees an address of
+ * this arena. No global mutex, no call counter, no charge to the device, and
+ * not in the allocation map (no other entry point knows these addresses):
+ * what `make bench` uses to measure the shim's scaling across threads
+ * without this fake driver's own serialization. A thread that finds no free
+ * arena (64 threads hold one), or an arena whose range is used up, gets the
+ * ordinary path. */
+#define FAKE_ARENA_BASE 0x600000000000ULL
+#define FAKE_ARENA_SPAN (1ULL << 36) /* 64 GiB of addresses per thread */
+#define FAKE_ARENAS 64
+
+struct fake_block {
+    uintptr_t addr;
+    size_t r; /* 512-rounded size */
+};
+
+struct fake_arena {
+    int lock;
+    unsigned long long bump;   /* next unused offset in the range */
+    struct fake_block *live;   /* open addressing, addr 0: empty; cap a power of two */
+    unsigned cap, count;
+    struct fake_block *freed;  /* reused last in, first out */
+    unsigned nfreed, freed_cap;
+} __attribute__((aligned(64)));
+
+static struct fake_arena g_arenas[FAKE_ARENAS];
+static unsigned long long g_arenas_taken; /* bit i: arena i belongs to a live thread */
+static __thread int tl_arena = -1;
+static pthread_key_t g_arena_key;
+static pthread_once_t g_arena_once = PTHREAD_ONCE_INIT;
+_Static_assert(FAKE_ARENAS == 64, "one bit per arena in g_arenas_taken");
+
+/* A thread's arena goes back when the thread ends (its blocks stay valid and
+ * can be freed from any thread); the next new thread takes it over. */
+static void arena_release(void *slot)
+{
+    int i = (int)(intptr_t)slot - 1;
+    __atomic_fetch_and(&g_arenas_taken, ~(1ULL << i), __ATOMIC_RELEASE);
+}
+
+static void arena_key_init(void)
+{
+    if (pthread_key_create(&g_arena_key, arena_release))
+        __atomic_store_n(&g_arenas_taken, ~0ULL, __ATOMIC_RELAXED); /* no arenas: the ordinary path */
+}
+
+/* The calling thread's arena, taken on its first allocation: -1 when none is free. */
+static int arena_take(void)
+{
+    pthread_once(&g_arena_once, arena_key_init);
+    unsigned long long taken = __atomic_load_n(&g_arenas_taken, __ATOMIC_ACQUIRE);
+    while (taken != ~0ULL) {
+        int i = __builtin_ctzll(~taken);
+        if (__atomic_compare_exchange_n(&g_arenas_taken, &taken, taken | 1ULL << i, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_ACQUIRE)) {
+            if (pthread_setspecific(g_arena_key, (void *)(intptr_t)(i + 1))) {
+                arena_release((void *)(intptr_t)(i + 1));
+                return -1;
+            }
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void arena_lock(struct fake_arena *a)
+{
+    for (int spins = 0; __atomic_exchange_n(&a->lock, 1, __ATOMIC_ACQUIRE); spins++)
+        if (spins > 100)
+            sched_yield();
+}
+
+static void arena_unlock(struct fake_arena *a) { __atomic_store_n(&a->lock, 0, __ATOMIC_RELEASE); }
+
+static unsigned arena_home(const struct fake_arena *a, uintptr_t p)
+{
+    return (unsigned)((p * 0x9E3779B97F4A7C15ULL) >> 32) & (a->cap - 1);
+}
+
+/* Adds a block to the live set; -1 when it cannot grow. */
+static int arena_insert(struct fake_arena *a, struct fake_block b)
+{
+    if ((a->count + 1) * 4 > a->cap * 3) {
+        unsigned ncap = a->cap ? a->cap * 2 : 64;
+        struct fake_block *n = calloc(ncap, sizeof *n), *old = a->live;
+        if (!n)
+            return -1;
+        unsigned ocap = a->cap;
+        a->live = n;
+        a->cap = ncap;
+        for (unsigned i = 0; i < ocap; i++)
+            if (old[i].addr) {
+                unsigned j = arena_home(a, old[i].addr);
+                while (n[j].addr)
+                    j = (j + 1) & (ncap - 1);
+                n[j] = old[i];
+            }
+        free(old);
+    }
+    unsigned j = arena_home(a, b.addr);
+    while (a->live[j].addr)
+        j = (j + 1) & (a->cap - 1);
+    a->live[j] = b;
+    a->count++;
+    return 0;
+}
+
+/* Removes p from the live set (backward-shift deletion); its size in *r. */
+static int arena_remove(struct fake_arena *a, uintptr_t p, size_t *r)
+{
+    if (!a->cap)
+        return -1;
+    unsigned mask = a->cap - 1, i = arena_home(a, p);
+    while (a->live[i].addr != p) {
+        if (!a->live[i].addr)
+            return -1;
+        i = (i + 1) & mask;
+    }
+    *r = a->live[i].r;
+    for (unsigned j = (i + 1) & mask; a->live[j].addr; j = (j + 1) & mask) {
+        unsigned h = arena_home(a, a->live[j].addr);
+        if (((j - h) & mask) >= ((j - i) & mask)) { /* its home is not between i and j: it may move to i */
+            a->live[i] = a->live[j];
+            i = j;
+        }
+    }
+    a->live[i].addr = 0;
+    a->count--;
+    return 0;
+}
+
+/* cuMemAlloc_v2 from the calling thread's arena: 1 when this path does not
+ * serve it (no arena left, range used up), else 0 with *out set, or -1 when
+ * the live set cannot grow (the caller answers out of memory). */
+static int arena_alloc(size_t size, uintptr_t *out)
+{
+    size_t r;
+    if (round_up_512(size, &r) || r > FAKE_ARENA_SPAN)
+        return 1;
+    if (tl_arena < 0 && (tl_arena = arena_take()) < 0)
+        return 1; /* tried again on the thread's next allocation */
+    struct fake_arena *a = &g_arenas[tl_arena];
+    struct fake_block b = {0, r};
+    arena_lock(a);
+    if (a->nfreed && a->freed[a->nfreed - 1].r == r) {
+        b.addr = a->freed[--a->nfreed].addr;
+    } else if (r <= FAKE_ARENA_SPAN - a->bump) {
+        b.addr = FAKE_ARENA_BASE + (uintptr_t)tl_arena * FAKE_ARENA_SPAN + a->bump;
+        a->bump += r;
+    } else {
+        arena_unlock(a);
+        return 1;
+    }
+    int rc = arena_insert(a, b);
+    arena_unlock(a);
+    if (rc)
+        return -1;
+    *out = b.addr;
+    return 0;
+}
+
+/* cuMemFree_v2 of an arena address (the caller checked the range). */
+static CUresult arena_free(uintptr_t p)
+{
+    struct fake_arena *a = &g_arenas[(p - FAKE_ARENA_BASE) / FAKE_ARENA_SPAN];
+    size_t r;
+    arena_lock(a);
+    if (arena_remove(a, p, &r)) {
+        arena_unlock(a);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (a->nfreed == a->freed_cap) {
+        unsigned ncap = a->freed_cap ? a->freed_cap * 2 : 64;
+        struct fake_block *n = realloc(a->freed, ncap * sizeof *n);
+        if (n) {
+            a->freed = n;
+            a->freed_cap = ncap;
+        }
+    }
+    if (a->nfreed < a->freed_cap) /* else the block's addresses are not reused */
+        a->freed[a->nfreed++] = (struct fake_block){p, r};
+    arena_unlock(a);
+    return CUDA_SUCCESS;
+}
+
+static inline int in_arenas(uintptr_t p)
+{
+    return p >= FAKE_ARENA_BASE && p - FAKE_ARENA_BASE < (uintptr_t)FAKE_ARENAS * FAKE_ARENA_SPAN;
 }
 
 /* Real, dereferenceable host memory, page aligned. */
@@ -2033,6 +2236,14 @@ FAKE_API void fakecuda_set_alloc_callback(void (*cb)(void *), void *arg)
 
 CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize) /* = cuMemAlloc_v2 */
 {
+    if (g_cfg.thread_arenas && dptr && bytesize && !g_alloc_callback && !g_fault_specs && need_ctx(NULL) == 0) {
+        uintptr_t p;
+        int rc = arena_alloc(bytesize, &p);
+        if (rc == 0)
+            *dptr = (CUdeviceptr)p;
+        if (rc <= 0)
+            return rc ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    }
     FAKE_ENTRY();
     void (*cb)(void *) = g_alloc_callback;
     if (cb)
@@ -2086,6 +2297,8 @@ CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pPitch, size_t Width
 
 CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) /* = cuMemFree_v2 */
 {
+    if (g_cfg.thread_arenas && in_arenas((uintptr_t)dptr) && inited() && !g_fault_specs)
+        return arena_free((uintptr_t)dptr); /* not counted: the arenas share nothing */
     FAKE_ENTRY();
     if (!inited())
         return CUDA_ERROR_NOT_INITIALIZED;
@@ -2171,6 +2384,8 @@ CUresult CUDAAPI legacy_cuMemFree(fake_deviceptr_v1 dptr)
         return CUDA_ERROR_INVALID_CONTEXT;
     if (dptr == 0)
         return CUDA_SUCCESS;
+    if (in_arenas((uintptr_t)dptr))
+        return arena_free((uintptr_t)dptr);
     return dev_free((uintptr_t)dptr);
 }
 
