@@ -2,7 +2,7 @@
 
 #include <stdatomic.h>
 
-__thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));
+__thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec"))) = {.peaks = &vg_peaks_none};
 
 _Atomic uint32_t vg_process_epoch = 1;
 _Atomic int vg_process_captures;

@@ -17,6 +17,9 @@
  * allocates memory of its own (hook_protocol.h), so nothing is counted
  * twice. */
 enum { VG_OUTER_NONE = -1 };
+/* Defined by peaks.c: the block every thread starts with (peaks.h). */
+struct vg_peaks_block;
+extern struct vg_peaks_block vg_peaks_none __attribute__((visibility("hidden")));
 /* What a thread learned about a stream it allocated on: its device and the
  * pool cuMemAllocAsync draws from there (see hooks_pools.c). */
 struct vg_stream_fact {
@@ -67,6 +70,9 @@ struct vg_tls_call {
      * pushed on this thread (0 when none: purposes.c keeps it). */
     uint32_t device_meta;
     uint32_t purpose_meta;
+    /* This thread's slack of the peaks' budgets (peaks.h): a block that is
+     * always locked until the thread's first take or give claims one. */
+    struct vg_peaks_block *peaks;
 };
 
 extern __thread struct vg_tls_call vg_tls_call __attribute__((tls_model("initial-exec")));

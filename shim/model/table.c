@@ -9,10 +9,8 @@
  *
  * Totals: allocation and free counts and live bytes per cell are kept per
  * shard, under the shard lock, and summed shard by shard when read (so a
- * snapshot's bytes and counts always agree). Peaks need one global order:
- * live bytes per cell and per device are also global atomics, read only for
- * their peaks; a device's sit beside its first cells (table_hot.h), so that
- * threads on several cores contend for one line per insert, not two.
+ * snapshot's bytes and counts always agree). Peaks, per cell and per device,
+ * are budgets held by the threads (peaks.h): exact, with no shared counter.
  *
  * The hot path's insert and removal (vg_table_add_vram, vg_table_take) are
  * inline in table_hot.h, with the layout they share with this file; their
@@ -21,6 +19,7 @@
 #include "allow.h"
 #include "contexts.h"
 #include "forksafe.h"
+#include "peaks.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -32,8 +31,6 @@
 #define entry vg_table_saved
 #define shard vg_table_shard
 #define shards vg_table_shards
-#define totals vg_table_totals
-#define device_cell vg_table_device_cell
 #define devices_seen vg_table_devices_seen
 #define hash_ptr vg_table_hash
 #define shard_of vg_table_shard_of
@@ -44,8 +41,6 @@
 enum { SHARDS = VG_TABLE_SHARDS, CELLS = VG_TABLE_CELLS, MIN_SLOTS = 16 };
 
 struct shard shards[SHARDS];
-struct vg_table_totals totals[CELLS] __attribute__((aligned(64)));
-uint16_t device_cell[CELLS];
 atomic_int devices_seen;
 static _Atomic uint64_t dropped;
 
@@ -63,12 +58,6 @@ _Static_assert(VG_CONTEXT_SLOTS <= 256, "an owner index fits a byte (a pool inde
 static inline uint32_t cell_device(uint32_t cell) { return cell >> 5; }
 static inline int cell_kind(uint32_t cell) { return (int)(cell >> 2 & 7); }
 
-/* The cell map, set before the first allocation can be recorded. */
-__attribute__((constructor)) static void map_cells(void)
-{
-    for (uint32_t c = 0; c < CELLS; c++)
-        device_cell[c] = (uint16_t)(vg_kind_is_vram(cell_kind(c)) ? cell_of((int)cell_device(c), 0, 0) : c);
-}
 static inline uint64_t entry_size(const struct entry *e) { return e->size_pool & SIZE_MASK; }
 static inline uint8_t entry_pool(const struct entry *e) { return (uint8_t)(e->size_pool >> SIZE_BITS); }
 static inline uint8_t entry_owner(const struct entry *e) { return (uint8_t)(e->size_pool >> OWNER_SHIFT); }
@@ -130,10 +119,12 @@ void vg_table_fork_prepare(void)
 {
     for (int i = 0; i < SHARDS; i++)
         shard_lock(&shards[i]);
+    vg_peaks_fork_prepare();
 }
 
 void vg_table_fork_parent(void)
 {
+    vg_peaks_fork_parent();
     for (int i = SHARDS - 1; i >= 0; i--)
         shard_unlock(&shards[i]);
 }
@@ -205,21 +196,6 @@ static void vacate(struct shard *s, uint32_t i)
 
 /* ---- totals ------------------------------------------------------------------- */
 
-__attribute__((noinline)) static void raise_peak_to(_Atomic uint64_t *peak, uint64_t value)
-{
-    uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
-    while (value > p && !atomic_compare_exchange_weak_explicit(peak, &p, value, memory_order_relaxed,
-                                                               memory_order_relaxed))
-        ;
-}
-
-/* A new peak is rare in the steady state: only then the compare-exchange. */
-static inline void raise_peak(_Atomic uint64_t *peak, uint64_t value)
-{
-    if (__builtin_expect(value > atomic_load_explicit(peak, memory_order_relaxed), 0))
-        raise_peak_to(peak, value);
-}
-
 __attribute__((noinline)) static void count_device(uint32_t d)
 {
     int n = atomic_load_explicit(&devices_seen, memory_order_relaxed);
@@ -229,21 +205,14 @@ __attribute__((noinline)) static void count_device(uint32_t d)
 
 static inline void totals_add(uint32_t cell, uint64_t size)
 {
-    struct vg_table_totals *c = &totals[cell];
-    raise_peak(&c->peak, atomic_fetch_add_explicit(&c->live, size, memory_order_relaxed) + size);
-    uint32_t d = cell_device(cell);
-    if (vg_kind_is_vram(cell_kind(cell))) {
-        struct vg_table_totals *v = &totals[device_cell[cell]];
-        raise_peak(&v->device_peak, atomic_fetch_add_explicit(&v->device_live, size, memory_order_relaxed) + size);
-    }
-    if (__builtin_expect((int)d >= atomic_load_explicit(&devices_seen, memory_order_relaxed), 0))
-        count_device(d);
+    vg_peaks_take(cell, size);
+    if (__builtin_expect((int)cell_device(cell) >= atomic_load_explicit(&devices_seen, memory_order_relaxed), 0))
+        count_device(cell_device(cell));
 }
 
 static inline void totals_sub(uint32_t cell, uint64_t size)
 {
-    atomic_fetch_sub_explicit(&totals[cell].live, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&totals[device_cell[cell]].device_live, size, memory_order_relaxed);
+    vg_peaks_give(cell, size);
 }
 
 /* ---- insert / remove ------------------------------------------------------------ */
@@ -318,11 +287,12 @@ bool vg_table_insert(const struct vg_alloc *a)
 
 /* ---- the rare cases of table_hot.h ------------------------------------------------ */
 
-/* New peaks and a new device: rare in the steady state (vg_table_add_vram). */
-bool vg_table_added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live)
+/* A thread's slack too short (a new peak, or another thread's frees) and a
+ * new device: rare in the steady state (vg_table_add_vram). */
+bool vg_table_added_rare(uint32_t cell, uint64_t size, bool taken)
 {
-    raise_peak(&totals[cell].peak, cell_live);
-    raise_peak(&totals[device_cell[cell]].device_peak, device_live);
+    if (!taken)
+        vg_peaks_take_slow(cell, cell_device(cell), size);
     if ((int)cell_device(cell) >= atomic_load_explicit(&devices_seen, memory_order_relaxed))
         count_device(cell_device(cell));
     return true;
@@ -416,7 +386,7 @@ void vg_table_stats(struct vg_stats *out)
         for (int k = 0; k < VG_KIND_SLOTS; k++)
             for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
                 uint32_t c = cell_of(d, k, p);
-                out->cell[d][k][p].peak_bytes = atomic_load_explicit(&totals[c].peak, memory_order_relaxed);
+                out->cell[d][k][p].peak_bytes = vg_peaks_cell(c);
             }
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
@@ -439,7 +409,7 @@ void vg_table_stats(struct vg_stats *out)
                 if (c->peak_bytes < c->live_bytes) /* read a moment apart */
                     c->peak_bytes = c->live_bytes;
             }
-        out->device_peak[d] = atomic_load_explicit(&totals[cell_of(d, 0, 0)].device_peak, memory_order_relaxed);
+        out->device_peak[d] = vg_peaks_device(d);
         uint64_t vram = vg_table_device_vram(out, d);
         if (out->device_peak[d] < vram)
             out->device_peak[d] = vram;
@@ -704,7 +674,7 @@ void vg_table_reset(void)
         free(s->slots);
         memset(s, 0, offsetof(struct shard, padding)); /* releases the lock, forgets the counts; the padding stays untouched */
     }
-    memset(totals, 0, sizeof(totals));
+    vg_peaks_reset();
     atomic_store(&devices_seen, 0);
     atomic_store(&dropped, 0);
 }

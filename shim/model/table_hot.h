@@ -10,6 +10,7 @@
 #define VG_TABLE_HOT_H
 
 #include "model.h"
+#include "peaks.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -89,7 +90,7 @@ static inline int32_t vg_table_api_of(const char *literal)
  * from the last slot. */
 _Static_assert(sizeof(struct vg_table_saved) == 32, "a table entry is 32 bytes");
 _Static_assert(VG_PURPOSE_COUNT <= 4 && VG_KIND_COUNT <= 8 && VG_MAX_DEVICES <= 16, "a cell fits 9 bits");
-enum { VG_TABLE_SHARD_BITS = 6, VG_TABLE_SHARDS = 1 << VG_TABLE_SHARD_BITS, VG_TABLE_CELLS = VG_MAX_DEVICES * 8 * 4 };
+enum { VG_TABLE_SHARD_BITS = 6, VG_TABLE_SHARDS = 1 << VG_TABLE_SHARD_BITS, VG_TABLE_CELLS = VG_PEAKS_CELLS };
 enum { VG_TABLE_SIZE_BITS = 48 };
 #define VG_TABLE_SIZE_MASK ((UINT64_C(1) << VG_TABLE_SIZE_BITS) - 1)
 
@@ -110,19 +111,6 @@ struct vg_table_shard {
 _Static_assert(sizeof(struct vg_table_shard) == VG_TABLE_SHARD_SIZE, "a shard is a power of two bytes");
 extern struct vg_table_shard vg_table_shards[VG_TABLE_SHARDS] VG_HIDDEN;
 
-/* Live bytes and their peaks, per cell and per device (its VRAM kinds):
- * global atomics, read only for the peaks. A device's counters sit in its
- * first cell (plain device allocations, unknown purpose), on the cache line
- * of its first two cells: a common insert or removal writes one line of
- * globals, not two (what threads on other cores contend for). */
-struct vg_table_totals {
-    _Atomic uint64_t live, peak;               /* the cell's */
-    _Atomic uint64_t device_live, device_peak; /* in a device's first cell: the device's VRAM */
-};
-extern struct vg_table_totals vg_table_totals[VG_TABLE_CELLS] VG_HIDDEN;
-/* cell -> the cell holding its device's counters: its device's first cell
- * for a VRAM kind, else itself (updated there, never read). */
-extern uint16_t vg_table_device_cell[VG_TABLE_CELLS] VG_HIDDEN;
 extern atomic_int vg_table_devices_seen VG_HIDDEN;
 
 static inline uint64_t vg_table_hash(uintptr_t p)
@@ -165,7 +153,7 @@ bool vg_table_insert_entry(uintptr_t ptr, uint64_t size_pool, void *caller, int3
     VG_HIDDEN;
 bool vg_table_add_unlock_general(struct vg_table_shard *s, uintptr_t ptr, uint64_t size_pool, void *caller,
                                  int32_t api, uint32_t meta) VG_HIDDEN;
-bool vg_table_added_rare(uint32_t cell, uint64_t cell_live, uint64_t device_live) VG_HIDDEN;
+bool vg_table_added_rare(uint32_t cell, uint64_t size, bool taken) VG_HIDDEN;
 bool vg_table_take_contended(struct vg_table_shard *s, uintptr_t ptr, uint64_t h, struct vg_table_saved *saved)
     VG_HIDDEN;
 bool vg_table_take_vacate(struct vg_table_shard *s, uint32_t i, uint32_t meta, uint64_t size) VG_HIDDEN;
@@ -202,13 +190,10 @@ static inline __attribute__((always_inline)) bool vg_table_add_vram(uintptr_t pt
     c[0]++;
     c[2] += size;
     vg_table_unlock(s);
-    struct vg_table_totals *cp = &vg_table_totals[cell], *dp = &vg_table_totals[cell & ~31u];
-    uint64_t cell_live = atomic_fetch_add_explicit(&cp->live, size, memory_order_relaxed) + size;
-    uint64_t device_live = atomic_fetch_add_explicit(&dp->device_live, size, memory_order_relaxed) + size;
-    if (__builtin_expect(cell_live > atomic_load_explicit(&cp->peak, memory_order_relaxed), 0) ||
-        __builtin_expect(device_live > atomic_load_explicit(&dp->device_peak, memory_order_relaxed), 0) ||
+    bool taken = vg_peaks_take_fast(cell, cell >> 5, size);
+    if (__builtin_expect(!taken, 0) ||
         __builtin_expect((int)(cell >> 5) >= atomic_load_explicit(&vg_table_devices_seen, memory_order_relaxed), 0))
-        return vg_table_added_rare(cell, cell_live, device_live);
+        return vg_table_added_rare(cell, size, taken);
     return true;
 }
 
@@ -244,9 +229,7 @@ static inline __attribute__((always_inline)) bool vg_table_take_locked(struct vg
     slots[i].ptr = 0;
     s->live--;
     vg_table_unlock(s);
-    atomic_fetch_sub_explicit(&vg_table_totals[meta & 511].live, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&vg_table_totals[vg_table_device_cell[meta & 511]].device_live, size,
-                              memory_order_relaxed);
+    vg_peaks_give(meta & 511, size);
     if (__builtin_expect(meta & VG_TABLE_ALLOWED, 0))
         return vg_table_take_gave_back(meta, size);
     return true;

@@ -28,6 +28,7 @@
 #   RENDER_PROCS      processes for the render times (5; one first OOM each)
 #   WALL_PAIRS        pairs per repetition of the wall-time runs (20000)
 #   WALL_RUNS         interleaved wall-time runs of each kind (9, odd)
+#   THREAD_PAIRS      pairs per thread of the thread table's runs (200000; fake driver arenas)
 #   BENCH_ONLY        "threads": table 4 alone, from bench_alloc only (no
 #                     valgrind needed): the thread figure on a machine with
 #                     more cores than threads, e.g. the GPU host
@@ -39,7 +40,7 @@ N1=${N1:-2000} N2=${N2:-12000}
 LIVE_SMALL=1000 LIVE_BIG=${LIVE_BIG:-1000000}
 CHURN_OPS=${CHURN_OPS:-2000000}
 RENDER_LIVE=${RENDER_LIVE:-100000} RENDER_PROCS=${RENDER_PROCS:-5} RENDER_REPS=7 EXIT_REPS=5
-WALL_PAIRS=${WALL_PAIRS:-20000} WALL_RUNS=${WALL_RUNS:-9}
+WALL_PAIRS=${WALL_PAIRS:-20000} WALL_RUNS=${WALL_RUNS:-9} THREAD_PAIRS=${THREAD_PAIRS:-200000}
 RULES='libfoo*=weights,>=1G=kv_cache,<1K=intermediate'
 export FAKECUDA_VRAM_BYTES=1099511627776 # 2^40: a million live allocations (and churn) fit
 export VRAMGUARD_LOG=/dev/null
@@ -129,35 +130,50 @@ echo "   fake CUDA driver (tests/fakecuda), FAKECUDA_VRAM_BYTES=2^40; base = the
 # ---- 4 + 5: wall time, runs interleaved (functions: BENCH_ONLY=threads) ------
 # wall_runs [bt]: WALL_RUNS rounds of bench_alloc without and with the shim
 # (and with VRAMGUARD_BACKTRACE=1 when asked), interleaved.
+# The thread table's runs ("arenas") use the fake driver's per-thread arenas
+# (FAKECUDA_THREAD_ARENAS=1: its cuMemAlloc_v2/cuMemFree_v2 share nothing
+# between threads), so what does not scale is the shim's; THREAD_PAIRS per
+# thread, enough that starting 8 threads is lost in the work.
 wall_runs() {
     for i in $(seq "$WALL_RUNS"); do
         measure "$TMP/wall.base.$i" 0 "$T/bench_alloc" wall "$WALL_PAIRS"
         measure "$TMP/wall.shim.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
         [ -z "${1:-}" ] || VRAMGUARD_BACKTRACE=1 measure "$TMP/wall.bt.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+        FAKECUDA_THREAD_ARENAS=1 measure "$TMP/wall.abase.$i" 0 "$T/bench_alloc" wall "$THREAD_PAIRS"
+        FAKECUDA_THREAD_ARENAS=1 measure "$TMP/wall.ashim.$i" 1 "$T/bench_alloc" wall "$THREAD_PAIRS"
     done
 }
 wall() { cat "$TMP"/wall."$1".? "$TMP"/wall."$1".?? 2>/dev/null | awk -v c="$2" '$1 == c {print $2}' | med; }
 threads_table() {
     echo
     echo "== 4. threads: ns per pair (wall time / all threads' pairs; median of $WALL_RUNS runs of the median of 11)  $(elapsed)"
+    echo "   fake driver with per-thread arenas (FAKECUDA_THREAD_ARENAS=1: nothing shared between threads), $THREAD_PAIRS pairs a thread"
     heading case
     for c in driver runtime; do
-        b1=$(wall base ${c}_1thread); s1=$(wall shim ${c}_1thread)
-        b8=$(wall base ${c}_8threads); s8=$(wall shim ${c}_8threads)
+        b1=$(wall abase ${c}_1thread); s1=$(wall ashim ${c}_1thread)
+        b8=$(wall abase ${c}_8threads); s8=$(wall ashim ${c}_8threads)
         row "$c pair, 1 thread" "$b1" "$s1" "$(calc %+.1f 's - b' b="$b1" s="$s1")"
         row "$c pair, 8 threads" "$b8" "$s8" "$(calc %+.1f 's - b' b="$b8" s="$s8")"
         row "$c: added(8 threads) / added(1 thread)" "" "" \
             "$(calc %.2f '(s1 > b1 ? (s8 - b8) / (s1 - b1) : 0)' b1="$b1" s1="$s1" b8="$b8" s8="$s8")" 2
     done
     # The reference: thread-local busy work in place of the shim, no shim.
-    b1=$(wall base driver_1thread); l1=$(wall base local_1thread)
-    b8=$(wall base driver_8threads); l8=$(wall base local_8threads)
+    b1=$(wall abase driver_1thread); l1=$(wall abase local_1thread)
+    b8=$(wall abase driver_8threads); l8=$(wall abase local_8threads)
     row "reference: driver pair + local work, 1 thread" "$b1" "$l1" "$(calc %+.1f 's - b' b="$b1" s="$l1")"
     row "reference: driver pair + local work, 8 threads" "$b8" "$l8" "$(calc %+.1f 's - b' b="$b8" s="$l8")"
     row "reference: added(8 threads) / added(1 thread)" "" "" \
         "$(calc %.2f '(l1 > b1 ? (l8 - b8) / (l1 - b1) : 0)' b1="$b1" l1="$l1" b8="$b8" l8="$l8")"
     echo "    (reference: busy work that touches nothing shared, in place of the shim, no shim loaded: what"
-    echo "     this machine's cores and the fake driver's one mutex do to work that scales perfectly)"
+    echo "     this machine's $(nproc) cores do to work that scales perfectly; 8 threads on 2 cores: about 0.5)"
+    # The same ratio with the fake driver's one mutex (the default fake; before the arenas, this table's
+    # only figure): the mutex serializes the calls, so it says little about the shim.
+    for c in driver runtime; do
+        b1=$(wall base ${c}_1thread); s1=$(wall shim ${c}_1thread)
+        b8=$(wall base ${c}_8threads); s8=$(wall shim ${c}_8threads)
+        row "$c, fake driver's one mutex: 8 threads, ratio" "$b8" "$s8" \
+            "$(calc %.2f '(s1 > b1 ? (s8 - b8) / (s1 - b1) : 0)' b1="$b1" s1="$s1" b8="$b8" s8="$s8")"
+    done
 }
 if [ "$ONLY" = threads ]; then
     wall_runs

@@ -4,6 +4,7 @@
 #include "table.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -591,6 +592,176 @@ START_TEST(test_hot_insert_take_device_peaks)
 }
 END_TEST
 
+/* ---- exact peaks with threads (peaks.h: budgets held by the threads) ---- */
+
+enum { PT_THREADS = 8, PT_ROUNDS = 60, PT_PER = 64 };
+static pthread_barrier_t pt_barrier;
+static uint64_t pt_size[PT_THREADS][PT_ROUNDS][PT_PER]; /* 0: not allocated or freed */
+
+static uintptr_t pt_addr(int t, int r, int i)
+{
+    return 0x10000000 + (((uintptr_t)t * PT_ROUNDS + (uintptr_t)r) * PT_PER + (uintptr_t)i) * 4096;
+}
+
+static uint32_t pt_meta(int i)
+{
+    return vg_table_meta(0, i & 1 ? VG_KIND_POOL : VG_KIND_DEVICE, i % 3 == 0 ? VG_PURPOSE_KV_CACHE : 0, 0, 0);
+}
+
+/* Each round: every thread allocates (hot and general inserts), then, after
+ * a barrier, frees a share of what the thread after it allocated (its slack
+ * lands in another thread's block), then another barrier. */
+static void *pt_worker(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    int32_t api = vg_table_api_of(vg_table_api_anchor);
+    for (int r = 0; r < PT_ROUNDS; r++) {
+        for (int i = 0; i < PT_PER; i++) {
+            uint64_t size = pt_size[t][r][i];
+            if (i % 4 == 3) {
+                struct vg_alloc a = mk(pt_addr(t, r, i), size, 0, i & 1 ? VG_KIND_POOL : VG_KIND_DEVICE,
+                                       i % 3 == 0 ? VG_PURPOSE_KV_CACHE : 0);
+                ck_assert(vg_table_insert(&a));
+            } else {
+                ck_assert(vg_table_add_vram(pt_addr(t, r, i), size, 0, api, NULL, pt_meta(i)));
+            }
+        }
+        pthread_barrier_wait(&pt_barrier); /* the main thread checks the peaks */
+        pthread_barrier_wait(&pt_barrier);
+        int o = (t + 1) % PT_THREADS;
+        for (int q = 0; q <= r; q++)
+            for (int i = 0; i < PT_PER; i++)
+                if (pt_size[o][q][i] && (i * 7 + q + r) % 3 == 0) {
+                    struct vg_table_saved saved;
+                    ck_assert(vg_table_take(pt_addr(o, q, i), &saved));
+                }
+        pthread_barrier_wait(&pt_barrier);
+    }
+    return NULL;
+}
+
+/* Allocations only between two barriers, frees only between the next two:
+ * the live bytes are highest at the end of each allocation phase, so the
+ * exact peak is the largest of those, per device and per cell. Sizes vary
+ * by round, so some rounds set new peaks and others stay below. */
+START_TEST(test_peaks_exact_with_threads)
+{
+    srand(7);
+    for (int t = 0; t < PT_THREADS; t++)
+        for (int r = 0; r < PT_ROUNDS; r++)
+            for (int i = 0; i < PT_PER; i++)
+                pt_size[t][r][i] = 512 + (uint64_t)(rand() % (r % 5 == 0 ? 64 : 8)) * 512;
+    pthread_barrier_init(&pt_barrier, NULL, PT_THREADS + 1);
+    pthread_t th[PT_THREADS];
+    for (int t = 0; t < PT_THREADS; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, pt_worker, (void *)(intptr_t)t), 0);
+    uint64_t live = 0, peak = 0, cell_live[VG_KIND_SLOTS][VG_PURPOSE_SLOTS] = {{0}},
+             cell_peak[VG_KIND_SLOTS][VG_PURPOSE_SLOTS] = {{0}};
+    int new_peaks = 0;
+    for (int r = 0; r < PT_ROUNDS; r++) {
+        for (int t = 0; t < PT_THREADS; t++)
+            for (int i = 0; i < PT_PER; i++) {
+                live += pt_size[t][r][i];
+                cell_live[i & 1 ? VG_KIND_POOL : VG_KIND_DEVICE][i % 3 == 0 ? VG_PURPOSE_KV_CACHE : 0] +=
+                    pt_size[t][r][i];
+            }
+        pthread_barrier_wait(&pt_barrier);
+        new_peaks += live > peak;
+        peak = live > peak ? live : peak;
+        struct vg_stats *s = stats_now();
+        ck_assert_uint_eq(vg_table_device_vram(s, 0), live);
+        ck_assert_msg(s->device_peak[0] == peak, "round %d: device peak %llu, exact %llu", r,
+                      (unsigned long long)s->device_peak[0], (unsigned long long)peak);
+        for (int k = 0; k < VG_KIND_SLOTS; k++)
+            for (int p = 0; p < VG_PURPOSE_COUNT; p++) {
+                if (cell_live[k][p] > cell_peak[k][p])
+                    cell_peak[k][p] = cell_live[k][p];
+                ck_assert_msg(s->cell[0][k][p].peak_bytes == cell_peak[k][p], "round %d cell %d/%d: %llu, exact %llu",
+                              r, k, p, (unsigned long long)s->cell[0][k][p].peak_bytes,
+                              (unsigned long long)cell_peak[k][p]);
+            }
+        pthread_barrier_wait(&pt_barrier); /* the workers free */
+        pthread_barrier_wait(&pt_barrier);
+        for (int t = 0; t < PT_THREADS; t++) {
+            int o = (t + 1) % PT_THREADS;
+            for (int q = 0; q <= r; q++)
+                for (int i = 0; i < PT_PER; i++)
+                    if (pt_size[o][q][i] && (i * 7 + q + r) % 3 == 0) {
+                        live -= pt_size[o][q][i];
+                        cell_live[i & 1 ? VG_KIND_POOL : VG_KIND_DEVICE][i % 3 == 0 ? VG_PURPOSE_KV_CACHE : 0] -=
+                            pt_size[o][q][i];
+                        pt_size[o][q][i] = 0;
+                    }
+        }
+    }
+    for (int t = 0; t < PT_THREADS; t++)
+        pthread_join(th[t], NULL);
+    ck_assert_uint_eq(vg_table_device_vram(stats_now(), 0), live);
+    ck_assert_msg(new_peaks >= 3 && new_peaks < PT_ROUNDS - 3, "%d rounds set a new peak: both kinds wanted",
+                  new_peaks);
+}
+END_TEST
+
+static void *alloc_free_exit(void *arg)
+{
+    (void)arg;
+    int32_t api = vg_table_api_of(vg_table_api_anchor);
+    uint32_t meta = vg_table_meta(0, VG_KIND_DEVICE, 0, 0, 0);
+    ck_assert(vg_table_add_vram(0x900000, 1000, 0, api, NULL, meta));
+    struct vg_table_saved saved;
+    ck_assert(vg_table_take(0x900000, &saved)); /* its slack stays in this thread's block */
+    return NULL;
+}
+
+static void *hold_one(void *arg)
+{
+    uintptr_t ptr = (uintptr_t)arg;
+    struct vg_alloc a = mk(ptr, 10, 0, VG_KIND_DEVICE, 0);
+    ck_assert(vg_table_insert(&a));
+    pthread_barrier_wait(&pt_barrier); /* every thread holds its own block (or none is left) */
+    pthread_barrier_wait(&pt_barrier);
+    struct vg_table_saved saved;
+    ck_assert(vg_table_take(ptr, &saved));
+    return NULL;
+}
+
+/* A thread that ended left its slack behind: it still counts (no false new
+ * peak). More threads than blocks: those without one work through the
+ * pool, and the peaks stay exact. */
+START_TEST(test_peaks_thread_exit_and_many_threads)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, alloc_free_exit, NULL), 0);
+    pthread_join(th, NULL);
+    int32_t api = vg_table_api_of(vg_table_api_anchor);
+    uint32_t meta = vg_table_meta(0, VG_KIND_DEVICE, 0, 0, 0);
+    ck_assert(vg_table_add_vram(0xa00000, 1000, 0, api, NULL, meta));
+    ck_assert_uint_eq(stats_now()->device_peak[0], 1000);
+    ck_assert(vg_table_add_vram(0xa10000, 1, 0, api, NULL, meta));
+    ck_assert_uint_eq(stats_now()->device_peak[0], 1001);
+    struct vg_table_saved saved;
+    ck_assert(vg_table_take(0xa00000, &saved));
+    ck_assert(vg_table_take(0xa10000, &saved));
+
+    enum { MANY = 300 }; /* more than the 256 blocks */
+    static pthread_t many[MANY];
+    pthread_barrier_init(&pt_barrier, NULL, MANY + 1);
+    for (int i = 0; i < MANY; i++)
+        ck_assert_int_eq(pthread_create(&many[i], NULL, hold_one, (void *)(uintptr_t)(0xb00000 + i * 512)), 0);
+    pthread_barrier_wait(&pt_barrier);
+    ck_assert_uint_eq(stats_now()->device_peak[0], MANY * 10); /* above the 1001 before */
+    ck_assert_uint_eq(vg_table_device_vram(stats_now(), 0), MANY * 10);
+    pthread_barrier_wait(&pt_barrier);
+    for (int i = 0; i < MANY; i++)
+        pthread_join(many[i], NULL);
+    ck_assert_uint_eq(vg_table_device_vram(stats_now(), 0), 0);
+    ck_assert(vg_table_add_vram(0xa00000, MANY * 10, 0, api, NULL, meta)); /* the peak again, not above */
+    ck_assert_uint_eq(stats_now()->device_peak[0], MANY * 10);
+    ck_assert(vg_table_add_vram(0xa10000, 1, 0, api, NULL, meta));
+    ck_assert_uint_eq(stats_now()->device_peak[0], MANY * 10 + 1);
+}
+END_TEST
+
 /* Host memory per live allocation stays within 64 bytes: at many sizes of
  * the live set (a shard grows by half, so just after growing is the worst
  * case), and under churn at a constant live set (freed slots are reused,
@@ -648,6 +819,8 @@ Suite *make_table_suite(void)
     tcase_add_test(tc, test_device_out_of_range_last_slot);
     tcase_add_test(tc, test_random_against_reference);
     tcase_add_test(tc, test_hot_insert_take_device_peaks);
+    tcase_add_test(tc, test_peaks_exact_with_threads);
+    tcase_add_test(tc, test_peaks_thread_exit_and_many_threads);
     tcase_add_test(tc, test_bytes_per_live_allocation);
     suite_add_tcase(s, tc);
     return s;

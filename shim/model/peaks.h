@@ -1,0 +1,129 @@
+/* Exact peaks of live bytes, per totals cell (device x kind x purpose, as
+ * the table numbers them) and per device (its VRAM kinds), without a shared
+ * counter on the allocation path.
+ *
+ * Each peak P is a budget: P = live + the unused budget ("slack") held by
+ * the threads + a pool. An allocation takes its bytes from its thread's
+ * slack, a free gives them back to the freeing thread's slack: both touch
+ * only the thread's own block (one uncontended lock), so threads on several
+ * cores share no cache line. Only when a thread's slack is short does it
+ * take the global lock, sweep every block's slack for that cell and device
+ * into the pool (all blocks locked at once: an exact cut), and raise the
+ * peak by what is still missing: a new peak is exactly the live bytes at
+ * that moment, and live bytes can never exceed a peak. What is left of the
+ * pool goes to the sweeping thread, so its next allocations are fast.
+ *
+ * The table calls vg_peaks_take after it stores an entry and vg_peaks_give
+ * after it removes one (table_hot.h, table.c); both inline, their rare
+ * cases in peaks.c. */
+#ifndef VG_PEAKS_H
+#define VG_PEAKS_H
+
+#include "model.h"
+#include "process.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VG_PEAKS_HIDDEN __attribute__((visibility("hidden")))
+
+/* Cells as the table numbers them: device << 5 | kind << 2 | purpose. Slack
+ * slot VG_MAX_DEVICES of a block is for kinds that are not VRAM (no device
+ * peak): written, never read. */
+enum { VG_PEAKS_CELLS = VG_MAX_DEVICES * 32, VG_PEAKS_NO_DEVICE = VG_MAX_DEVICES };
+
+struct vg_peaks_block {
+    atomic_int lock; /* the owner's, and a sweep's (which holds every block's at once) */
+    int in_use;      /* owned by a live thread (under the global lock) */
+    uint64_t keep;   /* the size its owner last allocated: what a sweep leaves it, when it can */
+    uint64_t device[VG_MAX_DEVICES + 1];
+    uint64_t cell[VG_PEAKS_CELLS];
+} __attribute__((aligned(64)));
+
+/* A thread's block (vg_tls_call.peaks) is this one, always locked, until
+ * its first take or give claims its own, and stays this one for a thread
+ * that found none free (it then works through the pool, under the lock):
+ * the fast paths need no test of their own for it. It is declared in
+ * process.h, which sets every thread's starting value. */
+/* cell -> its device's slack slot, VG_PEAKS_NO_DEVICE for kinds not VRAM. */
+extern uint8_t vg_peaks_device_slot[VG_PEAKS_CELLS] VG_PEAKS_HIDDEN;
+
+void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size) VG_PEAKS_HIDDEN;
+void vg_peaks_give_slow(uint32_t cell, uint32_t slot, uint64_t size) VG_PEAKS_HIDDEN;
+
+static inline bool vg_peaks_try_lock(struct vg_peaks_block *b)
+{
+    return atomic_exchange_explicit(&b->lock, 1, memory_order_acquire) == 0;
+}
+
+static inline void vg_peaks_unlock(struct vg_peaks_block *b)
+{
+    atomic_store_explicit(&b->lock, 0, memory_order_release);
+}
+
+/* `size` bytes of `cell`, a VRAM kind of device `slot`, become live: from
+ * this thread's slack; false when the slack is short or a sweep holds the
+ * block (then vg_peaks_take_slow must be called). */
+static inline __attribute__((always_inline)) bool vg_peaks_take_fast(uint32_t cell, uint32_t slot, uint64_t size)
+{
+    struct vg_peaks_block *b = vg_tls_call.peaks;
+    if (__builtin_expect(!vg_peaks_try_lock(b), 0))
+        return false;
+    uint64_t c = b->cell[cell], d = b->device[slot];
+    bool fits = c >= size && d >= size;
+    if (__builtin_expect(fits, 1)) {
+        b->cell[cell] = c - size;
+        b->device[slot] = d - size;
+        b->keep = size;
+    }
+    vg_peaks_unlock(b);
+    return fits;
+}
+
+/* The same for any cell (kinds that are not VRAM have no device peak). */
+static inline void vg_peaks_take(uint32_t cell, uint64_t size)
+{
+    uint32_t slot = vg_peaks_device_slot[cell];
+    if (slot != VG_PEAKS_NO_DEVICE) {
+        if (!vg_peaks_take_fast(cell, slot, size))
+            vg_peaks_take_slow(cell, slot, size);
+        return;
+    }
+    struct vg_peaks_block *b = vg_tls_call.peaks;
+    bool fits = false;
+    if (vg_peaks_try_lock(b)) {
+        fits = b->cell[cell] >= size;
+        if (fits)
+            b->cell[cell] -= size;
+        vg_peaks_unlock(b);
+    }
+    if (!fits)
+        vg_peaks_take_slow(cell, slot, size);
+}
+
+/* `size` bytes of `cell` are no longer live: to this thread's slack. */
+static inline __attribute__((always_inline)) void vg_peaks_give(uint32_t cell, uint64_t size)
+{
+    uint32_t slot = vg_peaks_device_slot[cell];
+    struct vg_peaks_block *b = vg_tls_call.peaks;
+    if (__builtin_expect(!vg_peaks_try_lock(b), 0)) {
+        vg_peaks_give_slow(cell, slot, size);
+        return;
+    }
+    b->cell[cell] += size;
+    b->device[slot] += size;
+    vg_peaks_unlock(b);
+}
+
+/* The peaks, for readers (a moment's value; they only grow). */
+uint64_t vg_peaks_cell(uint32_t cell);
+uint64_t vg_peaks_device(int device);
+
+/* Fork: the global lock and every block's, taken before fork and released
+ * in the parent; in the child (one thread) everything is forgotten. */
+void vg_peaks_fork_prepare(void);
+void vg_peaks_fork_parent(void);
+void vg_peaks_reset(void);
+
+#endif
