@@ -169,6 +169,8 @@ static const char *const k_boot[] = {
     "fakecuda: gpa abi=v2 symbol=cuIpcCloseMemHandle version=4010 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuDevicePrimaryCtxReset version=11000 flags=0 result=0 status=0",
     "fakecuda: gpa abi=v2 symbol=cuDevicePrimaryCtxRelease version=11000 flags=0 result=0 status=0",
+    /* appended when cudart began to use a context the driver made current */
+    "fakecuda: gpa abi=v2 symbol=cuCtxGetCurrent version=4000 flags=0 result=0 status=0",
 };
 
 static void scn_trace(void)
