@@ -133,7 +133,8 @@ $(TEST_DIR)/top_worker: tests/cli/top_worker.c $(PRELOAD_DEPS) $(FAKECUDA_LIBS)
 PRELOAD_PROGS += $(TEST_DIR)/top_worker
 
 # Last, so that every PRELOAD_PROGS += above is in its prerequisites.
-check: $(SHIM) fakecuda $(PRELOAD_PROGS) $(DEMO_DIR)/demo_worker $(TEST_DIR)/check_vramguard
+# fakecuda-smoke-quiet: the fakes' own smoke (tests/fakecuda), so a fake that drifted from its checks fails here.
+check: $(SHIM) fakecuda fakecuda-smoke-quiet $(PRELOAD_PROGS) $(DEMO_DIR)/demo_worker $(TEST_DIR)/check_vramguard
 	VG_ROOT=$(CURDIR) VG_BUILD=$(CURDIR)/$(BUILD) VG_CUDA_H=$(CUDA_HOME)/include/cuda.h $(TEST_DIR)/check_vramguard
 
 # ---- Hot-path regression tests (exact totals under stress, device switching,

@@ -7,6 +7,7 @@
 #
 #   make fakecuda          the three artefacts in $(FAKECUDA_LIBS) (+ symlinks)
 #   make fakecuda-smoke    build and run the self-checking smoke programs
+#   make fakecuda-smoke-quiet  the same, one summary line unless it fails (`make check` runs it)
 
 # Directory of this fragment, as the includer named it (before any other include).
 FAKECUDA_SRC := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
@@ -25,7 +26,7 @@ FAKECUDA_LIBS := $(FAKECUDA_DIR)/libcuda.so.1 $(FAKECUDA_DIR)/libcudart.so.13 $(
 FAKECUDA_LINKS := $(FAKECUDA_DIR)/libcuda.so $(FAKECUDA_DIR)/libcudart.so $(FAKECUDA_DIR)/v12/libcudart.so.12
 FAKECUDA_SMOKE_BINS := $(FAKECUDA_DIR)/fake_smoke $(FAKECUDA_DIR)/fake_smoke_shared $(FAKECUDA_DIR)/fake_interposer.so
 
-.PHONY: fakecuda fakecuda-smoke fakecuda-clean
+.PHONY: fakecuda fakecuda-smoke fakecuda-smoke-quiet fakecuda-clean
 
 fakecuda: $(FAKECUDA_LIBS) $(FAKECUDA_LINKS)
 
@@ -90,6 +91,14 @@ fakecuda-smoke: fakecuda $(FAKECUDA_SMOKE_BINS)
 	else echo "PASS readelf: no relocation against cu*/cuda* symbols in the fakes (-Bsymbolic)"; fi
 	LD_LIBRARY_PATH=$(FAKECUDA_DIR) $(FAKECUDA_DIR)/fake_smoke
 	LD_LIBRARY_PATH=$(FAKECUDA_DIR) $(FAKECUDA_DIR)/fake_smoke_shared
+
+# For `make check`: the smoke's few thousand PASS lines go to a log, shown
+# whole only when something failed; the summary sums the scenarios' counts.
+fakecuda-smoke-quiet: fakecuda $(FAKECUDA_SMOKE_BINS)
+	@if $(MAKE) --no-print-directory fakecuda-smoke > $(FAKECUDA_DIR)/smoke.log 2>&1; then \
+	  awk '/^PASS [a-z-]+\/[a-z0-9]+: [0-9]+ passed, 0 failed$$/ { n += $$(NF-3); s++ } \
+	    END { printf "PASS fakecuda-smoke: %d checks in %d scenario runs\n", n, s }' $(FAKECUDA_DIR)/smoke.log; \
+	else cat $(FAKECUDA_DIR)/smoke.log; echo "FAIL fakecuda-smoke (log: $(FAKECUDA_DIR)/smoke.log)"; exit 1; fi
 
 fakecuda-clean:
 	rm -rf $(FAKECUDA_DIR)
