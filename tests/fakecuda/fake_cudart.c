@@ -335,9 +335,12 @@ FAKERT_API int fakecudart_malloc_calls(void)
 
 FAKERT_API cudaError_t CUDARTAPI cudaMalloc(void **devPtr, size_t size)
 {
+    cudaError_t e = enter();
+    /* After enter(): its bootstrap decides g_count_mallocs (the first call was counted in any mode). */
     if (g_count_mallocs)
         __atomic_fetch_add(&malloc_calls, 1, __ATOMIC_RELAXED);
-    ENTER();
+    if (e != cudaSuccess)
+        return fail(e);
     if (!devPtr)
         return fail(cudaErrorInvalidValue);
     if (size == 0) { /* the real runtime succeeds with NULL */
