@@ -1977,14 +1977,41 @@ static void scn_modules(void)
     close(fd);
 }
 
+int fakecudart_malloc_calls(void);
+
 static void scn_badenv(void)
 {
+    /* the driver warns on stderr when it reads its environment (the first call): catch that in a file */
+    FILE *cap = tmpfile();
+    int saved = dup(2);
+    CHECK(cap && saved >= 0 && dup2(fileno(cap), 2) == 2, "stderr redirected to a temporary file");
     int n = 0;
     EQ(cudaGetDeviceCount(&n), cudaSuccess, "cudaGetDeviceCount");
+    if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+    }
+    char err[1024] = "";
+    if (cap) {
+        rewind(cap);
+        err[fread(err, 1, sizeof err - 1, cap)] = 0;
+        fclose(cap);
+    }
+    CHECK(strstr(err, "fakecuda: ignoring FAKECUDA_DEVICES=two (accepted: 0..8)\n"), "FAKECUDA_DEVICES=two: warned");
+    CHECK(strstr(err, "fakecuda: ignoring FAKECUDA_VRAM_BYTES=1G (accepted: "), "FAKECUDA_VRAM_BYTES=1G: warned");
+    CHECK(strstr(err, "fakecuda: ignoring FAKECUDA_THREAD_ARENAS=2 (accepted: 0, 1)\n"),
+          "FAKECUDA_THREAD_ARENAS=2: warned");
+    EQ(count_substr(err, "\n"), 3, "three warnings, nothing else");
     EQ(n, 1, "FAKECUDA_DEVICES=two ignored: default 1");
     size_t f = 0, t = 0;
     EQ(cudaMemGetInfo(&f, &t), cudaSuccess, "cudaMemGetInfo");
     EQ(t, GIB, "FAKECUDA_VRAM_BYTES=1G ignored (plain integers only): default 1 GiB");
+    void *p = NULL;
+    EQ(cudaMalloc(&p, 4096), cudaSuccess, "cudaMalloc(4096)");
+    CHECK((uintptr_t)p >= DEV_BASE(0) && (uintptr_t)p < DEV_BASE(1),
+          "FAKECUDA_THREAD_ARENAS=2 ignored: the ordinary path (%p), no arena", p);
+    EQ(fakecudart_malloc_calls(), 1, "... and cudart counts its cudaMalloc calls");
+    EQ(cudaFree(p), cudaSuccess, "cudaFree");
 }
 
 static void scn_nodevice(void)
@@ -2014,6 +2041,288 @@ static void scn_nodriver(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Scenario: FAKECUDA_THREAD_ARENAS=1 (the benchmarks' per-thread arenas)     */
+
+#define ARENA_BASE 0x600000000000ULL
+#define ARENA_SPAN (1ULL << 36) /* 64 GiB per arena */
+#define ARENAS 64
+
+/* Index of the arena holding p, -1 outside them. */
+static int arena_of(CUdeviceptr p)
+{
+    return p >= ARENA_BASE && p - ARENA_BASE < ARENAS * ARENA_SPAN ? (int)((p - ARENA_BASE) / ARENA_SPAN) : -1;
+}
+
+struct arena_thr {
+    CUcontext ctx;
+    size_t size;
+    int free_own;           /* free its block before exiting (else the main thread frees it later) */
+    CUdeviceptr other;      /* someone else's block this thread frees (0: none) */
+    CUdeviceptr p;
+    CUresult alloc_rc, free_rc, other_rc;
+};
+
+static pthread_barrier_t g_held, g_go;
+static pthread_t g_athr[64];
+
+/* Allocates, then holds its block (and its arena) until the main thread lets go. */
+static void *arena_thr_main(void *v)
+{
+    struct arena_thr *t = v;
+    DRV(cuCtxSetCurrent)(t->ctx);
+    t->alloc_rc = DRV(cuMemAlloc_v2)(&t->p, t->size);
+    if (t->other)
+        t->other_rc = DRV(cuMemFree_v2)(t->other);
+    pthread_barrier_wait(&g_held);
+    pthread_barrier_wait(&g_go);
+    if (t->free_own)
+        t->free_rc = DRV(cuMemFree_v2)(t->p);
+    return NULL;
+}
+
+/* n threads that all hold a block at once when this returns. */
+static void arena_batch_start(struct arena_thr *t, int n)
+{
+    pthread_barrier_init(&g_held, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&g_go, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&g_athr[i], NULL, arena_thr_main, &t[i])) {
+            printf("FAIL %s/%s: pthread_create\n", VARIANT, g_scn);
+            exit(1);
+        }
+    pthread_barrier_wait(&g_held);
+}
+
+/* Lets them go and joins them: their arenas are free again when this returns. */
+static void arena_batch_end(int n)
+{
+    pthread_barrier_wait(&g_go);
+    for (int i = 0; i < n; i++)
+        pthread_join(g_athr[i], NULL);
+    pthread_barrier_destroy(&g_held);
+    pthread_barrier_destroy(&g_go);
+}
+
+struct arena_churn {
+    CUcontext ctx;
+    CUdeviceptr *mine, *theirs; /* theirs: a neighbour's blocks, freed here while it allocates */
+    int n, fails;
+};
+
+/* Allocates n blocks; once every thread has, frees its neighbour's while allocating and freeing more of its own. */
+static void *arena_churn_main(void *v)
+{
+    struct arena_churn *t = v;
+    CUresult (*alloc)(CUdeviceptr *, size_t) = DRV(cuMemAlloc_v2);
+    CUresult (*mfree)(CUdeviceptr) = DRV(cuMemFree_v2);
+    DRV(cuCtxSetCurrent)(t->ctx);
+    for (int i = 0; i < t->n; i++)
+        t->fails += alloc(&t->mine[i], 512 * (size_t)(1 + i % 5)) != CUDA_SUCCESS || arena_of(t->mine[i]) <= 0;
+    pthread_barrier_wait(&g_held);
+    for (int i = 0; i < t->n; i++) {
+        CUdeviceptr x = 0;
+        t->fails += mfree(t->theirs[i]) != CUDA_SUCCESS;
+        t->fails += alloc(&x, 512 * (size_t)(1 + i % 3)) != CUDA_SUCCESS || mfree(x) != CUDA_SUCCESS;
+    }
+    return NULL;
+}
+
+struct dev_block {
+    CUdeviceptr p;
+    size_t size;
+};
+
+static int cmp_block(const void *a, const void *b)
+{
+    CUdeviceptr x = ((const struct dev_block *)a)->p, y = ((const struct dev_block *)b)->p;
+    return x < y ? -1 : x > y;
+}
+
+/* Many live blocks in one arena (its live set grows and rehashes, frees in scattered order shift entries back),
+ * then threads freeing each other's blocks while they allocate. */
+static void arena_churn(CUcontext ctx)
+{
+    enum { N = 3001, STEP = 1009, NT = 4, PER = 1000 };
+    CUresult (*alloc)(CUdeviceptr *, size_t) = DRV(cuMemAlloc_v2);
+    CUresult (*mfree)(CUdeviceptr) = DRV(cuMemFree_v2);
+    static CUdeviceptr p[N];
+    static struct dev_block s[N];
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        s[i].size = 512 * (size_t)(1 + i % 7);
+        bad += alloc(&p[i], s[i].size) != CUDA_SUCCESS || arena_of(p[i]) != 0;
+        s[i].p = p[i];
+    }
+    EQ(bad, 0, "3001 live blocks of 512..3584 bytes, all from arena 0");
+    qsort(s, N, sizeof s[0], cmp_block);
+    int overlap = 0;
+    for (int i = 0; i + 1 < N; i++)
+        overlap += s[i].p + s[i].size > s[i + 1].p;
+    EQ(overlap, 0, "... distinct and not overlapping");
+    bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += mfree(p[(size_t)i * STEP % N]) != CUDA_SUCCESS;
+    EQ(bad, 0, "all freed, in scattered order");
+    bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += mfree(p[i]) != CUDA_ERROR_INVALID_VALUE;
+    EQ(bad, 0, "... and each a second time -> 1");
+
+    static CUdeviceptr blocks[NT][PER];
+    struct arena_churn t[NT];
+    pthread_t th[NT];
+    pthread_barrier_init(&g_held, NULL, NT);
+    for (int i = 0; i < NT; i++)
+        t[i] = (struct arena_churn){.ctx = ctx, .mine = blocks[i], .theirs = blocks[(i + 1) % NT], .n = PER};
+    for (int i = 0; i < NT; i++)
+        pthread_create(&th[i], NULL, arena_churn_main, &t[i]);
+    int fails = 0;
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        fails += t[i].fails;
+    }
+    pthread_barrier_destroy(&g_held);
+    EQ(fails, 0, "4 threads x 1000 blocks, each freed by the next thread while it allocates and frees its own");
+    bad = 0;
+    for (int i = 0; i < NT; i++)
+        for (int j = 0; j < PER; j++)
+            bad += mfree(blocks[i][j]) != CUDA_ERROR_INVALID_VALUE;
+    EQ(bad, 0, "... all of them gone (a second free -> 1)");
+}
+
+static void scn_arenas(void)
+{
+    CUcontext ctx = drv_setup(0);
+    CUresult (*alloc)(CUdeviceptr *, size_t) = DRV(cuMemAlloc_v2);
+    CUresult (*mfree)(CUdeviceptr) = DRV(cuMemFree_v2);
+    unsigned long long (*calls)(void) = (unsigned long long (*)(void))dsym("fakecuda_driver_calls");
+    unsigned long long (*ranges)(void) = (unsigned long long (*)(void))dsym("fakecuda_live_ranges");
+    unsigned long long (*charged)(int) = (unsigned long long (*)(int))dsym("fakecuda_charged_bytes");
+    size_t f0 = mem_free_now();
+    unsigned long long r0 = ranges(), c0 = charged(0), n0 = calls();
+
+    /* the main thread allocates first: arena 0, bump from its start */
+    CUdeviceptr a = 0, b = 0, c = 0, x = 0;
+    EQ(alloc(&a, 1000), CUDA_SUCCESS, "cuMemAlloc_v2(1000)");
+    EQ(alloc(&b, 1000), CUDA_SUCCESS, "cuMemAlloc_v2(1000)");
+    EQ(alloc(&c, 4096), CUDA_SUCCESS, "cuMemAlloc_v2(4096)");
+    EQ(calls(), n0, "fakecuda_driver_calls does not count arena allocations");
+    EQ(a, ARENA_BASE, "first block at the start of arena 0 (0x600000000000)");
+    CHECK(arena_of(b) == 0 && arena_of(c) == 0 && b % 512 == 0 && c % 512 == 0, "0x%llx, 0x%llx: arena 0, 512-aligned",
+          (unsigned long long)b, (unsigned long long)c);
+    CHECK(b == a + 1024 && c == b + 1024, "distinct, back to back (1000 rounds up to 1024)");
+
+    /* LIFO reuse of a block of the same size */
+    EQ(mfree(c), CUDA_SUCCESS, "cuMemFree_v2(4096 block)");
+    EQ(mfree(b), CUDA_SUCCESS, "cuMemFree_v2(1024 block)");
+    EQ(alloc(&x, 1000), CUDA_SUCCESS, "cuMemAlloc_v2(1000) again");
+    EQ(x, b, "... the 1024 block freed last (LIFO)");
+    EQ(alloc(&x, 4096), CUDA_SUCCESS, "cuMemAlloc_v2(4096) again");
+    EQ(x, c, "... then the 4096 block freed before it");
+    EQ(mfree(c), CUDA_SUCCESS, "cuMemFree_v2(4096 block)");
+    EQ(alloc(&x, 1000), CUDA_SUCCESS, "cuMemAlloc_v2(1000) while a 4096 block is on top of the freed stack");
+    CHECK(arena_of(x) == 0 && x > c, "... a fresh block 0x%llx (sizes differ: no reuse)", (unsigned long long)x);
+    EQ(mfree(x), CUDA_SUCCESS, "cuMemFree_v2(it)");
+
+    /* wrong frees answer CUDA_ERROR_INVALID_VALUE */
+    EQ(mfree(b), CUDA_SUCCESS, "cuMemFree_v2(1024 block)");
+    EQ(mfree(b), CUDA_ERROR_INVALID_VALUE, "double free -> CUDA_ERROR_INVALID_VALUE (1)");
+    EQ(mfree(a + 512), CUDA_ERROR_INVALID_VALUE, "interior address of a live block -> 1");
+    EQ(mfree(ARENA_BASE + ARENA_SPAN / 2), CUDA_ERROR_INVALID_VALUE, "arena 0 address never handed out -> 1");
+    EQ(mfree(ARENA_BASE + 63 * ARENA_SPAN), CUDA_ERROR_INVALID_VALUE, "address of an arena nobody took -> 1");
+    EQ(calls(), n0, "fakecuda_driver_calls does not count arena frees either");
+
+    /* the rest of the driver does not know arena addresses */
+    EQ(ranges(), r0, "fakecuda_live_ranges unchanged: not in the allocation map");
+    EQ(charged(0), c0, "fakecuda_charged_bytes(0) unchanged");
+    EQ(mem_free_now(), f0, "cuMemGetInfo free unchanged by a live arena block");
+    unsigned int mt = 0;
+    EQ(DRV(cuPointerGetAttribute)(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, a), CUDA_ERROR_INVALID_VALUE,
+       "cuPointerGetAttribute(arena address) -> 1 (unknown pointer)");
+    CUdeviceptr base = 0;
+    size_t sz = 0;
+    EQ(DRV(cuMemGetAddressRange_v2)(&base, &sz, a), CUDA_ERROR_NOT_FOUND, "cuMemGetAddressRange_v2 -> 500");
+
+    /* cudart's cudaMalloc / cudaFree reach the same cuMemAlloc_v2 / cuMemFree_v2 */
+    void *rp = NULL;
+    EQ(cudaMalloc(&rp, 4096), cudaSuccess, "cudaMalloc(4096)");
+    CHECK(arena_of((CUdeviceptr)(uintptr_t)rp) == 0, "... from the main thread's arena (%p)", rp);
+    EQ(cudaFree(rp), cudaSuccess, "cudaFree");
+    EQ(cudaFree(rp), cudaErrorInvalidValue, "cudaFree twice -> cudaErrorInvalidValue");
+    cudaGetLastError();
+    EQ(fakecudart_malloc_calls(), 0, "fakecudart_malloc_calls not kept in this mode");
+
+    /* two threads holding blocks at once take the next two arenas, each from its start; one of them frees a
+     * block of the main thread, the main thread frees theirs after they exited */
+    struct arena_thr t[64];
+    for (int i = 0; i < 2; i++)
+        t[i] = (struct arena_thr){.ctx = ctx, .size = 1000, .other = i ? 0 : a};
+    arena_batch_start(t, 2);
+    CHECK(t[0].alloc_rc == CUDA_SUCCESS && t[1].alloc_rc == CUDA_SUCCESS, "both threads' cuMemAlloc_v2 succeed");
+    CUdeviceptr lo = t[0].p < t[1].p ? t[0].p : t[1].p, hi = t[0].p ^ t[1].p ^ lo;
+    CHECK(lo == ARENA_BASE + ARENA_SPAN && hi == lo + ARENA_SPAN,
+          "two threads: arenas 1 and 2, 64 GiB apart (0x%llx, 0x%llx)", (unsigned long long)t[0].p,
+          (unsigned long long)t[1].p);
+    arena_batch_end(2);
+    EQ(t[0].other_rc, CUDA_SUCCESS, "a thread frees a block the main thread allocated");
+    EQ(mfree(a), CUDA_ERROR_INVALID_VALUE, "... gone for the main thread too");
+    EQ(mfree(t[0].p), CUDA_SUCCESS, "the main thread frees a block of an exited thread");
+    EQ(mfree(t[1].p), CUDA_SUCCESS, "... and of the other");
+
+    /* an arena goes back when its thread exits: 70 threads in two batches of 35 all get one */
+    int served = 0, distinct = 1;
+    for (int batch = 0; batch < 2; batch++) {
+        unsigned long long seen = 1; /* arena 0: the main thread's */
+        for (int i = 0; i < 35; i++)
+            t[i] = (struct arena_thr){.ctx = ctx, .size = 4096, .free_own = 1};
+        arena_batch_start(t, 35);
+        for (int i = 0; i < 35; i++) {
+            int k = arena_of(t[i].p);
+            if (t[i].alloc_rc != CUDA_SUCCESS || k < 0)
+                continue;
+            served++;
+            distinct &= !(seen >> k & 1);
+            seen |= 1ULL << k;
+        }
+        arena_batch_end(35);
+        for (int i = 0; i < 35; i++)
+            served -= t[i].free_rc != CUDA_SUCCESS;
+    }
+    EQ(served, 70, "70 threads (2 batches of 35 at once) each allocate and free from an arena: arenas are recycled");
+    CHECK(distinct, "threads holding at once never share an arena, nor the main thread's");
+
+    /* the limit: the main thread holds arena 0, so of 64 threads holding at once 63 get one, the last the
+     * ordinary, charged path */
+    size_t fh = mem_free_now();
+    for (int i = 0; i < 64; i++)
+        t[i] = (struct arena_thr){.ctx = ctx, .size = 4096, .free_own = 1};
+    arena_batch_start(t, 64);
+    int in_arena = 0, ordinary = 0;
+    for (int i = 0; i < 64; i++) {
+        in_arena += t[i].alloc_rc == CUDA_SUCCESS && arena_of(t[i].p) > 0;
+        ordinary += t[i].alloc_rc == CUDA_SUCCESS && t[i].p >= DEV_BASE(0) && t[i].p < DEV_BASE(1);
+    }
+    EQ(in_arena, 63, "64 threads at once: 63 served from arenas");
+    EQ(ordinary, 1, "... 1 from the ordinary path (0x7e0000000000 range)");
+    EQ(mem_free_now(), fh - 4096, "... which alone is charged");
+    arena_batch_end(64);
+    int freed = 0;
+    for (int i = 0; i < 64; i++)
+        freed += t[i].free_rc == CUDA_SUCCESS;
+    EQ(freed, 64, "all 64 freed");
+
+    t[0] = (struct arena_thr){.ctx = ctx, .size = 4096, .free_own = 1};
+    arena_batch_start(t, 1);
+    CHECK(t[0].alloc_rc == CUDA_SUCCESS && arena_of(t[0].p) > 0, "after them a new thread gets an arena (0x%llx)",
+          (unsigned long long)t[0].p);
+    arena_batch_end(1);
+    EQ(t[0].free_rc, CUDA_SUCCESS, "... and frees its block");
+
+    arena_churn(ctx);
+    EQ(mem_free_now(), f0, "cuMemGetInfo free back where it started");
+}
+
+/* ------------------------------------------------------------------------ */
 /* Driver: one child process per scenario                                     */
 
 static const struct scenario {
@@ -2029,7 +2338,7 @@ static const struct scenario {
     {"runtime", scn_runtime, {0}, 0, 0},
     {"legacy", scn_legacy, {"FAKECUDA_LEGACY_ALLOC=1"}, 0, 0},
     {"twodev", scn_twodev, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=1048576", "FAKECUDA_PAGEABLE_ACCESS=1"}, 0, 0},
-    {"badenv", scn_badenv, {"FAKECUDA_DEVICES=two", "FAKECUDA_VRAM_BYTES=1G"}, 0, 0},
+    {"badenv", scn_badenv, {"FAKECUDA_DEVICES=two", "FAKECUDA_VRAM_BYTES=1G", "FAKECUDA_THREAD_ARENAS=2"}, 0, 0},
     {"nodevice", scn_nodevice, {"FAKECUDA_DEVICES=0"}, 0, 0},
     {"nodriver", scn_nodriver, {0}, 1, 1},
     {"preload", scn_preload, {"PRELOAD"}, 0, 0},
@@ -2043,6 +2352,7 @@ static const struct scenario {
     {"twopools", scn_twopools, {"FAKECUDA_DEVICES=2", "FAKECUDA_VRAM_BYTES=67108864"}, 0, 0},
     {"rtmem", scn_rtmem, {0}, 0, 0},
     {"modules", scn_modules, {0}, 0, 0},
+    {"arenas", scn_arenas, {"FAKECUDA_THREAD_ARENAS=1"}, 0, 0},
 };
 
 static int run_child(const struct scenario *s, const char *self)
