@@ -30,8 +30,9 @@
 #   WALL_RUNS         interleaved wall-time runs of each kind (9, odd)
 #   THREAD_PAIRS      pairs per thread of the thread table's runs (200000; fake driver arenas)
 #   BENCH_ONLY        "threads": table 4 alone, from bench_alloc only (no
-#                     valgrind needed): the thread figure on a machine with
-#                     more cores than threads, e.g. the GPU host
+#                     valgrind needed), fake driver arenas only: the thread
+#                     figure on a machine with more cores than threads, e.g.
+#                     the GPU host
 set -eu
 B=$1
 SHIM=$(realpath "${2:-$B/libvramguard.so}")
@@ -134,10 +135,14 @@ echo "   fake CUDA driver (tests/fakecuda), FAKECUDA_VRAM_BYTES=2^40; base = the
 # (FAKECUDA_THREAD_ARENAS=1: its cuMemAlloc_v2/cuMemFree_v2 share nothing
 # between threads), so what does not scale is the shim's; THREAD_PAIRS per
 # thread, enough that starting 8 threads is lost in the work.
+# BENCH_ONLY=threads runs the arenas only (the default fake's mutex makes a
+# pair cost microseconds at 8 threads on a machine with many cores).
 wall_runs() {
     for i in $(seq "$WALL_RUNS"); do
-        measure "$TMP/wall.base.$i" 0 "$T/bench_alloc" wall "$WALL_PAIRS"
-        measure "$TMP/wall.shim.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+        if [ "$ONLY" != threads ]; then
+            measure "$TMP/wall.base.$i" 0 "$T/bench_alloc" wall "$WALL_PAIRS"
+            measure "$TMP/wall.shim.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
+        fi
         [ -z "${1:-}" ] || VRAMGUARD_BACKTRACE=1 measure "$TMP/wall.bt.$i" 1 "$T/bench_alloc" wall "$WALL_PAIRS"
         FAKECUDA_THREAD_ARENAS=1 measure "$TMP/wall.abase.$i" 0 "$T/bench_alloc" wall "$THREAD_PAIRS"
         FAKECUDA_THREAD_ARENAS=1 measure "$TMP/wall.ashim.$i" 1 "$T/bench_alloc" wall "$THREAD_PAIRS"
@@ -165,9 +170,10 @@ threads_table() {
     row "reference: added(8 threads) / added(1 thread)" "" "" \
         "$(calc %.2f '(l1 > b1 ? (l8 - b8) / (l1 - b1) : 0)' b1="$b1" l1="$l1" b8="$b8" l8="$l8")"
     echo "    (reference: busy work that touches nothing shared, in place of the shim, no shim loaded: what"
-    echo "     this machine's $(nproc) cores do to work that scales perfectly; 8 threads on 2 cores: about 0.5)"
+    echo "     this machine's $(nproc) cores do to work that scales perfectly: ideally 1/min(8, cores) = $(calc %.2f '1 / (n < 8 ? n : 8)' n="$(nproc)"))"
     # The same ratio with the fake driver's one mutex (the default fake; before the arenas, this table's
     # only figure): the mutex serializes the calls, so it says little about the shim.
+    [ "$ONLY" = threads ] && return
     for c in driver runtime; do
         b1=$(wall base ${c}_1thread); s1=$(wall shim ${c}_1thread)
         b8=$(wall base ${c}_8threads); s8=$(wall shim ${c}_8threads)
