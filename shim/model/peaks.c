@@ -147,11 +147,13 @@ static void take_from_pool(uint64_t *pool, _Atomic uint64_t *peak, uint64_t size
     *pool -= size;
 }
 
-/* This thread's slack is short. Its own block's slack goes to the pool,
- * then other blocks' one by one (moving slack changes no peak, so no two
- * need be locked together); only when all of theirs is not enough does a
- * new peak need an exact cut: every block locked at once. What is left in
- * the pool goes to this thread's block. */
+/* This thread's slack is short. Its block stays locked throughout (only a
+ * sweep, under the global lock, locks another thread's block: a thread
+ * holds its own and waits for no other). Its slack goes to the pool, then
+ * other blocks' one by one (moving slack changes no peak, so no two need
+ * be locked together); only when all of theirs is not enough does a new
+ * peak need an exact cut: every block locked at once. What is left in the
+ * pool goes to this thread's block. */
 void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size)
 {
     if (vg_tls_call.peaks == &vg_peaks_none)
@@ -159,41 +161,33 @@ void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size)
     spin_lock(&global_lock);
     struct vg_peaks_block *b = mine_or_claim();
     bool vram = slot != VG_PEAKS_NO_DEVICE;
-    if (b) { /* the fast path may only have met another thread's sweep */
+    size_t cell_at = offsetof(struct vg_peaks_block, cell) + cell * sizeof(uint64_t);
+    size_t slot_at = offsetof(struct vg_peaks_block, device) + slot * sizeof(uint64_t);
+    if (b) {
         spin_lock(&b->lock);
-        pool_cell[cell] += b->cell[cell];
-        b->cell[cell] = 0;
-        if (vram) {
-            pool_device[slot] += b->device[slot];
-            b->device[slot] = 0;
-        }
+        move_slack(b, cell_at, &pool_cell[cell], UINT64_MAX, 1);
+        if (vram)
+            move_slack(b, slot_at, &pool_device[slot], UINT64_MAX, 1);
         b->keep = size;
-        spin_unlock(&b->lock);
     }
     gather(cell, slot, size, b, true);
-    if (!enough(cell, slot, size)) { /* a new peak, or slack moving meanwhile: the exact cut */
+    if (enough(cell, slot, size)) {
+        pool_cell[cell] -= size;
+        if (vram)
+            pool_device[slot] -= size;
+    } else { /* a new peak, or slack that moved meanwhile: the exact cut */
         for (int i = 0; i < blocks_used; i++)
-            spin_lock(&blocks[i].lock);
+            if (&blocks[i] != b)
+                spin_lock(&blocks[i].lock);
         gather(cell, slot, size, b, false);
-        if (b) {
-            move_slack(b, offsetof(struct vg_peaks_block, cell) + cell * sizeof(uint64_t), &pool_cell[cell],
-                       UINT64_MAX, 1);
-            if (vram)
-                move_slack(b, offsetof(struct vg_peaks_block, device) + slot * sizeof(uint64_t),
-                           &pool_device[slot], UINT64_MAX, 1);
-        }
         take_from_pool(&pool_cell[cell], &peak_cell[cell], size);
         if (vram)
             take_from_pool(&pool_device[slot], &peak_device[slot], size);
         for (int i = blocks_used - 1; i >= 0; i--)
-            spin_unlock(&blocks[i].lock);
-    } else {
-        pool_cell[cell] -= size;
-        if (vram)
-            pool_device[slot] -= size;
+            if (&blocks[i] != b)
+                spin_unlock(&blocks[i].lock);
     }
     if (b) { /* the rest to this thread: its next allocations need no sweep */
-        spin_lock(&b->lock);
         b->cell[cell] += pool_cell[cell];
         pool_cell[cell] = 0;
         if (vram) {
