@@ -990,6 +990,14 @@ static long long attr_int(CUdeviceptr p, CUpointer_attribute a)
     return DRV(cuPointerGetAttribute)(&v, a, p) == CUDA_SUCCESS ? v : -99;
 }
 
+/* An attribute the driver answers in 8 bytes (ALLOWED_HANDLE_TYPES, as
+ * cuda-python reads it). */
+static long long attr_u64(CUdeviceptr p, CUpointer_attribute a)
+{
+    unsigned long long v = 77;
+    return DRV(cuPointerGetAttribute)(&v, a, p) == CUDA_SUCCESS ? (long long)v : -99;
+}
+
 static void *attr_ptr(CUdeviceptr p, CUpointer_attribute a)
 {
     void *v = (void *)1;
@@ -1392,7 +1400,7 @@ static void scn_vmm(void)
     DRV(cuMemAddressReserve)(&va, 2 * MiB, 0, 0, 0);
     EQ(DRV(cuMemMap)(va, 2 * MiB, 0, h2, 0), CUDA_SUCCESS, "map the imported handle");
     EQ(MEMTYPE(va), CU_MEMORYTYPE_DEVICE, "... DEVICE");
-    EQ(attr_int(va, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+    EQ(attr_u64(va, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
        "ALLOWED_HANDLE_TYPES");
     DRV(cuMemUnmap)(va, 2 * MiB);
     DRV(cuMemAddressFree)(va, 2 * MiB);
