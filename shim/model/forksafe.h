@@ -12,7 +12,8 @@ pthread_mutex_t *vg_breakdown_fork_mutex(void);
 /* The budget check's scratch (budget.c): taken before the table's locks. */
 pthread_mutex_t *vg_budget_fork_mutex(void);
 /* The table's shard locks are spin locks: vg_table_fork_prepare/parent
- * (table.h) take and release them all, at the table's place in this order;
+ * (table.h) take and release them all, then the peaks' (their global lock
+ * and every thread's block: peaks.h), at the table's place in this order;
  * vg_table_reset releases them in the child. */
 pthread_mutex_t *vg_incidents_fork_mutex(void);
 pthread_mutex_t *vg_events_journal_fork_mutex(void);
