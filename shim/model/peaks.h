@@ -7,11 +7,13 @@
  * slack, a free gives them back to the freeing thread's slack: both touch
  * only the thread's own block (one uncontended lock), so threads on several
  * cores share no cache line. Only when a thread's slack is short does it
- * take the global lock, sweep every block's slack for that cell and device
- * into the pool (all blocks locked at once: an exact cut), and raise the
- * peak by what is still missing: a new peak is exactly the live bytes at
- * that moment, and live bytes can never exceed a peak. What is left of the
- * pool goes to the sweeping thread, so its next allocations are fast.
+ * take the global lock and move other blocks' slack for that cell and
+ * device into the pool, one block at a time (first what each holds beyond
+ * the allocation its owner last made); if all of it is not enough, every
+ * block is locked at once (an exact cut) and the peak raised by what is
+ * still missing: a new peak is exactly the live bytes at that moment, and
+ * live bytes can never exceed a peak. What is left of the pool goes to the
+ * thread that took it, so its next allocations are fast.
  *
  * The table calls vg_peaks_take after it stores an entry and vg_peaks_give
  * after it removes one (table_hot.h, table.c); both inline, their rare
