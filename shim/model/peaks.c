@@ -98,6 +98,8 @@ static struct vg_peaks_block *mine_or_claim(void)
  * taking it would only make the owner sweep in its turn), on pass 1 all. */
 static void move_slack(struct vg_peaks_block *o, size_t offset, uint64_t *pool, uint64_t want, int pass)
 {
+    if (*pool >= want)
+        return;
     uint64_t *slack = (uint64_t *)((char *)o + offset);
     uint64_t keep = pass == 0 && o->in_use ? o->keep : 0;
     uint64_t move = *slack > keep ? *slack - keep : 0;
