@@ -93,9 +93,10 @@ static struct vg_peaks_block *mine_or_claim(void)
 
 /* Moves one block's slack of one cell or device slot (`offset` in the
  * block) into the pool, until the pool holds `want`: on pass 0 only what
- * the block holds beyond the allocation its owner last made (which the
- * owner, freeing and allocating the same size in turn, will want back:
- * taking it would only make the owner sweep in its turn), on pass 1 all. */
+ * the block holds beyond the size its owner last allocated through this
+ * slow path (an owner that frees and allocates the same size in turn wants
+ * it back: taking it would only send the owner here in its turn), on
+ * pass 1 all. */
 static void move_slack(struct vg_peaks_block *o, size_t offset, uint64_t *pool, uint64_t want, int pass)
 {
     if (*pool >= want)

@@ -9,7 +9,7 @@
  * cores share no cache line. Only when a thread's slack is short does it
  * take the global lock and move other blocks' slack for that cell and
  * device into the pool, one block at a time (first what each holds beyond
- * the allocation its owner last made); if all of it is not enough, every
+ * an allocation of its owner's); if all of it is not enough, every
  * block is locked at once (an exact cut) and the peak raised by what is
  * still missing: a new peak is exactly the live bytes at that moment, and
  * live bytes can never exceed a peak. What is left of the pool goes to the
@@ -38,7 +38,7 @@ enum { VG_PEAKS_CELLS = VG_MAX_DEVICES * 32, VG_PEAKS_NO_DEVICE = VG_MAX_DEVICES
 struct vg_peaks_block {
     atomic_int lock; /* the owner's, and a sweep's (which holds every block's at once) */
     int in_use;      /* owned by a live thread (under the global lock) */
-    uint64_t keep;   /* the size its owner last allocated: what a sweep leaves it, when it can */
+    uint64_t keep;   /* what its owner last allocated through the slow path: a sweep leaves it that, if it can */
     uint64_t device[VG_MAX_DEVICES + 1];
     uint64_t cell[VG_PEAKS_CELLS];
 } __attribute__((aligned(64)));
@@ -77,7 +77,6 @@ static inline __attribute__((always_inline)) bool vg_peaks_take_fast(uint32_t ce
     if (__builtin_expect(fits, 1)) {
         b->cell[cell] = c - size;
         b->device[slot] = d - size;
-        b->keep = size;
     }
     vg_peaks_unlock(b);
     return fits;
