@@ -218,7 +218,9 @@ static void bootstrap(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
     const char *arenas = getenv("FAKECUDA_THREAD_ARENAS");
-    g_count_mallocs = !(arenas && strcmp(arenas, "1") == 0);
+    /* the driver's reading of the value: a plain decimal 1 ("01" too) */
+    size_t digits = arenas ? strspn(arenas, "0123456789") : 0;
+    g_count_mallocs = !(digits > 0 && arenas[digits] == '\0' && strtoull(arenas, NULL, 10) == 1);
     /* (1) */
     g_libcuda = dlopen("libcuda.so.1", RTLD_NOW);
     if (!g_libcuda) {
