@@ -5,7 +5,6 @@
 #include "peaks.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -33,31 +32,13 @@ __attribute__((constructor)) static void map_slots(void)
         vg_peaks_device_slot[c] = (uint8_t)(vg_kind_is_vram((int)(c >> 2 & 7)) ? c >> 5 : VG_PEAKS_NO_DEVICE);
 }
 
-static void spin_lock(atomic_int *lock)
-{
-    for (int spins = 0; atomic_exchange_explicit(lock, 1, memory_order_acquire); spins++) {
-        if (spins < 100) {
-#if defined(__x86_64__) || defined(__i386__)
-            __asm__ volatile("pause");
-#endif
-        } else {
-            sched_yield(); /* the holder may be preempted: more threads than cores */
-        }
-    }
-}
-
-static void spin_unlock(atomic_int *lock)
-{
-    atomic_store_explicit(lock, 0, memory_order_release);
-}
-
 /* A thread ends: its block is free for the next thread, slack and all. */
 static void block_gone(void *arg)
 {
     struct vg_peaks_block *b = arg;
-    spin_lock(&global_lock);
+    vg_spin_wait(&global_lock);
     b->in_use = 0;
-    spin_unlock(&global_lock);
+    vg_spin_unlock(&global_lock);
     if (vg_tls_call.peaks == b)
         vg_tls_call.peaks = &vg_peaks_none;
 }
@@ -86,8 +67,13 @@ static struct vg_peaks_block *claim(void)
     return b;
 }
 
-static struct vg_peaks_block *mine_or_claim(void)
+/* The start of both slow paths: the global lock taken, and this thread's
+ * block (claimed now if it had none; NULL when none is free). */
+static struct vg_peaks_block *lock_global_and_mine(void)
 {
+    if (vg_tls_call.peaks == &vg_peaks_none)
+        pthread_once(&block_key_once, make_block_key); /* not under the spin lock */
+    vg_spin_wait(&global_lock);
     return vg_tls_call.peaks != &vg_peaks_none ? vg_tls_call.peaks : claim();
 }
 
@@ -128,12 +114,12 @@ static void gather(uint32_t cell, uint32_t slot, uint64_t size, const struct vg_
             if (o == me)
                 continue; /* its slack is in the pool already */
             if (lock_each)
-                spin_lock(&o->lock);
+                vg_spin_wait(&o->lock);
             move_slack(o, cell_at, &pool_cell[cell], size, pass);
             if (slot != VG_PEAKS_NO_DEVICE)
                 move_slack(o, slot_at, &pool_device[slot], size, pass);
             if (lock_each)
-                spin_unlock(&o->lock);
+                vg_spin_unlock(&o->lock);
         }
 }
 
@@ -159,15 +145,12 @@ static void take_from_pool(uint64_t *pool, _Atomic uint64_t *peak, uint64_t size
  * pool goes to this thread's block. */
 void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size)
 {
-    if (vg_tls_call.peaks == &vg_peaks_none)
-        pthread_once(&block_key_once, make_block_key);
-    spin_lock(&global_lock);
-    struct vg_peaks_block *b = mine_or_claim();
+    struct vg_peaks_block *b = lock_global_and_mine();
     bool vram = slot != VG_PEAKS_NO_DEVICE;
     size_t cell_at = offsetof(struct vg_peaks_block, cell) + cell * sizeof(uint64_t);
     size_t slot_at = offsetof(struct vg_peaks_block, device) + slot * sizeof(uint64_t);
     if (b) {
-        spin_lock(&b->lock);
+        vg_spin_wait(&b->lock);
         move_slack(b, cell_at, &pool_cell[cell], UINT64_MAX, 1);
         if (vram)
             move_slack(b, slot_at, &pool_device[slot], UINT64_MAX, 1);
@@ -181,14 +164,14 @@ void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size)
     } else { /* a new peak, or slack that moved meanwhile: the exact cut */
         for (int i = 0; i < blocks_used; i++)
             if (&blocks[i] != b)
-                spin_lock(&blocks[i].lock);
+                vg_spin_wait(&blocks[i].lock);
         gather(cell, slot, size, b, false);
         take_from_pool(&pool_cell[cell], &peak_cell[cell], size);
         if (vram)
             take_from_pool(&pool_device[slot], &peak_device[slot], size);
         for (int i = blocks_used - 1; i >= 0; i--)
             if (&blocks[i] != b)
-                spin_unlock(&blocks[i].lock);
+                vg_spin_unlock(&blocks[i].lock);
     }
     if (b) { /* the rest to this thread: its next allocations need no sweep */
         b->cell[cell] += pool_cell[cell];
@@ -197,27 +180,24 @@ void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size)
             b->device[slot] += pool_device[slot];
             pool_device[slot] = 0;
         }
-        spin_unlock(&b->lock);
+        vg_spin_unlock(&b->lock);
     }
-    spin_unlock(&global_lock);
+    vg_spin_unlock(&global_lock);
 }
 
 void vg_peaks_give_slow(uint32_t cell, uint32_t slot, uint64_t size)
 {
-    if (vg_tls_call.peaks == &vg_peaks_none)
-        pthread_once(&block_key_once, make_block_key);
-    spin_lock(&global_lock);
-    struct vg_peaks_block *b = mine_or_claim();
+    struct vg_peaks_block *b = lock_global_and_mine();
     if (b) {
-        spin_lock(&b->lock);
+        vg_spin_wait(&b->lock);
         b->cell[cell] += size;
         b->device[slot] += size;
-        spin_unlock(&b->lock);
+        vg_spin_unlock(&b->lock);
     } else {
         pool_cell[cell] += size;
         pool_device[slot] += size; /* slot VG_PEAKS_NO_DEVICE: never read */
     }
-    spin_unlock(&global_lock);
+    vg_spin_unlock(&global_lock);
 }
 
 uint64_t vg_peaks_cell(uint32_t cell)
@@ -232,16 +212,16 @@ uint64_t vg_peaks_device(int device)
 
 void vg_peaks_fork_prepare(void)
 {
-    spin_lock(&global_lock);
+    vg_spin_wait(&global_lock);
     for (int i = 0; i < blocks_used; i++)
-        spin_lock(&blocks[i].lock);
+        vg_spin_wait(&blocks[i].lock);
 }
 
 void vg_peaks_fork_parent(void)
 {
     for (int i = blocks_used - 1; i >= 0; i--)
-        spin_unlock(&blocks[i].lock);
-    spin_unlock(&global_lock);
+        vg_spin_unlock(&blocks[i].lock);
+    vg_spin_unlock(&global_lock);
 }
 
 /* After fork, in the child (one thread): forget everything, unlock. */

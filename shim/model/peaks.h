@@ -23,6 +23,7 @@
 
 #include "model.h"
 #include "process.h"
+#include "spinlock.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,52 +55,37 @@ extern uint8_t vg_peaks_device_slot[VG_PEAKS_CELLS] VG_PEAKS_HIDDEN;
 void vg_peaks_take_slow(uint32_t cell, uint32_t slot, uint64_t size) VG_PEAKS_HIDDEN;
 void vg_peaks_give_slow(uint32_t cell, uint32_t slot, uint64_t size) VG_PEAKS_HIDDEN;
 
-static inline bool vg_peaks_try_lock(struct vg_peaks_block *b)
-{
-    return atomic_exchange_explicit(&b->lock, 1, memory_order_acquire) == 0;
-}
-
-static inline void vg_peaks_unlock(struct vg_peaks_block *b)
-{
-    atomic_store_explicit(&b->lock, 0, memory_order_release);
-}
-
-/* `size` bytes of `cell`, a VRAM kind of device `slot`, become live: from
- * this thread's slack; false when the slack is short or a sweep holds the
- * block (then vg_peaks_take_slow must be called). */
-static inline __attribute__((always_inline)) bool vg_peaks_take_fast(uint32_t cell, uint32_t slot, uint64_t size)
+/* `size` bytes of `cell` (of device slot `slot`, for a VRAM kind) become
+ * live: from this thread's slack; false when the slack is short or a sweep
+ * holds the block (then vg_peaks_take_slow must be called). */
+static inline __attribute__((always_inline)) bool vg_peaks_take_in(uint32_t cell, uint32_t slot, uint64_t size,
+                                                                   bool vram)
 {
     struct vg_peaks_block *b = vg_tls_call.peaks;
-    if (__builtin_expect(!vg_peaks_try_lock(b), 0))
+    if (__builtin_expect(!vg_spin_try_lock(&b->lock), 0))
         return false;
-    uint64_t c = b->cell[cell], d = b->device[slot];
+    uint64_t c = b->cell[cell], d = vram ? b->device[slot] : size;
     bool fits = c >= size && d >= size;
     if (__builtin_expect(fits, 1)) {
         b->cell[cell] = c - size;
-        b->device[slot] = d - size;
+        if (vram)
+            b->device[slot] = d - size;
     }
-    vg_peaks_unlock(b);
+    vg_spin_unlock(&b->lock);
     return fits;
 }
 
-/* The same for any cell (kinds that are not VRAM have no device peak). */
+/* The hot path's: a VRAM kind of device `slot`. */
+static inline __attribute__((always_inline)) bool vg_peaks_take_fast(uint32_t cell, uint32_t slot, uint64_t size)
+{
+    return vg_peaks_take_in(cell, slot, size, true);
+}
+
+/* Any cell (kinds that are not VRAM have no device peak). */
 static inline void vg_peaks_take(uint32_t cell, uint64_t size)
 {
     uint32_t slot = vg_peaks_device_slot[cell];
-    if (slot != VG_PEAKS_NO_DEVICE) {
-        if (!vg_peaks_take_fast(cell, slot, size))
-            vg_peaks_take_slow(cell, slot, size);
-        return;
-    }
-    struct vg_peaks_block *b = vg_tls_call.peaks;
-    bool fits = false;
-    if (vg_peaks_try_lock(b)) {
-        fits = b->cell[cell] >= size;
-        if (fits)
-            b->cell[cell] -= size;
-        vg_peaks_unlock(b);
-    }
-    if (!fits)
+    if (!vg_peaks_take_in(cell, slot, size, slot != VG_PEAKS_NO_DEVICE))
         vg_peaks_take_slow(cell, slot, size);
 }
 
@@ -108,13 +94,13 @@ static inline __attribute__((always_inline)) void vg_peaks_give(uint32_t cell, u
 {
     uint32_t slot = vg_peaks_device_slot[cell];
     struct vg_peaks_block *b = vg_tls_call.peaks;
-    if (__builtin_expect(!vg_peaks_try_lock(b), 0)) {
+    if (__builtin_expect(!vg_spin_try_lock(&b->lock), 0)) {
         vg_peaks_give_slow(cell, slot, size);
         return;
     }
     b->cell[cell] += size;
     b->device[slot] += size;
-    vg_peaks_unlock(b);
+    vg_spin_unlock(&b->lock);
 }
 
 /* The peaks, for readers (a moment's value; they only grow). */

@@ -1,7 +1,6 @@
 /* The allocation table. Sharded by address hash: each shard has its own
- * spin lock (held for a few dozen instructions, never across a CUDA call or
- * a log write) and an open-addressing array of 32-byte entries: linear
- * probing from a home slot computed by multiply-shift (so any capacity
+ * spin lock (spinlock.h) and an open-addressing array of 32-byte entries:
+ * linear probing from a home slot computed by multiply-shift (so any capacity
  * works and a shard grows by half, keeping it between 53% and 80% full),
  * backward-shift deletion (no tombstones, so churn never forces a rebuild).
  * A shard grows on its own: the longest stall is one shard's rehash, a
@@ -21,7 +20,6 @@
 #include "forksafe.h"
 #include "peaks.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -87,31 +85,14 @@ void vg_table_unpack(const struct vg_table_saved *saved, struct vg_alloc *out)
 
 /* ---- locks ----------------------------------------------------------------- */
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("pause");
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 __attribute__((noinline, cold)) static void lock_slow(struct shard *s)
 {
-    for (int spins = 0;; spins++) {
-        if (atomic_load_explicit(&s->lock, memory_order_relaxed) == 0 &&
-            !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
-            return;
-        if (spins < 100)
-            cpu_relax();
-        else
-            sched_yield(); /* the holder may be preempted: more threads than cores */
-    }
+    vg_spin_wait(&s->lock);
 }
 
 static inline void shard_lock(struct shard *s)
 {
-    if (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
+    if (!vg_spin_try_lock(&s->lock))
         lock_slow(s);
 }
 

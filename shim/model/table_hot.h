@@ -11,6 +11,7 @@
 
 #include "model.h"
 #include "peaks.h"
+#include "spinlock.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -140,12 +141,12 @@ static inline uint32_t vg_table_next_slot(uint32_t i, uint32_t cap)
 
 static inline bool vg_table_try_lock(struct vg_table_shard *s)
 {
-    return atomic_exchange_explicit(&s->lock, 1, memory_order_acquire) == 0;
+    return vg_spin_try_lock(&s->lock);
 }
 
 static inline void vg_table_unlock(struct vg_table_shard *s)
 {
-    atomic_store_explicit(&s->lock, 0, memory_order_release);
+    vg_spin_unlock(&s->lock);
 }
 
 /* The rare cases, in table.c. */
