@@ -44,11 +44,12 @@ struct vg_peaks_block {
     uint64_t cell[VG_PEAKS_CELLS];
 } __attribute__((aligned(64)));
 
-/* A thread's block (vg_tls_call.peaks) is this one, always locked, until
- * its first take or give claims its own, and stays this one for a thread
+/* A thread's block (vg_tls_call.peaks) starts as vg_peaks_none (declared
+ * in process.h, which sets every thread's starting value), always locked,
+ * until its first take or give claims its own, and stays that for a thread
  * that found none free (it then works through the pool, under the lock):
- * the fast paths need no test of their own for it. It is declared in
- * process.h, which sets every thread's starting value. */
+ * the fast paths need no test of their own for it. */
+
 /* cell -> its device's slack slot, VG_PEAKS_NO_DEVICE for kinds not VRAM. */
 extern uint8_t vg_peaks_device_slot[VG_PEAKS_CELLS] VG_PEAKS_HIDDEN;
 
